@@ -1,0 +1,80 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * How a photo becomes the model's input:
+ * - `mnist-digit`: the MNIST normalisation of a photographed digit (`src/ml/preprocess/digit.ts`),
+ *   `[28, 28, 1]`, [0, 1], ink bright;
+ * - `rgb-unit`: RGB resized to the input size, scaled to [0, 1];
+ * - `rgb-signed`: RGB resized to the input size, scaled to [-1, 1] (x / 127.5 - 1, MobileNet).
+ */
+export const PREPROCESS = ['mnist-digit', 'rgb-unit', 'rgb-signed'] as const;
+
+/** The "not confidently one of the classes" criterion stored with a model; see `src/ml/ood.ts`. */
+export const oodSchema = z.object({
+  method: z.literal('softmax+mahalanobis'),
+  /** Name of the penultimate layer whose activations are the features. */
+  featureLayer: z.string(),
+  /** Lowest accepted top-1 softmax probability. */
+  minProbability: z.number(),
+  /** Highest accepted Mahalanobis distance (squared) to the nearest class mean. */
+  maxDistance: z.number(),
+  /** Class means `[classes][features]`. */
+  means: z.array(z.array(z.number())),
+  /** Inverse of the shared covariance, `[features][features]`, row-major flattened. */
+  precision: z.array(z.number()),
+  /** Figures measured when calibrating, for the README and `/models`. */
+  calibration: z.record(z.string(), z.union([z.number(), z.string()])),
+});
+
+export const modelMetaSchema = z.object({
+  id: z.string().regex(/^[a-z0-9][a-z0-9-]*$/),
+  architecture: z.string(),
+  dataset: z.string(),
+  inputShape: z.tuple([z.number().int(), z.number().int(), z.number().int()]),
+  preprocess: z.enum(PREPROCESS),
+  classNames: z.array(z.string()).min(2),
+  /** Accuracy on the full test set, 0..1, with the number of test samples. */
+  testAccuracy: z.number().min(0).max(1).optional(),
+  testSamples: z.number().int().optional(),
+  training: z
+    .object({
+      epochs: z.number().int(),
+      batchSize: z.number().int(),
+      seconds: z.number(),
+      backend: z.string(),
+      date: z.string(),
+      seed: z.number().int(),
+      samplesPerSec: z.number().optional(),
+      command: z.string().optional(),
+    })
+    .optional(),
+  ood: oodSchema.optional(),
+});
+
+/** The contents of a model folder's `meta.json`. */
+export type ModelMeta = z.infer<typeof modelMetaSchema>;
+export type OodCriterion = z.infer<typeof oodSchema>;
+
+/** File name of the metadata beside `model.json`. */
+export const META_FILE = 'meta.json';
+
+/**
+ * Reads and validates `<dir>/meta.json`.
+ * @throws {Error} naming the file when it is missing or invalid.
+ */
+export async function readModelMeta(dir: string): Promise<ModelMeta> {
+  const file = path.join(dir, META_FILE);
+  let raw: string;
+  try {
+    raw = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  const parsed = modelMetaSchema.safeParse(JSON.parse(raw));
+  if (!parsed.success) {
+    throw new Error(`invalid ${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,83 @@
+import type { PRNG } from 'seedrandom';
+
+/** Ranges of the random affine distortion applied by {@link augmentDigitBatch}. */
+export interface DigitAugmentOptions {
+  /** Largest rotation either way, degrees. */
+  readonly maxRotationDeg: number;
+  /** Largest relative change of scale either way (0.1 = 90%..110%). */
+  readonly maxScale: number;
+  /** Largest shift either way, pixels. */
+  readonly maxShiftPx: number;
+  /** Largest shear either way (tangent). */
+  readonly maxShear: number;
+}
+
+/** Mild distortions of the kind that separate a phone photo from an MNIST scan. */
+export const DEFAULT_DIGIT_AUGMENT: DigitAugmentOptions = {
+  maxRotationDeg: 12,
+  maxScale: 0.12,
+  maxShiftPx: 2,
+  maxShear: 0.2,
+};
+
+/**
+ * Writes a randomly distorted copy of each `size x size` grayscale image into `out` (float32,
+ * [0, 1]) by an inverse-mapped affine transform about the image centre with bilinear
+ * sampling: the elastic-free part of the augmentations of Simard et al. 2003 ("Best practices for
+ * convolutional neural networks applied to visual document analysis").
+ *
+ * @param src uint8 images `[n, size, size]` row-major, values 0..255.
+ * @param indices which images of `src` to take, in order.
+ * @param out float32 `[indices.length, size, size]`, overwritten.
+ */
+export function augmentDigitBatch(
+  src: Uint8Array,
+  size: number,
+  indices: ArrayLike<number>,
+  out: Float32Array,
+  rng: PRNG,
+  opt: DigitAugmentOptions = DEFAULT_DIGIT_AUGMENT,
+): void {
+  const area = size * size;
+  const c = (size - 1) / 2;
+  const u = (r: number): number => (rng() * 2 - 1) * r;
+  for (let k = 0; k < indices.length; k++) {
+    const base = (indices[k] ?? 0) * area;
+    const theta = (u(opt.maxRotationDeg) * Math.PI) / 180;
+    const scale = 1 + u(opt.maxScale);
+    const shear = u(opt.maxShear);
+    const tx = u(opt.maxShiftPx);
+    const ty = u(opt.maxShiftPx);
+    // Forward map A = R(theta) * Shear * scale; sample with its inverse.
+    const cos = Math.cos(theta);
+    const sin = Math.sin(theta);
+    const a = cos * scale;
+    const b = (cos * shear - sin) * scale;
+    const d = sin * scale;
+    const e = (sin * shear + cos) * scale;
+    const det = a * e - b * d;
+    const ia = e / det;
+    const ib = -b / det;
+    const id = -d / det;
+    const ie = a / det;
+    const o = k * area;
+    for (let y = 0; y < size; y++) {
+      for (let x = 0; x < size; x++) {
+        const dx = x - c - tx;
+        const dy = y - c - ty;
+        const sx = ia * dx + ib * dy + c;
+        const sy = id * dx + ie * dy + c;
+        const x0 = Math.floor(sx);
+        const y0 = Math.floor(sy);
+        const fx = sx - x0;
+        const fy = sy - y0;
+        const p = (yy: number, xx: number): number =>
+          yy < 0 || yy >= size || xx < 0 || xx >= size ? 0 : (src[base + yy * size + xx] ?? 0);
+        const v =
+          (p(y0, x0) * (1 - fx) + p(y0, x0 + 1) * fx) * (1 - fy) +
+          (p(y0 + 1, x0) * (1 - fx) + p(y0 + 1, x0 + 1) * fx) * fy;
+        out[o + y * size + x] = v / 255;
+      }
+    }
+  }
+}

@@ -1,0 +1,48 @@
+import type * as tf from '@tensorflow/tfjs';
+import type { PRNG } from 'seedrandom';
+import { buildLeNet } from '../ml/architectures/lenet.ts';
+import type { ModelMeta } from '../ml/model-meta.ts';
+import { augmentDigitBatch } from './augment.ts';
+import type { BatchFiller, LabelledImages } from './train.ts';
+
+/** Everything `train <id>` needs to know about one shipped model. */
+export interface Recipe {
+  readonly id: string;
+  readonly architecture: string;
+  readonly dataset: 'mnist' | 'fashion-mnist' | 'cifar-10';
+  readonly preprocess: ModelMeta['preprocess'];
+  readonly build: (seed: number) => tf.LayersModel;
+  readonly defaults: { readonly epochs: number; readonly batchSize: number; readonly learningRate: number };
+  /** Augmenting batch filler, when the recipe augments. */
+  readonly augment?: (data: LabelledImages) => BatchFiller;
+  /** Learning rate of each epoch from the base rate. */
+  readonly schedule: (base: number, epoch: number, epochs: number) => number;
+  /** Layer whose activations feed the "not one of the classes" criterion. */
+  readonly featureLayer?: string;
+}
+
+/** Cosine decay from `base` to 5% of it over the run (Loshchilov & Hutter 2017, without restarts). */
+export function cosineSchedule(base: number, epoch: number, epochs: number): number {
+  const t = epochs <= 1 ? 0 : epoch / (epochs - 1);
+  return base * (0.05 + 0.95 * 0.5 * (1 + Math.cos(Math.PI * t)));
+}
+
+const digitAugment =
+  (data: LabelledImages): BatchFiller =>
+  (indices, out, rng: PRNG) =>
+    augmentDigitBatch(data.images, data.width, indices, out, rng);
+
+/** The models `train` knows, by id. */
+export const RECIPES: Readonly<Record<string, Recipe>> = {
+  'lenet-mnist': {
+    id: 'lenet-mnist',
+    architecture: 'lenet',
+    dataset: 'mnist',
+    preprocess: 'mnist-digit',
+    build: (seed) => buildLeNet({ seed }),
+    defaults: { epochs: 15, batchSize: 128, learningRate: 2e-3 },
+    augment: digitAugment,
+    schedule: cosineSchedule,
+    featureLayer: 'fc2',
+  },
+};

@@ -1,0 +1,216 @@
+import * as tf from '@tensorflow/tfjs';
+import seedrandom from 'seedrandom';
+import type { PRNG } from 'seedrandom';
+
+/** Images and labels in memory, as the dataset loaders return them. */
+export interface LabelledImages {
+  /** uint8 `[count, height, width, channels]` row-major, 0..255. */
+  readonly images: Uint8Array;
+  /** uint8 `[count]` class indices. */
+  readonly labels: Uint8Array;
+  readonly count: number;
+  readonly height: number;
+  readonly width: number;
+  readonly channels: number;
+}
+
+/** Fills `out` (float32 `[indices.length, h, w, c]`, [0, 1]) with the samples `indices`. */
+export type BatchFiller = (indices: ArrayLike<number>, out: Float32Array, rng: PRNG) => void;
+
+/** Per-epoch figures, as Keras' `History`. */
+export interface EpochRecord {
+  readonly epoch: number;
+  readonly loss: number;
+  readonly acc: number;
+  readonly valLoss: number;
+  readonly valAcc: number;
+  readonly lr: number;
+  /** Wall time of the epoch, seconds. */
+  readonly seconds: number;
+  /** Training throughput, samples per second. */
+  readonly samplesPerSec: number;
+}
+
+/** Progress events for a progress bar. */
+export type TrainProgress =
+  | { readonly kind: 'epoch-start'; readonly epoch: number; readonly epochs: number; readonly batches: number }
+  | { readonly kind: 'batch'; readonly batch: number; readonly loss: number; readonly acc: number }
+  | { readonly kind: 'epoch-end'; readonly record: EpochRecord };
+
+export interface TrainOptions {
+  readonly epochs: number;
+  readonly batchSize: number;
+  /** Share of the training set held out for validation (Keras' `validation_split`), 0..1. */
+  readonly validationSplit: number;
+  readonly seed: number;
+  /** Learning rate of epoch `e` (0-based). */
+  readonly learningRate: (epoch: number) => number;
+  /** Builds training batches (augmentation goes here); validation always uses {@link plainFiller}. */
+  readonly trainFiller?: BatchFiller;
+  readonly onProgress?: (p: TrainProgress) => void;
+  /** Called after each epoch with the model; e.g. to keep the best weights. */
+  readonly onEpochEnd?: (record: EpochRecord, model: tf.LayersModel) => Promise<void> | void;
+}
+
+/** Result of {@link trainClassifier}. */
+export interface TrainResult {
+  readonly history: EpochRecord[];
+  /** Wall time of the whole run, seconds. */
+  readonly seconds: number;
+  /** Indices of the samples held out for validation. */
+  readonly validationIndices: Uint32Array;
+}
+
+/** The data as it is: bytes divided by 255. */
+export function plainFiller(data: LabelledImages): BatchFiller {
+  const per = data.height * data.width * data.channels;
+  return (indices, out) => {
+    for (let k = 0; k < indices.length; k++) {
+      const base = (indices[k] ?? 0) * per;
+      for (let j = 0; j < per; j++) out[k * per + j] = (data.images[base + j] ?? 0) / 255;
+    }
+  };
+}
+
+/** Fisher-Yates shuffle of `0..n-1` with a seeded generator. */
+export function shuffledIndices(n: number, rng: PRNG): Uint32Array {
+  const a = new Uint32Array(n);
+  for (let i = 0; i < n; i++) a[i] = i;
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1));
+    const t = a[i] ?? 0;
+    a[i] = a[j] ?? 0;
+    a[j] = t;
+  }
+  return a;
+}
+
+function batchTensors(
+  data: LabelledImages,
+  indices: Uint32Array,
+  fill: BatchFiller,
+  rng: PRNG,
+  numClasses: number,
+): { x: tf.Tensor4D; y: tf.Tensor2D } {
+  const per = data.height * data.width * data.channels;
+  const buf = new Float32Array(indices.length * per);
+  fill(indices, buf, rng);
+  const x = tf.tensor4d(buf, [indices.length, data.height, data.width, data.channels]);
+  const lab = new Int32Array(indices.length);
+  for (let k = 0; k < indices.length; k++) lab[k] = data.labels[indices[k] ?? 0] ?? 0;
+  const y = tf.tidy(() => tf.oneHot(tf.tensor1d(lab, 'int32'), numClasses).toFloat() as tf.Tensor2D);
+  return { x, y };
+}
+
+/**
+ * Evaluates a softmax classifier on `indices` of `data` in batches.
+ * @returns mean categorical cross-entropy and top-1 accuracy (0..1).
+ */
+export async function evaluateClassifier(
+  model: tf.LayersModel,
+  data: LabelledImages,
+  indices: Uint32Array = shuffledIndices(data.count, seedrandom('eval')).sort(),
+  batchSize = 500,
+): Promise<{ loss: number; acc: number }> {
+  const numClasses = outputUnits(model);
+  const fill = plainFiller(data);
+  const rng = seedrandom('eval');
+  let lossSum = 0;
+  let correct = 0;
+  for (let i = 0; i < indices.length; i += batchSize) {
+    const idx = indices.subarray(i, Math.min(i + batchSize, indices.length));
+    const { x, y } = batchTensors(data, idx, fill, rng, numClasses);
+    const [l, c] = tf.tidy(() => {
+      const p = model.predict(x) as tf.Tensor2D;
+      const loss = tf.metrics.categoricalCrossentropy(y, p).sum();
+      const hits = tf.equal(p.argMax(-1), y.argMax(-1)).sum();
+      return [loss, hits];
+    });
+    lossSum += (await l!.data())[0] ?? 0;
+    correct += (await c!.data())[0] ?? 0;
+    tf.dispose([x, y, l!, c!]);
+    await tf.nextFrame();
+  }
+  return { loss: lossSum / indices.length, acc: correct / indices.length };
+}
+
+/** Number of classes of a classifier's output layer. */
+export function outputUnits(model: tf.LayersModel): number {
+  const shape = model.outputs[0]?.shape;
+  const n = shape?.[shape.length - 1];
+  if (typeof n !== 'number') throw new Error('model has no fixed-size output');
+  return n;
+}
+
+/**
+ * Trains a softmax classifier with Adam and categorical cross-entropy, mini-batch by
+ * mini-batch (`trainOnBatch`), holding out the last `validationSplit` of a seeded permutation
+ * for validation, as Keras' `fit(validation_split=...)` does after shuffling.
+ *
+ * Tensors: every batch is disposed; `tf.memory().numTensors` is the same before and after,
+ * apart from the optimizer's slots, which are disposed at the end.
+ */
+export async function trainClassifier(
+  model: tf.LayersModel,
+  data: LabelledImages,
+  opt: TrainOptions,
+): Promise<TrainResult> {
+  const rng = seedrandom(String(opt.seed));
+  const numClasses = outputUnits(model);
+  const all = shuffledIndices(data.count, rng);
+  const nVal = Math.round(data.count * opt.validationSplit);
+  const trainIdx = all.slice(0, data.count - nVal);
+  const valIdx = all.slice(data.count - nVal);
+  const optimizer = tf.train.adam(opt.learningRate(0));
+  model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+  const fill = opt.trainFiller ?? plainFiller(data);
+  const history: EpochRecord[] = [];
+  const t0 = performance.now();
+  const batches = Math.ceil(trainIdx.length / opt.batchSize);
+  try {
+    for (let epoch = 0; epoch < opt.epochs; epoch++) {
+      const lr = opt.learningRate(epoch);
+      // tfjs's Adam keeps its learning rate in a protected field; there is no public setter.
+      (optimizer as unknown as { learningRate: number }).learningRate = lr;
+      opt.onProgress?.({ kind: 'epoch-start', epoch, epochs: opt.epochs, batches });
+      const order = shuffledIndices(trainIdx.length, rng);
+      const te = performance.now();
+      let lossSum = 0;
+      let accSum = 0;
+      let seen = 0;
+      for (let b = 0; b < batches; b++) {
+        const from = b * opt.batchSize;
+        const n = Math.min(opt.batchSize, trainIdx.length - from);
+        const idx = new Uint32Array(n);
+        for (let k = 0; k < n; k++) idx[k] = trainIdx[order[from + k] ?? 0] ?? 0;
+        const { x, y } = batchTensors(data, idx, fill, rng, numClasses);
+        const out = (await model.trainOnBatch(x, y)) as number[];
+        tf.dispose([x, y]);
+        const loss = out[0] ?? NaN;
+        const acc = out[1] ?? NaN;
+        lossSum += loss * n;
+        accSum += acc * n;
+        seen += n;
+        opt.onProgress?.({ kind: 'batch', batch: b + 1, loss: lossSum / seen, acc: accSum / seen });
+      }
+      const seconds = (performance.now() - te) / 1000;
+      const val = nVal > 0 ? await evaluateClassifier(model, data, valIdx) : { loss: NaN, acc: NaN };
+      const record: EpochRecord = {
+        epoch: epoch + 1,
+        loss: lossSum / seen,
+        acc: accSum / seen,
+        valLoss: val.loss,
+        valAcc: val.acc,
+        lr,
+        seconds,
+        samplesPerSec: seen / seconds,
+      };
+      history.push(record);
+      opt.onProgress?.({ kind: 'epoch-end', record });
+      await opt.onEpochEnd?.(record, model);
+    }
+  } finally {
+    optimizer.dispose();
+  }
+  return { history, seconds: (performance.now() - t0) / 1000, validationIndices: valIdx };
+}
