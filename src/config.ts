@@ -16,7 +16,11 @@ const schema = z.object({
   TFJS_BACKEND: z.enum(BACKENDS).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Largest accepted upload, bytes. */
-  MAX_IMAGE_BYTES: z.coerce.number().int().positive().default(20 * 1024 * 1024),
+  MAX_IMAGE_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(20 * 1024 * 1024),
   /** Largest accepted image, pixels (width x height), checked from the header before decoding. */
   MAX_IMAGE_PIXELS: z.coerce.number().int().positive().default(40_000_000),
 });
@@ -29,7 +33,9 @@ export type Config = z.infer<typeof schema>;
  * @throws {Error} listing every invalid variable.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const clean = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const clean = Object.fromEntries(
+    Object.entries(env).filter(([, v]) => v !== undefined && v !== ''),
+  );
   const result = schema.safeParse(clean);
   if (!result.success) {
     const lines = result.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);

@@ -7,7 +7,10 @@ import { pino, type Logger } from 'pino';
 export const logger: Logger = pino(
   {
     level: process.env.LOG_LEVEL ?? (process.env.VITEST ? 'silent' : 'info'),
-    redact: { paths: ['*.token', '*.password', '*.TELEGRAM_BOT_TOKEN', '*.DISCORD_TOKEN'], censor: '[secret]' },
+    redact: {
+      paths: ['*.token', '*.password', '*.TELEGRAM_BOT_TOKEN', '*.DISCORD_TOKEN'],
+      censor: '[secret]',
+    },
   },
   pino.destination(2),
 );

@@ -40,9 +40,17 @@ export async function renderProbabilityChart(inp: ProbabilityChartInput): Promis
     i,
     name,
     p: inp.probabilities[i] ?? 0,
-    role: i === inp.predicted ? (inp.trueClass !== undefined && inp.trueClass !== i ? 'wrong' : 'predicted') : i === inp.trueClass ? 'true' : 'other',
+    role:
+      i === inp.predicted
+        ? inp.trueClass !== undefined && inp.trueClass !== i
+          ? 'wrong'
+          : 'predicted'
+        : i === inp.trueClass
+          ? 'true'
+          : 'other',
   }));
-  const shown = rows.length > MAX_BARS ? [...rows].sort((a, b) => b.p - a.p).slice(0, MAX_BARS) : rows;
+  const shown =
+    rows.length > MAX_BARS ? [...rows].sort((a, b) => b.p - a.p).slice(0, MAX_BARS) : rows;
   const spec = vl.compile({
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     width: 420,
@@ -59,7 +67,12 @@ export async function renderProbabilityChart(inp: ProbabilityChartInput): Promis
         title: inp.xTitle ?? 'class',
         axis: { labelAngle: shown.some((r) => r.name.length > 2) ? -40 : 0, labelLimit: 90 },
       },
-      y: { field: 'p', type: 'quantitative', scale: { domain: [0, 1] }, title: inp.yTitle ?? 'probability' },
+      y: {
+        field: 'p',
+        type: 'quantitative',
+        scale: { domain: [0, 1] },
+        title: inp.yTitle ?? 'probability',
+      },
       color: {
         field: 'role',
         type: 'nominal',

@@ -46,6 +46,7 @@ export const modelMetaSchema = z.object({
       backend: z.string(),
       date: z.string(),
       seed: z.number().int(),
+      validationSplit: z.number().min(0).max(1).optional(),
       samplesPerSec: z.number().optional(),
       command: z.string().optional(),
     })
@@ -70,11 +71,13 @@ export async function readModelMeta(dir: string): Promise<ModelMeta> {
   try {
     raw = await readFile(file, 'utf8');
   } catch (e) {
-    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
+    throw new Error(`cannot read ${file}: ${(e as Error).message}`, { cause: e });
   }
   const parsed = modelMetaSchema.safeParse(JSON.parse(raw));
   if (!parsed.success) {
-    throw new Error(`invalid ${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw new Error(
+      `invalid ${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   }
   return parsed.data;
 }

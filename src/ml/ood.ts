@@ -13,7 +13,9 @@ export function buildFeatureModel(model: tf.LayersModel, featureLayer: string): 
   const layer = model.getLayer(featureLayer);
   const out = layer.output as tf.SymbolicTensor;
   if (out.shape.length !== 2) {
-    throw new Error(`feature layer ${featureLayer} has output shape [${out.shape.join(', ')}], expected [batch, features]`);
+    throw new Error(
+      `feature layer ${featureLayer} has output shape [${out.shape.join(', ')}], expected [batch, features]`,
+    );
   }
   return tf.model({ inputs: model.inputs, outputs: [out, model.outputs[0]!] });
 }
@@ -35,7 +37,12 @@ export interface GaussianFit {
  * @param features float32 `[n * dim]` row-major.
  * @param labels class index of each row.
  */
-export function fitGaussian(features: Float32Array, labels: ArrayLike<number>, dim: number, classes: number): GaussianFit {
+export function fitGaussian(
+  features: Float32Array,
+  labels: ArrayLike<number>,
+  dim: number,
+  classes: number,
+): GaussianFit {
   const n = labels.length;
   const means = Array.from({ length: classes }, () => new Float64Array(dim));
   const counts = new Float64Array(classes);

@@ -3,7 +3,8 @@ import type { PRNG } from 'seedrandom';
 import { buildLeNet } from '../ml/architectures/lenet.ts';
 import type { ModelMeta } from '../ml/model-meta.ts';
 import { augmentDigitBatch } from './augment.ts';
-import type { BatchFiller, LabelledImages } from './train.ts';
+import { buildDigitOutliers } from './outliers.ts';
+import type { BatchFiller, LabelledImages, OutlierSet } from './train.ts';
 
 /** Everything `train <id>` needs to know about one shipped model. */
 export interface Recipe {
@@ -12,11 +13,17 @@ export interface Recipe {
   readonly dataset: 'mnist' | 'fashion-mnist' | 'cifar-10';
   readonly preprocess: ModelMeta['preprocess'];
   readonly build: (seed: number) => tf.LayersModel;
-  readonly defaults: { readonly epochs: number; readonly batchSize: number; readonly learningRate: number };
+  readonly defaults: {
+    readonly epochs: number;
+    readonly batchSize: number;
+    readonly learningRate: number;
+  };
   /** Augmenting batch filler, when the recipe augments. */
   readonly augment?: (data: LabelledImages) => BatchFiller;
   /** Learning rate of each epoch from the base rate. */
   readonly schedule: (base: number, epoch: number, epochs: number) => number;
+  /** Outlier Exposure set, when the recipe trains with one (see `TrainOptions.outliers`). */
+  readonly outliers?: (dataDir: string) => Promise<OutlierSet>;
   /** Layer whose activations feed the "not one of the classes" criterion. */
   readonly featureLayer?: string;
 }
@@ -43,6 +50,7 @@ export const RECIPES: Readonly<Record<string, Recipe>> = {
     defaults: { epochs: 15, batchSize: 128, learningRate: 2e-3 },
     augment: digitAugment,
     schedule: cosineSchedule,
+    outliers: (dataDir) => buildDigitOutliers(dataDir, 4000, 32),
     featureLayer: 'fc2',
   },
 };

@@ -17,6 +17,14 @@ export interface LabelledImages {
 /** Fills `out` (float32 `[indices.length, h, w, c]`, [0, 1]) with the samples `indices`. */
 export type BatchFiller = (indices: ArrayLike<number>, out: Float32Array, rng: PRNG) => void;
 
+/** Model inputs that belong to no class; see {@link TrainOptions.outliers}. */
+export interface OutlierSet {
+  /** float32 `[count, height, width, channels]`, in the model's input range. */
+  readonly inputs: Float32Array;
+  readonly count: number;
+  readonly perBatch: number;
+}
+
 /** Per-epoch figures, as Keras' `History`. */
 export interface EpochRecord {
   readonly epoch: number;
@@ -33,7 +41,12 @@ export interface EpochRecord {
 
 /** Progress events for a progress bar. */
 export type TrainProgress =
-  | { readonly kind: 'epoch-start'; readonly epoch: number; readonly epochs: number; readonly batches: number }
+  | {
+      readonly kind: 'epoch-start';
+      readonly epoch: number;
+      readonly epochs: number;
+      readonly batches: number;
+    }
   | { readonly kind: 'batch'; readonly batch: number; readonly loss: number; readonly acc: number }
   | { readonly kind: 'epoch-end'; readonly record: EpochRecord };
 
@@ -48,6 +61,12 @@ export interface TrainOptions {
   /** Builds training batches (augmentation goes here); validation always uses {@link plainFiller}. */
   readonly trainFiller?: BatchFiller;
   readonly onProgress?: (p: TrainProgress) => void;
+  /**
+   * Outlier Exposure (Hendrycks et al. 2019, "Deep Anomaly Detection with Outlier Exposure"):
+   * inputs that belong to no class, added `perBatch` at a time to every training batch with the
+   * uniform distribution as their target, so the softmax learns to be unsure off the data.
+   */
+  readonly outliers?: OutlierSet;
   /** Called after each epoch with the model; e.g. to keep the best weights. */
   readonly onEpochEnd?: (record: EpochRecord, model: tf.LayersModel) => Promise<void> | void;
 }
@@ -91,14 +110,22 @@ function batchTensors(
   fill: BatchFiller,
   rng: PRNG,
   numClasses: number,
+  outliers?: OutlierSet,
 ): { x: tf.Tensor4D; y: tf.Tensor2D } {
   const per = data.height * data.width * data.channels;
-  const buf = new Float32Array(indices.length * per);
+  const m = outliers ? Math.min(outliers.perBatch, outliers.count) : 0;
+  const n = indices.length;
+  const buf = new Float32Array((n + m) * per);
   fill(indices, buf, rng);
-  const x = tf.tensor4d(buf, [indices.length, data.height, data.width, data.channels]);
-  const lab = new Int32Array(indices.length);
-  for (let k = 0; k < indices.length; k++) lab[k] = data.labels[indices[k] ?? 0] ?? 0;
-  const y = tf.tidy(() => tf.oneHot(tf.tensor1d(lab, 'int32'), numClasses).toFloat() as tf.Tensor2D);
+  const target = new Float32Array((n + m) * numClasses);
+  for (let k = 0; k < n; k++) target[k * numClasses + (data.labels[indices[k] ?? 0] ?? 0)] = 1;
+  for (let k = 0; k < m && outliers; k++) {
+    const o = Math.floor(rng() * outliers.count);
+    buf.set(outliers.inputs.subarray(o * per, (o + 1) * per), (n + k) * per);
+    target.fill(1 / numClasses, (n + k) * numClasses, (n + k + 1) * numClasses);
+  }
+  const x = tf.tensor4d(buf, [n + m, data.height, data.width, data.channels]);
+  const y = tf.tensor2d(target, [n + m, numClasses]);
   return { x, y };
 }
 
@@ -120,15 +147,15 @@ export async function evaluateClassifier(
   for (let i = 0; i < indices.length; i += batchSize) {
     const idx = indices.subarray(i, Math.min(i + batchSize, indices.length));
     const { x, y } = batchTensors(data, idx, fill, rng, numClasses);
-    const [l, c] = tf.tidy(() => {
+    const [l, c] = tf.tidy((): [tf.Tensor, tf.Tensor] => {
       const p = model.predict(x) as tf.Tensor2D;
       const loss = tf.metrics.categoricalCrossentropy(y, p).sum();
       const hits = tf.equal(p.argMax(-1), y.argMax(-1)).sum();
       return [loss, hits];
     });
-    lossSum += (await l!.data())[0] ?? 0;
-    correct += (await c!.data())[0] ?? 0;
-    tf.dispose([x, y, l!, c!]);
+    lossSum += (await l.data())[0] ?? 0;
+    correct += (await c.data())[0] ?? 0;
+    tf.dispose([x, y, l, c]);
     await tf.nextFrame();
   }
   return { loss: lossSum / indices.length, acc: correct / indices.length };
@@ -183,7 +210,7 @@ export async function trainClassifier(
         const n = Math.min(opt.batchSize, trainIdx.length - from);
         const idx = new Uint32Array(n);
         for (let k = 0; k < n; k++) idx[k] = trainIdx[order[from + k] ?? 0] ?? 0;
-        const { x, y } = batchTensors(data, idx, fill, rng, numClasses);
+        const { x, y } = batchTensors(data, idx, fill, rng, numClasses, opt.outliers);
         const out = (await model.trainOnBatch(x, y)) as number[];
         tf.dispose([x, y]);
         const loss = out[0] ?? NaN;
@@ -194,7 +221,8 @@ export async function trainClassifier(
         opt.onProgress?.({ kind: 'batch', batch: b + 1, loss: lossSum / seen, acc: accSum / seen });
       }
       const seconds = (performance.now() - te) / 1000;
-      const val = nVal > 0 ? await evaluateClassifier(model, data, valIdx) : { loss: NaN, acc: NaN };
+      const val =
+        nVal > 0 ? await evaluateClassifier(model, data, valIdx) : { loss: NaN, acc: NaN };
       const record: EpochRecord = {
         epoch: epoch + 1,
         loss: lossSum / seen,

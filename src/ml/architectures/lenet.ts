@@ -35,11 +35,23 @@ export function buildLeNet(options: LeNetOptions = {}): tf.LayersModel {
 
   const inputs = tf.input({ shape: [...inputShape], name: 'image' });
   let x = tf.layers
-    .conv2d({ filters: 6, kernelSize: 5, activation: 'relu', kernelInitializer: init(), name: 'conv1' })
+    .conv2d({
+      filters: 6,
+      kernelSize: 5,
+      activation: 'relu',
+      kernelInitializer: init(),
+      name: 'conv1',
+    })
     .apply(inputs) as tf.SymbolicTensor;
   x = tf.layers.maxPooling2d({ poolSize: 2, name: 'pool1' }).apply(x) as tf.SymbolicTensor;
   x = tf.layers
-    .conv2d({ filters: 16, kernelSize: 5, activation: 'relu', kernelInitializer: init(), name: 'conv2' })
+    .conv2d({
+      filters: 16,
+      kernelSize: 5,
+      activation: 'relu',
+      kernelInitializer: init(),
+      name: 'conv2',
+    })
     .apply(x) as tf.SymbolicTensor;
   x = tf.layers.maxPooling2d({ poolSize: 2, name: 'pool2' }).apply(x) as tf.SymbolicTensor;
   x = tf.layers.flatten({ name: 'flatten' }).apply(x) as tf.SymbolicTensor;

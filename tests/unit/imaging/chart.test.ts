@@ -7,7 +7,11 @@ const names = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 describe('renderProbabilityChart', () => {
   it('renders a PNG with the predicted bar in the highlight colour', async () => {
     const probs = [0, 0, 0, 0.9, 0.1, 0, 0, 0, 0, 0];
-    const png = await renderProbabilityChart({ probabilities: probs, classNames: names, predicted: 3 });
+    const png = await renderProbabilityChart({
+      probabilities: probs,
+      classNames: names,
+      predicted: 3,
+    });
     const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
     expect(info.width).toBeGreaterThan(400);
     let highlight = 0;
@@ -23,9 +27,23 @@ describe('renderProbabilityChart', () => {
   });
 
   it('puts the model input beside the chart', async () => {
-    const input = { data: new Float32Array(784).fill(1), width: 28, height: 28, channels: 1 as const };
-    const without = await sharp(await renderProbabilityChart({ probabilities: [1, 0], classNames: ['a', 'b'], predicted: 0 })).metadata();
-    const withInput = await sharp(await renderProbabilityChart({ probabilities: [1, 0], classNames: ['a', 'b'], predicted: 0, input })).metadata();
+    const input = {
+      data: new Float32Array(784).fill(1),
+      width: 28,
+      height: 28,
+      channels: 1 as const,
+    };
+    const without = await sharp(
+      await renderProbabilityChart({ probabilities: [1, 0], classNames: ['a', 'b'], predicted: 0 }),
+    ).metadata();
+    const withInput = await sharp(
+      await renderProbabilityChart({
+        probabilities: [1, 0],
+        classNames: ['a', 'b'],
+        predicted: 0,
+        input,
+      }),
+    ).metadata();
     expect(withInput.width).toBeGreaterThan(without.width + 100);
     expect(withInput.height).toBe(without.height);
   });

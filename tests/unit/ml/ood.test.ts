@@ -45,7 +45,10 @@ describe('fitGaussian and mahalanobis', () => {
       precision: fit.precision,
       calibration: {},
     };
-    expect(judgeConfidence(criterion, 0.95, [5, 0])).toMatchObject({ confident: true, reasons: [] });
+    expect(judgeConfidence(criterion, 0.95, [5, 0])).toMatchObject({
+      confident: true,
+      reasons: [],
+    });
     expect(judgeConfidence(criterion, 0.5, [5, 0]).reasons).toEqual(['low-probability']);
     expect(judgeConfidence(criterion, 0.99, [0, 10]).reasons).toEqual(['far-from-training-data']);
   });

@@ -12,7 +12,12 @@ describe('augmentDigitBatch', () => {
   it('is the identity with zero ranges', () => {
     const src = square(28);
     const out = new Float32Array(784);
-    augmentDigitBatch(src, 28, [0], out, seedrandom('a'), { maxRotationDeg: 0, maxScale: 0, maxShear: 0, maxShiftPx: 0 });
+    augmentDigitBatch(src, 28, [0], out, seedrandom('a'), {
+      maxRotationDeg: 0,
+      maxScale: 0,
+      maxShear: 0,
+      maxShiftPx: 0,
+    });
     expect(Array.from(out).map((v) => Math.round(v * 255))).toEqual(Array.from(src));
   });
 

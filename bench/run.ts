@@ -1,0 +1,129 @@
+/**
+ * `npm run bench`: the project's speed figures in one run, printed as JSON and then as a table.
+ *
+ * - LeNet training samples/s on each backend that starts here (wasm with this project's
+ *   conv-gradient kernels; cpu for a few batches, it is slow; tensorflow when tfjs-node exists);
+ * - photo-to-answer latency p50/p95, ms: decode + preprocess + inference of the shipped LeNet on
+ *   the photos in img/;
+ * - inference images/s for one batch of 1,000 digits.
+ *
+ * Options: --samples N (training samples per backend, default 4096), --repeats N (latency passes
+ * over img/, default 5).
+ */
+import { readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs';
+import { PROJECT_ROOT, loadConfig } from '../src/config.ts';
+import { buildLeNet } from '../src/ml/architectures/lenet.ts';
+import { initBackend } from '../src/ml/backend.ts';
+import { classifyImage } from '../src/ml/classify.ts';
+import { ModelRegistry } from '../src/ml/registry.ts';
+
+const { values } = parseArgs({
+  options: {
+    samples: { type: 'string', default: '4096' },
+    repeats: { type: 'string', default: '5' },
+  },
+});
+const BATCH = 128;
+
+interface Row {
+  readonly metric: string;
+  readonly backend: string;
+  readonly value: number;
+  readonly unit: string;
+}
+
+async function trainThroughput(backend: string, samples: number): Promise<number> {
+  if (!(await tf.setBackend(backend))) throw new Error(`backend ${backend} did not start`);
+  const model = buildLeNet({ seed: 1 });
+  model.compile({ optimizer: tf.train.adam(1e-3), loss: 'categoricalCrossentropy' });
+  const x = tf.randomUniform([BATCH, 28, 28, 1]);
+  const y = tf.tidy(() => tf.oneHot(tf.randomUniform([BATCH], 0, 10, 'int32'), 10).toFloat());
+  await model.trainOnBatch(x, y); // warm-up: operator creation, optimizer slots
+  const steps = Math.max(1, Math.round(samples / BATCH));
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) await model.trainOnBatch(x, y);
+  const s = (performance.now() - t0) / 1000;
+  tf.dispose([x, y]);
+  model.dispose();
+  return (steps * BATCH) / s;
+}
+
+function percentile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const info = await initBackend();
+  const samples = Number(values.samples);
+  const rows: Row[] = [];
+  const backends = ['tensorflow', 'wasm', 'cpu'].filter((b) => tf.findBackendFactory(b) !== null);
+  for (const b of backends) {
+    const n = b === 'cpu' ? BATCH * 2 : samples;
+    try {
+      rows.push({
+        metric: 'lenet-train',
+        backend: b,
+        value: await trainThroughput(b, n),
+        unit: 'samples/s',
+      });
+    } catch (e) {
+      console.error(`${b}: ${(e as Error).message}`);
+    }
+  }
+  await tf.setBackend(info.name);
+
+  const registry = new ModelRegistry(config.MODELS_DIR);
+  const loaded = await registry.get('lenet-mnist');
+  const imgDir = path.join(PROJECT_ROOT, 'img');
+  const files = (await readdir(imgDir))
+    .filter((f) => f.endsWith('.png'))
+    .map((f) => path.join(imgDir, f));
+  const photos = await Promise.all(files.map((f) => readFile(f)));
+  const limits = { maxBytes: config.MAX_IMAGE_BYTES, maxPixels: config.MAX_IMAGE_PIXELS };
+  await classifyImage(loaded, photos[0]!, limits); // warm-up
+  const ms: number[] = [];
+  for (let r = 0; r < Number(values.repeats); r++) {
+    for (const bytes of photos) {
+      const t0 = performance.now();
+      await classifyImage(loaded, bytes, limits);
+      ms.push(performance.now() - t0);
+    }
+  }
+  ms.sort((a, b) => a - b);
+  rows.push({
+    metric: 'photo-to-answer p50',
+    backend: info.name,
+    value: percentile(ms, 0.5),
+    unit: 'ms',
+  });
+  rows.push({
+    metric: 'photo-to-answer p95',
+    backend: info.name,
+    value: percentile(ms, 0.95),
+    unit: 'ms',
+  });
+
+  const x = tf.randomUniform([1000, 28, 28, 1]);
+  tf.tidy(() => loaded.model.predict(x.slice(0, 10)));
+  const t0 = performance.now();
+  const y = loaded.model.predict(x) as tf.Tensor;
+  await y.data();
+  const s = (performance.now() - t0) / 1000;
+  tf.dispose([x, y]);
+  rows.push({
+    metric: 'lenet-inference batch 1000',
+    backend: info.name,
+    value: 1000 / s,
+    unit: 'images/s',
+  });
+  await registry.dispose();
+
+  console.log(JSON.stringify({ backend: info, photos: files.length, results: rows }, null, 2));
+  console.table(rows.map((r) => ({ ...r, value: Number(r.value.toFixed(1)) })));
+}
+
+await main();

@@ -1,0 +1,61 @@
+import type { Command } from 'commander';
+import type { Config } from '../../config.ts';
+import { initBackend } from '../../ml/backend.ts';
+import { loadModel, saveModel } from '../../ml/model-io.ts';
+import { META_FILE, readModelMeta } from '../../ml/model-meta.ts';
+import { calibrateOod } from '../../trainer/calibrate-ood.ts';
+import { loadDataset } from '../../trainer/datasets/load.ts';
+import { RECIPES } from '../../trainer/recipes.ts';
+import { shuffledIndices } from '../../trainer/train.ts';
+import path from 'node:path';
+import seedrandom from 'seedrandom';
+import { readFile } from 'node:fs/promises';
+
+/**
+ * `calibrate <model>`: re-fits a trained digit model's "not a digit" criterion without
+ * retraining (after a change to the photo pipeline, say), on the same validation split `train`
+ * held out (same seed).
+ */
+export function registerCalibrate(program: Command, config: Config): void {
+  program
+    .command('calibrate')
+    .description(
+      're-calibrate the "not confidently one of the classes" criterion of a trained model',
+    )
+    .argument('<model>', 'model id')
+    .option('--data-dir <dir>', 'data folder', undefined)
+    .action(async (id: string, flags: { dataDir?: string }) => {
+      const recipe = RECIPES[id];
+      if (!recipe?.featureLayer) throw new Error(`model "${id}" has no calibrated criterion`);
+      await initBackend();
+      const dir = path.join(config.MODELS_DIR, id);
+      const meta = await readModelMeta(dir);
+      const model = await loadModel(dir);
+      const dataDir = flags.dataDir ?? config.DATA_DIR;
+      const train = await loadDataset(recipe.dataset, 'train', dataDir);
+      // The same permutation trainClassifier drew first for this seed: its tail is the validation split.
+      const seed = meta.training?.seed ?? 42;
+      const all = shuffledIndices(train.count, seedrandom(String(seed)));
+      const valIdx = all.slice(
+        train.count - Math.round(train.count * (meta.training?.validationSplit ?? 0.2)),
+      );
+      meta.ood = await calibrateOod(model, recipe.featureLayer, train, valIdx, dataDir);
+      const history = await readFile(path.join(dir, 'history.json')).catch(() => undefined);
+      await saveModel(model, dir, {
+        [META_FILE]: JSON.stringify(meta, null, 2) + '\n',
+        ...(history ? { 'history.json': history } : {}),
+      });
+      console.log(
+        JSON.stringify(
+          {
+            minProbability: meta.ood.minProbability,
+            maxDistance: meta.ood.maxDistance,
+            ...meta.ood.calibration,
+          },
+          null,
+          2,
+        ),
+      );
+      model.dispose();
+    });
+}

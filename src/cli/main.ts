@@ -1,0 +1,31 @@
+import { Command, CommanderError } from 'commander';
+import { loadConfig } from '../config.ts';
+import { isUserError } from '../core/errors.ts';
+import { logger } from '../logger.ts';
+import { registerCalibrate } from './commands/calibrate.ts';
+import { registerDownload } from './commands/download.ts';
+import { registerPredict } from './commands/predict.ts';
+import { registerTrain } from './commands/train.ts';
+
+/** Builds the `cnn-classroom` command line (commander). */
+export function buildProgram(): Command {
+  const config = loadConfig();
+  const program = new Command('cnn-classroom')
+    .description('CNN course tools: train, predict, explain and compare convolutional networks')
+    .showHelpAfterError();
+  registerPredict(program, config);
+  registerTrain(program, config);
+  registerDownload(program, config);
+  registerCalibrate(program, config);
+  return program;
+}
+
+try {
+  await buildProgram().parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) process.exit(e.exitCode);
+  const msg = isUserError(e) ? `${e.id}: ${e.message}` : (e as Error).message;
+  logger.error({ err: e }, 'command failed');
+  console.error(`error: ${msg}`);
+  process.exit(1);
+}

@@ -1,0 +1,331 @@
+import sharp from 'sharp';
+import { UserError } from '../core/errors.ts';
+
+/**
+ * Image containers this build decodes. Judged from the file's bytes (magic numbers), never from its
+ * name or MIME type. BMP and HEIC (HEVC-coded HEIF) are recognised but refused as
+ * `image.unsupported_format`: the prebuilt libvips has no decoder for them.
+ */
+export type ImageFormat = 'jpeg' | 'png' | 'webp' | 'gif' | 'tiff' | 'avif';
+
+/** Upper bounds checked before any pixel is decoded. */
+export interface ImageLimits {
+  /** Largest accepted file, bytes. */
+  readonly maxBytes: number;
+  /** Largest accepted image, width x height pixels (of the first frame), read from the header. */
+  readonly maxPixels: number;
+}
+
+/** What the header says about an image, before decoding it. */
+export interface ImageInfo {
+  readonly format: ImageFormat;
+  /** Stored width, before EXIF orientation. */
+  readonly width: number;
+  /** Stored height of one frame, before EXIF orientation. */
+  readonly height: number;
+  /** Frames in an animation (1 for a still image). */
+  readonly pages: number;
+  /** EXIF orientation tag, 1 (upright) when absent. */
+  readonly orientation: number;
+  readonly hasAlpha: boolean;
+}
+
+/** How transparent pixels were flattened. */
+export type Backdrop = 'opaque' | 'white' | 'black';
+
+/** A decoded, upright, 8-bit sRGB image without alpha. */
+export interface DecodedImage {
+  readonly info: ImageInfo;
+  /** Interleaved RGB, row-major, `width * height * 3` bytes. */
+  readonly data: Uint8Array;
+  /** Width after EXIF orientation and any down-scaling. */
+  readonly width: number;
+  readonly height: number;
+  /**
+   * `opaque` when the image had no meaningful transparency; otherwise the colour the
+   * transparent area was filled with, chosen to contrast with the opaque (drawn) part.
+   */
+  readonly backdrop: Backdrop;
+}
+
+/** Options of {@link decodeImage}. */
+export interface DecodeOptions {
+  /**
+   * Longest side of the result; larger images are shrunk (on load for JPEG, which is what makes
+   * a 12-megapixel photo cheap). Smaller images are never enlarged. Default: no limit.
+   */
+  readonly maxSide?: number;
+}
+
+const ascii = (s: string): number[] => Array.from(s, (c) => c.charCodeAt(0));
+
+function startsWith(bytes: Uint8Array, sig: readonly number[], at = 0): boolean {
+  if (bytes.length < at + sig.length) return false;
+  return sig.every((b, i) => bytes[at + i] === b);
+}
+
+function indexOfAscii(bytes: Uint8Array, s: string, within: number): number {
+  const sig = ascii(s);
+  const end = Math.min(bytes.length - sig.length, within);
+  for (let i = 0; i <= end; i++) if (startsWith(bytes, sig, i)) return i;
+  return -1;
+}
+
+type Sniffed = ImageFormat | 'pdf' | 'text' | 'bmp' | 'heic' | 'unknown';
+
+const AVIF_BRANDS = new Set(['avif', 'avis']);
+const HEIC_BRANDS = new Set(['heic', 'heix', 'hevc', 'hevx', 'heim', 'heis', 'mif1', 'msf1']);
+
+/** ISO-BMFF (HEIF family): `....ftyp` then a major brand and compatible brands. */
+function sniffHeif(bytes: Uint8Array): Sniffed | undefined {
+  if (!startsWith(bytes, ascii('ftyp'), 4)) return undefined;
+  const boxSize = Math.min(
+    bytes.length,
+    ((bytes[0] ?? 0) << 24) | ((bytes[1] ?? 0) << 16) | ((bytes[2] ?? 0) << 8) | (bytes[3] ?? 0),
+  );
+  const brands: string[] = [];
+  for (let at = 8; at + 4 <= boxSize; at += 4) {
+    if (at === 12) continue; // minor version, not a brand
+    brands.push(String.fromCharCode(...bytes.subarray(at, at + 4)));
+  }
+  if (brands.some((b) => AVIF_BRANDS.has(b))) return 'avif';
+  if (brands.some((b) => HEIC_BRANDS.has(b))) return 'heic';
+  return 'unknown';
+}
+
+/**
+ * True when the start of the file reads as text: valid UTF-8 (or UTF-16 with a byte-order mark)
+ * with no control characters other than whitespace. SVG, HTML, JSON and plain text all land here.
+ */
+function looksLikeText(bytes: Uint8Array): boolean {
+  if (startsWith(bytes, [0xfe, 0xff]) || startsWith(bytes, [0xff, 0xfe])) return true;
+  const head = bytes.subarray(0, 4096);
+  let text: string;
+  try {
+    // A multi-byte character cut by the 4 KiB window is not an error: drop up to 3 trailing bytes.
+    text = new TextDecoder('utf-8', { fatal: true }).decode(head.subarray(0, trimUtf8Tail(head)));
+  } catch {
+    return false;
+  }
+  if (text.length === 0) return false;
+  let control = 0;
+  for (const ch of text) {
+    const c = ch.codePointAt(0) ?? 0;
+    if ((c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d && c !== 0x0c) || c === 0x7f) control++;
+  }
+  return control === 0;
+}
+
+function trimUtf8Tail(b: Uint8Array): number {
+  let end = b.length;
+  // Walk back over continuation bytes to the last lead byte; drop the character if incomplete.
+  for (let k = 1; k <= 3 && end - k >= 0; k++) {
+    const byte = b[end - k] ?? 0;
+    if ((byte & 0xc0) === 0x80) continue;
+    if (byte >= 0xc0) {
+      const need = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : 2;
+      if (need > k) end -= k;
+    }
+    break;
+  }
+  return end;
+}
+
+/** Identifies a file from its first bytes. Exported for tests and the upload handlers. */
+export function sniffFormat(bytes: Uint8Array): Sniffed {
+  if (startsWith(bytes, [0xff, 0xd8, 0xff])) return 'jpeg';
+  if (startsWith(bytes, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return 'png';
+  if (startsWith(bytes, ascii('GIF87a')) || startsWith(bytes, ascii('GIF89a'))) return 'gif';
+  if (startsWith(bytes, ascii('RIFF')) && startsWith(bytes, ascii('WEBP'), 8)) return 'webp';
+  if (startsWith(bytes, [0x49, 0x49, 0x2a, 0x00]) || startsWith(bytes, [0x4d, 0x4d, 0x00, 0x2a])) {
+    return 'tiff';
+  }
+  if (startsWith(bytes, ascii('BM')) && bytes.length >= 26) return 'bmp';
+  const heif = sniffHeif(bytes);
+  if (heif) return heif;
+  // PDF readers accept the header anywhere in the first KiB (ISO 32000-1, annex H.3).
+  if (indexOfAscii(bytes, '%PDF-', 1024) >= 0) return 'pdf';
+  if (looksLikeText(bytes)) return 'text';
+  return 'unknown';
+}
+
+/**
+ * libvips messages that mean "the data stopped early". libspng's bare "read error" is one: on an
+ * in-memory buffer the only failing read is one past the end.
+ */
+const TRUNCATION =
+  /premature end|end of stream|unexpected end|truncat|not enough data|short read|EOF|incomplete|libspng read error/i;
+
+/** Maps a libvips failure to the user-facing error. */
+function decoderError(e: unknown): UserError {
+  const message = e instanceof Error ? e.message : String(e);
+  if (/pixel limit/i.test(message)) {
+    return new UserError('image.too_many_pixels', message);
+  }
+  return TRUNCATION.test(message)
+    ? new UserError('image.truncated', `the image data ends early: ${message}`)
+    : new UserError('image.corrupt', `the image cannot be decoded: ${message}`);
+}
+
+function sharpInput(bytes: Uint8Array, limits: ImageLimits): sharp.Sharp {
+  return sharp(bytes, {
+    // Belt and braces: the header check below already refused anything larger.
+    limitInputPixels: limits.maxPixels,
+    // A truncated file must fail rather than decode as a grey lower half.
+    failOn: 'truncated',
+    // Animations: first frame only.
+    pages: 1,
+    page: 0,
+  });
+}
+
+/**
+ * Checks an upload from its bytes and header only: no pixel is decoded, so a 40,000 x 40,000
+ * "decompression bomb" of a few hundred kilobytes is refused in milliseconds.
+ *
+ * @throws {UserError} `image.empty`, `image.too_large_bytes`, `image.pdf`, `image.text`,
+ *   `image.unsupported_format`, `image.too_many_pixels`, `image.truncated`, `image.corrupt`.
+ * @example
+ * const info = await inspectImage(bytes, { maxBytes: 20e6, maxPixels: 40e6 });
+ * info.format; // 'jpeg'
+ */
+export async function inspectImage(bytes: Uint8Array, limits: ImageLimits): Promise<ImageInfo> {
+  if (bytes.length === 0) throw new UserError('image.empty', 'the file is empty');
+  if (bytes.length > limits.maxBytes) {
+    throw new UserError('image.too_large_bytes', `the file has ${bytes.length} bytes`, {
+      bytes: bytes.length,
+      maxBytes: limits.maxBytes,
+    });
+  }
+  const sniffed = sniffFormat(bytes);
+  switch (sniffed) {
+    case 'pdf':
+      throw new UserError('image.pdf', 'the file is a PDF document');
+    case 'text':
+      // SVG is text too: rendering it would mean running an XML parser and a renderer on
+      // untrusted input (entities, external references, unbounded canvas) for little gain.
+      throw new UserError('image.text', 'the file is text, not an image');
+    case 'bmp':
+    case 'heic':
+    case 'unknown':
+      throw new UserError('image.unsupported_format', `unsupported file type (${sniffed})`, {
+        format: sniffed,
+      });
+    default:
+      break;
+  }
+  let meta: sharp.Metadata;
+  try {
+    meta = await sharpInput(bytes, limits).metadata();
+  } catch (e) {
+    throw decoderError(e);
+  }
+  const width = meta.width;
+  const height = meta.pageHeight ?? meta.height;
+  if (!width || !height) throw new UserError('image.corrupt', 'the header has no dimensions');
+  if (width * height > limits.maxPixels) {
+    throw new UserError('image.too_many_pixels', `the image is ${width}x${height} pixels`, {
+      width,
+      height,
+      maxPixels: limits.maxPixels,
+    });
+  }
+  return {
+    format: sniffed,
+    width,
+    height,
+    pages: meta.pages ?? 1,
+    orientation: meta.orientation ?? 1,
+    hasAlpha: meta.hasAlpha,
+  };
+}
+
+/** Share of (nearly) transparent pixels above which alpha is read as "the drawing's mask". */
+const DRAWING_TRANSPARENT_SHARE = 0.2;
+
+/**
+ * Flattens RGBA onto a backdrop. A photo with a few transparent pixels goes on white, as viewers
+ * show it. A drawing on a transparent canvas (a large transparent share) carries its ink in the
+ * opaque part, whatever that part's colour: the backdrop is chosen to contrast with it, so a black
+ * digit on transparent becomes black on white and a white one white on black.
+ */
+function flatten(rgba: Uint8Array, n: number): { rgb: Uint8Array; backdrop: Backdrop } {
+  let transparent = 0;
+  let inkWeight = 0;
+  let inkLuma = 0;
+  for (let i = 0; i < n; i++) {
+    const a = rgba[i * 4 + 3] ?? 255;
+    if (a < 128) transparent++;
+    const w = a / 255;
+    inkWeight += w;
+    inkLuma +=
+      w *
+      (0.299 * (rgba[i * 4] ?? 0) +
+        0.587 * (rgba[i * 4 + 1] ?? 0) +
+        0.114 * (rgba[i * 4 + 2] ?? 0));
+  }
+  let backdrop: Backdrop = 'white';
+  if (transparent === 0 && inkWeight >= n - 0.5) backdrop = 'opaque';
+  else if (transparent / n >= DRAWING_TRANSPARENT_SHARE && inkWeight > 0) {
+    backdrop = inkLuma / inkWeight >= 128 ? 'black' : 'white';
+  }
+  const bg = backdrop === 'black' ? 0 : 255;
+  const rgb = new Uint8Array(n * 3);
+  for (let i = 0; i < n; i++) {
+    const a = (rgba[i * 4 + 3] ?? 255) / 255;
+    for (let c = 0; c < 3; c++) {
+      rgb[i * 3 + c] = Math.round(a * (rgba[i * 4 + c] ?? 0) + (1 - a) * bg);
+    }
+  }
+  return { rgb, backdrop };
+}
+
+/**
+ * Decodes an upload into upright 8-bit sRGB: first frame of an animation, EXIF orientation
+ * applied, 16-bit and CMYK and grey converted, transparency flattened (see {@link Backdrop}).
+ * Runs {@link inspectImage} first, so every refusal happens before decoding.
+ *
+ * @throws {UserError} as {@link inspectImage}, plus `image.truncated` and `image.corrupt` for
+ *   data that fails while decoding.
+ * @example
+ * const img = await decodeImage(bytes, limits, { maxSide: 1000 });
+ * img.data.length === img.width * img.height * 3; // true
+ */
+export async function decodeImage(
+  bytes: Uint8Array,
+  limits: ImageLimits,
+  options: DecodeOptions = {},
+): Promise<DecodedImage> {
+  const info = await inspectImage(bytes, limits);
+  let pipeline = sharpInput(bytes, limits).autoOrient();
+  if (options.maxSide !== undefined) {
+    pipeline = pipeline.resize({
+      width: options.maxSide,
+      height: options.maxSide,
+      fit: 'inside',
+      withoutEnlargement: true,
+    });
+  }
+  pipeline = pipeline.toColourspace('srgb');
+  pipeline = info.hasAlpha ? pipeline.ensureAlpha() : pipeline.removeAlpha();
+  let raw: { data: Buffer; info: sharp.OutputInfo };
+  try {
+    raw = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  } catch (e) {
+    throw decoderError(e);
+  }
+  const { width, height, channels } = raw.info;
+  const n = width * height;
+  if (channels === 4) {
+    const { rgb, backdrop } = flatten(raw.data, n);
+    return { info, data: rgb, width, height, backdrop };
+  }
+  if (channels !== 3) throw new UserError('image.corrupt', `unexpected ${channels} channels`);
+  return {
+    info,
+    data: new Uint8Array(raw.data.buffer, raw.data.byteOffset, n * 3),
+    width,
+    height,
+    backdrop: 'opaque',
+  };
+}

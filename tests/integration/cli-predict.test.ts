@@ -1,0 +1,102 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../../src/config.ts';
+
+const run = promisify(execFile);
+const BIN = path.join(PROJECT_ROOT, 'bin', 'cnn-classroom');
+let tmp: string;
+
+interface Line {
+  file: string;
+  label?: string;
+  classIndex?: number;
+  confidence?: number;
+  confident?: boolean;
+  topK?: { classIndex: number; label: string; probability: number }[];
+  error?: { code: string; message: string };
+}
+
+async function predict(args: string[]): Promise<{ code: number; lines: Line[]; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(BIN, ['predict', ...args], {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, LOG_LEVEL: 'silent' },
+    });
+    return { code: 0, lines: parse(stdout), stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, lines: parse(err.stdout), stderr: err.stderr };
+  }
+}
+
+function parse(stdout: string): Line[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as Line);
+}
+
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'cli-predict-'));
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+describe('bin/cnn-classroom predict with the shipped LeNet', () => {
+  it('gets every digit of img/ right, flags abrakadabra, and exits 0', async () => {
+    const files = [...Array(10).keys()].map((d) => `img/${d}.png`).concat('img/abrakadabra.png');
+    const { code, lines } = await predict([...files, '--json']);
+    expect(code).toBe(0);
+    expect(lines).toHaveLength(11);
+    for (let d = 0; d < 10; d++) {
+      const line = lines[d]!;
+      expect(line.file).toBe(`img/${d}.png`);
+      expect(line.label).toBe(String(d));
+      expect(line.classIndex).toBe(d);
+      expect(line.confident).toBe(true);
+      expect(line.topK).toHaveLength(5);
+      expect(line.topK![0]!.probability).toBe(line.confidence);
+    }
+    expect(lines[10]!.confident).toBe(false);
+  }, 120_000);
+
+  it('reads a folder, honours --top, and writes one chart per input', async () => {
+    const chart = path.join(tmp, 'chart.png');
+    const { code, lines } = await predict(['img/extra', '--json', '--top', '2', '--chart', chart]);
+    expect(code).toBe(0);
+    expect(lines.length).toBeGreaterThan(0);
+    for (const l of lines) {
+      expect(l.topK).toHaveLength(2);
+      const png = await readFile(`${chart.slice(0, -4)}-${path.parse(l.file).name}.png`);
+      expect((await sharp(png).metadata()).format).toBe('png');
+    }
+  }, 120_000);
+
+  it('answers bad inputs with their own error codes, goes on, and exits 1', async () => {
+    await writeFile(path.join(tmp, 'empty.png'), '');
+    await writeFile(path.join(tmp, 'notes.jpg'), 'this is a text file, not a photo\n');
+    await writeFile(path.join(tmp, 'scan.png'), '%PDF-1.4\n%âãÏÓ\n1 0 obj\n');
+    const { code, lines } = await predict([
+      path.join(tmp, 'empty.png'),
+      path.join(tmp, 'notes.jpg'),
+      path.join(tmp, 'scan.png'),
+      path.join(tmp, 'missing.png'),
+      'img/7.png',
+      '--json',
+    ]);
+    expect(code).toBe(1);
+    expect(lines.map((l) => l.error?.code ?? l.label)).toEqual([
+      'image.empty',
+      'image.text',
+      'image.pdf',
+      'file.not_found',
+      '7',
+    ]);
+  }, 120_000);
+});
