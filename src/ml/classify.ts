@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LoadedModel } from './registry.ts';
-import { buildFeatureModel, judgeConfidence, type OodReason } from './ood.ts';
+import { judgeConfidence, type OodReason } from './ood.ts';
 import { preprocessForModel, type ImageLimits, type ModelInput } from './preprocess/for-model.ts';
 
 /** One class and its probability. */
@@ -22,8 +22,8 @@ export interface Classification {
   /** Every class's probability, in class order. */
   readonly probabilities: number[];
   /**
-   * False when the image is not confidently one of the classes (for digits: "not a digit"),
-   * by the model's calibrated criterion, or by a top-1 probability under 0.5 when it has none.
+   * False when the image is not confidently one of the classes (for digits: "not a digit"):
+   * the top-1 probability is under the model's calibrated threshold (0.5 when it has none).
    */
   readonly confident: boolean;
   readonly reasons: OodReason[];
@@ -33,7 +33,8 @@ export interface Classification {
   readonly inferenceMs: number;
 }
 
-const featureModels = new WeakMap<tf.LayersModel, tf.LayersModel>();
+/** For models without a calibrated criterion: an answer under 50% is not confident. */
+const DEFAULT_CRITERION = { method: 'max-softmax', minProbability: 0.5, calibration: {} } as const;
 
 /**
  * Classifies a preprocessed input.
@@ -47,39 +48,23 @@ export async function classifyInput(
   k = 5,
 ): Promise<Classification> {
   const { meta, model } = loaded;
-  const ood = meta.ood;
-  let fm: tf.LayersModel | undefined;
-  if (ood) {
-    fm = featureModels.get(model);
-    if (!fm) {
-      fm = buildFeatureModel(model, ood.featureLayer);
-      featureModels.set(model, fm);
-    }
-  }
   const t0 = performance.now();
-  const outs = tf.tidy(() => {
-    const x = tf.tensor4d(input.data, [1, input.height, input.width, input.channels]);
-    if (fm) return fm.predict(x) as tf.Tensor[];
-    return [model.predict(x) as tf.Tensor];
-  });
-  const data = await Promise.all(outs.map((t) => t.data()));
-  tf.dispose(outs);
+  const out = tf.tidy(
+    () =>
+      model.predict(
+        tf.tensor4d(input.data, [1, input.height, input.width, input.channels]),
+      ) as tf.Tensor,
+  );
+  const probs = Array.from(await out.data(), Number);
+  out.dispose();
   const inferenceMs = performance.now() - t0;
-  const probs = Array.from((fm ? data[1] : data[0]) ?? [], Number);
-  const features = fm ? data[0] : undefined;
   const order = probs.map((p, i) => [p, i] as const).sort((a, b) => b[0] - a[0]);
   const name = (i: number): string => meta.classNames[i] ?? String(i);
   const topK = order
     .slice(0, Math.max(1, Math.min(k, probs.length)))
     .map(([p, i]) => ({ classIndex: i, label: name(i), probability: p }));
   const best = topK[0]!;
-  let confident = best.probability >= 0.5;
-  let reasons: OodReason[] = confident ? [] : ['low-probability'];
-  if (ood && features) {
-    const j = judgeConfidence(ood, best.probability, features);
-    confident = j.confident;
-    reasons = j.reasons;
-  }
+  const { confident, reasons } = judgeConfidence(meta.ood ?? DEFAULT_CRITERION, best.probability);
   return {
     model: meta.id,
     classIndex: best.classIndex,

@@ -13,18 +13,10 @@ export const PREPROCESS = ['mnist-digit', 'rgb-unit', 'rgb-signed'] as const;
 
 /** The "not confidently one of the classes" criterion stored with a model; see `src/ml/ood.ts`. */
 export const oodSchema = z.object({
-  method: z.literal('softmax+mahalanobis'),
-  /** Name of the penultimate layer whose activations are the features. */
-  featureLayer: z.string(),
-  /** Lowest accepted top-1 softmax probability. */
-  minProbability: z.number(),
-  /** Highest accepted Mahalanobis distance (squared) to the nearest class mean. */
-  maxDistance: z.number(),
-  /** Class means `[classes][features]`. */
-  means: z.array(z.array(z.number())),
-  /** Inverse of the shared covariance, `[features][features]`, row-major flattened. */
-  precision: z.array(z.number()),
-  /** Figures measured when calibrating, for the README and `/models`. */
+  method: z.literal('max-softmax'),
+  /** Lowest top-1 softmax probability of an answer reported as confident. */
+  minProbability: z.number().min(0).max(1),
+  /** Figures measured when calibrating (rates 0..1 and sample counts), for the README and `/models`. */
   calibration: z.record(z.string(), z.union([z.number(), z.string()])),
 });
 

@@ -14,10 +14,10 @@ export interface DigitAugmentOptions {
 
 /** Mild distortions of the kind that separate a phone photo from an MNIST scan. */
 export const DEFAULT_DIGIT_AUGMENT: DigitAugmentOptions = {
-  maxRotationDeg: 12,
-  maxScale: 0.12,
+  maxRotationDeg: 10,
+  maxScale: 0.1,
   maxShiftPx: 2,
-  maxShear: 0.2,
+  maxShear: 0.15,
 };
 
 /**

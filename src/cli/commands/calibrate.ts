@@ -26,7 +26,7 @@ export function registerCalibrate(program: Command, config: Config): void {
     .option('--data-dir <dir>', 'data folder', undefined)
     .action(async (id: string, flags: { dataDir?: string }) => {
       const recipe = RECIPES[id];
-      if (!recipe?.featureLayer) throw new Error(`model "${id}" has no calibrated criterion`);
+      if (!recipe?.calibrateOod) throw new Error(`model "${id}" has no calibrated criterion`);
       await initBackend();
       const dir = path.join(config.MODELS_DIR, id);
       const meta = await readModelMeta(dir);
@@ -39,7 +39,7 @@ export function registerCalibrate(program: Command, config: Config): void {
       const valIdx = all.slice(
         train.count - Math.round(train.count * (meta.training?.validationSplit ?? 0.2)),
       );
-      meta.ood = await calibrateOod(model, recipe.featureLayer, train, valIdx, dataDir);
+      meta.ood = await calibrateOod(model, train, valIdx, dataDir);
       const history = await readFile(path.join(dir, 'history.json')).catch(() => undefined);
       await saveModel(model, dir, {
         [META_FILE]: JSON.stringify(meta, null, 2) + '\n',
@@ -49,7 +49,6 @@ export function registerCalibrate(program: Command, config: Config): void {
         JSON.stringify(
           {
             minProbability: meta.ood.minProbability,
-            maxDistance: meta.ood.maxDistance,
             ...meta.ood.calibration,
           },
           null,

@@ -123,14 +123,8 @@ export function registerTrain(program: Command, config: Config): void {
           command: `bin/cnn-classroom train ${id} --epochs ${epochs} --batch ${batchSize} --lr ${lr} --seed ${flags.seed}${flags.augment ? '' : ' --no-augment'}${outliers ? '' : ' --no-outliers'}`,
         },
       };
-      if (recipe.featureLayer) {
-        meta.ood = await calibrateOod(
-          model,
-          recipe.featureLayer,
-          train,
-          result.validationIndices,
-          dataDir,
-        );
+      if (recipe.calibrateOod) {
+        meta.ood = await calibrateOod(model, train, result.validationIndices, dataDir);
       }
       await saveModel(model, outDir, {
         [META_FILE]: JSON.stringify(meta, null, 2) + '\n',
