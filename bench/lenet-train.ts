@@ -8,6 +8,7 @@
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { buildLeNet as buildProjectLeNet } from '../src/ml/architectures/lenet.ts';
 import { registerConvGradientKernels } from '../src/ml/kernels/conv-grads.ts';
 
 const BATCH = 128;
@@ -20,18 +21,9 @@ const { values } = parseArgs({
   },
 });
 
-/** LeNet-5 (LeCun et al. 1998) with ReLU and max pooling, as in the course notes. */
+/** The project's LeNet (src/ml/architectures/lenet.ts), compiled as the course compiles it. */
 function buildLeNet(): tf.LayersModel {
-  const input = tf.input({ shape: [28, 28, 1] });
-  let x = tf.layers.conv2d({ filters: 6, kernelSize: 5, activation: 'relu' }).apply(input);
-  x = tf.layers.maxPooling2d({ poolSize: 2 }).apply(x);
-  x = tf.layers.conv2d({ filters: 16, kernelSize: 5, activation: 'relu' }).apply(x);
-  x = tf.layers.maxPooling2d({ poolSize: 2 }).apply(x);
-  x = tf.layers.flatten().apply(x);
-  x = tf.layers.dense({ units: 120, activation: 'relu' }).apply(x);
-  x = tf.layers.dense({ units: 84, activation: 'relu' }).apply(x);
-  const output = tf.layers.dense({ units: 10, activation: 'softmax' }).apply(x);
-  const model = tf.model({ inputs: input, outputs: output as tf.SymbolicTensor });
+  const model = buildProjectLeNet();
   model.compile({
     optimizer: tf.train.adam(1e-3),
     loss: 'sparseCategoricalCrossentropy',

@@ -23,6 +23,29 @@ const schema = z.object({
     .default(20 * 1024 * 1024),
   /** Largest accepted image, pixels (width x height), checked from the header before decoding. */
   MAX_IMAGE_PIXELS: z.coerce.number().int().positive().default(40_000_000),
+  /**
+   * Where chat submissions are logged. Unset: the SQLite file `<DATA_DIR>/cnn-classroom.db`.
+   * `postgres://` or `postgresql://` (optionally `?schema=name`): that PostgreSQL database.
+   * `file:<path>`: that SQLite file.
+   */
+  DATABASE_URL: z
+    .string()
+    .regex(/^(postgres|postgresql):\/\/|^file:./, 'expected a postgresql:// or file: URL')
+    .optional(),
+  /** Model that classifies bare photos in chats without their own default. */
+  DEFAULT_MODEL: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]*$/)
+    .default('lenet-mnist'),
+  /** Updates one user may send per minute; the first one over gets a polite reply. */
+  RATE_LIMIT_PER_MINUTE: z.coerce.number().int().positive().default(12),
+  /** Port of the local web chat (127.0.0.1 only); 0 picks a free port. */
+  WEB_PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  /** Telegram bot token from @BotFather; starts the Telegram adapter. Never logged. */
+  TELEGRAM_BOT_TOKEN: z.string().min(1).optional(),
+  /** Discord bot token; with DISCORD_APPLICATION_ID starts the Discord adapter. Never logged. */
+  DISCORD_TOKEN: z.string().min(1).optional(),
+  DISCORD_APPLICATION_ID: z.string().min(1).optional(),
 });
 
 /** The validated, typed configuration. */

@@ -1,30 +1,102 @@
-import { loadConfig } from './config.ts';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { startAdapters, type RunningAdapter } from './adapters/index.ts';
+import { createPrismaPersistence } from './adapters/persistence/prisma-persistence.ts';
+import { loadConfig, PROJECT_ROOT, type Config } from './config.ts';
+import {
+  buildCoreServices,
+  createCore,
+  type Persistence,
+} from './core/index.ts';
+import { openDatabase } from './db/database.ts';
 import { logger } from './logger.ts';
 import { initBackend } from './ml/backend.ts';
 import { ModelRegistry } from './ml/registry.ts';
 
+/** How long shutdown waits for updates in flight before abandoning them. */
+const DRAIN_MS = 10_000;
+
+/** Loads `.env` from the working directory or the project root, if there is one. */
+function loadDotEnv(): void {
+  for (const dir of [process.cwd(), PROJECT_ROOT]) {
+    const file = path.join(dir, '.env');
+    if (existsSync(file)) {
+      // Node's own parser; variables already in the environment win.
+      process.loadEnvFile(file);
+      return;
+    }
+  }
+}
+
 /**
- * `npm start`. The chat adapters (Telegram, Discord) are not part of this version yet: it checks
- * the configuration, starts the TF.js backend, loads every model once to prove it works, reports
- * what it found, and exits. A fatal start-up error exits with code 1.
+ * The persistence ports over the configured database (SQLite in the data folder, or PostgreSQL
+ * from `DATABASE_URL`), migrated at start-up; closed on shutdown.
+ */
+async function openPersistence(config: Config): Promise<Persistence & { close(): Promise<void> }> {
+  const db = await openDatabase(config);
+  logger.info({ provider: db.provider }, 'database ready');
+  return { ...createPrismaPersistence(db), close: () => db.close() };
+}
+
+/**
+ * `npm start`: reads the configuration (environment and `.env`), starts the TF.js backend and
+ * the model registry, builds the core and starts the configured adapters (the local web chat when
+ * no bot token is set). SIGINT / SIGTERM shut down gracefully: adapters stop accepting, updates in
+ * flight get up to 10 s to finish, then models and storage are closed. A second signal exits at
+ * once. A fatal start-up error exits with code 1.
  */
 async function main(): Promise<void> {
+  loadDotEnv();
   const config = loadConfig();
+  logger.level = config.LOG_LEVEL;
   const backend = await initBackend();
   const registry = new ModelRegistry(config.MODELS_DIR);
   const metas = await registry.list();
-  for (const m of metas) await registry.get(m.id);
+  if (!metas.some((m) => m.id === config.DEFAULT_MODEL)) {
+    logger.warn(
+      { defaultModel: config.DEFAULT_MODEL, models: metas.map((m) => m.id) },
+      'the default model is not installed: bare photos will be answered with model.unknown',
+    );
+  } else {
+    await registry.get(config.DEFAULT_MODEL); // load now, not on the first photo
+  }
+  const persistence = await openPersistence(config);
+  const core = createCore(buildCoreServices({ config, registry, persistence, logger }), {
+    rateLimit: { points: config.RATE_LIMIT_PER_MINUTE, durationSeconds: 60 },
+  });
+  const adapters: RunningAdapter[] = await startAdapters(config, core, logger);
   logger.info(
-    { backend, models: metas.map((m) => m.id) },
-    'ready; no chat adapter is configured in this version',
+    { backend, models: metas.map((m) => m.id), adapters: adapters.map((a) => a.name) },
+    'ready',
   );
   console.log(`backend: ${backend.name}${backend.gpu ? ' (GPU)' : ''}`);
-  for (const m of metas) {
-    const acc = m.testAccuracy === undefined ? 'n/a' : `${(m.testAccuracy * 100).toFixed(2)}%`;
-    console.log(`model ${m.id}: ${m.architecture} on ${m.dataset}, test accuracy ${acc}`);
+  for (const a of adapters) {
+    console.log(a.url ? `${a.name} chat: ${a.url}` : `${a.name} adapter running`);
   }
-  console.log('Chat bots are not available yet: use bin/cnn-classroom (see README).');
-  await registry.dispose();
+
+  let stopping = false;
+  const shutdown = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal, inFlight: core.inFlight }, 'shutting down');
+    const stopAdapters = Promise.allSettled(adapters.map((a) => a.stop()));
+    void core
+      .close(DRAIN_MS)
+      .then(async (drained) => {
+        if (!drained) logger.warn({ inFlight: core.inFlight }, 'abandoning updates in flight');
+        // Adapters wait for their requests; after the drain deadline do not wait for them.
+        if (drained) await stopAdapters;
+        await registry.dispose();
+        await persistence.close();
+      })
+      .catch((e: unknown) => logger.error({ err: e }, 'error while shutting down'))
+      .finally(() => process.exit(0));
+  };
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
 }
 
 main().catch((e: unknown) => {

@@ -1,0 +1,225 @@
+/**
+ * The local web chat: a third thin adapter over the core, so anyone can try the bot on a fresh
+ * machine before creating a Telegram or Discord bot. One static page and one endpoint, on
+ * 127.0.0.1 only.
+ *
+ * Why fastify (+ @fastify/multipart): image uploads need a streaming multipart parser with
+ * per-file size limits (busboy underneath), which node:http does not have; fastify adds body
+ * limits, a clean `close()` that stops accepting and lets in-flight requests finish, and
+ * `inject()` for tests. Both are maintained by the fastify team and have no native parts.
+ */
+import { readFileSync } from 'node:fs';
+import multipart from '@fastify/multipart';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyRequest,
+} from 'fastify';
+import type { Logger } from 'pino';
+import type { ChatContext, Core, ImageRef } from '../../core/index.ts';
+import { parseCommandText } from '../../core/index.ts';
+
+const PAGE = readFileSync(new URL('./page.html', import.meta.url), 'utf8');
+
+/** One reply of the core, as the web page receives it. */
+export type WebReply =
+  | { readonly type: 'text'; readonly text: string }
+  | {
+      readonly type: 'image';
+      readonly caption: string;
+      readonly mimeType: 'image/png';
+      /** The PNG, base64. */
+      readonly data: string;
+    };
+
+/** The body of `POST /api/messages`' answer. */
+export interface WebAnswer {
+  readonly replies: WebReply[];
+}
+
+/** Options of {@link buildWebChat}. */
+export interface WebChatOptions {
+  /** Largest accepted upload, bytes (the core refuses larger ones with a localized message). */
+  readonly maxImageBytes: number;
+  readonly logger: Logger;
+}
+
+/** What the page sends besides the image. */
+interface WebMessage {
+  text: string;
+  userId: string;
+  userName: string;
+  language: string | undefined;
+}
+
+const FIELD_LIMIT = 2048;
+
+/** The browser's preferred language from `Accept-Language` (`ru-RU,ru;q=0.9` -> `ru-RU`). */
+function acceptLanguage(header: string | undefined): string | undefined {
+  const first = header?.split(',')[0]?.split(';')[0]?.trim();
+  return first === '' || first === '*' ? undefined : first;
+}
+
+/**
+ * Refuses requests from other web sites (a page elsewhere posting to localhost) and from other
+ * host names (DNS rebinding): only the page this server serves may use the API.
+ */
+function isOwnPage(req: FastifyRequest): boolean {
+  const host = req.headers.host ?? '';
+  const hostname = host.replace(/:\d+$/, '');
+  if (!['127.0.0.1', 'localhost', '[::1]'].includes(hostname)) return false;
+  const origin = req.headers.origin;
+  return origin === undefined || origin === `http://${host}`;
+}
+
+const cleanField = (v: unknown, fallback: string): string =>
+  typeof v === 'string' && v.trim() !== '' ? v.trim().slice(0, FIELD_LIMIT) : fallback;
+
+/**
+ * Builds the web chat server (not listening): `GET /` serves the page, `POST /api/messages`
+ * takes `multipart/form-data` (`text`, `userId`, `language`, optional file `image`) or JSON
+ * (`{ text, userId, language }`), hands one update to the core, and answers with its replies.
+ *
+ * @example
+ * const app = buildWebChat(core, { maxImageBytes: 20 << 20, logger });
+ * await app.listen({ host: '127.0.0.1', port: 0 });
+ */
+export function buildWebChat(core: Core, options: WebChatOptions): FastifyInstance {
+  // Typed as Fastify's logger (pino's, minus its generics) so the app has the default type.
+  const logger: FastifyBaseLogger = options.logger.child({ adapter: 'web' });
+  const app = Fastify({
+    loggerInstance: logger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 64 * 1024,
+  });
+  void app.register(multipart, {
+    throwFileSizeLimit: false,
+    limits: {
+      fileSize: options.maxImageBytes,
+      files: 1,
+      fields: 8,
+      fieldSize: FIELD_LIMIT,
+      parts: 9,
+    },
+  });
+  let nextMessageId = 1;
+
+  app.get('/', async (_req, reply) => {
+    await reply
+      .type('text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .header(
+        'content-security-policy',
+        "default-src 'self'; img-src 'self' data: blob:; style-src 'unsafe-inline'; script-src 'unsafe-inline'",
+      )
+      .send(PAGE);
+  });
+
+  app.post('/api/messages', async (req, reply) => {
+    if (!isOwnPage(req)) return reply.code(403).send({ error: 'forbidden' });
+    let message: WebMessage;
+    let image: ImageRef | undefined;
+    if (req.isMultipart()) {
+      const fields: Record<string, string> = {};
+      for await (const part of req.parts()) {
+        if (part.type === 'file') {
+          const bytes = await part.toBuffer();
+          if (part.fieldname !== 'image') continue;
+          const fileName = part.filename;
+          image = {
+            fetch: () => Promise.resolve(new Uint8Array(bytes)),
+            // Over the limit the parser kept only the first bytes: declare the request's size
+            // (an upper bound of the file's) so the core refuses it without reading them.
+            ...(part.file.truncated
+              ? {
+                  declaredBytes: Math.max(
+                    Number(req.headers['content-length'] ?? 0) || 0,
+                    options.maxImageBytes + 1,
+                  ),
+                }
+              : {}),
+            ...(fileName ? { fileName } : {}),
+          };
+        } else if (typeof part.value === 'string') {
+          fields[part.fieldname] = part.value;
+        }
+      }
+      message = toMessage(fields, req);
+    } else {
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      message = toMessage(body, req);
+    }
+    const answer = await handle(message, image);
+    return reply.header('cache-control', 'no-store').send(answer);
+  });
+
+  function toMessage(fields: Record<string, unknown>, req: FastifyRequest): WebMessage {
+    return {
+      text: cleanField(fields.text, ''),
+      userId: cleanField(fields.userId, 'local'),
+      userName: cleanField(fields.userName, 'web'),
+      language: cleanField(fields.language, '') || acceptLanguage(req.headers['accept-language']),
+    };
+  }
+
+  async function handle(message: WebMessage, image: ImageRef | undefined): Promise<WebAnswer> {
+    const replies: WebReply[] = [];
+    const command = parseCommandText(message.text);
+    const ctx: ChatContext = {
+      platform: 'web',
+      user: {
+        id: message.userId,
+        name: message.userName,
+        ...(message.language ? { languageCode: message.language } : {}),
+      },
+      chat: { id: message.userId, type: 'private' },
+      messageId: String(nextMessageId++),
+      ...(command ? { command } : {}),
+      ...(image ? { image } : {}),
+      reply: (text) => {
+        replies.push({ type: 'text', text });
+        return Promise.resolve();
+      },
+      replyImage: (png, caption) => {
+        replies.push({
+          type: 'image',
+          caption,
+          mimeType: 'image/png',
+          data: Buffer.from(png).toString('base64'),
+        });
+        return Promise.resolve();
+      },
+    };
+    await core.handle(ctx);
+    return { replies };
+  }
+
+  return app;
+}
+
+/** A started web chat. */
+export interface RunningWebChat {
+  /** `http://127.0.0.1:<port>/`. */
+  readonly url: string;
+  /** Stops accepting connections and waits for requests in flight. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the web chat on 127.0.0.1.
+ * @param port 0 picks a free port (tests).
+ */
+export async function startWebChat(
+  core: Core,
+  options: WebChatOptions & { readonly port: number },
+): Promise<RunningWebChat> {
+  const app = buildWebChat(core, options);
+  await app.listen({ host: '127.0.0.1', port: options.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    stop: () => app.close(),
+  };
+}

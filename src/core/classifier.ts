@@ -1,0 +1,58 @@
+import type { ImageLimits } from '../imaging/decode.ts';
+import { classifyImage, type Classification } from '../ml/classify.ts';
+import type { ModelMeta } from '../ml/model-meta.ts';
+import type { LoadedModel } from '../ml/registry.ts';
+import { createTaskQueue } from './queue.ts';
+
+/** The installed models, as the core lists them (`ModelRegistry` satisfies this). */
+export interface ModelCatalog {
+  /** Metadata of every installed model, sorted by id. */
+  list(): Promise<ModelMeta[]>;
+}
+
+/** A classification and the metadata of the model that made it. */
+export interface Prediction {
+  readonly meta: ModelMeta;
+  readonly result: Classification;
+}
+
+/** Classifies image bytes with a model; the core's only door to TF.js. */
+export interface Classifier {
+  /**
+   * @throws {UserError} `model.unknown`, `model.missing_files`, and the image errors of
+   *   `src/imaging/decode.ts` (`image.pdf`, `image.no_ink`...).
+   */
+  classify(modelId: string, bytes: Uint8Array): Promise<Prediction>;
+}
+
+/** Options of {@link createClassifier}. */
+export interface ClassifierOptions {
+  readonly limits: ImageLimits;
+  /** Classifications allowed to run at once (default 1: TF.js is single-threaded). */
+  readonly concurrency?: number;
+  /** How many classes `topK` holds (default 3). */
+  readonly topK?: number;
+}
+
+/**
+ * A {@link Classifier} over a model registry, with a queue so that many photos arriving at once
+ * are classified one at a time (bounded memory, fair order).
+ *
+ * @example
+ * const classifier = createClassifier(new ModelRegistry('models'), { limits });
+ * const { result } = await classifier.classify('lenet-mnist', bytes); // result.label === '7'
+ */
+export function createClassifier(
+  registry: { get(id: string): Promise<LoadedModel> },
+  options: ClassifierOptions,
+): Classifier {
+  const queue = createTaskQueue(options.concurrency ?? 1);
+  return {
+    classify: (modelId, bytes) =>
+      queue.run(async () => {
+        const loaded = await registry.get(modelId);
+        const result = await classifyImage(loaded, bytes, options.limits, options.topK ?? 3);
+        return { meta: loaded.meta, result };
+      }),
+  };
+}

@@ -1,0 +1,36 @@
+import type { Command } from '../command.ts';
+import { errorTitleKey, formatDateTime, formatPercent } from '../i18n.ts';
+
+/** How many submissions `/history` shows. */
+export const HISTORY_LENGTH = 5;
+
+/** `/history`: the user's last submissions on this platform, newest first. */
+export default {
+  name: 'history',
+  description: { en: 'your last submissions', ru: 'ваши последние запросы' },
+  async execute(ctx, services) {
+    const rows = await services.submissions.listRecent(
+      { platform: ctx.platform, userId: ctx.user.id },
+      HISTORY_LENGTH,
+    );
+    if (rows.length === 0) {
+      await ctx.reply(ctx.t('history.empty'));
+      return;
+    }
+    const lines = rows.map((r) => {
+      const date = formatDateTime(r.createdAt, ctx.lang);
+      if (r.errorCode !== null || r.predictedClass === null) {
+        const error = ctx.t(errorTitleKey(r.errorCode ?? 'internal'));
+        return ctx.t('history.failed', { date, command: r.command, error });
+      }
+      return ctx.t('history.ok', {
+        date,
+        command: r.command,
+        model: r.modelId ?? '',
+        label: r.predictedClass,
+        confidence: formatPercent(r.confidence ?? 0, ctx.lang),
+      });
+    });
+    await ctx.reply([ctx.t('history.header'), ...lines].join('\n'));
+  },
+} satisfies Command;

@@ -1,0 +1,18 @@
+/**
+ * The commands the core serves, in the order `/help` and the platforms' menus show them.
+ * Adding a command: one new file in this folder (`export default { ... } satisfies Command`),
+ * its texts in `../locales/en.json` and `ru.json`, and one line here.
+ */
+import type { Command } from '../command.ts';
+import help from './help.ts';
+import history from './history.ts';
+import lang from './lang.ts';
+import models from './models.ts';
+import predict from './predict.ts';
+import start from './start.ts';
+
+/** Every command, in menu order. */
+export const commands: readonly Command[] = [start, help, predict, models, history, lang];
+
+/** The command for a bare image (a photo without a command). */
+export const BARE_IMAGE_COMMAND = 'predict';

@@ -1,0 +1,111 @@
+/**
+ * What an adapter (Telegram, Discord, the web chat) hands the core for one incoming message or
+ * interaction. Adapters translate their platform's update into a {@link ChatContext} and call
+ * `core.handle(ctx)`; everything else (language, rate limits, commands, errors, logging) happens
+ * in the core.
+ */
+
+/** The chat platforms the core serves. */
+export const PLATFORMS = ['telegram', 'discord', 'web'] as const;
+
+/** One of {@link PLATFORMS}. */
+export type Platform = (typeof PLATFORMS)[number];
+
+/** The person who sent the message, as the platform describes them. */
+export interface ChatUser {
+  /** The platform's user id, as a string (Telegram and Discord ids exceed 2^53). */
+  readonly id: string;
+  /** Display name, for logs and the instructors' review; never trusted for anything. */
+  readonly name: string;
+  /**
+   * The client's language as the platform reports it (Telegram `language_code`, Discord
+   * interaction `locale`, the browser's `navigator.language`), e.g. `ru`, `en-US`, `uk`.
+   */
+  readonly languageCode?: string;
+}
+
+/** Where the message was sent. */
+export interface ChatInfo {
+  /** The platform's chat / channel id, as a string. */
+  readonly id: string;
+  /** `private` for a one-to-one chat (or DM); `group` for groups, supergroups, guild channels. */
+  readonly type: 'private' | 'group';
+  /** Group or channel title, when there is one. */
+  readonly title?: string;
+}
+
+/**
+ * The image attached to the message, or to the message it replies to, not yet downloaded.
+ * The core checks {@link declaredBytes} against its size limit before calling {@link fetch}, so
+ * an oversized file is never downloaded; adapters should still refuse anything above their
+ * platform's own download limit (Telegram Bot API: 20 MB) by setting `declaredBytes` honestly.
+ *
+ * @example
+ * const image: ImageRef = {
+ *   fetch: () => downloadTelegramFile(fileId),
+ *   declaredBytes: photo.file_size,
+ *   fileName: 'photo.jpg',
+ * };
+ */
+export interface ImageRef {
+  /** Downloads the bytes. Called at most once per update by the core. */
+  fetch(): Promise<Uint8Array>;
+  /** Size the platform announced before download, when it did. */
+  readonly declaredBytes?: number;
+  /** Original file name, when the platform gives one (informational only: formats are sniffed). */
+  readonly fileName?: string;
+}
+
+/**
+ * A command as typed: `/predict lenet-mnist` is `{ name: 'predict', args: 'lenet-mnist' }`.
+ * Adapters strip the leading slash and any `@botname` suffix and lower-case the name. Adapters
+ * with structured options (Discord slash commands) join the string options' values, in the order
+ * the command declares them, with single spaces into `args`; image options become
+ * {@link ChatContext.image}.
+ */
+export interface IncomingCommand {
+  readonly name: string;
+  /** Everything after the command name, trimmed; `''` when there is none. */
+  readonly args: string;
+}
+
+/** What an adapter may show while the core works (Telegram chat actions, Discord "thinking"). */
+export type ChatAction = 'typing' | 'upload_photo';
+
+/**
+ * One incoming message or interaction, as an adapter fills it in. The reply functions are the
+ * only way the core talks back; they may be called several times per update.
+ *
+ * @example
+ * await core.handle({
+ *   platform: 'telegram',
+ *   user: { id: String(from.id), name: from.first_name, languageCode: from.language_code },
+ *   chat: { id: String(chat.id), type: chat.type === 'private' ? 'private' : 'group' },
+ *   messageId: String(message.message_id),
+ *   command: { name: 'predict', args: '' },
+ *   image: { fetch: () => download(fileId), declaredBytes: size },
+ *   reply: async (text) => { await api.sendMessage(chat.id, text); },
+ *   replyImage: async (png, caption) => { await api.sendPhoto(chat.id, new InputFile(png), { caption }); },
+ *   action: async (kind) => { await api.sendChatAction(chat.id, kind); },
+ * });
+ */
+export interface ChatContext {
+  readonly platform: Platform;
+  readonly user: ChatUser;
+  readonly chat: ChatInfo;
+  /** The platform's id of the incoming message (or interaction), as a string. */
+  readonly messageId: string;
+  /** The command, or undefined for a message without one (e.g. a bare photo). */
+  readonly command?: IncomingCommand;
+  /** The attached or replied-to image, if any. */
+  readonly image?: ImageRef;
+  /** Sends a text message in reply. Plain text: no Markdown or HTML. */
+  reply(text: string): Promise<void>;
+  /** Sends a PNG image with a plain-text caption (at most 1024 characters) in reply. */
+  replyImage(png: Uint8Array, caption: string): Promise<void>;
+  /**
+   * Optional: shows a chat action ("typing...", "sending photo...") while the core works.
+   * Failures are ignored.
+   */
+  action?(kind: ChatAction): Promise<void>;
+}

@@ -1,0 +1,26 @@
+/**
+ * The core's public API, for adapters and `main.ts`: what an adapter fills in
+ * ({@link ChatContext}), how it hands it over ({@link Core.handle}), and how the core is built.
+ * Commands, parsers and texts stay internal.
+ */
+export type {
+  ChatAction,
+  ChatContext,
+  ChatInfo,
+  ChatUser,
+  ImageRef,
+  IncomingCommand,
+  Platform,
+} from './context.ts';
+export { PLATFORMS } from './context.ts';
+export type { Core, CoreOptions } from './dispatcher.ts';
+export { createCore } from './dispatcher.ts';
+export type { Command, CommandOption, CoreServices, LocalizedText } from './command.ts';
+export { commands } from './commands/index.ts';
+export type { Language } from './i18n.ts';
+export { LANGUAGES, clientLanguage } from './i18n.ts';
+export type * from './ports.ts';
+export { createMemoryStore } from './memory-store.ts';
+export { buildCoreServices, type CoreServiceParts } from './services.ts';
+export { createClassifier, type Classifier, type ModelCatalog } from './classifier.ts';
+export { parseCommandText } from './parse-command.ts';

@@ -1,0 +1,121 @@
+/**
+ * The persistence the core needs, as narrow interfaces ("ports"). The core never imports a
+ * database: `src/db/` implements these with Prisma, `memory-store.ts` in memory (tests, and
+ * `npm start` until the database is wired in). Every method returns plain objects.
+ */
+import type { ChatInfo, ChatUser, Platform } from './context.ts';
+import type { Language } from './i18n.ts';
+
+/** Identifies a user across the platforms: ids are only unique within one platform. */
+export interface UserKey {
+  readonly platform: Platform;
+  readonly userId: string;
+}
+
+/** What the core keeps about a user. */
+export interface StoredUser {
+  readonly platform: Platform;
+  readonly userId: string;
+  readonly name: string;
+  /** The user's `/lang` choice; null to follow the client's language. */
+  readonly language: Language | null;
+}
+
+/** Users and their language choice. */
+export interface UserDirectory {
+  /**
+   * Creates the user on first contact or updates their name; returns the stored record (with
+   * their language choice). Called once per update, so it should be a single upsert.
+   */
+  upsert(platform: Platform, user: ChatUser): Promise<StoredUser>;
+  /** Stores the user's `/lang` choice; null clears it. The user exists (upserted before). */
+  setLanguage(user: UserKey, language: Language | null): Promise<void>;
+}
+
+/** What the core keeps about a chat. */
+export interface StoredChat {
+  readonly platform: Platform;
+  readonly chatId: string;
+  readonly type: ChatInfo['type'];
+  readonly title: string | null;
+  /** The model that classifies bare photos in this chat; null for the configured default. */
+  readonly defaultModel: string | null;
+}
+
+/** Chats and their settings. */
+export interface ChatDirectory {
+  /** Creates the chat on first contact or updates its title; returns the stored record. */
+  upsert(platform: Platform, chat: ChatInfo): Promise<StoredChat>;
+}
+
+/** One class and its probability, as stored with a submission. */
+export interface StoredClassProbability {
+  readonly classIndex: number;
+  readonly label: string;
+  readonly probability: number;
+}
+
+/**
+ * One handled message: a classified image, a rejected input, or a failed command. Nullable
+ * fields are null when they do not apply (no image, no model, or the update failed before).
+ */
+export interface SubmissionInput {
+  readonly platform: Platform;
+  readonly userId: string;
+  readonly chatId: string;
+  /** The platform's id of the incoming message. */
+  readonly messageId: string;
+  /** The command name, without a slash; `predict` for a bare photo. */
+  readonly command: string;
+  /** SHA-256 of the image bytes, lower-case hex. */
+  readonly imageSha256: string | null;
+  /** Where {@link ImageStore.save} put the bytes. */
+  readonly imagePath: string | null;
+  readonly imageBytes: number | null;
+  /** Stored width and height from the header (before EXIF rotation); null if unreadable. */
+  readonly imageWidth: number | null;
+  readonly imageHeight: number | null;
+  readonly modelId: string | null;
+  /** The model's training date (`meta.json` `training.date`), null when not recorded. */
+  readonly modelVersion: string | null;
+  /** Label of the predicted class. */
+  readonly predictedClass: string | null;
+  /** Probability of the predicted class, 0..1. */
+  readonly confidence: number | null;
+  readonly topK: readonly StoredClassProbability[] | null;
+  /** Time from the update's arrival to the last reply, milliseconds. */
+  readonly latencyMs: number;
+  /** A user error id (`image.pdf`...), `rate_limited`, `internal`; null on success. */
+  readonly errorCode: string | null;
+}
+
+/** A recorded {@link SubmissionInput}. */
+export interface Submission extends SubmissionInput {
+  readonly id: string;
+  readonly createdAt: Date;
+}
+
+/** The log of every submission, for instructors and `/history`. */
+export interface SubmissionLog {
+  /** Appends a submission. */
+  record(submission: SubmissionInput): Promise<Submission>;
+  /** The user's `limit` most recent submissions on their platform, newest first. */
+  listRecent(user: UserKey, limit: number): Promise<Submission[]>;
+}
+
+/** Uploaded image bytes, addressed by content (platform file links expire). */
+export interface ImageStore {
+  /**
+   * Stores the bytes under their SHA-256 (idempotent: the same bytes twice are stored once).
+   * @returns where they are, e.g. a path relative to the data folder.
+   */
+  save(sha256: string, bytes: Uint8Array): Promise<string>;
+}
+
+/** The persistence ports together, as `createCore` takes them. */
+export interface Persistence {
+  readonly users: UserDirectory;
+  readonly chats: ChatDirectory;
+  readonly submissions: SubmissionLog;
+  readonly images: ImageStore;
+}

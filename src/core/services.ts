@@ -1,0 +1,43 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config.ts';
+import type { LoadedModel } from '../ml/registry.ts';
+import type { ModelMeta } from '../ml/model-meta.ts';
+import { createClassifier } from './classifier.ts';
+import type { CoreServices } from './command.ts';
+import type { Persistence } from './ports.ts';
+
+/** What {@link buildCoreServices} assembles the services from. */
+export interface CoreServiceParts {
+  readonly config: Pick<Config, 'MAX_IMAGE_BYTES' | 'MAX_IMAGE_PIXELS' | 'DEFAULT_MODEL'>;
+  /** The model registry (`new ModelRegistry(config.MODELS_DIR)`). */
+  readonly registry: {
+    list(): Promise<ModelMeta[]>;
+    get(id: string): Promise<LoadedModel>;
+  };
+  /** The database repositories, or `createMemoryStore()`. */
+  readonly persistence: Persistence;
+  readonly logger: Logger;
+}
+
+/**
+ * The core's services from the configuration, a model registry and the persistence ports: the
+ * upload limits and default model from the config, and a queued classifier over the registry.
+ *
+ * @example
+ * const services = buildCoreServices({ config, registry, persistence: createMemoryStore(), logger });
+ * const core = createCore(services, { rateLimit: { points: 12, durationSeconds: 60 } });
+ */
+export function buildCoreServices(parts: CoreServiceParts): CoreServices {
+  const limits = {
+    maxBytes: parts.config.MAX_IMAGE_BYTES,
+    maxPixels: parts.config.MAX_IMAGE_PIXELS,
+  };
+  return {
+    ...parts.persistence,
+    models: parts.registry,
+    classifier: createClassifier(parts.registry, { limits }),
+    limits,
+    defaultModel: parts.config.DEFAULT_MODEL,
+    logger: parts.logger,
+  };
+}

@@ -1,0 +1,20 @@
+/** Identifiers of the database layer's own failures (never caused by a chat user's input). */
+export type DatabaseErrorCode =
+  'not_found' | 'invalid_transition' | 'invalid_argument' | 'migration.changed';
+
+/**
+ * A database-layer failure with a stable code, e.g. activating a model version that was never
+ * registered. Unexpected driver failures are passed on unchanged.
+ *
+ * @example
+ * throw new DatabaseError('not_found', 'no model version lenet-mnist@3');
+ */
+export class DatabaseError extends Error {
+  override readonly name = 'DatabaseError';
+  constructor(
+    readonly code: DatabaseErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,201 @@
+import { existsSync } from 'node:fs';
+import { pino } from 'pino';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAdapters } from '../../src/adapters/index.ts';
+import {
+  startWebChat,
+  type RunningWebChat,
+  type WebAnswer,
+} from '../../src/adapters/web/server.ts';
+import { loadConfig } from '../../src/config.ts';
+import { initBackend } from '../../src/ml/backend.ts';
+import { isPng, makeCore, readImg } from '../unit/core/helpers.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const MAX_BYTES = 2 * 1024 * 1024; // the same limit as the core's in makeCore()
+
+let env: ReturnType<typeof makeCore>;
+let web: RunningWebChat;
+
+beforeAll(async () => {
+  await initBackend();
+  env = makeCore({ rateLimit: { points: 50, durationSeconds: 60 } });
+  web = await startWebChat(env.core, {
+    port: 0,
+    maxImageBytes: MAX_BYTES,
+    logger: pino({ level: 'silent' }),
+  });
+});
+afterAll(async () => {
+  await web.stop();
+  await env.registry.dispose();
+});
+
+async function post(
+  fields: Record<string, string>,
+  image?: { bytes: Uint8Array; name: string },
+  headers: Record<string, string> = {},
+): Promise<{ status: number; answer: WebAnswer }> {
+  const form = new FormData();
+  for (const [k, v] of Object.entries(fields)) form.append(k, v);
+  if (image) form.append('image', new Blob([image.bytes]), image.name);
+  const res = await fetch(new URL('api/messages', web.url), {
+    method: 'POST',
+    body: form,
+    headers,
+  });
+  return { status: res.status, answer: (await res.json()) as WebAnswer };
+}
+
+describe('the web chat over HTTP', () => {
+  it('serves the page on 127.0.0.1', async () => {
+    expect(web.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const res = await fetch(web.url);
+    expect(res.headers.get('content-type')).toContain('text/html');
+    expect(await res.text()).toContain('<form id="form">');
+  });
+
+  it('answers a posted photo with the digit and a PNG chart', async () => {
+    const { status, answer } = await post(
+      { text: '', userId: 'http-1', language: 'en-US' },
+      { bytes: await readImg('7.png'), name: '7.png' },
+    );
+    expect(status).toBe(200);
+    expect(answer.replies).toHaveLength(1);
+    const reply = answer.replies[0]!;
+    expect(reply.type).toBe('image');
+    if (reply.type !== 'image') return;
+    expect(reply.caption).toMatch(/^lenet-mnist: 7 /);
+    expect(reply.mimeType).toBe('image/png');
+    expect(isPng(Buffer.from(reply.data, 'base64'))).toBe(true);
+    const row = env.store.submissions.rows.at(-1);
+    expect(row).toEqual(
+      expect.objectContaining({ platform: 'web', userId: 'http-1', predictedClass: '7' }),
+    );
+  });
+
+  it('answers a command with a photo, in the language of Accept-Language', async () => {
+    const { answer } = await post(
+      { text: '/predict lenet-mnist', userId: 'http-2' },
+      { bytes: await readImg('7.png'), name: 'seven.png' },
+      { 'accept-language': 'ru-RU,ru;q=0.9,en;q=0.8' },
+    );
+    const reply = answer.replies[0];
+    expect(reply?.type === 'image' && reply.caption).toContain('Топ-3:');
+  });
+
+  it('takes a JSON text command', async () => {
+    const res = await fetch(new URL('api/messages', web.url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ text: '/lang', userId: 'http-3', language: 'ru' }),
+    });
+    const answer = (await res.json()) as WebAnswer;
+    expect(answer.replies).toEqual([
+      { type: 'text', text: expect.stringContaining('Язык: русский') as string },
+    ]);
+  });
+
+  it('refuses an upload over the size limit with a localized message', async () => {
+    const big = new Uint8Array(MAX_BYTES + 1000);
+    big.set(await readImg('7.png'));
+    const { status, answer } = await post(
+      { text: '', userId: 'http-4', language: 'en' },
+      { bytes: big, name: 'big.png' },
+    );
+    expect(status).toBe(200);
+    expect(answer.replies).toEqual([
+      {
+        type: 'text',
+        text: 'The file is too large: the limit is 2 MB. Please send a smaller photo.',
+      },
+    ]);
+    expect(env.store.submissions.rows.at(-1)?.errorCode).toBe('image.too_large_bytes');
+  });
+
+  it('refuses requests from other web sites', async () => {
+    const { status } = await post({ text: '/help' }, undefined, { origin: 'http://evil.example' });
+    expect(status).toBe(403);
+  });
+});
+
+describe('startAdapters', () => {
+  it('starts the web chat when no bot token is set', async () => {
+    const config = loadConfig({ WEB_PORT: '0' });
+    const running = await startAdapters(config, env.core, pino({ level: 'silent' }));
+    try {
+      expect(running.map((r) => r.name)).toEqual(['web']);
+      const res = await fetch(running[0]!.url!);
+      expect(res.status).toBe(200);
+    } finally {
+      await Promise.all(running.map((r) => r.stop()));
+    }
+  });
+
+  it('refuses to start nothing when a token is set for a platform this version lacks', async () => {
+    const config = loadConfig({ WEB_PORT: '0', TELEGRAM_BOT_TOKEN: '123:abc' });
+    await expect(startAdapters(config, env.core, pino({ level: 'silent' }))).rejects.toThrow(
+      /no adapter/,
+    );
+  });
+});
+
+const haveChromium = existsSync(CHROMIUM);
+if (!haveChromium) {
+  console.warn(
+    `web-chat browser test skipped: ${CHROMIUM} is missing (apt-get install -y chromium)`,
+  );
+}
+
+describe.skipIf(!haveChromium)(
+  `the web chat in headless Chromium${haveChromium ? '' : ` (SKIPPED: ${CHROMIUM} not installed)`}`,
+  () => {
+    let browser: Browser;
+    beforeAll(async () => {
+      browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: [
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--no-first-run',
+          '--disable-sync',
+        ],
+      });
+    });
+    afterAll(async () => {
+      await browser?.close();
+    });
+
+    it.each([
+      ['en-US', 'Top 3:', 'Hi, '],
+      ['ru-RU', 'Топ-3:', 'Привет, '],
+    ] as const)(
+      'uploads img/3.png (%s) and shows the answer "3" with the chart',
+      async (locale, top, hello) => {
+        const context = await browser.newContext({ locale });
+        const page = await context.newPage();
+        await page.goto(web.url);
+        // The page greets with /start's reply.
+        await page.locator('.bot', { hasText: hello }).waitFor();
+        await page.setInputFiles('#image', 'img/3.png');
+        const answer = page.locator('.bot', { has: page.locator('img') });
+        await answer.waitFor({ timeout: 30_000 });
+        const caption = await answer.innerText();
+        expect(caption).toMatch(/^lenet-mnist: 3 /);
+        expect(caption).toContain(top);
+        const chart = answer.locator('img');
+        expect(await chart.getAttribute('src')).toMatch(/^data:image\/png;base64,/);
+        const width = await chart.evaluate((img) => (img as { naturalWidth: number }).naturalWidth);
+        expect(width).toBeGreaterThan(300);
+        // A command typed next applies to the same photo, as a reply would.
+        await page.fill('#text', '/predict');
+        await page.click('#send');
+        await expect.poll(() => page.locator('.bot img').count(), { timeout: 30_000 }).toBe(2);
+        await context.close();
+      },
+    );
+  },
+);

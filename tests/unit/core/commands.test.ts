@@ -1,0 +1,188 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatPercent, type Language } from '../../../src/core/i18n.ts';
+import { commands } from '../../../src/core/commands/index.ts';
+import { predictionCaption } from '../../../src/core/commands/predict.ts';
+import { initBackend } from '../../../src/ml/backend.ts';
+import { fakeContext, imageOf, isPng, makeCore, readImg } from './helpers.ts';
+
+const clients: Record<Language, string> = { en: 'en-US', ru: 'ru-RU' };
+let env: ReturnType<typeof makeCore>;
+
+beforeAll(async () => {
+  await initBackend();
+  env = makeCore();
+});
+afterAll(async () => {
+  await env.registry.dispose();
+});
+
+async function send(text: string | undefined, lang: Language, image?: Uint8Array) {
+  const { ctx, out } = fakeContext({
+    ...(text === undefined ? {} : { text }),
+    language: clients[lang],
+    ...(image ? { image: imageOf(image) } : {}),
+  });
+  await env.core.handle(ctx);
+  return out;
+}
+
+describe('the command list', () => {
+  it('has unique names valid on Telegram and Discord, each described in both languages', () => {
+    const names = commands.map((c) => c.name);
+    expect(new Set(names).size).toBe(names.length);
+    for (const c of commands) {
+      expect(c.name).toMatch(/^[a-z0-9_]{1,32}$/);
+      expect(c.description.en.length).toBeGreaterThan(3);
+      expect(c.description.ru).toMatch(/[а-яё]/i);
+      expect(c.description.en.length).toBeLessThanOrEqual(100); // Discord's limit
+      expect(c.description.ru.length).toBeLessThanOrEqual(100);
+      for (const o of c.options ?? []) expect(o.name).toMatch(/^[a-z0-9_-]{1,32}$/);
+    }
+  });
+});
+
+describe('/start', () => {
+  it.each([
+    ['en', 'Hi, Ann!'],
+    ['ru', 'Привет, Ann!'],
+  ] as const)('greets a %s user by name', async (lang, greeting) => {
+    const out = await send('/start', lang);
+    expect(out.texts).toHaveLength(1);
+    expect(out.texts[0]).toContain(greeting);
+    expect(out.texts[0]).toContain('/help');
+  });
+});
+
+describe('/help', () => {
+  it.each(['en', 'ru'] as const)('lists every command with its %s description', async (lang) => {
+    const out = await send('/help', lang);
+    for (const c of commands) expect(out.texts[0]).toContain(`/${c.name}: ${c.description[lang]}`);
+  });
+});
+
+describe('/models', () => {
+  it.each([
+    ['en', 'test accuracy', '(default here)'],
+    ['ru', 'точность на тесте', '(по умолчанию в этом чате)'],
+  ] as const)(
+    'lists the shipped LeNet with its data set and accuracy in %s',
+    async (lang, word, mark) => {
+      const [meta] = await env.registry.list();
+      const out = await send('/models', lang);
+      const text = out.texts[0] ?? '';
+      expect(text).toContain(`lenet-mnist: lenet`);
+      expect(text).toContain('mnist');
+      expect(text).toContain(word);
+      expect(text).toContain(mark);
+      if (meta?.testAccuracy !== undefined) {
+        expect(text).toContain(formatPercent(meta.testAccuracy, lang, 2));
+      }
+    },
+  );
+});
+
+describe('/predict', () => {
+  it.each([
+    ['en', 'Top 3:'],
+    ['ru', 'Топ-3:'],
+  ] as const)('answers img/7.png with "7" and a chart, in %s', async (lang, top) => {
+    const out = await send('/predict', lang, await readImg('7.png'));
+    expect(out.texts).toEqual([]);
+    expect(out.images).toHaveLength(1);
+    const { png, caption } = out.images[0]!;
+    expect(isPng(png)).toBe(true);
+    expect(caption.split('\n')[0]).toMatch(/^lenet-mnist: 7 \(/);
+    expect(caption).toContain(top);
+    expect(caption).not.toContain('⚠');
+  });
+
+  it.each([
+    ['en', 'does not look confidently like a handwritten digit'],
+    ['ru', 'Не похоже, что это рукописная цифра'],
+  ] as const)('says in %s when a picture is not confidently a digit', async (lang, note) => {
+    const out = await send('/predict lenet-mnist', lang, await readImg('abrakadabra.png'));
+    expect(out.images[0]?.caption).toContain(note);
+  });
+
+  it('uses a generic note for models of other classes', () => {
+    const r = {
+      label: 'tabby',
+      confidence: 0.4,
+      confident: false,
+      topK: [{ classIndex: 281, label: 'tabby', probability: 0.4 }],
+    };
+    const meta = { id: 'mobilenet-imagenet', preprocess: 'rgb-signed' as const };
+    const en = predictionCaption(meta, r, (k) => k, 'en');
+    expect(en).toContain('predict.not_confident');
+    expect(en).not.toContain('predict.not_confident_digit');
+  });
+});
+
+describe('/history', () => {
+  it.each([
+    ['en', "You haven't sent anything yet"],
+    ['ru', 'Вы ещё ничего не присылали'],
+  ] as const)('says in %s when there is nothing yet', async (lang, text) => {
+    const { ctx, out } = fakeContext({
+      text: '/history',
+      language: clients[lang],
+      userId: `h-${lang}`,
+    });
+    await env.core.handle(ctx);
+    expect(out.texts[0]).toContain(text);
+  });
+
+  it.each([
+    ['en', 'Your last submissions:', 'no photo attached'],
+    ['ru', 'Ваши последние запросы:', 'нет фото'],
+  ] as const)('lists the last five, newest first, in %s', async (lang, header, failure) => {
+    const userId = `hist-${lang}`;
+    const seven = await readImg('7.png');
+    for (let i = 0; i < 5; i++) {
+      const { ctx } = fakeContext({ text: '/predict', userId, image: imageOf(seven) });
+      await env.core.handle(ctx);
+    }
+    const { ctx: bad } = fakeContext({ text: '/predict', userId });
+    await env.core.handle(bad);
+    const { ctx, out } = fakeContext({ text: '/history', language: clients[lang], userId });
+    await env.core.handle(ctx);
+    const lines = (out.texts[0] ?? '').split('\n');
+    expect(lines[0]).toBe(header);
+    expect(lines).toHaveLength(6);
+    expect(lines[1]).toContain(`/predict: ✗ ${failure}`);
+    for (const line of lines.slice(2)) expect(line).toMatch(/\/predict lenet-mnist: 7 \(/);
+  });
+});
+
+describe('/lang', () => {
+  it.each([
+    ['en', 'Language: English'],
+    ['ru', 'Язык: русский'],
+  ] as const)('shows the current language in %s', async (lang, text) => {
+    const out = await send('/lang', lang);
+    expect(out.texts[0]).toContain(text);
+  });
+
+  it('switches an English client to Russian and back to automatic', async () => {
+    const userId = 'switcher';
+    const say = async (text: string) => {
+      const { ctx, out } = fakeContext({ text, userId, language: 'en-GB' });
+      await env.core.handle(ctx);
+      return out.texts[0] ?? '';
+    };
+    expect(await say('/lang ru')).toBe('Хорошо, теперь говорю по-русски.');
+    expect(await say('/help')).toContain('Команды:');
+    expect(await say('/lang en')).toBe("OK, I'll speak English from now on.");
+    expect(await say('/lang ru')).toContain('по-русски');
+    expect(await say('/lang auto')).toContain('(now: English)');
+    expect(await say('/help')).toContain('Commands:');
+  });
+
+  it.each([
+    ['en', "I don't understand “xx”. Usage: /lang ru | en | auto"],
+    ['ru', 'Не понимаю «xx». Как пользоваться: /lang ru | en | auto'],
+  ] as const)('refuses /lang xx in %s', async (lang, text) => {
+    const out = await send('/lang xx', lang);
+    expect(out.texts).toEqual([text]);
+  });
+});

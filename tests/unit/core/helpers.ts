@@ -1,0 +1,122 @@
+/** Shared set-up of the core tests: a core over the shipped models and in-memory storage. */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { pino } from 'pino';
+import { PROJECT_ROOT } from '../../../src/config.ts';
+import type { CoreServices } from '../../../src/core/command.ts';
+import type { ChatContext, ImageRef } from '../../../src/core/context.ts';
+import { createCore, type Core, type CoreOptions } from '../../../src/core/dispatcher.ts';
+import { createMemoryStore } from '../../../src/core/memory-store.ts';
+import { buildCoreServices } from '../../../src/core/services.ts';
+import { ModelRegistry } from '../../../src/ml/registry.ts';
+
+/** The project's models folder (the shipped `lenet-mnist`). */
+export const MODELS_DIR = path.join(PROJECT_ROOT, 'models');
+
+/** What a fake adapter received from the core. */
+export interface Captured {
+  readonly texts: string[];
+  readonly images: { png: Uint8Array; caption: string }[];
+  readonly actions: string[];
+}
+
+/** A core with in-memory storage over `models/`, and its parts for assertions. */
+export function makeCore(options: CoreOptions & { overrides?: Partial<CoreServices> } = {}): {
+  core: Core;
+  store: ReturnType<typeof createMemoryStore>;
+  services: CoreServices;
+  registry: ModelRegistry;
+} {
+  const store = createMemoryStore();
+  const registry = new ModelRegistry(MODELS_DIR);
+  const services: CoreServices = {
+    ...buildCoreServices({
+      config: {
+        MAX_IMAGE_BYTES: 2 * 1024 * 1024,
+        MAX_IMAGE_PIXELS: 40_000_000,
+        DEFAULT_MODEL: 'lenet-mnist',
+      },
+      registry,
+      persistence: store,
+      logger: pino({ level: 'silent' }),
+    }),
+    ...options.overrides,
+  };
+  const coreOptions: CoreOptions = {
+    rateLimit: options.rateLimit ?? false,
+    ...(options.commands ? { commands: options.commands } : {}),
+  };
+  return {
+    core: createCore(services, coreOptions),
+    store,
+    services,
+    registry,
+  };
+}
+
+/** An image reference over bytes, counting downloads. */
+export function imageOf(bytes: Uint8Array, declaredBytes?: number): ImageRef & { fetches: number } {
+  const ref = {
+    fetches: 0,
+    fetch() {
+      ref.fetches++;
+      return Promise.resolve(bytes);
+    },
+    ...(declaredBytes === undefined ? {} : { declaredBytes }),
+  };
+  return ref;
+}
+
+/** Reads a file of `img/`. */
+export function readImg(name: string): Promise<Buffer> {
+  return readFile(path.join(PROJECT_ROOT, 'img', name));
+}
+
+let nextMessage = 1;
+
+/**
+ * A context as an adapter would fill it, recording the replies. Defaults: a private web chat
+ * with user `u1`, an English client.
+ */
+export function fakeContext(
+  fields: Partial<Omit<ChatContext, 'reply' | 'replyImage' | 'action'>> & {
+    text?: string;
+    language?: string;
+    userId?: string;
+  } = {},
+): { ctx: ChatContext; out: Captured } {
+  const out: Captured = { texts: [], images: [], actions: [] };
+  const { text, language, userId, ...rest } = fields;
+  const command = text === undefined ? undefined : parse(text);
+  const ctx: ChatContext = {
+    platform: 'web',
+    user: { id: userId ?? 'u1', name: 'Ann', languageCode: language ?? 'en-US' },
+    chat: { id: userId ?? 'u1', type: 'private' },
+    messageId: String(nextMessage++),
+    ...(command ? { command } : {}),
+    ...rest,
+    reply: (t) => {
+      out.texts.push(t);
+      return Promise.resolve();
+    },
+    replyImage: (png, caption) => {
+      out.images.push({ png, caption });
+      return Promise.resolve();
+    },
+    action: (kind) => {
+      out.actions.push(kind);
+      return Promise.resolve();
+    },
+  };
+  return { ctx, out };
+}
+
+function parse(text: string): { name: string; args: string } {
+  const [name = '', ...args] = text.replace(/^\//, '').split(' ');
+  return { name, args: args.join(' ') };
+}
+
+/** True when `bytes` start with the PNG signature. */
+export function isPng(bytes: Uint8Array): boolean {
+  return [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a].every((b, i) => bytes[i] === b);
+}
