@@ -68,9 +68,18 @@ describe('bin/cnn-classroom predict with the shipped LeNet', () => {
 
   it('reads a folder, honours --top, and writes one chart per input', async () => {
     const chart = path.join(tmp, 'chart.png');
-    const { code, lines } = await predict(['img/extra', '--json', '--top', '2', '--chart', chart]);
+    const { code, lines } = await predict([
+      'img/extra',
+      'img/4.png',
+      '--json',
+      '--top',
+      '2',
+      '--chart',
+      chart,
+    ]);
     expect(code).toBe(0);
-    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.map((l) => l.file)).toEqual(['img/extra/8-sideways.jpg', 'img/4.png']);
+    expect(lines.map((l) => l.label)).toEqual(['8', '4']);
     for (const l of lines) {
       expect(l.topK).toHaveLength(2);
       const png = await readFile(`${chart.slice(0, -4)}-${path.parse(l.file).name}.png`);
