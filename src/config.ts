@@ -46,6 +46,49 @@ const schema = z.object({
   /** Discord bot token; with DISCORD_APPLICATION_ID starts the Discord adapter. Never logged. */
   DISCORD_TOKEN: z.string().min(1).optional(),
   DISCORD_APPLICATION_ID: z.string().min(1).optional(),
+  /**
+   * Discord REST API root (default `https://discord.com/api`); the gateway address then comes
+   * from its `GET /gateway/bot`. For a proxy, or the fake Discord in the tests.
+   */
+  DISCORD_API_ROOT: z
+    .url({ protocol: /^https?$/ })
+    .transform((u) => u.replace(/\/+$/, ''))
+    .optional(),
+  /** `npm run deploy-commands` registers the slash commands in this guild only (instantly). */
+  DISCORD_GUILD_ID: z
+    .string()
+    .regex(/^\d{15,21}$/, 'expected a Discord id (digits)')
+    .optional(),
+  /**
+   * Bot API server (default `https://api.telegram.org`): a local Bot API server for large
+   * courses, or the fake one in the tests.
+   */
+  TELEGRAM_API_ROOT: z
+    .url({ protocol: /^https?$/ })
+    .transform((u) => u.replace(/\/+$/, ''))
+    .optional(),
+  /**
+   * Largest file the bot downloads, bytes: the Bot API's `getFile` limit (20 MB). Raise it only
+   * with a local Bot API server (`TELEGRAM_API_ROOT`), which lifts that limit.
+   */
+  TELEGRAM_MAX_DOWNLOAD_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(20 * 1024 * 1024),
+  /** Public HTTPS address Telegram posts updates to; unset: long polling. */
+  TELEGRAM_WEBHOOK_URL: z.url({ protocol: /^https$/ }).optional(),
+  /** Where the webhook server listens (behind the TLS proxy that serves the URL above). */
+  TELEGRAM_WEBHOOK_HOST: z.string().min(1).default('0.0.0.0'),
+  TELEGRAM_WEBHOOK_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /**
+   * Secret Telegram sends with every webhook request (`X-Telegram-Bot-Api-Secret-Token`);
+   * unset: a random one per start. Never logged.
+   */
+  TELEGRAM_WEBHOOK_SECRET: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,256}$/, 'expected 1-256 characters A-Z, a-z, 0-9, _ or -')
+    .optional(),
 });
 
 /** The validated, typed configuration. */

@@ -6,6 +6,8 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { Core } from '../core/index.ts';
+import { startDiscord } from './discord/start.ts';
+import { startTelegram } from './telegram/start.ts';
 import { startWebChat } from './web/server.ts';
 
 /** A started adapter. */
@@ -43,6 +45,18 @@ export const ADAPTERS: readonly AdapterEntry[] = [
       });
       return { name: 'web', url: web.url, stop: () => web.stop() };
     },
+  },
+  {
+    name: 'telegram',
+    enabled: (config) => config.TELEGRAM_BOT_TOKEN !== undefined,
+    start: (config, core, logger) => startTelegram(config, core, logger),
+  },
+  {
+    name: 'discord',
+    // Either variable alone is a mistake the adapter reports, rather than silently ignoring it.
+    enabled: (config) =>
+      config.DISCORD_TOKEN !== undefined || config.DISCORD_APPLICATION_ID !== undefined,
+    start: (config, core, logger) => startDiscord(config, core, logger),
   },
 ];
 

@@ -133,10 +133,11 @@ describe('startAdapters', () => {
     }
   });
 
-  it('refuses to start nothing when a token is set for a platform this version lacks', async () => {
-    const config = loadConfig({ WEB_PORT: '0', TELEGRAM_BOT_TOKEN: '123:abc' });
+  it('does not fall back to the web chat when a bot is configured but cannot start', async () => {
+    // Discord without its application id fails before any network access.
+    const config = loadConfig({ WEB_PORT: '0', DISCORD_TOKEN: 'token-without-application' });
     await expect(startAdapters(config, env.core, pino({ level: 'silent' }))).rejects.toThrow(
-      /no adapter/,
+      /DISCORD_APPLICATION_ID/,
     );
   });
 });

@@ -1,0 +1,78 @@
+import { AttachmentBuilder, type ChatInputCommandInteraction } from 'discord.js';
+import type { ChatContext, Command, ImageRef } from '../../core/index.ts';
+import { attachmentImage } from './attachment-image.ts';
+import { chatInfo } from './chat-info.ts';
+import { MESSAGE_MAX, splitMessage } from './message-text.ts';
+
+/** The file name of images the bot posts. */
+export const IMAGE_NAME = 'chart.png';
+
+/** A slash command's context for the core, and whether the core has answered through it. */
+export interface InteractionContext {
+  readonly ctx: ChatContext;
+  /** True once a reply has replaced the deferred "thinking..." message. */
+  readonly answered: () => boolean;
+}
+
+/**
+ * Translates a deferred slash command into the core's context. The declared string options'
+ * values, in the command's order, become `args` (`/predict image: model:lenet-mnist` ->
+ * `lenet-mnist`); the first image option becomes `image`; the client's locale (`ru`, `en-US`)
+ * is the user's language. The first reply edits the deferred response, later ones are follow-ups.
+ *
+ * @param command the core's command of this name, if it still has one (a stale registration
+ *   may name a command the core no longer serves).
+ */
+export function interactionContext(
+  interaction: ChatInputCommandInteraction,
+  command: Command | undefined,
+): InteractionContext {
+  const options = command?.options ?? [];
+  const args = options
+    .filter((o) => o.type === 'string')
+    .map((o) => interaction.options.getString(o.name)?.trim() ?? '')
+    .filter((v) => v !== '')
+    .join(' ');
+  const imageOption = options.find((o) => o.type === 'image');
+  const attachment = imageOption ? interaction.options.getAttachment(imageOption.name) : null;
+  const image: ImageRef | undefined = attachment ? attachmentImage(attachment) : undefined;
+  const { user } = interaction;
+
+  let answered = false;
+  async function send(content: string, files?: AttachmentBuilder[]): Promise<void> {
+    const payload = { content, ...(files ? { files } : {}) };
+    if (!answered) {
+      answered = true;
+      await interaction.editReply(payload);
+    } else {
+      await interaction.followUp(payload);
+    }
+  }
+
+  const ctx: ChatContext = {
+    platform: 'discord',
+    user: {
+      id: user.id,
+      name: user.globalName ?? user.username,
+      languageCode: interaction.locale,
+    },
+    chat: chatInfo(
+      interaction.channelId,
+      interaction.guild,
+      interaction.channel,
+      interaction.inGuild(),
+    ),
+    messageId: interaction.id,
+    command: { name: interaction.commandName, args },
+    ...(image ? { image } : {}),
+    async reply(text) {
+      for (const part of splitMessage(text)) await send(part);
+    },
+    async replyImage(png, caption) {
+      const file = new AttachmentBuilder(Buffer.from(png), { name: IMAGE_NAME });
+      await send(caption.slice(0, MESSAGE_MAX), [file]);
+    },
+    // No action: the deferred response already shows "<bot> is thinking...".
+  };
+  return { ctx, answered: () => answered };
+}

@@ -1,0 +1,151 @@
+/**
+ * The grammY bot: each message becomes a {@link ChatContext} for the core, whose replies become
+ * Bot API calls. Nothing here knows about commands, models or texts.
+ */
+import { autoRetry } from '@grammyjs/auto-retry';
+import { sequentialize } from '@grammyjs/runner';
+import { Bot, InputFile, type Transformer } from 'grammy';
+import type { Logger } from 'pino';
+import type { ChatContext, Core } from '../../core/index.ts';
+import { createFileDownloader } from './files.ts';
+import { translateMessage } from './update.ts';
+
+/** The official Bot API server. */
+export const DEFAULT_API_ROOT = 'https://api.telegram.org';
+
+/** The update types the bot asks for: messages only (not edits, channel posts, reactions...). */
+export const ALLOWED_UPDATES = ['message'] as const;
+
+/**
+ * Calls made without auto-retry: a late chat action is worse than none, and a start-up `getMe`
+ * that cannot reach the server should fail the start with a clear error, not wait forever.
+ */
+const NOT_RETRIED = new Set(['sendChatAction', 'getMe']);
+
+/** Options of {@link buildTelegramBot}. */
+export interface TelegramBotOptions {
+  readonly token: string;
+  /** Bot API server, no trailing slash (default {@link DEFAULT_API_ROOT}). */
+  readonly apiRoot?: string;
+  /** Largest file downloaded, bytes (the Bot API's 20 MB unless a local server lifts it). */
+  readonly maxDownloadBytes: number;
+  readonly logger: Logger;
+}
+
+/** A bot wired to the core, and a way to wait for the updates it is handling. */
+export interface TelegramBot {
+  readonly bot: Bot;
+  /** Resolves when every update handed to the core so far has been answered. */
+  readonly settled: () => Promise<void>;
+}
+
+/**
+ * Builds the bot (not started: see `start.ts`). Per update: the message is translated
+ * (`update.ts`), its file becomes a lazy download with Telegram's announced size, and the core's
+ * replies are sent as replies to that message (in the same forum topic).
+ *
+ * - `@grammyjs/auto-retry`: a 429 "retry after N" is retried after N seconds, unless N is over
+ *   60 (an answer minutes late is no answer in a lab); a 5xx after a growing pause; at most 5
+ *   retries. Network errors are retried with a growing pause until the network is back.
+ *   Chat actions and `getMe` are not retried (see {@link NOT_RETRIED}).
+ * - Updates of one user in one chat are handled in order (`sequentialize`); different users'
+ *   run concurrently (the core queues the model itself).
+ *
+ * @example
+ * const { bot } = buildTelegramBot(core, { token, maxDownloadBytes: 20 << 20, logger });
+ * bot.botInfo = await bot.api.getMe();
+ */
+export function buildTelegramBot(core: Core, options: TelegramBotOptions): TelegramBot {
+  const apiRoot = options.apiRoot ?? DEFAULT_API_ROOT;
+  const log = options.logger;
+  const bot = new Bot(options.token, { client: { apiRoot } });
+
+  // The runner is silent (it would print to the console): polling failures are logged here.
+  // Installed first, so it runs inside auto-retry and sees every failed attempt.
+  const logPollingFailures: Transformer = async (prev, method, payload, signal) => {
+    try {
+      const result = await prev(method, payload, signal);
+      if (!result.ok && method === 'getUpdates') {
+        log.warn({ code: result.error_code, description: result.description }, 'getUpdates failed');
+      }
+      return result;
+    } catch (e) {
+      if (method === 'getUpdates' && !signal?.aborted) log.warn({ err: e }, 'getUpdates failed');
+      throw e;
+    }
+  };
+  bot.api.config.use(logPollingFailures);
+  const retry = autoRetry({ maxRetryAttempts: 5, maxDelaySeconds: 60 });
+  const retrySome: Transformer = (prev, method, payload, signal) =>
+    NOT_RETRIED.has(method) ? prev(method, payload, signal) : retry(prev, method, payload, signal);
+  bot.api.config.use(retrySome);
+
+  const download = createFileDownloader({
+    api: bot.api,
+    apiRoot,
+    token: options.token,
+    maxBytes: options.maxDownloadBytes,
+  });
+  const pending = new Set<Promise<void>>();
+
+  bot.use(
+    sequentialize((ctx) => (ctx.chat && ctx.from ? `${ctx.chat.id}:${ctx.from.id}` : undefined)),
+  );
+  bot.on('message', async (ctx) => {
+    const m = translateMessage(ctx.message, ctx.me.username);
+    if (!m) return;
+    const chatId = ctx.chat.id;
+    const topic = m.threadId === undefined ? {} : { message_thread_id: m.threadId };
+    const quote = {
+      ...topic,
+      reply_parameters: { message_id: ctx.message.message_id, allow_sending_without_reply: true },
+    };
+    const file = m.file;
+    const chatCtx: ChatContext = {
+      platform: 'telegram',
+      user: m.user,
+      chat: m.chat,
+      messageId: m.messageId,
+      ...(m.command ? { command: m.command } : {}),
+      ...(file
+        ? {
+            image: {
+              fetch: () => download(file),
+              ...(file.fileSize === undefined ? {} : { declaredBytes: file.fileSize }),
+              ...(file.fileName === undefined ? {} : { fileName: file.fileName }),
+            },
+          }
+        : {}),
+      reply: async (text) => {
+        await ctx.api.sendMessage(chatId, text, quote);
+      },
+      replyImage: async (png, caption) => {
+        await ctx.api.sendPhoto(chatId, new InputFile(png, 'prediction.png'), {
+          caption,
+          ...quote,
+        });
+      },
+      action: async (kind) => {
+        await ctx.api.sendChatAction(chatId, kind, topic);
+      },
+    };
+    const handled = core.handle(chatCtx);
+    pending.add(handled);
+    try {
+      await handled;
+    } finally {
+      pending.delete(handled);
+    }
+  });
+  // The core never rejects; this catches failures of the translation itself.
+  bot.catch((err) => {
+    log.error({ err: err.error, updateId: err.ctx.update.update_id }, 'telegram update failed');
+  });
+
+  return {
+    bot,
+    settled: async () => {
+      while (pending.size > 0) await Promise.allSettled([...pending]);
+    },
+  };
+}
