@@ -5,7 +5,10 @@
  *   conv-gradient kernels; cpu for a few batches, it is slow; tensorflow when tfjs-node exists);
  * - photo-to-answer latency p50/p95, ms: decode + preprocess + inference of the shipped LeNet on
  *   the photos in img/;
- * - inference images/s for one batch of 1,000 digits.
+ * - inference images/s for one batch of 1,000 digits;
+ * - Grad-CAM latency per image, p50, ms: the map alone, and photo to explanation (decode,
+ *   preprocess, map, regions, the 7-inference blur check) for LeNet and, when a data folder
+ *   holds it, the 224x224 MobileNet (on the same photos: the cost does not depend on content).
  *
  * Options: --samples N (training samples per backend, default 4096), --repeats N (latency passes
  * over img/, default 5).
@@ -17,7 +20,9 @@ import * as tf from '@tensorflow/tfjs';
 import { PROJECT_ROOT, loadConfig } from '../src/config.ts';
 import { buildLeNet } from '../src/ml/architectures/lenet.ts';
 import { initBackend } from '../src/ml/backend.ts';
+import { explainImage } from '../src/explain/explain-image.ts';
 import { classifyImage } from '../src/ml/classify.ts';
+import { IMAGENET_MODEL_ID } from '../src/ml/imagenet.ts';
 import { ModelRegistry } from '../src/ml/registry.ts';
 
 const { values } = parseArgs({
@@ -121,6 +126,35 @@ async function main(): Promise<void> {
     unit: 'images/s',
   });
   await registry.dispose();
+
+  const explainRegistry = ModelRegistry.fromConfig(config);
+  const ids = (await explainRegistry.list()).map((m) => m.id);
+  for (const id of ['lenet-mnist', IMAGENET_MODEL_ID].filter((m) => ids.includes(m))) {
+    const model = await explainRegistry.get(id);
+    const mapMs: number[] = [];
+    const totalMs: number[] = [];
+    await explainImage(model, photos[0]!, limits, { method: 'gradcam' }); // warm-up
+    for (const bytes of photos) {
+      const e = await explainImage(model, bytes, limits, { method: 'gradcam' });
+      mapMs.push(e.ms.map);
+      totalMs.push(e.ms.total);
+    }
+    mapMs.sort((a, b) => a - b);
+    totalMs.sort((a, b) => a - b);
+    rows.push({
+      metric: `${id} grad-cam map p50`,
+      backend: info.name,
+      value: percentile(mapMs, 0.5),
+      unit: 'ms',
+    });
+    rows.push({
+      metric: `${id} grad-cam photo-to-explanation p50`,
+      backend: info.name,
+      value: percentile(totalMs, 0.5),
+      unit: 'ms',
+    });
+  }
+  await explainRegistry.dispose();
 
   console.log(JSON.stringify({ backend: info, photos: files.length, results: rows }, null, 2));
   console.table(rows.map((r) => ({ ...r, value: Number(r.value.toFixed(1)) })));

@@ -3,11 +3,7 @@ import path from 'node:path';
 import { startAdapters, type RunningAdapter } from './adapters/index.ts';
 import { createPrismaPersistence } from './adapters/persistence/prisma-persistence.ts';
 import { loadConfig, PROJECT_ROOT, type Config } from './config.ts';
-import {
-  buildCoreServices,
-  createCore,
-  type Persistence,
-} from './core/index.ts';
+import { buildCoreServices, createCore, type Persistence } from './core/index.ts';
 import { openDatabase } from './db/database.ts';
 import { logger } from './logger.ts';
 import { initBackend } from './ml/backend.ts';
@@ -50,7 +46,7 @@ async function main(): Promise<void> {
   const config = loadConfig();
   logger.level = config.LOG_LEVEL;
   const backend = await initBackend();
-  const registry = new ModelRegistry(config.MODELS_DIR);
+  const registry = ModelRegistry.fromConfig(config);
   const metas = await registry.list();
   if (!metas.some((m) => m.id === config.DEFAULT_MODEL)) {
     logger.warn(

@@ -4,7 +4,9 @@ import { isUserError } from '../core/errors.ts';
 import { logger } from '../logger.ts';
 import { registerCalibrate } from './commands/calibrate.ts';
 import { registerDownload } from './commands/download.ts';
+import { registerGradcam } from './commands/gradcam.ts';
 import { registerPredict } from './commands/predict.ts';
+import { registerSaliency } from './commands/saliency.ts';
 import { registerTrain } from './commands/train.ts';
 
 /** Builds the `cnn-classroom` command line (commander). */
@@ -17,6 +19,8 @@ export function buildProgram(): Command {
   registerTrain(program, config);
   registerDownload(program, config);
   registerCalibrate(program, config);
+  registerGradcam(program, config);
+  registerSaliency(program, config);
   return program;
 }
 

@@ -8,6 +8,11 @@ import { createTaskQueue } from './queue.ts';
 export interface ModelCatalog {
   /** Metadata of every installed model, sorted by id. */
   list(): Promise<ModelMeta[]>;
+  /**
+   * Loads (once) the model `id`, for commands that need its layers (explanations).
+   * @throws {UserError} `model.unknown`, `model.missing_files`.
+   */
+  get(id: string): Promise<LoadedModel>;
 }
 
 /** A classification and the metadata of the model that made it. */

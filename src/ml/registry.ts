@@ -2,6 +2,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { UserError } from '../core/errors.ts';
+import { findImagenetModel, modelDataDirs, type ExternalModel } from './imagenet.ts';
 import { loadModel } from './model-io.ts';
 import { readModelMeta, type ModelMeta } from './model-meta.ts';
 
@@ -13,15 +14,47 @@ export interface LoadedModel {
   readonly dir: string;
 }
 
+/** Options of {@link ModelRegistry}. */
+export interface ModelRegistryOptions {
+  /**
+   * Data folders searched for third-party models (`mobilenet-imagenet`, see `imagenet.ts`);
+   * default none.
+   */
+  readonly dataDirs?: readonly string[];
+}
+
 /**
  * The models available in a models folder: every sub-folder holding `model.json` and `meta.json`
- * (`models/<id>/`). Models load on first use and stay in memory; loading is shared between
- * concurrent callers.
+ * (`models/<id>/`; any TF.js layers model with such a metadata file), plus `mobilenet-imagenet`
+ * when a data folder holds it. Models load on first use and stay in memory; loading is shared
+ * between concurrent callers.
  */
 export class ModelRegistry {
   private readonly loading = new Map<string, Promise<LoadedModel>>();
 
-  constructor(readonly modelsDir: string) {}
+  constructor(
+    readonly modelsDir: string,
+    private readonly options: ModelRegistryOptions = {},
+  ) {}
+
+  /**
+   * The registry a configuration describes: `MODELS_DIR`, and `DATA_DIR` then `$CNN_SHARED_DATA`
+   * for third-party models.
+   * @example
+   * const registry = ModelRegistry.fromConfig(loadConfig());
+   */
+  static fromConfig(
+    config: { readonly MODELS_DIR: string; readonly DATA_DIR: string },
+    env: Readonly<Record<string, string | undefined>> = process.env,
+  ): ModelRegistry {
+    return new ModelRegistry(config.MODELS_DIR, { dataDirs: modelDataDirs(config, env) });
+  }
+
+  /** Third-party models found in the data folders (none is in the models folder). */
+  private async external(): Promise<ExternalModel[]> {
+    const found = await findImagenetModel(this.options.dataDirs ?? []);
+    return found ? [found] : [];
+  }
 
   /**
    * Metadata of every valid model folder, sorted by id; invalid folders are skipped.
@@ -41,7 +74,10 @@ export class ModelRegistry {
         // not a model folder
       }
     }
-    return metas;
+    for (const { meta } of await this.external()) {
+      if (!metas.some((m) => m.id === meta.id)) metas.push(meta);
+    }
+    return metas.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   /**
@@ -84,8 +120,14 @@ export class ModelRegistry {
         },
       );
     }
-    const dir = path.join(this.modelsDir, id);
-    const meta = await readModelMeta(dir);
+    const own = path.join(this.modelsDir, id);
+    const external = (await this.external()).find((e) => e.meta.id === id);
+    const inModels = await readModelMeta(own).then(
+      (m) => m,
+      () => undefined,
+    );
+    const dir = inModels || !external ? own : external.dir;
+    const meta = inModels ?? external?.meta ?? (await readModelMeta(own));
     try {
       const model = await loadModel(dir);
       return { meta, model, dir };

@@ -62,7 +62,7 @@ export function registerPredict(program: Command, config: Config): void {
     .option('--top <k>', 'how many classes topK holds', parseIntOption, 5)
     .action(async (inputs: string[], flags: PredictFlags) => {
       await initBackend();
-      const registry = new ModelRegistry(config.MODELS_DIR);
+      const registry = ModelRegistry.fromConfig(config);
       const loaded = await registry.get(flags.model);
       const files = await expandInputs(inputs);
       const limits = { maxBytes: config.MAX_IMAGE_BYTES, maxPixels: config.MAX_IMAGE_PIXELS };

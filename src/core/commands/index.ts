@@ -4,15 +4,26 @@
  * its texts in `../locales/en.json` and `ru.json`, and one line here.
  */
 import type { Command } from '../command.ts';
+import gradcam from './gradcam.ts';
 import help from './help.ts';
 import history from './history.ts';
 import lang from './lang.ts';
 import models from './models.ts';
 import predict from './predict.ts';
+import saliency from './saliency.ts';
 import start from './start.ts';
 
 /** Every command, in menu order. */
-export const commands: readonly Command[] = [start, help, predict, models, history, lang];
+export const commands: readonly Command[] = [
+  start,
+  help,
+  predict,
+  gradcam,
+  saliency,
+  models,
+  history,
+  lang,
+];
 
 /** The command for a bare image (a photo without a command). */
 export const BARE_IMAGE_COMMAND = 'predict';

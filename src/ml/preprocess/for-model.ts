@@ -39,7 +39,7 @@ export async function preprocessForModel(
   }
   const img = await decodeImage(bytes, limits, { maxSide: 4 * Math.max(width, height) });
   const raw = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
-    .resize(width, height, { fit: 'fill' })
+    .resize(width, height, { fit: 'fill', kernel: 'linear' })
     .raw()
     .toBuffer();
   const signed = meta.preprocess === 'rgb-signed';

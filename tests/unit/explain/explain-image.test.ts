@@ -1,0 +1,87 @@
+import * as tf from '@tensorflow/tfjs';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { explainImage, explainInput } from '../../../src/explain/explain-image.ts';
+import { initBackend } from '../../../src/ml/backend.ts';
+import type { LoadedModel } from '../../../src/ml/registry.ts';
+import { asLoaded, buildCornerModel, squareImage } from './tiny-models.ts';
+
+const limits = { maxBytes: 1 << 22, maxPixels: 1 << 22 };
+let loaded: LoadedModel;
+
+beforeAll(async () => {
+  await initBackend();
+  loaded = asLoaded(buildCornerModel({ channels: 3 }), [16, 16, 3]);
+});
+afterAll(() => loaded.model.dispose());
+
+/** A `width x height` PNG, dark, with a white square over its top-left quarter. */
+async function photo(width: number, height: number): Promise<Buffer> {
+  const square = await sharp({
+    create: { width: width >> 2, height: height >> 2, channels: 3, background: '#ffffff' },
+  })
+    .png()
+    .toBuffer();
+  return sharp({ create: { width, height, channels: 3, background: '#181818' } })
+    .composite([{ input: square, left: 0, top: 0 }])
+    .png()
+    .toBuffer();
+}
+
+describe('explainImage', () => {
+  it('gives a portrait photo a map of its own shape, the peak in its pixels', async () => {
+    const e = await explainImage(loaded, await photo(334, 500), limits, { method: 'gradcam' });
+    expect([e.map.width, e.map.height]).toEqual([334, 500]);
+    expect([e.image.width, e.image.height]).toEqual([334, 500]);
+    expect(e.original).toEqual({ width: 334, height: 500 });
+    expect(e.space).toBe('image');
+    expect(e.layer).toBe('features');
+    expect(e.label).toBe('corner square');
+    expect(e.peak.x).toBeLessThan(334 / 4);
+    expect(e.peak.y).toBeLessThan(500 / 4);
+    expect(e.thirds[0]).toBeGreaterThan(0.9);
+    expect(e.blob).toMatchObject({ x: 0, y: 0 });
+    expect(e.blob!.width).toBeLessThanOrEqual(Math.ceil(334 / 4) + 21);
+  });
+
+  it('reports that blurring the hot area lowers the confidence more than a random one', async () => {
+    const e = await explainImage(loaded, await photo(200, 120), limits, { method: 'gradcam++' });
+    const f = e.faithfulness!;
+    expect(f.baseline).toBeCloseTo(e.confidence, 5);
+    expect(f.hotDrop).toBeGreaterThan(f.randomDrop);
+    expect(f.fraction).toBeCloseTo(0.2, 1);
+  });
+
+  it('skips the blur check for an empty map and says why', async () => {
+    const input = {
+      data: new Float32Array(16 * 16 * 3).fill(0.7),
+      width: 16,
+      height: 16,
+      channels: 3 as const,
+    };
+    const e = await explainInput(loaded, input, { method: 'gradcam' });
+    expect(e.note).toBe('flat');
+    expect(e.faithfulness).toBeUndefined();
+    expect(e.blob).toBeUndefined();
+    expect(e.map.data.some(Number.isNaN)).toBe(false);
+    expect(e.space).toBe('model-input');
+  });
+
+  it('leaves the number of tensors unchanged after 100 calls', async () => {
+    const input = {
+      data: squareImage({ channels: 3 }),
+      width: 16,
+      height: 16,
+      channels: 3 as const,
+    };
+    await explainInput(loaded, input, { method: 'gradcam' });
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 100; i++) {
+      await explainInput(loaded, input, {
+        method: (['gradcam', 'gradcam++', 'saliency'] as const)[i % 3]!,
+        faithfulness: i % 10 === 0,
+      });
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
