@@ -3,7 +3,6 @@ import { explainImage } from '../../explain/explain-image.ts';
 import { parseClassTarget } from '../../explain/targets.ts';
 import type { ColormapName } from '../../imaging/colormap.ts';
 import { renderOverlay } from '../../imaging/overlay.ts';
-import type { LoadedModel } from '../../ml/registry.ts';
 import { splitArgs, unwrap, type ParseResult } from '../args.ts';
 import type { Command, CommandContext, CoreServices } from '../command.ts';
 import { UserError } from '../errors.ts';
