@@ -132,6 +132,23 @@ describe('the Discord adapter against a fake Discord', () => {
     );
   });
 
+  it('answers /gradcam image: method: with a deferred response, then the overlay and its explanation', async () => {
+    const attachment = discord.hostFile('3.png', await readImg('3.png'), 'image/png');
+    const { token } = discord.slashCommand({
+      name: 'gradcam',
+      attachments: { image: attachment },
+      strings: { method: 'gradcam++' },
+    });
+    const edit = await discord.waitForRequest(editOf(token));
+    const callback = discord.requests.find((r) => r.route.includes(`/${token}/callback`));
+    expect(callback?.body).toEqual({ type: 5, data: { flags: 0 } });
+    expect(discord.requests.indexOf(callback!)).toBeLessThan(discord.requests.indexOf(edit));
+    expect(content(edit)).toMatch(/^lenet-mnist: 3 .*Grad-CAM\+\+/);
+    expect(content(edit)).toContain('Where the heat is');
+    expect(edit.files).toHaveLength(1);
+    expect(isPng(edit.files[0]!.bytes)).toBe(true);
+  });
+
   it('passes string options as the arguments: /predict model: with an unknown model', async () => {
     const { edit } = await predict(
       { name: '7.png', bytes: await readImg('7.png') },

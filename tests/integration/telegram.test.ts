@@ -216,6 +216,23 @@ describe('the Telegram adapter against a fake Bot API server', () => {
     );
   });
 
+  it('answers /gradcam and /saliency on a replied-to photo with the overlay and its explanation', async () => {
+    const photo = tg.message({ from: boris, chat: group, photo: await readImg('7.png') });
+    const cam = tg.send({ from: ann, chat: group, text: '/gradcam', replyTo: photo });
+    await tg.waitFor(() => tg.repliesTo(cam.message_id).length > 0, 30_000);
+    const [overlay, ...rest] = tg.repliesTo(cam.message_id);
+    expect(overlay!.method).toBe('sendPhoto');
+    expect(isPng(overlay!.photo!)).toBe(true);
+    const text = [overlay!.caption, ...rest.map((r) => r.text)].join('\n');
+    expect(text).toMatch(/^lenet-mnist: 7 .*Grad-CAM/);
+    expect(text).toContain('Where the heat is');
+    const sal = tg.send({ from: ann, chat: group, text: '/saliency', replyTo: photo });
+    await tg.waitFor(() => tg.repliesTo(sal.message_id).length > 0, 30_000);
+    const salAnswer = tg.repliesTo(sal.message_id)[0]!;
+    expect(isPng(salAnswer.photo!)).toBe(true);
+    expect(salAnswer.caption).toContain('saliency map');
+  });
+
   it('ignores chatter under a photo and commands addressed to another bot', async () => {
     const photo = tg.message({ from: boris, chat: group, photo: await readImg('2.png') });
     const chatter = tg.send({ from: ann, chat: group, text: 'nice one!', replyTo: photo });
