@@ -2,6 +2,9 @@
  * The Telegram adapter end to end: the real core over the shipped models, real grammY (with the
  * runner and auto-retry), and a fake Bot API server on 127.0.0.1 speaking the real protocol.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { Message } from 'grammy/types';
@@ -14,7 +17,10 @@ import {
   createCore,
   createMemoryStore,
   type Core,
+  type Persistence,
 } from '../../src/core/index.ts';
+import { createPrismaPersistence } from '../../src/adapters/persistence/prisma-persistence.ts';
+import { openDatabase, type Database } from '../../src/db/database.ts';
 import en from '../../src/core/locales/en.json' with { type: 'json' };
 import ru from '../../src/core/locales/ru.json' with { type: 'json' };
 import { initBackend } from '../../src/ml/backend.ts';
@@ -40,6 +46,30 @@ let tg: FakeTelegram;
 let bot: RunningTelegram;
 let core: Core;
 let store: ReturnType<typeof createMemoryStore>;
+/** The real database (SQLite in a temp folder) every submission is logged to. */
+let db: Database;
+let dbDir: string | undefined;
+
+/**
+ * Logs every submission to the real database and, for easy assertions by message id, to the
+ * in-memory store as well; users, chats and images live in the database.
+ */
+function teePersistence(
+  real: Persistence,
+  memory: ReturnType<typeof createMemoryStore>,
+): Persistence {
+  return {
+    ...real,
+    submissions: {
+      async record(s) {
+        const stored = await real.submissions.record(s);
+        await memory.submissions.record(s);
+        return stored;
+      },
+      listRecent: (user, limit) => real.submissions.listRecent(user, limit),
+    },
+  };
+}
 let registry: ModelRegistry;
 const logLines: string[] = [];
 
@@ -89,6 +119,8 @@ beforeAll(async () => {
   await initBackend();
   tg = await startFakeTelegram();
   store = createMemoryStore();
+  dbDir = await mkdtemp(path.join(os.tmpdir(), 'telegram-db-'));
+  db = await openDatabase({ DATA_DIR: dbDir });
   registry = new ModelRegistry(MODELS_DIR);
   const logger = pino(
     { level: 'debug' },
@@ -107,7 +139,7 @@ beforeAll(async () => {
         DEFAULT_MODEL: 'lenet-mnist',
       },
       registry,
-      persistence: store,
+      persistence: teePersistence(createPrismaPersistence(db), store),
       logger,
     }),
     { rateLimit: false },
@@ -119,6 +151,8 @@ afterAll(async () => {
   await bot?.stop();
   await tg?.close();
   await registry?.dispose();
+  await db?.close();
+  if (dbDir) await rm(dbDir, { recursive: true, force: true });
 });
 
 describe('the Telegram adapter against a fake Bot API server', () => {
@@ -325,6 +359,7 @@ describe('the Telegram adapter against a fake Bot API server', () => {
 
   it('answers all of 30 photos from 10 users sent at once, through injected 429s', async () => {
     const digits = await Promise.all(Array.from({ length: 10 }, (_, d) => readImg(`${d}.png`)));
+    const rowsBefore = await db.submissions.count({ outcome: 'success' });
     tg.failNext('sendPhoto', 4);
     tg.failNext('getFile', 3);
     tg.failNext('getUpdates', 1);
@@ -356,6 +391,8 @@ describe('the Telegram adapter against a fake Bot API server', () => {
     expect(rows.map((r) => r.predictedClass)).toEqual(
       sentMessages.map(({ digit }) => String(digit)),
     );
+    // ...and all 30 are rows in the real database.
+    expect(await db.submissions.count({ outcome: 'success' })).toBe(rowsBefore + 30);
   }, 60_000);
 
   it('keeps answering others when one update fails with an exception', async () => {
