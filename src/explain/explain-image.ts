@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { decodeImage, type ImageLimits } from '../imaging/decode.ts';
 import type { RgbImage } from '../imaging/overlay.ts';
 import type { ModelInput } from '../ml/preprocess/for-model.ts';
-import { preprocessForModel } from '../ml/preprocess/for-model.ts';
+import { inputToDisplayBytes, preprocessForModel } from '../ml/preprocess/for-model.ts';
 import type { LoadedModel } from '../ml/registry.ts';
 import { computeCam, type ChannelWeighting } from './cam-base.ts';
 import { measureFaithfulness, type Faithfulness } from './faithfulness.ts';
@@ -249,14 +249,9 @@ function classProbabilities(
 
 /** A model input as an 8-bit RGB picture (grey inputs repeated over the channels). */
 export function inputAsRgb(input: ModelInput): RgbImage {
-  const n = input.width * input.height;
-  const data = new Uint8Array(n * 3);
-  for (let i = 0; i < n; i++) {
-    for (let ch = 0; ch < 3; ch++) {
-      const raw = input.data[i * input.channels + (input.channels === 3 ? ch : 0)] ?? 0;
-      const v = input.range === 'signed' ? (raw + 1) / 2 : raw;
-      data[i * 3 + ch] = Math.round(Math.min(1, Math.max(0, v)) * 255);
-    }
-  }
+  const pixels = inputToDisplayBytes(input);
+  if (input.channels === 3) return { data: pixels, width: input.width, height: input.height };
+  const data = new Uint8Array(pixels.length * 3);
+  for (let i = 0; i < pixels.length; i++) data.fill(pixels[i] ?? 0, i * 3, i * 3 + 3);
   return { data, width: input.width, height: input.height };
 }

@@ -1,6 +1,7 @@
 import sharp from 'sharp';
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
+import { inputToDisplayBytes, type InputRange } from '../ml/preprocess/for-model.ts';
 
 /** What {@link renderProbabilityChart} draws. */
 export interface ProbabilityChartInput {
@@ -17,8 +18,8 @@ export interface ProbabilityChartInput {
     readonly width: number;
     readonly height: number;
     readonly channels: 1 | 3;
-    /** Value range of `data`, [0, 1] unless 'signed' ([-1, 1]). */
-    readonly range?: 'unit' | 'signed';
+    /** How `data` relates to the picture ([0, 1] unless 'signed' or 'caffe'); undone for display. */
+    readonly range?: InputRange;
   };
   readonly title?: string;
   readonly xTitle?: string;
@@ -91,12 +92,8 @@ export async function renderProbabilityChart(inp: ProbabilityChartInput): Promis
   const chart = await sharp(Buffer.from(svg)).flatten({ background: '#ffffff' }).png().toBuffer();
   if (!inp.input) return chart;
 
-  const { data, width, height, channels, range } = inp.input;
-  const bytes = Buffer.alloc(width * height * channels);
-  for (let i = 0; i < bytes.length; i++) {
-    const v = range === 'signed' ? ((data[i] ?? 0) + 1) / 2 : (data[i] ?? 0);
-    bytes[i] = Math.round(Math.min(1, Math.max(0, v)) * 255);
-  }
+  const { width, height, channels } = inp.input;
+  const bytes = inputToDisplayBytes(inp.input);
   const meta = await sharp(chart).metadata();
   const side = Math.round((meta.height ?? 440) * 0.8);
   const thumb = await sharp(bytes, { raw: { width, height, channels } })

@@ -18,7 +18,10 @@ export const IMAGENET_MODEL_FOLDER = path.join('imagenet', 'mobilenet_v1_0.25_22
 /** Where the class names lie in a data folder: a JSON array, index = model output. */
 export const IMAGENET_CLASSES_FILE = path.join('imagenet', 'imagenet_classes.json');
 
-/** Its official TF.js hosting (layers format: `model.json` and 55 weight shards beside it). */
+/**
+ * Its official TF.js hosting (layers format: `model.json` and 55 weight shards beside it);
+ * `bin/cnn-classroom download mobilenet-imagenet` fetches it (`src/ml/model-download.ts`).
+ */
 export const MOBILENET_MODEL_URL =
   'https://storage.googleapis.com/tfjs-models/tfjs/mobilenet_v1_0.25_224/model.json';
 
@@ -44,6 +47,11 @@ export function modelDataDirs(
   return [config.DATA_DIR, ...(shared ? [shared] : [])];
 }
 
+/** True for what `imagenet_classes.json` must hold: an array of 1000 class names. */
+export function isImagenetClassList(value: unknown): value is string[] {
+  return Array.isArray(value) && value.length === 1000 && value.every((n) => typeof n === 'string');
+}
+
 async function isFile(file: string): Promise<boolean> {
   return stat(file).then(
     (s) => s.isFile(),
@@ -61,11 +69,7 @@ export async function imagenetMeta(dataDir: string): Promise<ModelMeta> {
   const names: unknown = JSON.parse(
     await readFile(path.join(dataDir, IMAGENET_CLASSES_FILE), 'utf8'),
   );
-  if (
-    !Array.isArray(names) ||
-    names.length !== 1000 ||
-    !names.every((n) => typeof n === 'string')
-  ) {
+  if (!isImagenetClassList(names)) {
     throw new Error(`${IMAGENET_CLASSES_FILE} in ${dataDir} is not a list of 1000 class names`);
   }
   return {

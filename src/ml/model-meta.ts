@@ -7,9 +7,11 @@ import { z } from 'zod';
  * - `mnist-digit`: the MNIST normalisation of a photographed digit (`src/ml/preprocess/digit.ts`),
  *   `[28, 28, 1]`, [0, 1], ink bright;
  * - `rgb-unit`: RGB resized to the input size, scaled to [0, 1];
- * - `rgb-signed`: RGB resized to the input size, scaled to [-1, 1] (x / 127.5 - 1, MobileNet).
+ * - `rgb-signed`: RGB resized to the input size, scaled to [-1, 1] (x / 127.5 - 1, MobileNet);
+ * - `caffe`: resized, channels in BGR order minus the ImageNet means, not scaled (Keras
+ *   `preprocess_input` mode 'caffe': VGG16, VGG19, ResNet50 converted from Keras).
  */
-export const PREPROCESS = ['mnist-digit', 'rgb-unit', 'rgb-signed'] as const;
+export const PREPROCESS = ['mnist-digit', 'rgb-unit', 'rgb-signed', 'caffe'] as const;
 
 /** The "not confidently one of the classes" criterion stored with a model; see `src/ml/ood.ts`. */
 export const oodSchema = z.object({

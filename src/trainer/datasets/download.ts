@@ -95,22 +95,26 @@ export interface DownloadProgress {
   readonly totalBytes: number | undefined;
 }
 
-/** Options of {@link downloadDataset}; every one has a production default. */
-export interface DownloadOptions {
-  /** Replaces the source's folder URL (a mirror, or a local server in tests). */
-  readonly baseUrl?: string;
+/** How files are fetched (shared with the model downloader); every option has a default. */
+export interface FetchOptions {
   /** The fetch to use; default the global one. */
   readonly fetch?: typeof fetch;
-  /** Called for every chunk received. */
-  readonly onProgress?: (progress: DownloadProgress) => void;
-  /** Replaces the source's file list and checksums (tests). */
-  readonly checksums?: readonly FileChecksum[];
   /** Further attempts after a transient failure (network error, HTTP 408/429/5xx, short body); default 3. */
   readonly retries?: number;
   /** Wait before the first retry, doubled each time; default 1000 ms. */
   readonly retryDelayMs?: number;
   /** Cancels the download. */
   readonly signal?: AbortSignal;
+}
+
+/** Options of {@link downloadDataset}; every one has a production default. */
+export interface DownloadOptions extends FetchOptions {
+  /** Replaces the source's folder URL (a mirror, or a local server in tests). */
+  readonly baseUrl?: string;
+  /** Called for every chunk received. */
+  readonly onProgress?: (progress: DownloadProgress) => void;
+  /** Replaces the source's file list and checksums (tests). */
+  readonly checksums?: readonly FileChecksum[];
 }
 
 /** What happened to each file. */
@@ -165,11 +169,16 @@ export async function downloadDataset(
 }
 
 /**
- * SHA-256 (hex) of a file, or of its gunzipped content.
+ * SHA-256 (hex) of a file, or of its gunzipped content; `algorithm` picks another hash (`md5`
+ * where a source publishes only that).
  * @throws when the file cannot be read or, for `gunzipped`, is not valid gzip.
  */
-export async function hashOf(file: string, of: FileChecksum['of']): Promise<string> {
-  const hash = createHash('sha256');
+export async function hashOf(
+  file: string,
+  of: FileChecksum['of'],
+  algorithm: 'sha256' | 'md5' = 'sha256',
+): Promise<string> {
+  const hash = createHash(algorithm);
   if (of === 'gunzipped') await pipeline(createReadStream(file), createGunzip(), hash);
   else await pipeline(createReadStream(file), hash);
   return hash.digest('hex');
@@ -184,7 +193,11 @@ async function downloadVerified(
 ): Promise<void> {
   const temp = `${dest}.${randomUUID().slice(0, 8)}.part`;
   try {
-    await fetchToFile(name, url, temp, checksum.file, options);
+    await fetchToFile(url, temp, {
+      ...fetchOptionsOf(options),
+      onProgress: (receivedBytes, totalBytes) =>
+        options.onProgress?.({ dataset: name, file: checksum.file, receivedBytes, totalBytes }),
+    });
     const actual = await hashOf(temp, checksum.of).catch(
       (e: unknown) => `unreadable (${errorMessage(e)})`,
     );
@@ -205,18 +218,39 @@ async function downloadVerified(
 /** A failure worth another attempt. */
 class TransientError extends Error {}
 
-async function fetchToFile(
-  name: DatasetName,
+/** The {@link FetchOptions} of a larger options object (and nothing else). */
+export function fetchOptionsOf(options: FetchOptions): FetchOptions {
+  const { fetch, retries, retryDelayMs, signal } = options;
+  return {
+    ...(fetch ? { fetch } : {}),
+    ...(retries === undefined ? {} : { retries }),
+    ...(retryDelayMs === undefined ? {} : { retryDelayMs }),
+    ...(signal ? { signal } : {}),
+  };
+}
+
+/** {@link fetchToFile}'s options: how to fetch, and a callback for every chunk received. */
+export interface FetchToFileOptions extends FetchOptions {
+  readonly onProgress?: (receivedBytes: number, totalBytes: number | undefined) => void;
+}
+
+/**
+ * Fetches `url` into the file `temp` (created or overwritten), retrying transient failures
+ * (network errors, HTTP 408/425/429/5xx, a body shorter than its `Content-Length`) with
+ * exponential back-off. The caller verifies the bytes and renames the file into place.
+ * @throws {Error} `could not download <url>: <reason> (<n> attempts)` once no retry is left, or
+ *   at once for a permanent failure (HTTP 404...).
+ */
+export async function fetchToFile(
   url: string,
   temp: string,
-  file: string,
-  options: DownloadOptions,
+  options: FetchToFileOptions = {},
 ): Promise<void> {
   const retries = options.retries ?? 3;
   const retryDelayMs = options.retryDelayMs ?? 1000;
   for (let attempt = 0; ; attempt++) {
     try {
-      await fetchOnce(name, url, temp, file, options);
+      await fetchOnce(url, temp, options);
       return;
     } catch (e) {
       if (!(e instanceof TransientError) || attempt >= retries || options.signal?.aborted) {
@@ -238,13 +272,7 @@ async function fetchToFile(
   }
 }
 
-async function fetchOnce(
-  name: DatasetName,
-  url: string,
-  temp: string,
-  file: string,
-  options: DownloadOptions,
-): Promise<void> {
+async function fetchOnce(url: string, temp: string, options: FetchToFileOptions): Promise<void> {
   const fetchImpl = options.fetch ?? fetch;
   let response: Response;
   try {
@@ -267,7 +295,7 @@ async function fetchOnce(
     for await (const chunk of body) {
       await out.write(chunk);
       receivedBytes += chunk.byteLength;
-      options.onProgress?.({ dataset: name, file, receivedBytes, totalBytes });
+      options.onProgress?.(receivedBytes, totalBytes);
     }
   } catch (e) {
     throw new TransientError(`connection lost after ${receivedBytes} bytes (${errorMessage(e)})`, {
@@ -291,10 +319,10 @@ function causeSuffix(e: unknown): string {
   return cause === undefined ? '' : ` (${errorMessage(cause)})`;
 }
 
-function withTrailingSlash(url: string): string {
+export function withTrailingSlash(url: string): string {
   return url.endsWith('/') ? url : `${url}/`;
 }
 
-async function isFile(p: string): Promise<boolean> {
+export async function isFile(p: string): Promise<boolean> {
   return (await stat(p).catch(() => undefined))?.isFile() ?? false;
 }
