@@ -24,12 +24,25 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** File-system failures caused by the paths a user typed: reported in one line, no stack. */
+const FILE_ERRORS = new Set(['ENOENT', 'EISDIR', 'ENOTDIR', 'EACCES', 'EPERM']);
+
+// A command line speaks through its output and exit status: logs only for warnings, unless asked.
+logger.level = process.env.LOG_LEVEL ?? 'warn';
+
 try {
   await buildProgram().parseAsync(process.argv);
 } catch (e) {
   if (e instanceof CommanderError) process.exit(e.exitCode);
-  const msg = isUserError(e) ? `${e.id}: ${e.message}` : (e as Error).message;
-  logger.error({ err: e }, 'command failed');
+  const fsCode = (e as NodeJS.ErrnoException).code;
+  const fileProblem = fsCode !== undefined && FILE_ERRORS.has(fsCode);
+  const msg = isUserError(e)
+    ? `${e.id}: ${e.message}`
+    : fileProblem
+      ? `file.${fsCode === 'ENOENT' ? 'not_found' : 'unreadable'}: ${(e as Error).message}`
+      : (e as Error).message;
+  if (isUserError(e) || fileProblem) logger.info({ code: fsCode }, 'command refused');
+  else logger.error({ err: e }, 'command failed');
   console.error(`error: ${msg}`);
   process.exit(1);
 }

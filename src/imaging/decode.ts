@@ -157,10 +157,16 @@ const TRUNCATION =
   /premature end|end of stream|unexpected end|truncat|not enough data|short read|EOF|incomplete|libspng read error/i;
 
 /** Maps a libvips failure to the user-facing error. */
-function decoderError(e: unknown): UserError {
+function decoderError(e: unknown, limits: ImageLimits): UserError {
   const message = e instanceof Error ? e.message : String(e);
   if (/pixel limit/i.test(message)) {
-    return new UserError('image.too_many_pixels', message);
+    return new UserError(
+      'image.too_many_pixels',
+      `the image has more than ${limits.maxPixels} pixels`,
+      {
+        maxPixels: limits.maxPixels,
+      },
+    );
   }
   return TRUNCATION.test(message)
     ? new UserError('image.truncated', `the image data ends early: ${message}`)
@@ -218,7 +224,7 @@ export async function inspectImage(bytes: Uint8Array, limits: ImageLimits): Prom
   try {
     meta = await sharpInput(bytes, limits).metadata();
   } catch (e) {
-    throw decoderError(e);
+    throw decoderError(e, limits);
   }
   const width = meta.width;
   const height = meta.pageHeight ?? meta.height;
@@ -312,7 +318,7 @@ export async function decodeImage(
   try {
     raw = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   } catch (e) {
-    throw decoderError(e);
+    throw decoderError(e, limits);
   }
   const { width, height, channels } = raw.info;
   const n = width * height;

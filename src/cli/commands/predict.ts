@@ -19,13 +19,22 @@ interface PredictFlags {
 
 const IMAGE_EXT = /\.(png|jpe?g|jfif|webp|gif|tiff?|bmp|avif|heic)$/i;
 
-/** Expands folders (one level, image extensions only) and keeps files as given. */
+/**
+ * Expands folders (one level, image extensions only) and keeps files as given.
+ * @throws {UserError} `argument.invalid` for a folder that holds no image file.
+ */
 export async function expandInputs(inputs: readonly string[]): Promise<string[]> {
   const files: string[] = [];
   for (const p of inputs) {
     const s = await stat(p).catch(() => undefined);
     if (s?.isDirectory()) {
       const names = (await readdir(p)).filter((n) => IMAGE_EXT.test(n)).sort();
+      if (names.length === 0) {
+        throw new UserError(
+          'argument.invalid',
+          `the folder ${p} holds no image file (${IMAGE_EXT.source})`,
+        );
+      }
       files.push(...names.map((n) => path.join(p, n)));
     } else files.push(p);
   }
@@ -79,16 +88,6 @@ export function registerPredict(program: Command, config: Config): void {
           }
           const bytes = await readFile(file);
           const r = await classifyImage(loaded, bytes, limits, flags.top);
-          if (flags.chart) {
-            const png = await renderProbabilityChart({
-              probabilities: r.probabilities,
-              classNames: loaded.meta.classNames,
-              predicted: r.classIndex,
-              input: r.input,
-              title: `${path.basename(file)}: ${r.label} (${(r.confidence * 100).toFixed(1)}%)${r.confident ? '' : ' ?'}`,
-            });
-            await writeFile(chartPath(flags.chart, file, files.length > 1), png);
-          }
           if (flags.json) {
             console.log(
               JSON.stringify({
@@ -102,6 +101,21 @@ export function registerPredict(program: Command, config: Config): void {
               }),
             );
           } else console.log(describe(file, r));
+          if (flags.chart) {
+            const out = chartPath(flags.chart, file, files.length > 1);
+            const png = await renderProbabilityChart({
+              probabilities: r.probabilities,
+              classNames: loaded.meta.classNames,
+              predicted: r.classIndex,
+              input: r.input,
+              title: `${path.basename(file)}: ${r.label} (${(r.confidence * 100).toFixed(1)}%)${r.confident ? '' : ` (${r.reasons.join(', ')})`}`,
+            });
+            // The prediction stands; a chart that cannot be written is the output's fault.
+            await writeFile(out, png).catch((err: unknown) => {
+              failures++;
+              console.error(`${out}: cannot write the chart: ${(err as Error).message}`);
+            });
+          }
         } catch (e) {
           failures++;
           const code = isUserError(e)
@@ -110,7 +124,7 @@ export function registerPredict(program: Command, config: Config): void {
               ? 'file.not_found'
               : 'internal';
           const message = (e as Error).message;
-          logger.warn({ file, code }, 'prediction failed');
+          logger.info({ file, code }, 'prediction failed');
           if (flags.json) console.log(JSON.stringify({ file, error: { code, message } }));
           else console.error(`${file}: error ${code}: ${message}`);
         }

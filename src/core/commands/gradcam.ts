@@ -28,12 +28,16 @@ const METHOD_WORDS: Readonly<Record<string, ExplainMethod>> = {
   '++': 'gradcam++',
 };
 
+/** Model ids name their data set last (`lenet-mnist`, `resnet18-cifar10`, `mobilenet-imagenet`). */
+const MODEL_ID_FORM = /^[a-z0-9]+(?:-[a-z0-9]+)*-(?:mnist|fashion|cifar10|imagenet)$/;
+
 /**
  * Parses `/gradcam [model] [class] [method]` (`allowClass`) or `/saliency [model] [smooth]`.
  * Words are recognised by what they are: an installed model id, a method name, `smooth`; the
  * remaining words are the class (an index, or a name of several words).
  *
- * @returns `argument.invalid` for a word `/saliency` does not know.
+ * @returns `argument.invalid` for a word `/saliency` does not know; `model.unknown` when the first
+ *   word has the form of a model id but no such model is installed.
  * @example
  * parseExplainArgs('mobilenet-imagenet great grey owl gradcam++', ['mobilenet-imagenet'], true);
  * // { ok: true, value: { model: 'mobilenet-imagenet', method: 'gradcam++', classQuery: 'great grey owl' } }
@@ -47,7 +51,19 @@ export function parseExplainArgs(
   let method: ExplainMethod | undefined;
   let smooth = false;
   const rest: string[] = [];
-  for (const word of splitArgs(raw)) {
+  const words = splitArgs(raw);
+  const first = words[0]?.toLowerCase();
+  // A model id of the zoo's form that is not installed: say so, rather than read it as a class.
+  if (first !== undefined && !knownModels.includes(first) && MODEL_ID_FORM.test(first)) {
+    return {
+      ok: false,
+      error: new UserError('model.unknown', `unknown model "${first}"`, {
+        model: first,
+        known: knownModels.join(', '),
+      }),
+    };
+  }
+  for (const word of words) {
     const w = word.toLowerCase();
     if (model === undefined && knownModels.includes(w)) model = w;
     else if (allowClass && method === undefined && METHOD_WORDS[w]) method = METHOD_WORDS[w];
@@ -157,8 +173,11 @@ export function explanationText(
         random: formatPercent(f.randomConfidence, lang),
       }),
     );
+    // A saturated softmax barely moves whatever is blurred: then the check says nothing.
+    const saturated = f.baseline >= 0.99 && Math.min(f.hotConfidence, f.randomConfidence) >= 0.99;
     // Five points of probability: below that the difference is within the random draws' spread.
-    lines.push(t(f.hotDrop > f.randomDrop + 0.05 ? 'explain.faithful' : 'explain.unfaithful'));
+    const verdict = f.hotDrop > f.randomDrop + 0.05 ? 'explain.faithful' : 'explain.unfaithful';
+    lines.push(t(saturated ? 'explain.saturated' : verdict));
   }
   return lines.join('\n');
 }

@@ -28,8 +28,8 @@ async function send(text: string, lang: Language, image?: Uint8Array) {
 
 describe('/gradcam', () => {
   it.each([
-    ['en', 'Grad-CAM, layer conv2', 'Where the heat is:', 'Check: blurring the hottest 20%'],
-    ['ru', 'Grad-CAM, слой conv2', 'Где тепло:', 'Проверка: если размыть'],
+    ['en', 'Grad-CAM, layer conv2', 'Where the heat is:', 'Check: with the hottest 20% blurred'],
+    ['ru', 'Grad-CAM, слой conv2', 'Где сильнее всего:', 'Проверка: если размыть'],
   ] as const)(
     'answers img/7.png with an overlay and its explanation, in %s',
     async (lang, head, where, check) => {
@@ -98,6 +98,16 @@ describe('parseExplainArgs', () => {
     expect(parseExplainArgs(raw, ['lenet-mnist', 'mobilenet-imagenet'], true)).toEqual({
       ok: true,
       value,
+    });
+  });
+  it('says a model of the zoo is not installed instead of reading its id as a class', () => {
+    const r = parseExplainArgs('mobilenet-imagenet tusker', ['lenet-mnist'], true);
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.error.id).toBe('model.unknown');
+    // A class name with a hyphen is still a class.
+    expect(parseExplainArgs('three-toed sloth', ['lenet-mnist'], true)).toEqual({
+      ok: true,
+      value: { classQuery: 'three-toed sloth' },
     });
   });
   it('reads smooth for /saliency', () => {
