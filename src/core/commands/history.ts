@@ -9,10 +9,15 @@ export default {
   name: 'history',
   description: { en: 'your last submissions', ru: 'ваши последние запросы' },
   async execute(ctx, services) {
-    const rows = await services.submissions.listRecent(
-      { platform: ctx.platform, userId: ctx.user.id },
-      HISTORY_LENGTH,
-    );
+    // Messages dropped by the rate limit are logged too, but they are not submissions to show.
+    const rows = (
+      await services.submissions.listRecent(
+        { platform: ctx.platform, userId: ctx.user.id },
+        HISTORY_LENGTH * 4,
+      )
+    )
+      .filter((r) => r.errorCode !== 'rate_limited')
+      .slice(0, HISTORY_LENGTH);
     if (rows.length === 0) {
       await ctx.reply(ctx.t('history.empty'));
       return;

@@ -154,6 +154,29 @@ describe('/history', () => {
   });
 });
 
+describe('/history and the rate limit', () => {
+  it('leaves out messages the rate limit dropped', async () => {
+    const limited = makeCore({ rateLimit: { points: 2, durationSeconds: 60 } });
+    const userId = 'hist-limited';
+    const seven = await readImg('7.png');
+    const { ctx: first } = fakeContext({ text: '/predict', userId, image: imageOf(seven) });
+    await limited.core.handle(first);
+    for (let i = 0; i < 3; i++) {
+      const { ctx } = fakeContext({ text: '/predict', userId, image: imageOf(seven) });
+      await limited.core.handle(ctx);
+    }
+    const dropped = limited.store.submissions.rows.filter((r) => r.errorCode === 'rate_limited');
+    expect(dropped.length).toBeGreaterThan(0);
+    const history = makeCore({ overrides: { submissions: limited.store.submissions } });
+    const { ctx, out } = fakeContext({ text: '/history', userId });
+    await history.core.handle(ctx);
+    const lines = (out.texts[0] ?? '').split('\n').slice(1);
+    expect(lines.length).toBe(limited.store.submissions.rows.length - dropped.length);
+    for (const line of lines) expect(line).toMatch(/\/predict lenet-mnist: 7 \(/);
+    await Promise.all([limited.registry.dispose(), history.registry.dispose()]);
+  });
+});
+
 describe('/lang', () => {
   it.each([
     ['en', 'Language: English'],
