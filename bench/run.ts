@@ -24,11 +24,14 @@ import { explainImage } from '../src/explain/explain-image.ts';
 import { classifyImage } from '../src/ml/classify.ts';
 import { IMAGENET_MODEL_ID } from '../src/ml/imagenet.ts';
 import { ModelRegistry } from '../src/ml/registry.ts';
+import { engineFigures } from './engine.ts';
 
 const { values } = parseArgs({
   options: {
     samples: { type: 'string', default: '4096' },
     repeats: { type: 'string', default: '5' },
+    steps: { type: 'string', default: '3' },
+    'skip-pytorch': { type: 'boolean', default: false },
   },
 });
 const BATCH = 128;
@@ -156,8 +159,27 @@ async function main(): Promise<void> {
   }
   await explainRegistry.dispose();
 
-  console.log(JSON.stringify({ backend: info, photos: files.length, results: rows }, null, 2));
+  const engine = await engineFigures(Number(values.steps), !values['skip-pytorch']);
+
+  console.log(
+    JSON.stringify({ backend: info, photos: files.length, results: rows, engine }, null, 2),
+  );
   console.table(rows.map((r) => ({ ...r, value: Number(r.value.toFixed(1)) })));
+  console.table(
+    engine.rows.map((r) => ({
+      metric: r.metric,
+      workers: r.workers,
+      value: Number(r.value.toFixed(1)),
+      'per CPU-second': Number(r.perCpuSecond.toFixed(1)),
+      unit: r.unit,
+      'vs PyTorch': r.ratioToPyTorch === undefined ? '' : `${r.ratioToPyTorch.toFixed(2)}x`,
+      'vs PyTorch per CPU-s':
+        r.cpuRatioToPyTorch === undefined ? '' : `${r.cpuRatioToPyTorch.toFixed(2)}x`,
+    })),
+  );
+  for (const line of engine.aside) console.log(line);
+  if (engine.torch !== undefined)
+    console.log(`PyTorch ${engine.torch}, same nets, batch and threads`);
 }
 
 await main();

@@ -7,6 +7,7 @@ import { depthwiseConv2dBackpropFilterKernel } from './depthwise-conv2d-backprop
 import { depthwiseConv2dBackpropInputKernel } from './depthwise-conv2d-backprop-input.ts';
 import { createBatchMatMulKernel } from './batch-mat-mul.ts';
 import { createMaxPoolGradKernel } from './max-pool-grad.ts';
+import { registerFastKernels, unregisterFastKernels } from './fast-kernels.ts';
 
 export { conv2dBackpropFilter } from './conv2d-backprop-filter.ts';
 export { conv2dBackpropInput } from './conv2d-backprop-input.ts';
@@ -95,7 +96,9 @@ const displaced = new Map<string, tf.KernelConfig | undefined>();
  * `DepthwiseConv2dNativeBackpropInput` (missing there), a faster `Conv2DBackpropInput`, a correct
  * and faster `MaxPoolGrad` and a faster transposed `BatchMatMul`; on cpu faster
  * `Conv2DBackpropFilter` and `DepthwiseConv2dNativeBackpropFilter`. Afterwards `model.fit` and
- * `tf.grads` work on wasm for Conv2D, DepthwiseConv2D and SeparableConv2D layers.
+ * `tf.grads` work on wasm for Conv2D, DepthwiseConv2D and SeparableConv2D layers. Last, the
+ * WebAssembly SIMD GEMM kernels of `fast-kernels.ts` wrap wasm's matrix products and conv
+ * gradients.
  *
  * Idempotent; needs no initialized backend; other backends (tfjs-node, webgl) are untouched.
  *
@@ -128,6 +131,8 @@ export function registerConvGradientKernels(): void {
     });
     displaced.set(key, existing);
   }
+  // The GEMM-backed wasm kernels (fast-kernels.ts) wrap the ones above, so they go on last.
+  registerFastKernels();
 }
 
 /**
@@ -135,6 +140,7 @@ export function registerConvGradientKernels(): void {
  * backends' own. Meant for tests and benchmarks that compare against the originals.
  */
 export function unregisterConvGradientKernels(): void {
+  unregisterFastKernels();
   for (const [key, original] of displaced) {
     const [backendName = '', kernelName = ''] = key.split('/');
     tf.unregisterKernel(kernelName, backendName);

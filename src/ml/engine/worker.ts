@@ -1,0 +1,199 @@
+/**
+ * One engine worker: its own TF.js with the wasm backend (one core), holding a replica of the
+ * model. Answers {@link Request}s from `worker-pool.ts` one at a time.
+ */
+import { parentPort } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { registerConvGradientKernels } from '../kernels/conv-grads.ts';
+import type { LossName, ModelSpec, OptimizerSpec, Request, Response, Shard } from './protocol.ts';
+import { barrierWait } from './barrier.ts';
+
+interface Training {
+  readonly loss: LossName;
+  readonly optimizer: tf.Optimizer;
+  readonly slots: Float32Array;
+  readonly barrier: Int32Array;
+  readonly rank: number;
+  readonly workers: number;
+  readonly paramCount: number;
+}
+
+let model: tf.LayersModel | undefined;
+let training: Training | undefined;
+
+const port = parentPort;
+if (port === null) {
+  throw new Error('engine/worker.ts must run in a worker thread');
+}
+
+registerConvGradientKernels();
+const ready = tf.setBackend('wasm');
+
+port.on('message', (request: Request) => {
+  void handle(request).then(
+    ([response, transfer]) => port.postMessage(response, transfer),
+    (error: unknown) =>
+      port.postMessage({
+        kind: 'error',
+        message: error instanceof Error ? (error.stack ?? error.message) : String(error),
+      } satisfies Response),
+  );
+});
+
+async function handle(request: Request): Promise<[Response, ArrayBuffer[]]> {
+  if (!(await ready)) {
+    throw new Error('the wasm backend did not start in the worker');
+  }
+  switch (request.kind) {
+    case 'load':
+      await load(request.model);
+      return [{ kind: 'ok' }, []];
+    case 'train-setup':
+      setUpTraining(request);
+      return [{ kind: 'ok' }, []];
+    case 'train-step':
+      return [{ kind: 'loss', loss: trainStep(request.shard, request.weight) }, []];
+    case 'predict': {
+      const y = predict(request.x, request.xShape, request.batchSize);
+      return [y, [y.y.buffer as ArrayBuffer]];
+    }
+    case 'get-weights': {
+      const weights = requireModel()
+        .getWeights()
+        .map((w) => w.dataSync() as Float32Array);
+      return [{ kind: 'weights', weights }, weights.map((w) => w.buffer as ArrayBuffer)];
+    }
+    case 'memory':
+      return [{ kind: 'memory', numTensors: tf.memory().numTensors }, []];
+  }
+}
+
+function requireModel(): tf.LayersModel {
+  if (model === undefined) {
+    throw new Error('no model loaded in this worker');
+  }
+  return model;
+}
+
+async function load(spec: ModelSpec): Promise<void> {
+  training?.optimizer.dispose();
+  training = undefined;
+  model?.dispose();
+  model = undefined;
+  const loaded = await tf.models.modelFromJSON(
+    JSON.parse(spec.topology) as Parameters<typeof tf.models.modelFromJSON>[0],
+  );
+  const values = spec.weights.map((w, i) => tf.tensor(w, spec.shapes[i]));
+  loaded.setWeights(values);
+  tf.dispose(values);
+  model = loaded;
+}
+
+function setUpTraining(request: Extract<Request, { kind: 'train-setup' }>): void {
+  const m = requireModel();
+  const paramCount = m.trainableWeights.reduce((n, w) => n + w.read().size, 0);
+  const { name, learningRate } = request.optimizer;
+  training?.optimizer.dispose();
+  training = {
+    loss: request.loss,
+    optimizer: makeOptimizer({ name, learningRate }),
+    slots: new Float32Array(request.gradients),
+    barrier: new Int32Array(request.barrier),
+    rank: request.rank,
+    workers: request.workers,
+    paramCount,
+  };
+}
+
+function makeOptimizer(spec: OptimizerSpec): tf.Optimizer {
+  return spec.name === 'adam' ? tf.train.adam(spec.learningRate) : tf.train.sgd(spec.learningRate);
+}
+
+/**
+ * Gradients of this shard's mean loss times `weight` (its share of the batch) go to this worker's
+ * slot; after a barrier each worker sums one slice of the parameters over all slots (always in
+ * rank order, so every worker sees the same bits); after a second barrier every worker applies
+ * the same averaged gradients with its own optimizer, so the replicas stay identical.
+ */
+function trainStep(shard: Shard, weight: number): number {
+  const m = requireModel();
+  const t = training;
+  if (t === undefined) {
+    throw new Error('train-step before train-setup');
+  }
+  const variables = m.trainableWeights.map((w) => w.read() as tf.Variable);
+  const { loss } = tf.tidy(() => {
+    const x = tf.tensor(shard.x, shard.xShape);
+    const y = tf.tensor(shard.y, shard.yShape);
+    const { value, grads } = tf.variableGrads(() => {
+      const prediction = m.apply(x, { training: true }) as tf.Tensor;
+      return tf.mul<tf.Scalar>(meanLoss(t.loss, y, prediction), weight);
+    }, variables);
+    const slot = new Float32Array(t.slots.buffer, t.rank * t.paramCount * 4, t.paramCount);
+    let at = 0;
+    for (const v of variables) {
+      const g = grads[v.name];
+      if (g === undefined) {
+        throw new Error(`no gradient for ${v.name}`);
+      }
+      const values = g.dataSync();
+      slot.set(values, at);
+      at += values.length;
+    }
+    return { loss: value.dataSync()[0] ?? NaN };
+  });
+  barrierWait(t.barrier, t.workers);
+  // Each worker reduces its slice of the parameters into the shared average.
+  const average = new Float32Array(t.slots.buffer, t.workers * t.paramCount * 4, t.paramCount);
+  const slice = Math.ceil(t.paramCount / t.workers);
+  const start = Math.min(t.paramCount, t.rank * slice);
+  const end = Math.min(t.paramCount, start + slice);
+  for (let w = 0; w < t.workers; w++) {
+    const other = new Float32Array(t.slots.buffer, w * t.paramCount * 4, t.paramCount);
+    if (w === 0) {
+      average.set(other.subarray(start, end), start);
+    } else {
+      for (let i = start; i < end; i++) {
+        average[i]! += other[i]!;
+      }
+    }
+  }
+  barrierWait(t.barrier, t.workers);
+  const named: tf.NamedTensorMap = {};
+  let at = 0;
+  for (const v of variables) {
+    named[v.name] = tf.tensor(average.subarray(at, at + v.size), v.shape);
+    at += v.size;
+  }
+  t.optimizer.applyGradients(named);
+  tf.dispose(Object.values(named));
+  // The next step's gradients may overwrite the average only once every worker has read it.
+  barrierWait(t.barrier, t.workers);
+  return loss;
+}
+
+/** Mean loss over the shard, as Keras computes it from softmax probabilities (clipped at 1e-7). */
+function meanLoss(name: LossName, y: tf.Tensor, prediction: tf.Tensor): tf.Scalar {
+  if (name === 'categoricalCrossentropy') {
+    return tf.mean<tf.Scalar>(tf.metrics.categoricalCrossentropy(y, prediction));
+  }
+  const classes = prediction.shape.at(-1) ?? 1;
+  const picked = tf.sum(
+    tf.mul(tf.oneHot(tf.cast(tf.reshape(y, [-1]), 'int32'), classes), prediction),
+    -1,
+  );
+  return tf.neg(tf.mean(tf.log(tf.clipByValue(picked, 1e-7, 1)))) as tf.Scalar;
+}
+
+function predict(
+  x: Float32Array,
+  xShape: number[],
+  batchSize: number,
+): Extract<Response, { kind: 'prediction' }> {
+  const m = requireModel();
+  return tf.tidy(() => {
+    const y = m.predict(tf.tensor(x, xShape), { batchSize }) as tf.Tensor;
+    return { kind: 'prediction', y: y.dataSync() as Float32Array, yShape: y.shape };
+  });
+}

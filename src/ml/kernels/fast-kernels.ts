@@ -1,0 +1,67 @@
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import {
+  createFastConv2DBackpropFilterKernel,
+  createFastConv2DBackpropInputKernel,
+} from './fast-conv-grads.ts';
+import { createFastBatchMatMulKernel, createFastFusedMatMulKernel } from './fast-matmul.ts';
+import { createFastMaxPoolGradKernel } from './fast-max-pool-grad.ts';
+import { createFastTileKernel } from './fast-tile.ts';
+
+/** A kernel that wraps the one registered before it, which takes the cases it passes on. */
+interface FastKernel {
+  readonly kernelName: string;
+  readonly build: (original: tf.KernelConfig) => tf.KernelFunc;
+}
+
+/**
+ * The wasm-backend kernels backed by the WebAssembly SIMD GEMM (`wasm/gemm.c`), each wrapping
+ * whatever kernel was registered before (tfjs-backend-wasm's own, or this project's composites
+ * from `conv-grads.ts`). Measured per shape class in docs/engine-speed.md; conv forward stays with
+ * XNNPACK (26–31 GFLOP/s on ResNet-20's 3×3 convs, as fast as the GEMM).
+ */
+export const FAST_KERNELS: readonly FastKernel[] = [
+  { kernelName: tf.BatchMatMul, build: createFastBatchMatMulKernel },
+  { kernelName: tf._FusedMatMul, build: createFastFusedMatMulKernel },
+  { kernelName: tf.Conv2DBackpropFilter, build: createFastConv2DBackpropFilterKernel },
+  { kernelName: tf.Conv2DBackpropInput, build: createFastConv2DBackpropInputKernel },
+  { kernelName: tf.Tile, build: createFastTileKernel },
+  { kernelName: tf.MaxPoolGrad, build: createFastMaxPoolGradKernel },
+];
+
+const BACKEND = 'wasm';
+const wrapped = new Map<string, tf.KernelConfig>();
+
+/**
+ * Installs {@link FAST_KERNELS} over the wasm backend's current kernels. Call after
+ * `registerConvGradientKernels` has filled the gradients wasm lacks. Idempotent.
+ */
+export function registerFastKernels(): void {
+  for (const { kernelName, build } of FAST_KERNELS) {
+    if (wrapped.has(kernelName)) {
+      continue;
+    }
+    const existing = tf.getKernel(kernelName, BACKEND) as tf.KernelConfig | undefined;
+    if (existing === undefined) {
+      continue;
+    }
+    tf.unregisterKernel(kernelName, BACKEND);
+    tf.registerKernel({
+      kernelName,
+      backendName: BACKEND,
+      kernelFunc: build(existing),
+      ...(existing.setupFunc !== undefined && { setupFunc: existing.setupFunc }),
+      ...(existing.disposeFunc !== undefined && { disposeFunc: existing.disposeFunc }),
+    });
+    wrapped.set(kernelName, existing);
+  }
+}
+
+/** Puts back the kernels {@link registerFastKernels} wrapped (tests and benchmarks). */
+export function unregisterFastKernels(): void {
+  for (const [kernelName, original] of wrapped) {
+    tf.unregisterKernel(kernelName, BACKEND);
+    tf.registerKernel(original);
+  }
+  wrapped.clear();
+}

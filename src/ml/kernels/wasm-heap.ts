@@ -1,0 +1,34 @@
+import type * as tf from '@tensorflow/tfjs';
+
+/** The parts of tfjs-backend-wasm's `BackendWasm` the GEMM kernels use. */
+export interface WasmBackendLike {
+  readonly wasm: { readonly HEAPF32: Float32Array; readonly HEAPU8: Uint8Array };
+  readonly dataIdMap: { get(dataId: tf.DataId): { readonly memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+}
+
+/**
+ * The float32 contents of a tensor on the wasm backend, as a view of the backend's heap: valid
+ * only until the backend next allocates (its memory may grow and move).
+ */
+export function heapFloats(backend: WasmBackendLike, info: tf.TensorInfo): Float32Array {
+  const entry = backend.dataIdMap.get(info.dataId);
+  if (entry === undefined) {
+    throw new Error('wasm tensor data not found (disposed?)');
+  }
+  const size = info.shape.reduce((p, d) => p * d, 1);
+  const start = entry.memoryOffset / 4;
+  return backend.wasm.HEAPF32.subarray(start, start + size);
+}
+
+/** Whether a kernel's backend argument looks like tfjs-backend-wasm's. */
+export function isWasmBackend(backend: unknown): backend is WasmBackendLike {
+  const b = backend as Partial<WasmBackendLike> | null;
+  return (
+    b != null &&
+    typeof b.makeOutput === 'function' &&
+    b.dataIdMap != null &&
+    b.wasm != null &&
+    b.wasm.HEAPF32 instanceof Float32Array
+  );
+}

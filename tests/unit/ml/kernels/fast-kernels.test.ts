@@ -1,0 +1,321 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  registerConvGradientKernels,
+  unregisterConvGradientKernels,
+} from '../../../../src/ml/kernels/conv-grads.ts';
+import { gemmWins } from '../../../../src/ml/kernels/fast-matmul.ts';
+import { WasmGemm, wasmGemm } from '../../../../src/ml/kernels/wasm-gemm.ts';
+
+/**
+ * Bound on float32 results against a float64 (GEMM) or cpu-backend (kernels) reference:
+ * `|c − ref| ≤ TOLERANCE · Σ_p |a_ip·b_pj|` element by element for the GEMM (the classical
+ * forward error bound of a dot product, k·u with u = 6e-8, is 3e-5 for k = 513; blocked sums sit
+ * far below it), and max|c − ref| / max|ref| for whole kernels.
+ */
+const TOLERANCE = 1e-5;
+
+/** Deterministic uniform values in [-1, 1) (mulberry32), so failures reproduce. */
+function randomValues(length: number, seed: number): Float32Array {
+  let state = seed >>> 0;
+  const out = new Float32Array(length);
+  for (let i = 0; i < length; i++) {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = (((t ^ (t >>> 14)) >>> 0) / 2 ** 32) * 2 - 1;
+  }
+  return out;
+}
+
+/** Number of elements of a shape. */
+function count(shape: readonly number[]): number {
+  return shape.reduce((p, d) => p * d, 1);
+}
+
+function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  expect(actual.length).toBe(expected.length);
+  let diff = 0;
+  let scale = 1e-30;
+  for (let i = 0; i < expected.length; i++) {
+    diff = Math.max(diff, Math.abs((actual[i] ?? NaN) - (expected[i] ?? NaN)));
+    scale = Math.max(scale, Math.abs(expected[i] ?? 0));
+  }
+  return diff / scale;
+}
+
+/** Runs `compute` on wasm (fast kernels installed) and on cpu; returns both results' values. */
+async function onBothBackends(
+  compute: () => tf.Tensor[],
+): Promise<[Float32Array[], Float32Array[]]> {
+  const run = () => tf.tidy(() => compute().map((t) => t.dataSync() as Float32Array));
+  const before = tf.memory().numTensors;
+  const wasm = run();
+  expect(tf.memory().numTensors).toBe(before);
+  await tf.setBackend('cpu');
+  const cpu = run();
+  await tf.setBackend('wasm');
+  return [wasm, cpu];
+}
+
+beforeAll(async () => {
+  tf.env().set('IS_TEST', true);
+  registerConvGradientKernels();
+  await tf.setBackend('wasm');
+});
+
+afterAll(async () => {
+  unregisterConvGradientKernels();
+  await tf.setBackend('cpu');
+});
+
+describe('WasmGemm', () => {
+  const SIZES = [
+    [1, 1, 1],
+    [7, 9, 5],
+    [131, 77, 300], // past the 120-row and 256-deep blocks, ragged register tiles
+    [13, 2051, 3], // past the 2048-column block
+    [125, 17, 513],
+  ] as const;
+  const FORMS = [
+    [false, false],
+    [true, false],
+    [false, true],
+    [true, true],
+  ] as const;
+  const cases = SIZES.flatMap(([m, n, k]) => FORMS.map(([tA, tB]) => ({ m, n, k, tA, tB })));
+
+  it.each(cases)(
+    'multiplies $m×$k by $k×$n (transposeA $tA, transposeB $tB) within the float32 error bound',
+    ({ m, n, k, tA, tB }) => {
+      const a = randomValues(m * k, 1);
+      const b = randomValues(k * n, 2);
+      const c0 = randomValues(m * n, 3);
+      const [rsA, csA] = tA ? [1, m] : [k, 1];
+      const [rsB, csB] = tB ? [1, k] : [n, 1];
+      const g = wasmGemm();
+
+      for (const accumulate of [false, true]) {
+        const [offA = 0, offB = 0, offC = 0] = g.reserve([a.length, b.length, m * n]);
+        g.view(offA, a.length).set(a);
+        g.view(offB, b.length).set(b);
+        g.view(offC, m * n).set(c0);
+        g.gemm(m, n, k, offA, [rsA, csA], offB, [rsB, csB], offC, accumulate);
+        const c = g.view(offC, m * n);
+
+        // The worst element's error in units of its bound (one expect: 26k would be slow).
+        let worst = 0;
+        for (let i = 0; i < m; i++) {
+          for (let j = 0; j < n; j++) {
+            let sum = accumulate ? c0[i * n + j]! : 0;
+            let mag = Math.abs(sum);
+            for (let p = 0; p < k; p++) {
+              const term = a[i * rsA + p * csA]! * b[p * rsB + j * csB]!;
+              sum += term;
+              mag += Math.abs(term);
+            }
+            worst = Math.max(worst, Math.abs(c[i * n + j]! - sum) / (TOLERANCE * mag + 1e-30));
+          }
+        }
+        expect(worst).toBeLessThanOrEqual(1);
+      }
+    },
+  );
+
+  it('writes zeros for an empty inner dimension', () => {
+    const g = wasmGemm();
+    const [offA = 0, offB = 0, offC = 0] = g.reserve([0, 0, 6]);
+    g.view(offC, 6).fill(7);
+    g.gemm(2, 3, 0, offA, [0, 1], offB, [3, 1], offC, false);
+    expect([...g.view(offC, 6)]).toEqual([0, 0, 0, 0, 0, 0]);
+  });
+});
+
+describe('GEMM-backed BatchMatMul and _FusedMatMul on wasm', () => {
+  const PRODUCTS = [
+    { a: [37, 41], b: [29, 41], tA: false, tB: true },
+    { a: [41, 37], b: [29, 41], tA: true, tB: true },
+    { a: [3, 37, 41], b: [3, 29, 41], tA: false, tB: true }, // batched
+    { a: [3, 37, 41], b: [1, 29, 41], tA: false, tB: true }, // one b for every a
+    { a: [256, 256], b: [256, 257], tA: false, tB: false }, // large enough to take the GEMM
+  ];
+
+  it('takes the products the tests below exercise', () => {
+    expect(gemmWins(37 * 41 * 29, false, true)).toBe(true);
+    expect(gemmWins(256 * 256 * 257, false, false)).toBe(true);
+    expect(gemmWins(256 * 256 * 257, true, false)).toBe(false);
+  });
+
+  it.each(PRODUCTS)(
+    'matches the cpu backend: a $a, b $b, transposeA $tA, transposeB $tB',
+    async ({ a, b, tA, tB }) => {
+      const sizeA = count(a);
+      const sizeB = count(b);
+      const [[actual], [expected]] = await onBothBackends(() => [
+        tf.matMul(
+          tf.tensor(randomValues(sizeA, 4), a),
+          tf.tensor(randomValues(sizeB, 5), b),
+          tA,
+          tB,
+        ),
+      ]);
+      expect(relativeError(actual!, expected!)).toBeLessThanOrEqual(TOLERANCE);
+    },
+  );
+
+  it.each([
+    { bias: [29], activation: 'relu' },
+    { bias: [1, 29], activation: 'linear' },
+    { bias: [29], activation: 'elu' }, // left to the backend's kernel, given b transposed
+    { bias: undefined, activation: 'relu' },
+  ] as const)(
+    'matches the cpu backend with bias $bias and activation $activation',
+    async ({ bias, activation }) => {
+      const [[actual], [expected]] = await onBothBackends(() => [
+        tf.fused.matMul({
+          a: tf.tensor(randomValues(37 * 41, 6), [37, 41]),
+          b: tf.tensor(randomValues(29 * 41, 7), [29, 41]),
+          transposeB: true,
+          ...(bias !== undefined && {
+            bias: tf.tensor(randomValues(count(bias), 8), [...bias]),
+          }),
+          activation,
+        }),
+      ]);
+      expect(relativeError(actual!, expected!)).toBeLessThanOrEqual(TOLERANCE);
+    },
+  );
+
+  it.each([
+    [5, 7, 29],
+    [3, 4, 2],
+  ])(
+    'adds the bias right on small transposeB products (%i×%i·%i×…, wasm’s own kernel does not)',
+    async (m, k, n) => {
+      const [[actual], [expected]] = await onBothBackends(() => [
+        tf.fused.matMul({
+          a: tf.tensor(randomValues(m * k, 15), [m, k]),
+          b: tf.tensor(randomValues(n * k, 16), [n, k]),
+          transposeB: true,
+          bias: tf.tensor(randomValues(n, 17), [n]),
+          activation: 'sigmoid',
+        }),
+      ]);
+      expect(relativeError(actual!, expected!)).toBeLessThanOrEqual(TOLERANCE);
+    },
+  );
+
+  it('gives a dense layer the cpu backend’s gradients', async () => {
+    const [actual, expected] = await onBothBackends(() =>
+      tf.grads((x: tf.Tensor, w: tf.Tensor) => tf.sum(tf.sin(tf.relu(tf.matMul(x, w)))))([
+        tf.tensor2d(randomValues(64 * 300, 9), [64, 300]),
+        tf.tensor2d(randomValues(300 * 70, 10), [300, 70]),
+      ]),
+    );
+    actual.forEach((g, i) => expect(relativeError(g, expected[i]!)).toBeLessThanOrEqual(TOLERANCE));
+  });
+});
+
+describe('GEMM-backed conv gradients on wasm', () => {
+  const CASES = [
+    { x: [2, 9, 11, 5], f: [3, 3, 5, 7], s: 1, pad: 'same' },
+    { x: [2, 9, 11, 5], f: [3, 3, 5, 7], s: 2, pad: 'same' },
+    { x: [2, 10, 10, 4], f: [1, 1, 4, 6], s: 2, pad: 'valid' },
+    { x: [3, 12, 9, 3], f: [5, 4, 3, 4], s: 3, pad: 'valid' },
+    { x: [1, 8, 8, 6], f: [3, 3, 6, 2], s: 2, pad: 1 },
+  ] as const;
+
+  it.each(CASES)(
+    'gives conv2d x $x, filter $f, stride $s, pad $pad the cpu backend’s gradients',
+    async ({ x, f, s, pad }) => {
+      const [actual, expected] = await onBothBackends(() =>
+        tf.grads((xt: tf.Tensor, ft: tf.Tensor) =>
+          tf.sum(tf.sin(tf.conv2d(xt as tf.Tensor4D, ft as tf.Tensor4D, s, pad))),
+        )([
+          tf.tensor4d(randomValues(count(x), 11), [...x]),
+          tf.tensor4d(randomValues(count(f), 12), [...f]),
+        ]),
+      );
+      actual.forEach((g, i) =>
+        expect(relativeError(g, expected[i]!)).toBeLessThanOrEqual(TOLERANCE),
+      );
+    },
+  );
+
+  it('keeps a convolution’s training step from leaking tensors', () => {
+    const x = tf.tensor4d(randomValues(4 * 16 * 16 * 3, 13), [4, 16, 16, 3]);
+    const w = tf.variable(tf.tensor4d(randomValues(3 * 3 * 3 * 8, 14), [3, 3, 3, 8]));
+    const optimizer = tf.train.sgd(0.01);
+    const step = () => optimizer.minimize(() => tf.sum(tf.square(tf.conv2d(x, w, 2, 'same'))));
+    step();
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) step();
+    expect(tf.memory().numTensors).toBe(before);
+    optimizer.dispose();
+    tf.dispose([x, w]);
+  });
+});
+
+describe('committed gemm.wasm', () => {
+  const root = path.resolve(import.meta.dirname, '../../../..');
+  let clang = '';
+  try {
+    clang = execFileSync('clang', ['--version'], { encoding: 'utf8' }).split('\n')[0] ?? '';
+  } catch {
+    // no clang here: only the committed binary is checked
+  }
+  const builtWith = readFileSync(path.join(root, 'wasm/BUILT_WITH'), 'utf8').trim();
+
+  it('is a module with the entry points the kernels call', () => {
+    const g = new WasmGemm(readFileSync(path.join(root, 'src/ml/kernels/gemm.wasm')));
+    expect(g.reserve([4]).length).toBe(1);
+  });
+
+  it.skipIf(clang !== builtWith)(`is what scripts/build-wasm.sh builds with ${builtWith}`, () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'gemm-'));
+    try {
+      const out = path.join(dir, 'gemm.wasm');
+      execFileSync(path.join(root, 'scripts/build-wasm.sh'), [out]);
+      expect(
+        readFileSync(out).equals(readFileSync(path.join(root, 'src/ml/kernels/gemm.wasm'))),
+      ).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('wasm Tile and MaxPoolGrad', () => {
+  it.each([
+    { shape: [1, 1, 1, 5], reps: [3, 4, 2, 1] }, // batch-norm gradient form: block copies
+    { shape: [1, 3, 5], reps: [4, 1, 1] },
+    { shape: [2, 3], reps: [2, 3] }, // inner repeats: left to the backend's kernel
+  ])('tiles $shape by $reps as the cpu backend does', async ({ shape, reps }) => {
+    const [[actual], [expected]] = await onBothBackends(() => [
+      tf.tile(tf.tensor(randomValues(count(shape), 18), shape), reps),
+    ]);
+    expect([...actual!]).toEqual([...expected!]);
+  });
+
+  it.each([
+    { x: [2, 9, 9, 3], size: 3, stride: 2, pad: 'same' },
+    { x: [1, 8, 7, 2], size: 2, stride: 2, pad: 'valid' },
+    { x: [2, 6, 6, 4], size: 3, stride: 1, pad: 'same' },
+  ] as const)(
+    'gives maxPool x $x, $size/$stride $pad the cpu backend’s gradient, negative maxima included',
+    async ({ x, size, stride, pad }) => {
+      const [[actual], [expected]] = await onBothBackends(() =>
+        tf.grads((xt: tf.Tensor) =>
+          tf.sum(tf.mul(tf.maxPool(xt as tf.Tensor4D, size, stride, pad), tf.scalar(1.5))),
+        )([tf.sub(tf.tensor4d(randomValues(count(x), 19), [...x]), 0.8)]),
+      );
+      expect(relativeError(actual!, expected!)).toBeLessThanOrEqual(TOLERANCE);
+    },
+  );
+});
