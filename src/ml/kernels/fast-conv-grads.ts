@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { toPad, toPair, toRounding, toShape4 } from './composite-kernel.ts';
-import { WasmGemm, wasmGemm, type ConvGeometry } from './wasm-gemm.ts';
+import { WasmGemm, convGeometryOf, wasmGemm, type ConvGeometry } from './wasm-gemm.ts';
 import { heapFloats, isWasmBackend } from './wasm-heap.ts';
 
 /** The conv geometry of a gradient kernel's attributes, or undefined when the GEMM path can't take it. */
@@ -29,21 +29,7 @@ function geometry(
     false,
     'channelsLast',
   );
-  return {
-    batch: info.batchSize,
-    inHeight: info.inHeight,
-    inWidth: info.inWidth,
-    inChannels: info.inChannels,
-    filterHeight: info.filterHeight,
-    filterWidth: info.filterWidth,
-    outChannels: info.outChannels,
-    strideHeight: info.strideHeight,
-    strideWidth: info.strideWidth,
-    padTop: info.padInfo.top,
-    padLeft: info.padInfo.left,
-    outHeight: info.outHeight,
-    outWidth: info.outWidth,
-  };
+  return convGeometryOf(info);
 }
 
 function size(shape: readonly number[]): number {

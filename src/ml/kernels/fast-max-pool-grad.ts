@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { toPad, toPair, toRounding } from './composite-kernel.ts';
-import { wasmGemm } from './wasm-gemm.ts';
+import { convGeometryOf, wasmGemm } from './wasm-gemm.ts';
 import { heapFloats, isWasmBackend } from './wasm-heap.ts';
 
 /**
@@ -33,21 +33,7 @@ export function createFastMaxPoolGradKernel(original: tf.KernelConfig): tf.Kerne
       toPad(attrs.pad, tf.MaxPoolGrad),
       toRounding(attrs.dimRoundingMode, tf.MaxPoolGrad),
     );
-    const g = {
-      batch: info.batchSize,
-      inHeight: info.inHeight,
-      inWidth: info.inWidth,
-      inChannels: info.inChannels,
-      filterHeight: info.filterHeight,
-      filterWidth: info.filterWidth,
-      outChannels: info.outChannels,
-      strideHeight: info.strideHeight,
-      strideWidth: info.strideWidth,
-      padTop: info.padInfo.top,
-      padLeft: info.padInfo.left,
-      outHeight: info.outHeight,
-      outWidth: info.outWidth,
-    };
+    const g = convGeometryOf(info);
     const gemm = wasmGemm();
     const xSize = input.shape.reduce((p, d) => p * d, 1);
     const dySize = dy.shape.reduce((p, d) => p * d, 1);

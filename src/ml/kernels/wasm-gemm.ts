@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type * as tf from '@tensorflow/tfjs';
 
 // tsconfig's libs (ES2023, no DOM) and @types/node 20 leave WebAssembly's JS API undeclared.
 interface WasmMemory {
@@ -55,6 +56,25 @@ export interface ConvGeometry {
   readonly padLeft: number;
   readonly outHeight: number;
   readonly outWidth: number;
+}
+
+/** The {@link ConvGeometry} of tfjs-core's conv or pool info (dilation 1, NHWC). */
+export function convGeometryOf(info: tf.backend_util.Conv2DInfo): ConvGeometry {
+  return {
+    batch: info.batchSize,
+    inHeight: info.inHeight,
+    inWidth: info.inWidth,
+    inChannels: info.inChannels,
+    filterHeight: info.filterHeight,
+    filterWidth: info.filterWidth,
+    outChannels: info.outChannels,
+    strideHeight: info.strideHeight,
+    strideWidth: info.strideWidth,
+    padTop: info.padInfo.top,
+    padLeft: info.padInfo.left,
+    outHeight: info.outHeight,
+    outWidth: info.outWidth,
+  };
 }
 
 /** Output pixels per im2col chunk: 512 rows of a 3×3×64 conv are 1.2 MB, an L2's worth. */
