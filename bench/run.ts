@@ -84,7 +84,7 @@ async function main(): Promise<void> {
   }
   await tf.setBackend(info.name);
 
-  const registry = new ModelRegistry(config.MODELS_DIR);
+  const registry = ModelRegistry.fromConfig(config);
   const loaded = await registry.get('lenet-mnist');
   const imgDir = path.join(PROJECT_ROOT, 'img');
   const files = (await readdir(imgDir))
@@ -128,12 +128,10 @@ async function main(): Promise<void> {
     value: 1000 / s,
     unit: 'images/s',
   });
-  await registry.dispose();
 
-  const explainRegistry = ModelRegistry.fromConfig(config);
-  const ids = (await explainRegistry.list()).map((m) => m.id);
+  const ids = (await registry.list()).map((m) => m.id);
   for (const id of ['lenet-mnist', IMAGENET_MODEL_ID].filter((m) => ids.includes(m))) {
-    const model = await explainRegistry.get(id);
+    const model = await registry.get(id);
     const mapMs: number[] = [];
     const totalMs: number[] = [];
     await explainImage(model, photos[0]!, limits, { method: 'gradcam' }); // warm-up
@@ -157,7 +155,7 @@ async function main(): Promise<void> {
       unit: 'ms',
     });
   }
-  await explainRegistry.dispose();
+  await registry.dispose();
 
   const engine = await engineFigures(Number(values.steps), !values['skip-pytorch']);
 

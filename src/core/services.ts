@@ -9,7 +9,7 @@ import type { Persistence } from './ports.ts';
 /** What {@link buildCoreServices} assembles the services from. */
 export interface CoreServiceParts {
   readonly config: Pick<Config, 'MAX_IMAGE_BYTES' | 'MAX_IMAGE_PIXELS' | 'DEFAULT_MODEL'>;
-  /** The model registry (`new ModelRegistry(config.MODELS_DIR)`). */
+  /** The model registry (`ModelRegistry.fromConfig(config)`). */
   readonly registry: {
     list(): Promise<ModelMeta[]>;
     get(id: string): Promise<LoadedModel>;

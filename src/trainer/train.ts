@@ -104,6 +104,22 @@ export function shuffledIndices(n: number, rng: PRNG): Uint32Array {
   return a;
 }
 
+/**
+ * Splits `0..count-1` as Keras' `fit(validation_split=...)` does after shuffling: a seeded
+ * permutation (the first draw from `rng`), its last `share` held out for validation.
+ * `trainClassifier` draws it from `seedrandom(String(seed))`, so the split of a finished run can
+ * be drawn again from its seed.
+ */
+export function splitValidation(
+  count: number,
+  share: number,
+  rng: PRNG,
+): { train: Uint32Array; validation: Uint32Array } {
+  const all = shuffledIndices(count, rng);
+  const cut = count - Math.round(count * share);
+  return { train: all.slice(0, cut), validation: all.slice(cut) };
+}
+
 function batchTensors(
   data: LabelledImages,
   indices: Uint32Array,
@@ -136,7 +152,7 @@ function batchTensors(
 export async function evaluateClassifier(
   model: tf.LayersModel,
   data: LabelledImages,
-  indices: Uint32Array = shuffledIndices(data.count, seedrandom('eval')).sort(),
+  indices: Uint32Array = Uint32Array.from({ length: data.count }, (_, i) => i),
   batchSize = 500,
 ): Promise<{ loss: number; acc: number }> {
   const numClasses = outputUnits(model);
@@ -184,10 +200,12 @@ export async function trainClassifier(
 ): Promise<TrainResult> {
   const rng = seedrandom(String(opt.seed));
   const numClasses = outputUnits(model);
-  const all = shuffledIndices(data.count, rng);
-  const nVal = Math.round(data.count * opt.validationSplit);
-  const trainIdx = all.slice(0, data.count - nVal);
-  const valIdx = all.slice(data.count - nVal);
+  const { train: trainIdx, validation: valIdx } = splitValidation(
+    data.count,
+    opt.validationSplit,
+    rng,
+  );
+  const nVal = valIdx.length;
   const optimizer = tf.train.adam(opt.learningRate(0));
   model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
   const fill = opt.trainFiller ?? plainFiller(data);

@@ -6,7 +6,7 @@ import { META_FILE, readModelMeta } from '../../ml/model-meta.ts';
 import { calibrateOod } from '../../trainer/calibrate-ood.ts';
 import { loadDataset } from '../../trainer/datasets/load.ts';
 import { RECIPES } from '../../trainer/recipes.ts';
-import { shuffledIndices } from '../../trainer/train.ts';
+import { splitValidation } from '../../trainer/train.ts';
 import path from 'node:path';
 import seedrandom from 'seedrandom';
 import { readFile } from 'node:fs/promises';
@@ -33,12 +33,13 @@ export function registerCalibrate(program: Command, config: Config): void {
       const model = await loadModel(dir);
       const dataDir = flags.dataDir ?? config.DATA_DIR;
       const train = await loadDataset(recipe.dataset, 'train', dataDir);
-      // The same permutation trainClassifier drew first for this seed: its tail is the validation split.
+      // The validation split the training run held out, drawn again from its seed.
       const seed = meta.training?.seed ?? 42;
-      const all = shuffledIndices(train.count, seedrandom(String(seed)));
-      const valIdx = all.slice(
-        train.count - Math.round(train.count * (meta.training?.validationSplit ?? 0.2)),
-      );
+      const valIdx = splitValidation(
+        train.count,
+        meta.training?.validationSplit ?? 0.2,
+        seedrandom(String(seed)),
+      ).validation;
       meta.ood = await calibrateOod(model, train, valIdx, dataDir);
       const history = await readFile(path.join(dir, 'history.json')).catch(() => undefined);
       await saveModel(model, dir, {
