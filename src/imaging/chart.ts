@@ -52,7 +52,7 @@ export async function renderProbabilityChart(inp: ProbabilityChartInput): Promis
   }));
   const shown =
     rows.length > MAX_BARS ? [...rows].sort((a, b) => b.p - a.p).slice(0, MAX_BARS) : rows;
-  const spec = vl.compile({
+  const spec: vl.TopLevelSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     width: 420,
     height: 220,
@@ -85,11 +85,8 @@ export async function renderProbabilityChart(inp: ProbabilityChartInput): Promis
       },
       tooltip: [{ field: 'p', type: 'quantitative', format: '.3f' }],
     },
-  }).spec;
-  const view = new vega.View(vega.parse(spec), { renderer: 'none' });
-  const svg = await view.toSVG(2);
-  view.finalize();
-  const chart = await sharp(Buffer.from(svg)).flatten({ background: '#ffffff' }).png().toBuffer();
+  };
+  const chart = await renderVegaLite(spec);
   if (!inp.input) return chart;
 
   const { width, height, channels } = inp.input;
@@ -111,4 +108,19 @@ export async function renderProbabilityChart(inp: ProbabilityChartInput): Promis
     ])
     .png()
     .toBuffer();
+}
+
+/**
+ * Renders a Vega-Lite spec headlessly (Vega's SVG renderer, no canvas or browser) to a PNG at
+ * twice the spec's pixel size, on white.
+ * @returns PNG bytes.
+ */
+export async function renderVegaLite(spec: vl.TopLevelSpec): Promise<Buffer> {
+  const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' });
+  try {
+    const svg = await view.toSVG(2);
+    return await sharp(Buffer.from(svg)).flatten({ background: '#ffffff' }).png().toBuffer();
+  } finally {
+    view.finalize();
+  }
 }

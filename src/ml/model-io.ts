@@ -268,7 +268,7 @@ function checkExtraFiles(extra: ExtraFiles): [string, string | Uint8Array][] {
  * folder is put back. A crash leaves at worst a hidden `.name.tmp-*` / `.name.old-*` folder and
  * either the old or the new model in place (between the two renames, `dir` is briefly absent).
  */
-async function writeDirAtomically(
+export async function writeDirAtomically(
   dir: string,
   files: readonly (readonly [string, string | Uint8Array])[],
 ): Promise<void> {

@@ -8,10 +8,18 @@ import { z } from 'zod';
  *   `[28, 28, 1]`, [0, 1], ink bright;
  * - `rgb-unit`: RGB resized to the input size, scaled to [0, 1];
  * - `rgb-signed`: RGB resized to the input size, scaled to [-1, 1] (x / 127.5 - 1, MobileNet);
+ * - `fashion-gray`: grayscale resized to the input size, [0, 1], inverted when the background is
+ *   light, so the garment is bright on dark as in Fashion-MNIST;
  * - `caffe`: resized, channels in BGR order minus the ImageNet means, not scaled (Keras
  *   `preprocess_input` mode 'caffe': VGG16, VGG19, ResNet50 converted from Keras).
  */
-export const PREPROCESS = ['mnist-digit', 'rgb-unit', 'rgb-signed', 'caffe'] as const;
+export const PREPROCESS = [
+  'mnist-digit',
+  'rgb-unit',
+  'rgb-signed',
+  'fashion-gray',
+  'caffe',
+] as const;
 
 /** The "not confidently one of the classes" criterion stored with a model; see `src/ml/ood.ts`. */
 export const oodSchema = z.object({
@@ -34,8 +42,14 @@ export const modelMetaSchema = z.object({
   testSamples: z.number().int().optional(),
   training: z
     .object({
+      /** Epochs run (fewer than asked when early stopping ended the run). */
       epochs: z.number().int(),
+      /** Epoch whose weights were kept (the best by validation accuracy under early stopping). */
+      keptEpoch: z.number().int().optional(),
       batchSize: z.number().int(),
+      learningRate: z.number().optional(),
+      schedule: z.string().optional(),
+      augmentation: z.boolean().optional(),
       seconds: z.number(),
       backend: z.string(),
       date: z.string(),

@@ -81,3 +81,45 @@ export function augmentDigitBatch(
     }
   }
 }
+
+/**
+ * The standard CIFAR augmentation (He et al. 2016, §4.2; the course's recommendation): pad each
+ * image by `pad` pixels with zeros, take a random `h x w` crop, and flip it left-right with
+ * probability 1/2. Writes float32 [0, 1] values.
+ *
+ * @param src uint8 images `[n, h, w, c]` row-major, 0..255.
+ * @param indices which images of `src` to take, in order.
+ * @param out float32 `[indices.length, h, w, c]`, overwritten.
+ * @param pad largest shift either way, pixels (default 4).
+ */
+export function augmentCropFlipBatch(
+  src: Uint8Array,
+  shape: { readonly height: number; readonly width: number; readonly channels: number },
+  indices: ArrayLike<number>,
+  out: Float32Array,
+  rng: PRNG,
+  pad = 4,
+): void {
+  const { height: h, width: w, channels: ch } = shape;
+  const per = h * w * ch;
+  for (let k = 0; k < indices.length; k++) {
+    const base = (indices[k] ?? 0) * per;
+    const dy = Math.floor(rng() * (2 * pad + 1)) - pad;
+    const dx = Math.floor(rng() * (2 * pad + 1)) - pad;
+    const flip = rng() < 0.5;
+    const o = k * per;
+    for (let y = 0; y < h; y++) {
+      const sy = y + dy;
+      for (let x = 0; x < w; x++) {
+        const sx = (flip ? w - 1 - x : x) + dx;
+        const to = o + (y * w + x) * ch;
+        if (sy < 0 || sy >= h || sx < 0 || sx >= w) {
+          out.fill(0, to, to + ch);
+          continue;
+        }
+        const from = base + (sy * w + sx) * ch;
+        for (let c = 0; c < ch; c++) out[to + c] = (src[from + c] ?? 0) / 255;
+      }
+    }
+  }
+}

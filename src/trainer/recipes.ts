@@ -1,8 +1,11 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { PRNG } from 'seedrandom';
+import { buildAlexNet } from '../ml/architectures/alexnet.ts';
 import { buildLeNet } from '../ml/architectures/lenet.ts';
+import { buildMobileNetLike } from '../ml/architectures/mobilenet-fashion.ts';
+import { buildResNet18 } from '../ml/architectures/resnet18.ts';
 import type { ModelMeta } from '../ml/model-meta.ts';
-import { augmentDigitBatch } from './augment.ts';
+import { augmentCropFlipBatch, augmentDigitBatch } from './augment.ts';
 import { addWritingVariant } from './digit-variants.ts';
 import { buildDigitOutliers } from './outliers.ts';
 import type { BatchFiller, LabelledImages, OutlierSet } from './train.ts';
@@ -18,11 +21,15 @@ export interface Recipe {
     readonly epochs: number;
     readonly batchSize: number;
     readonly learningRate: number;
+    /** Share of the training set held out for validation. */
+    readonly validationSplit: number;
+    /** Learning-rate schedule, a key of {@link SCHEDULES}. */
+    readonly schedule: ScheduleName;
+    /** Early-stopping patience in epochs; none when absent. */
+    readonly patience?: number;
   };
   /** Augmenting batch filler, when the recipe augments. */
   readonly augment?: (data: LabelledImages) => BatchFiller;
-  /** Learning rate of each epoch from the base rate. */
-  readonly schedule: (base: number, epoch: number, epochs: number) => number;
   /** Outlier Exposure set, when the recipe trains with one (see `TrainOptions.outliers`). */
   readonly outliers?: (dataDir: string) => Promise<OutlierSet>;
   /** Whether `train` calibrates a "not one of the classes" criterion (digit models). */
@@ -34,6 +41,28 @@ export function cosineSchedule(base: number, epoch: number, epochs: number): num
   const t = epochs <= 1 ? 0 : epoch / (epochs - 1);
   return base * (0.05 + 0.95 * 0.5 * (1 + Math.cos(Math.PI * t)));
 }
+
+/** Step decay: `base`, then a tenth of it from half-way, a hundredth from three quarters (He et al. 2016). */
+export function stepSchedule(base: number, epoch: number, epochs: number): number {
+  return epoch < epochs * 0.5 ? base : epoch < epochs * 0.75 ? base / 10 : base / 100;
+}
+
+/** Learning rate of epoch `epoch` (0-based) of `epochs`, from the base rate. */
+export type Schedule = (base: number, epoch: number, epochs: number) => number;
+
+/** The schedules `train --schedule` offers. */
+export const SCHEDULES = {
+  cosine: cosineSchedule,
+  step: stepSchedule,
+  constant: (base: number) => base,
+} as const satisfies Record<string, Schedule>;
+export type ScheduleName = keyof typeof SCHEDULES;
+
+/** Random crop from a 4-pixel zero padding and a horizontal flip (CIFAR). */
+const cropFlip =
+  (data: LabelledImages): BatchFiller =>
+  (indices, out, rng) =>
+    augmentCropFlipBatch(data.images, data, indices, out, rng);
 
 /** Affine distortions, then continental writing variants of 1 and 7 (`digit-variants.ts`). */
 const digitAugment =
@@ -55,10 +84,93 @@ export const RECIPES: Readonly<Record<string, Recipe>> = {
     dataset: 'mnist',
     preprocess: 'mnist-digit',
     build: (seed) => buildLeNet({ seed }),
-    defaults: { epochs: 20, batchSize: 64, learningRate: 1.5e-3 },
+    defaults: {
+      epochs: 20,
+      batchSize: 64,
+      learningRate: 1.5e-3,
+      validationSplit: 0.2,
+      schedule: 'cosine',
+    },
     augment: digitAugment,
-    schedule: cosineSchedule,
     outliers: (dataDir) => buildDigitOutliers(dataDir, 4000, 8),
     calibrateOod: true,
+  },
+  'alexnet-cifar10': {
+    id: 'alexnet-cifar10',
+    architecture: 'alexnet',
+    dataset: 'cifar-10',
+    preprocess: 'rgb-unit',
+    build: (seed) => buildAlexNet({ seed }),
+    defaults: {
+      epochs: 12,
+      batchSize: 128,
+      learningRate: 2e-4,
+      validationSplit: 0.1,
+      schedule: 'cosine',
+      patience: 4,
+    },
+    augment: cropFlip,
+  },
+  'resnet18-cifar10': {
+    id: 'resnet18-cifar10',
+    architecture: 'resnet18-bottleneck',
+    dataset: 'cifar-10',
+    preprocess: 'rgb-unit',
+    build: (seed) => buildResNet18({ seed }),
+    defaults: {
+      epochs: 12,
+      batchSize: 128,
+      learningRate: 2e-3,
+      validationSplit: 0.1,
+      schedule: 'cosine',
+      patience: 4,
+    },
+    augment: cropFlip,
+  },
+  'plaincnn18-cifar10': {
+    id: 'plaincnn18-cifar10',
+    architecture: 'plaincnn18',
+    dataset: 'cifar-10',
+    preprocess: 'rgb-unit',
+    build: (seed) => buildResNet18({ seed, shortcuts: false }),
+    defaults: {
+      epochs: 12,
+      batchSize: 128,
+      learningRate: 2e-3,
+      validationSplit: 0.1,
+      schedule: 'cosine',
+      patience: 4,
+    },
+    augment: cropFlip,
+  },
+  'mobilenet-fashion': {
+    id: 'mobilenet-fashion',
+    architecture: 'mobilenet-like',
+    dataset: 'fashion-mnist',
+    preprocess: 'fashion-gray',
+    build: (seed) => buildMobileNetLike({ seed }),
+    defaults: {
+      epochs: 4,
+      batchSize: 128,
+      learningRate: 3e-3,
+      validationSplit: 0.1,
+      schedule: 'cosine',
+      patience: 3,
+    },
+  },
+  'plaincnn-fashion': {
+    id: 'plaincnn-fashion',
+    architecture: 'plaincnn',
+    dataset: 'fashion-mnist',
+    preprocess: 'fashion-gray',
+    build: (seed) => buildMobileNetLike({ seed, separable: false }),
+    defaults: {
+      epochs: 4,
+      batchSize: 128,
+      learningRate: 3e-3,
+      validationSplit: 0.1,
+      schedule: 'cosine',
+      patience: 3,
+    },
   },
 };

@@ -2,6 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
 import type { PRNG } from 'seedrandom';
 
+type NamedTensor = Awaited<ReturnType<tf.Optimizer['getWeights']>>[number];
+
 /** Images and labels in memory, as the dataset loaders return them. */
 export interface LabelledImages {
   /** uint8 `[count, height, width, channels]` row-major, 0..255. */
@@ -69,11 +71,56 @@ export interface TrainOptions {
   readonly outliers?: OutlierSet;
   /** Called after each epoch with the model; e.g. to keep the best weights. */
   readonly onEpochEnd?: (record: EpochRecord, model: tf.LayersModel) => Promise<void> | void;
+  /**
+   * Early stopping on validation accuracy, as Keras' `EarlyStopping(monitor='val_accuracy',
+   * patience, restore_best_weights=True)`: training stops after `patience` epochs without a new
+   * best, and the model ends with the weights of its best epoch. Needs a validation split.
+   */
+  readonly earlyStopping?: { readonly patience: number };
+  /** State of an interrupted run to go on from (see {@link TrainOptions.onCheckpoint}). */
+  readonly resume?: TrainCheckpoint;
+  /**
+   * Called after every epoch with everything needed to go on after a kill: the weights, the
+   * optimizer's moments, the random generator, the history and the best epoch so far.
+   */
+  readonly onCheckpoint?: (checkpoint: TrainCheckpoint) => Promise<void>;
+}
+
+/** A tensor's values outside the engine (no disposal needed), e.g. for a checkpoint file. */
+export interface HostTensor {
+  readonly name: string;
+  readonly shape: readonly number[];
+  /** float32 values, row-major. */
+  readonly values: Float32Array;
+}
+
+/** A training run's state after a whole epoch; plain data, serialised by `checkpoint.ts`. */
+export interface TrainCheckpoint {
+  /** Epochs completed. */
+  readonly epochsDone: number;
+  readonly history: readonly EpochRecord[];
+  /** `seedrandom`'s state object after the last epoch. */
+  readonly rngState: object;
+  /** The model's weights, in `model.weights` order. */
+  readonly weights: readonly HostTensor[];
+  /** The optimizer's `getWeights()` (Adam: the step count, then first and second moments). */
+  readonly optimizer: readonly HostTensor[];
+  /** The best epoch by validation accuracy so far, with its weights (early stopping). */
+  readonly best?: {
+    readonly epoch: number;
+    readonly valAcc: number;
+    readonly weights: readonly HostTensor[];
+  };
 }
 
 /** Result of {@link trainClassifier}. */
 export interface TrainResult {
+  /** Every epoch, including those of the run it resumed. */
   readonly history: EpochRecord[];
+  /** Epoch (1-based) whose weights the model holds at the end: the last, or the best one. */
+  readonly keptEpoch: number;
+  /** Why the run ended. */
+  readonly stopped: 'completed' | 'early-stopping';
   /** Wall time of the whole run, seconds. */
   readonly seconds: number;
   /** Indices of the samples held out for validation. */
@@ -198,7 +245,7 @@ export async function trainClassifier(
   data: LabelledImages,
   opt: TrainOptions,
 ): Promise<TrainResult> {
-  const rng = seedrandom(String(opt.seed));
+  let rng = seedrandom(String(opt.seed), { state: true });
   const numClasses = outputUnits(model);
   const { train: trainIdx, validation: valIdx } = splitValidation(
     data.count,
@@ -206,14 +253,30 @@ export async function trainClassifier(
     rng,
   );
   const nVal = valIdx.length;
+  if (opt.earlyStopping && nVal === 0) {
+    throw new Error('early stopping needs a validation split above 0');
+  }
   const optimizer = tf.train.adam(opt.learningRate(0));
   model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
-  const fill = opt.trainFiller ?? plainFiller(data);
   const history: EpochRecord[] = [];
+  let best: TrainCheckpoint['best'];
+  if (opt.resume) {
+    setHostWeights(model, opt.resume.weights);
+    await setOptimizerWeights(optimizer, opt.resume.optimizer);
+    rng = seedrandom('', { state: opt.resume.rngState as seedrandom.State.Arc4 });
+    history.push(...opt.resume.history);
+    best = opt.resume.best;
+  }
+  const fill = opt.trainFiller ?? plainFiller(data);
   const t0 = performance.now();
   const batches = Math.ceil(trainIdx.length / opt.batchSize);
+  let stopped: TrainResult['stopped'] = 'completed';
   try {
-    for (let epoch = 0; epoch < opt.epochs; epoch++) {
+    for (let epoch = history.length; epoch < opt.epochs; epoch++) {
+      if (opt.earlyStopping && best && epoch - best.epoch >= opt.earlyStopping.patience) {
+        stopped = 'early-stopping';
+        break;
+      }
       const lr = opt.learningRate(epoch);
       // tfjs's Adam keeps its learning rate in a protected field; there is no public setter.
       (optimizer as unknown as { learningRate: number }).learningRate = lr;
@@ -252,11 +315,97 @@ export async function trainClassifier(
         samplesPerSec: seen / seconds,
       };
       history.push(record);
+      if (opt.earlyStopping && (!best || record.valAcc > best.valAcc)) {
+        best = {
+          epoch: record.epoch,
+          valAcc: record.valAcc,
+          weights: await hostWeights(model.weights),
+        };
+      }
       opt.onProgress?.({ kind: 'epoch-end', record });
       await opt.onEpochEnd?.(record, model);
+      if (opt.onCheckpoint) {
+        await opt.onCheckpoint({
+          epochsDone: epoch + 1,
+          history: [...history],
+          rngState: rng.state(),
+          weights: await hostWeights(model.weights),
+          optimizer: await hostNamedTensors(await optimizer.getWeights()),
+          ...(best ? { best } : {}),
+        });
+      }
     }
+    if (opt.earlyStopping && best && best.epoch < history.length)
+      setHostWeights(model, best.weights);
   } finally {
     optimizer.dispose();
   }
-  return { history, seconds: (performance.now() - t0) / 1000, validationIndices: valIdx };
+  return {
+    history,
+    keptEpoch: best && opt.earlyStopping ? best.epoch : history.length,
+    stopped,
+    seconds: (performance.now() - t0) / 1000,
+    validationIndices: valIdx,
+  };
+}
+
+/** Copies variables out of the engine. */
+async function hostWeights(vars: readonly tf.LayerVariable[]): Promise<HostTensor[]> {
+  const out: HostTensor[] = [];
+  for (const v of vars) {
+    const t = v.read();
+    out.push({
+      name: v.originalName,
+      shape: [...t.shape],
+      values: Float32Array.from(await t.data()),
+    });
+  }
+  return out;
+}
+
+/** Copies an optimizer's `getWeights()` out, disposing the tensors it made for the call (the step count). */
+async function hostNamedTensors(named: readonly NamedTensor[]): Promise<HostTensor[]> {
+  const out: HostTensor[] = [];
+  for (const { name, tensor } of named) {
+    out.push({ name, shape: [...tensor.shape], values: Float32Array.from(await tensor.data()) });
+    if (!(tensor instanceof tf.Variable)) tensor.dispose();
+  }
+  return out;
+}
+
+/**
+ * Sets a model's weights from host copies, checking names and shapes.
+ * @throws {Error} when the checkpoint is of another architecture.
+ */
+export function setHostWeights(model: tf.LayersModel, weights: readonly HostTensor[]): void {
+  const vars = model.weights;
+  if (vars.length !== weights.length) {
+    throw new Error(`checkpoint holds ${weights.length} weights, the model has ${vars.length}`);
+  }
+  vars.forEach((v, i) => {
+    const w = weights[i];
+    if (!w || w.shape.join('x') !== v.shape.join('x')) {
+      throw new Error(
+        `checkpoint weight ${i} (${w?.name}) does not fit ${v.originalName} [${v.shape.join(', ')}]`,
+      );
+    }
+  });
+  // Variable by variable: `model.setWeights` takes layer order, which differs from
+  // `model.weights` (all trainable, then all non-trainable) once a model has batch norm.
+  vars.forEach((v, i) => {
+    const w = weights[i];
+    if (!w) return;
+    const t = tf.tensor(w.values, [...w.shape]);
+    v.write(t);
+    t.dispose();
+  });
+}
+
+async function setOptimizerWeights(
+  optimizer: tf.Optimizer,
+  weights: readonly HostTensor[],
+): Promise<void> {
+  const named = weights.map((w) => ({ name: w.name, tensor: tf.tensor(w.values, [...w.shape]) }));
+  await optimizer.setWeights(named);
+  tf.dispose(named.map((n) => n.tensor));
 }

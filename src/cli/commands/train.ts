@@ -1,3 +1,4 @@
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
@@ -8,16 +9,25 @@ import { saveModel } from '../../ml/model-io.ts';
 import { META_FILE, readModelMeta, type ModelMeta } from '../../ml/model-meta.ts';
 import { loadDataset } from '../../trainer/datasets/load.ts';
 import { calibrateOod } from '../../trainer/calibrate-ood.ts';
-import { RECIPES } from '../../trainer/recipes.ts';
+import { renderLearningCurves } from '../../imaging/curves.ts';
+import { loadCheckpoint, saveCheckpoint } from '../../trainer/checkpoint.ts';
+import { RECIPES, SCHEDULES, type ScheduleName } from '../../trainer/recipes.ts';
 import { evaluateClassifier, trainClassifier } from '../../trainer/train.ts';
 import { parseIntOption, parseNumberOption } from '../options.ts';
+
+/** Where `train` keeps its per-epoch checkpoints unless told otherwise (git-ignored). */
+export const DEFAULT_CHECKPOINT_DIR = 'checkpoints';
 
 interface TrainFlags {
   epochs?: number;
   batch?: number;
   lr?: number;
+  schedule?: string;
+  patience?: number;
   seed: number;
-  validationSplit: number;
+  validationSplit?: number;
+  checkpointDir: string;
+  resume: boolean;
   augment: boolean;
   outliers: boolean;
   dataDir?: string;
@@ -33,9 +43,24 @@ export function registerTrain(program: Command, config: Config): void {
     .argument('<model>', 'model id')
     .option('--epochs <n>', 'epochs', parseIntOption)
     .option('--batch <n>', 'batch size', parseIntOption)
-    .option('--lr <rate>', 'base learning rate (Adam, cosine decay)', parseNumberOption)
+    .option('--lr <rate>', 'base learning rate (Adam)', parseNumberOption)
+    .option(
+      '--schedule <name>',
+      `learning-rate schedule: ${Object.keys(SCHEDULES).join(', ')} (default: the model's)`,
+    )
+    .option(
+      '--patience <epochs>',
+      'early stopping: stop after this many epochs without a better validation accuracy and keep the best epoch (0: off)',
+      parseIntOption,
+    )
     .option('--seed <n>', 'random seed', parseIntOption, 42)
-    .option('--validation-split <share>', 'share held out for validation', parseNumberOption, 0.2)
+    .option('--validation-split <share>', 'share held out for validation', parseNumberOption)
+    .option(
+      '--checkpoint-dir <dir>',
+      'folder for per-epoch checkpoints (<dir>/<model>)',
+      DEFAULT_CHECKPOINT_DIR,
+    )
+    .option('--no-resume', 'start afresh even when a checkpoint of the same settings exists')
     .option('--no-augment', 'train on the images as they are')
     .option(
       '--no-outliers',
@@ -48,6 +73,13 @@ export function registerTrain(program: Command, config: Config): void {
       const recipe = RECIPES[id];
       if (!recipe)
         throw new Error(`unknown model "${id}"; trainable: ${Object.keys(RECIPES).join(', ')}`);
+      const schedule = flags.schedule ?? recipe.defaults.schedule;
+      if (!(schedule in SCHEDULES)) {
+        throw new Error(
+          `unknown schedule "${schedule}"; known: ${Object.keys(SCHEDULES).join(', ')}`,
+        );
+      }
+      const scheduleFn = SCHEDULES[schedule as ScheduleName];
       const backend = await initBackend();
       const dataDir = flags.dataDir ?? config.DATA_DIR;
       const train = await loadDataset(recipe.dataset, 'train', dataDir);
@@ -55,8 +87,29 @@ export function registerTrain(program: Command, config: Config): void {
       const epochs = flags.epochs ?? recipe.defaults.epochs;
       const batchSize = flags.batch ?? recipe.defaults.batchSize;
       const lr = flags.lr ?? recipe.defaults.learningRate;
-      const outliers =
-        flags.outliers && recipe.outliers ? await recipe.outliers(dataDir) : undefined;
+      const patience = flags.patience ?? recipe.defaults.patience ?? 0;
+      const validationSplit = flags.validationSplit ?? recipe.defaults.validationSplit;
+      const augment = flags.augment && recipe.augment !== undefined;
+      const withOutliers = flags.outliers && recipe.outliers !== undefined;
+      const command = [
+        `bin/cnn-classroom train ${id} --epochs ${epochs} --batch ${batchSize} --lr ${lr}`,
+        `--schedule ${schedule} --patience ${patience} --seed ${flags.seed}`,
+        `--validation-split ${validationSplit}`,
+        augment || !recipe.augment ? '' : '--no-augment',
+        withOutliers || !recipe.outliers ? '' : '--no-outliers',
+      ]
+        .filter(Boolean)
+        .join(' ');
+      // The settings a checkpoint must share to be resumed (the command without its folders).
+      const fingerprint = command;
+      const checkpointDir = path.join(flags.checkpointDir, id);
+      const resume = flags.resume ? await loadCheckpoint(checkpointDir, fingerprint) : undefined;
+      if (resume) {
+        console.log(
+          `resuming from ${checkpointDir}: ${resume.epochsDone} of ${epochs} epochs done`,
+        );
+      }
+      const outliers = withOutliers && recipe.outliers ? await recipe.outliers(dataDir) : undefined;
       const model = recipe.build(flags.seed);
       const bar = new SingleBar(
         {
@@ -70,11 +123,20 @@ export function registerTrain(program: Command, config: Config): void {
       const result = await trainClassifier(model, train, {
         epochs,
         batchSize,
-        validationSplit: flags.validationSplit,
+        validationSplit,
         seed: flags.seed,
-        learningRate: (e) => recipe.schedule(lr, e, epochs),
-        ...(flags.augment && recipe.augment ? { trainFiller: recipe.augment(train) } : {}),
+        learningRate: (e) => scheduleFn(lr, e, epochs),
+        ...(augment && recipe.augment ? { trainFiller: recipe.augment(train) } : {}),
         ...(outliers ? { outliers } : {}),
+        ...(patience > 0 ? { earlyStopping: { patience } } : {}),
+        ...(resume ? { resume } : {}),
+        onCheckpoint: async (c) => {
+          await saveCheckpoint(checkpointDir, fingerprint, c);
+          await writeFile(
+            path.join(flags.checkpointDir, `${id}-history.png`),
+            await renderLearningCurves([{ label: id, history: c.history }], id),
+          );
+        },
         onProgress: (p) => {
           if (p.kind === 'epoch-start')
             bar.start(p.batches, 0, { epoch: p.epoch + 1, epochs, loss: '-', acc: '-' });
@@ -89,6 +151,11 @@ export function registerTrain(program: Command, config: Config): void {
           }
         },
       });
+      if (result.stopped === 'early-stopping') {
+        console.log(
+          `early stopping after epoch ${result.history.length}: kept epoch ${result.keptEpoch}`,
+        );
+      }
       const evalRes = await evaluateClassifier(model, test);
       console.log(`test accuracy on ${test.count} images: ${(evalRes.acc * 100).toFixed(2)}%`);
       const outDir = path.join(flags.out ?? config.MODELS_DIR, id);
@@ -110,17 +177,21 @@ export function registerTrain(program: Command, config: Config): void {
         testAccuracy: evalRes.acc,
         testSamples: test.count,
         training: {
-          epochs,
+          epochs: result.history.length,
+          keptEpoch: result.keptEpoch,
           batchSize,
-          seconds: Math.round(result.seconds),
+          learningRate: lr,
+          schedule,
+          augmentation: augment,
+          seconds: Math.round(result.history.reduce((sum, r) => sum + r.seconds, 0)),
           backend: backend.name,
           date: new Date().toISOString(),
           seed: flags.seed,
-          validationSplit: flags.validationSplit,
+          validationSplit,
           samplesPerSec: Math.round(
-            result.history.reduce((s, r) => s + r.samplesPerSec, 0) / result.history.length,
+            result.history.reduce((sum, r) => sum + r.samplesPerSec, 0) / result.history.length,
           ),
-          command: `bin/cnn-classroom train ${id} --epochs ${epochs} --batch ${batchSize} --lr ${lr} --seed ${flags.seed}${flags.augment ? '' : ' --no-augment'}${outliers ? '' : ' --no-outliers'}`,
+          command,
         },
       };
       if (recipe.calibrateOod) {
@@ -129,6 +200,7 @@ export function registerTrain(program: Command, config: Config): void {
       await saveModel(model, outDir, {
         [META_FILE]: JSON.stringify(meta, null, 2) + '\n',
         'history.json': JSON.stringify(result.history, null, 2) + '\n',
+        'history.png': await renderLearningCurves([{ label: id, history: result.history }], id),
       });
       logger.info({ id, outDir, testAccuracy: evalRes.acc }, 'model saved');
       console.log(`saved ${outDir}`);
