@@ -1,0 +1,133 @@
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import seedrandom from 'seedrandom';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../../src/config.ts';
+
+const BIN = path.join(PROJECT_ROOT, 'bin', 'cnn-classroom');
+let tmp: string;
+
+/** IDX files of `count` 28x28 images: class c is a bright band at rows 2c..2c+4 over noise. */
+async function writeFashionLike(
+  dir: string,
+  split: 'train' | 't10k',
+  count: number,
+): Promise<void> {
+  const rng = seedrandom(split);
+  const images = Buffer.alloc(16 + count * 784);
+  images.writeUInt32BE(0x803, 0);
+  images.writeUInt32BE(count, 4);
+  images.writeUInt32BE(28, 8);
+  images.writeUInt32BE(28, 12);
+  const labels = Buffer.alloc(8 + count);
+  labels.writeUInt32BE(0x801, 0);
+  labels.writeUInt32BE(count, 4);
+  for (let i = 0; i < count; i++) {
+    const c = i % 10;
+    labels[8 + i] = c;
+    for (let p = 0; p < 784; p++) {
+      const row = Math.floor(p / 28);
+      images[16 + i * 784 + p] =
+        Math.floor(rng() * 60) + (row >= 2 * c && row < 2 * c + 5 ? 190 : 0);
+    }
+  }
+  await writeFile(path.join(dir, `${split}-images-idx3-ubyte`), images);
+  await writeFile(path.join(dir, `${split}-labels-idx1-ubyte`), labels);
+}
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `train`; with `killWhen`, sends SIGKILL as soon as that file exists. */
+function train(args: string[], killWhen?: string): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(BIN, ['train', ...args], {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, LOG_LEVEL: 'silent', CNN_SHARED_DATA: '' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = killWhen
+      ? setInterval(() => {
+          stat(killWhen).then(
+            () => child.kill('SIGKILL'),
+            () => undefined,
+          );
+        }, 50)
+      : undefined;
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (timer) clearInterval(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'cli-train-'));
+  const data = path.join(tmp, 'data', 'fashion-mnist');
+  await mkdir(data, { recursive: true });
+  await writeFashionLike(data, 'train', 400);
+  await writeFashionLike(data, 't10k', 100);
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+describe('train (CLI)', () => {
+  it('a run killed after its first epoch leaves the shipped model untouched, and the same command resumes and finishes it', async () => {
+    const out = path.join(tmp, 'models');
+    const shipped = path.join(out, 'mobilenet-fashion');
+    await mkdir(shipped, { recursive: true });
+    const oldMeta = JSON.stringify({ id: 'mobilenet-fashion', placeholder: true });
+    await writeFile(path.join(shipped, 'meta.json'), oldMeta);
+    const checkpoints = path.join(tmp, 'checkpoints');
+    const args = [
+      'mobilenet-fashion',
+      ...['--epochs', '3', '--batch', '32', '--data-dir', path.join(tmp, 'data')],
+      ...['--out', out, '--checkpoint-dir', checkpoints, '--force'],
+    ];
+
+    const killed = await train(args, path.join(checkpoints, 'mobilenet-fashion', 'state.json'));
+    expect(killed.code).toBeNull(); // killed by the signal
+    expect(killed.stdout).toMatch(/epoch 1: loss/);
+    expect(await readFile(path.join(shipped, 'meta.json'), 'utf8')).toBe(oldMeta);
+    expect(await readdir(shipped)).toEqual(['meta.json']);
+
+    const resumed = await train(args);
+    expect(resumed.stderr).toBe('');
+    expect(resumed.code).toBe(0);
+    expect(resumed.stdout).toMatch(/resuming from .*: 1 of 3 epochs done/);
+    expect(resumed.stdout).not.toMatch(/^epoch 1:/m);
+    expect(resumed.stdout).toMatch(/^epoch 3:/m);
+    expect(resumed.stdout).toMatch(/test accuracy on 100 images/);
+
+    const meta = JSON.parse(await readFile(path.join(shipped, 'meta.json'), 'utf8')) as {
+      training: { epochs: number; command: string };
+      testSamples: number;
+      classNames: string[];
+      preprocess: string;
+    };
+    expect(meta.training.epochs).toBe(3);
+    expect(meta.testSamples).toBe(100);
+    expect(meta.classNames[0]).toBe('T-shirt/top');
+    expect(meta.preprocess).toBe('fashion-gray');
+    expect(meta.training.command).toContain('train mobilenet-fashion --epochs 3 --batch 32');
+    const history = JSON.parse(await readFile(path.join(shipped, 'history.json'), 'utf8')) as {
+      epoch: number;
+    }[];
+    expect(history.map((h) => h.epoch)).toEqual([1, 2, 3]);
+    expect((await sharp(path.join(shipped, 'history.png')).metadata()).format).toBe('png');
+    expect((await readdir(shipped)).sort()).toEqual(
+      ['group1-shard1of1.bin', 'history.json', 'history.png', 'meta.json', 'model.json'].sort(),
+    );
+  }, 300_000);
+});
