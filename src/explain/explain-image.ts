@@ -7,7 +7,12 @@ import * as tf from '@tensorflow/tfjs';
 import { decodeImage, type ImageLimits } from '../imaging/decode.ts';
 import type { RgbImage } from '../imaging/overlay.ts';
 import type { ModelInput } from '../ml/preprocess/for-model.ts';
-import { inputToDisplayBytes, preprocessForModel } from '../ml/preprocess/for-model.ts';
+import {
+  inputSpansImage,
+  inputToDisplayBytes,
+  preprocessForModel,
+} from '../ml/preprocess/for-model.ts';
+import type { ModelMeta } from '../ml/model-meta.ts';
 import type { LoadedModel } from '../ml/registry.ts';
 import { computeCam, type ChannelWeighting } from './cam-base.ts';
 import { measureFaithfulness, type Faithfulness } from './faithfulness.ts';
@@ -50,6 +55,8 @@ export interface ExplainOptions {
 /** An explained prediction, ready to be drawn and put into words. */
 export interface Explanation {
   readonly model: string;
+  /** How the model's input was made from the upload (its `meta.preprocess`). */
+  readonly preprocess: ModelMeta['preprocess'];
   readonly method: ExplainMethod;
   /** The layer of a CAM method. */
   readonly layer?: string;
@@ -65,7 +72,7 @@ export interface Explanation {
     readonly label: string;
     readonly confidence: number;
   };
-  /** The picture the map is drawn over (the photo, or a digit model's input). */
+  /** The picture the map is drawn over (the photo, or a digit or garment model's input). */
   readonly image: RgbImage;
   /** The map at {@link image}'s size. */
   readonly map: HeatMap;
@@ -73,7 +80,8 @@ export interface Explanation {
   readonly rawMap: NormalizedMap;
   /**
    * What the positions refer to: `image`, the uploaded image (upright); `model-input`, the
-   * model's input (digit models, whose input is a normalized crop of the photo).
+   * model's input (digit and garment models, whose input is a normalized crop of the photo; see
+   * `inputSpansImage`).
    */
   readonly space: 'image' | 'model-input';
   /** Size of what {@link space} names, pixels. */
@@ -109,7 +117,7 @@ export async function explainImage(
 ): Promise<Explanation> {
   const t0 = performance.now();
   const input = await preprocessForModel(loaded.meta, bytes, limits);
-  if (loaded.meta.preprocess === 'mnist-digit') {
+  if (!inputSpansImage(loaded.meta.preprocess)) {
     return explainInput(loaded, input, options, undefined, t0);
   }
   const decoded = await decodeImage(bytes, limits, { maxSide: DISPLAY_MAX_SIDE });
@@ -176,6 +184,7 @@ export async function explainInput(
     const name = (i: number): string => meta.classNames[i] ?? String(i);
     return {
       model: meta.id,
+      preprocess: meta.preprocess,
       method: options.method,
       ...(r.layer === undefined ? {} : { layer: r.layer }),
       scoreKind: r.scoreKind,

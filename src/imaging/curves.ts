@@ -61,6 +61,7 @@ export async function renderLearningCurves(
           type: 'nominal',
           sort: ['validation', 'train'],
           title: 'split',
+          legend: { symbolType: 'stroke', symbolStrokeWidth: 2 },
         },
       },
     },

@@ -30,6 +30,20 @@ export const oodSchema = z.object({
   calibration: z.record(z.string(), z.union([z.number(), z.string()])),
 });
 
+/**
+ * How the shipped weights are stored when quantized (`src/ml/quantize.ts`): `testAccuracy` is
+ * then the accuracy of these weights, and the float32 figures are kept beside it.
+ */
+export const quantizationSchema = z.object({
+  dtype: z.enum(['uint8', 'float16']),
+  /** Accuracy on the same test set before quantizing, 0..1. */
+  float32TestAccuracy: z.number().min(0).max(1).optional(),
+  /** Size of the weights as float32, bytes. */
+  float32Bytes: z.number().int(),
+  /** Size of the weight file shipped, bytes. */
+  bytes: z.number().int(),
+});
+
 export const modelMetaSchema = z.object({
   id: z.string().regex(/^[a-z0-9][a-z0-9-]*$/),
   architecture: z.string(),
@@ -37,7 +51,10 @@ export const modelMetaSchema = z.object({
   inputShape: z.tuple([z.number().int(), z.number().int(), z.number().int()]),
   preprocess: z.enum(PREPROCESS),
   classNames: z.array(z.string()).min(2),
-  /** Accuracy on the full test set, 0..1, with the number of test samples. */
+  /**
+   * Accuracy on the full test set, 0..1, with the number of test samples; of the weights as
+   * shipped (quantized ones when `quantization` is set).
+   */
   testAccuracy: z.number().min(0).max(1).optional(),
   testSamples: z.number().int().optional(),
   training: z
@@ -60,11 +77,14 @@ export const modelMetaSchema = z.object({
     })
     .optional(),
   ood: oodSchema.optional(),
+  /** Present when the weights are stored quantized. */
+  quantization: quantizationSchema.optional(),
 });
 
 /** The contents of a model folder's `meta.json`. */
 export type ModelMeta = z.infer<typeof modelMetaSchema>;
 export type OodCriterion = z.infer<typeof oodSchema>;
+export type ModelQuantization = z.infer<typeof quantizationSchema>;
 
 /** File name of the metadata beside `model.json`. */
 export const META_FILE = 'meta.json';

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/config.ts';
+import { garmentPhoto, plainPhoto, writeClassModels } from '../fixtures/class-models.ts';
 
 const run = promisify(execFile);
 const BIN = path.join(PROJECT_ROOT, 'bin', 'cnn-classroom');
@@ -21,11 +22,14 @@ interface Line {
   error?: { code: string; message: string };
 }
 
-async function predict(args: string[]): Promise<{ code: number; lines: Line[]; stderr: string }> {
+async function predict(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; lines: Line[]; stderr: string }> {
   try {
     const { stdout, stderr } = await run(BIN, ['predict', ...args], {
       cwd: PROJECT_ROOT,
-      env: { ...process.env, LOG_LEVEL: 'silent' },
+      env: { ...process.env, LOG_LEVEL: 'silent', ...env },
     });
     return { code: 0, lines: parse(stdout), stderr };
   } catch (e) {
@@ -107,5 +111,36 @@ describe('bin/cnn-classroom predict with the shipped LeNet', () => {
       'file.not_found',
       '7',
     ]);
+  }, 120_000);
+});
+
+describe('bin/cnn-classroom predict --model with CIFAR-10 and Fashion-MNIST models', () => {
+  it('preprocesses for each model and names its classes, charts included', async () => {
+    const models = path.join(tmp, 'models');
+    await writeClassModels(models);
+    const blue = path.join(tmp, 'blue.png');
+    const trousers = path.join(tmp, 'trousers.jpg');
+    await writeFile(blue, await plainPhoto({ r: 10, g: 40, b: 200 }));
+    await writeFile(trousers, await garmentPhoto('white', '#303030'));
+    const chart = path.join(tmp, 'fashion-chart.png');
+
+    const cifar = await predict(['--model', 'tiny-cifar10', blue, '--json'], {
+      MODELS_DIR: models,
+    });
+    const fashion = await predict(
+      ['--model', 'tiny-fashion', trousers, '--json', '--top', '2', '--chart', chart],
+      { MODELS_DIR: models },
+    );
+
+    expect(cifar.code).toBe(0);
+    expect(cifar.lines).toMatchObject([
+      { file: blue, model: 'tiny-cifar10', label: 'ship', classIndex: 8 },
+    ]);
+    expect(fashion.code).toBe(0);
+    expect(fashion.lines).toMatchObject([
+      { file: trousers, model: 'tiny-fashion', label: 'Trouser', classIndex: 1, confident: true },
+    ]);
+    expect(fashion.lines[0]!.topK).toHaveLength(2);
+    expect((await sharp(chart).metadata()).format).toBe('png');
   }, 120_000);
 });

@@ -130,4 +130,48 @@ describe('train (CLI)', () => {
       ['group1-shard1of1.bin', 'history.json', 'history.png', 'meta.json', 'model.json'].sort(),
     );
   }, 300_000);
+
+  it('ships uint8 weights above the size limit with both accuracies in meta.json, also when re-run after the last epoch', async () => {
+    const out = path.join(tmp, 'quantized-models');
+    const shipped = path.join(out, 'mobilenet-fashion');
+    const args = [
+      'mobilenet-fashion',
+      ...['--epochs', '1', '--batch', '32', '--data-dir', path.join(tmp, 'data')],
+      ...['--out', out, '--checkpoint-dir', path.join(tmp, 'quantized-checkpoints')],
+      ...['--quantize-above', '1000', '--force'],
+    ];
+
+    const first = await train(args);
+    const again = await train(args); // every epoch done: straight to evaluation and saving
+
+    for (const run of [first, again]) {
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(/as float32, over the limit of 1,000 bytes: shipped as uint8/);
+    }
+    expect(again.stdout).toMatch(/resuming from .*: 1 of 1 epochs done/);
+    expect(again.stdout).not.toMatch(/^epoch 1:/m);
+    const meta = JSON.parse(await readFile(path.join(shipped, 'meta.json'), 'utf8')) as {
+      testAccuracy: number;
+      quantization: {
+        dtype: string;
+        float32TestAccuracy: number;
+        float32Bytes: number;
+        bytes: number;
+      };
+    };
+    expect(meta.quantization.dtype).toBe('uint8');
+    expect(meta.quantization.bytes).toBe(meta.quantization.float32Bytes / 4);
+    expect(meta.quantization.float32TestAccuracy).toBeGreaterThanOrEqual(0);
+    expect(Math.abs(meta.testAccuracy - meta.quantization.float32TestAccuracy)).toBeLessThan(0.2);
+    expect((await stat(path.join(shipped, 'group1-shard1of1.bin'))).size).toBe(
+      meta.quantization.bytes,
+    );
+    const modelJson = JSON.parse(await readFile(path.join(shipped, 'model.json'), 'utf8')) as {
+      weightsManifest: { weights: { dtype: string; quantization?: { dtype: string } }[] }[];
+    };
+    for (const w of modelJson.weightsManifest[0]!.weights) {
+      expect(w).toMatchObject({ dtype: 'float32', quantization: { dtype: 'uint8' } });
+    }
+  }, 300_000);
 });

@@ -42,10 +42,17 @@ export function registerCalibrate(program: Command, config: Config): void {
       ).validation;
       meta.ood = await calibrateOod(model, train, valIdx, dataDir);
       const history = await readFile(path.join(dir, 'history.json')).catch(() => undefined);
-      await saveModel(model, dir, {
-        [META_FILE]: JSON.stringify(meta, null, 2) + '\n',
-        ...(history ? { 'history.json': history } : {}),
-      });
+      // Stored as it was: quantized weights stay quantized, and quantizing them again finds the
+      // same grid points (up to float32 rounding).
+      await saveModel(
+        model,
+        dir,
+        {
+          [META_FILE]: JSON.stringify(meta, null, 2) + '\n',
+          ...(history ? { 'history.json': history } : {}),
+        },
+        meta.quantization ? { quantize: meta.quantization.dtype } : {},
+      );
       console.log(
         JSON.stringify(
           {

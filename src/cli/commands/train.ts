@@ -1,22 +1,63 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
+import type * as tf from '@tensorflow/tfjs';
 import type { Command } from 'commander';
 import type { Config } from '../../config.ts';
 import { logger } from '../../logger.ts';
 import { initBackend } from '../../ml/backend.ts';
 import { saveModel } from '../../ml/model-io.ts';
-import { META_FILE, readModelMeta, type ModelMeta } from '../../ml/model-meta.ts';
+import {
+  META_FILE,
+  readModelMeta,
+  type ModelMeta,
+  type ModelQuantization,
+} from '../../ml/model-meta.ts';
+import { applyQuantization, weightBytes } from '../../ml/quantize.ts';
 import { loadDataset } from '../../trainer/datasets/load.ts';
 import { calibrateOod } from '../../trainer/calibrate-ood.ts';
 import { renderLearningCurves } from '../../imaging/curves.ts';
 import { loadCheckpoint, saveCheckpoint } from '../../trainer/checkpoint.ts';
 import { RECIPES, SCHEDULES, type ScheduleName } from '../../trainer/recipes.ts';
-import { evaluateClassifier, trainClassifier } from '../../trainer/train.ts';
+import { evaluateClassifier, trainClassifier, type LabelledImages } from '../../trainer/train.ts';
 import { parseIntOption, parseNumberOption } from '../options.ts';
 
 /** Where `train` keeps its per-epoch checkpoints unless told otherwise (git-ignored). */
 export const DEFAULT_CHECKPOINT_DIR = 'checkpoints';
+
+/**
+ * Float32 weights larger than this many bytes (10 MB, decimal: 10,000,000) are shipped as uint8:
+ * a quarter of the size for the repository and for every bot start, at the cost measured on
+ * the test set and recorded in `meta.json`. Of the shipped models only AlexNet (86.5 MB) is over.
+ */
+export const QUANTIZE_ABOVE_BYTES = 10_000_000;
+
+/**
+ * The weights `train` ships and their test accuracy: `model` itself when its float32 weights
+ * are at most `aboveBytes`; otherwise `model` with its weights replaced, in place, by their uint8
+ * round trip (what loading the quantized save gives), evaluated again on `test`.
+ *
+ * @param float32Accuracy the accuracy already measured on `test` before quantizing, 0..1.
+ * @returns `testAccuracy` of the shipped weights, 0..1, and `quantization` for `meta.json`
+ *   (absent when the weights stay float32).
+ */
+export async function weightsToShip(
+  model: tf.LayersModel,
+  test: LabelledImages,
+  float32Accuracy: number,
+  aboveBytes = QUANTIZE_ABOVE_BYTES,
+): Promise<{ testAccuracy: number; quantization?: ModelQuantization }> {
+  const float32Bytes = weightBytes(model);
+  if (float32Bytes <= aboveBytes) return { testAccuracy: float32Accuracy };
+  const { bytes } = applyQuantization(model, 'uint8');
+  const testAccuracy = (await evaluateClassifier(model, test)).acc;
+  return {
+    testAccuracy,
+    quantization: { dtype: 'uint8', float32TestAccuracy: float32Accuracy, float32Bytes, bytes },
+  };
+}
+
+const megabytes = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
 
 interface TrainFlags {
   epochs?: number;
@@ -33,6 +74,8 @@ interface TrainFlags {
   dataDir?: string;
   out?: string;
   force: boolean;
+  quantize: boolean;
+  quantizeAbove: number;
 }
 
 /** `train <model>`: trains a shipped model from scratch on its full data set. */
@@ -69,6 +112,13 @@ export function registerTrain(program: Command, config: Config): void {
     .option('--data-dir <dir>', 'data folder', undefined)
     .option('--out <dir>', 'models folder to write to', undefined)
     .option('--force', 'replace the existing model even when its test accuracy is higher', false)
+    .option(
+      '--quantize-above <bytes>',
+      'ship the weights as uint8 when their float32 size exceeds this many bytes',
+      parseIntOption,
+      QUANTIZE_ABOVE_BYTES,
+    )
+    .option('--no-quantize', 'ship float32 weights whatever their size')
     .action(async (id: string, flags: TrainFlags) => {
       const recipe = RECIPES[id];
       if (!recipe)
@@ -158,9 +208,20 @@ export function registerTrain(program: Command, config: Config): void {
       }
       const evalRes = await evaluateClassifier(model, test);
       console.log(`test accuracy on ${test.count} images: ${(evalRes.acc * 100).toFixed(2)}%`);
+      const { testAccuracy, quantization } = await weightsToShip(
+        model,
+        test,
+        evalRes.acc,
+        flags.quantize ? flags.quantizeAbove : Infinity,
+      );
+      if (quantization) {
+        console.log(
+          `weights ${megabytes(quantization.float32Bytes)} as float32, over the limit of ${flags.quantizeAbove.toLocaleString('en')} bytes: shipped as uint8, ${megabytes(quantization.bytes)}; test accuracy ${(testAccuracy * 100).toFixed(2)}% (float32 ${(evalRes.acc * 100).toFixed(2)}%)`,
+        );
+      }
       const outDir = path.join(flags.out ?? config.MODELS_DIR, id);
       const old = await readModelMeta(outDir).catch(() => undefined);
-      if (old?.testAccuracy !== undefined && old.testAccuracy > evalRes.acc && !flags.force) {
+      if (old?.testAccuracy !== undefined && old.testAccuracy > testAccuracy && !flags.force) {
         console.log(
           `kept the existing model: its test accuracy ${(old.testAccuracy * 100).toFixed(2)}% is higher (use --force to replace)`,
         );
@@ -174,7 +235,7 @@ export function registerTrain(program: Command, config: Config): void {
         inputShape: [train.height, train.width, train.channels],
         preprocess: recipe.preprocess,
         classNames: [...train.classNames],
-        testAccuracy: evalRes.acc,
+        testAccuracy,
         testSamples: test.count,
         training: {
           epochs: result.history.length,
@@ -193,16 +254,22 @@ export function registerTrain(program: Command, config: Config): void {
           ),
           command,
         },
+        ...(quantization ? { quantization } : {}),
       };
       if (recipe.calibrateOod) {
         meta.ood = await calibrateOod(model, train, result.validationIndices, dataDir);
       }
-      await saveModel(model, outDir, {
-        [META_FILE]: JSON.stringify(meta, null, 2) + '\n',
-        'history.json': JSON.stringify(result.history, null, 2) + '\n',
-        'history.png': await renderLearningCurves([{ label: id, history: result.history }], id),
-      });
-      logger.info({ id, outDir, testAccuracy: evalRes.acc }, 'model saved');
+      await saveModel(
+        model,
+        outDir,
+        {
+          [META_FILE]: JSON.stringify(meta, null, 2) + '\n',
+          'history.json': JSON.stringify(result.history, null, 2) + '\n',
+          'history.png': await renderLearningCurves([{ label: id, history: result.history }], id),
+        },
+        quantization ? { quantize: quantization.dtype } : {},
+      );
+      logger.info({ id, outDir, testAccuracy, quantization }, 'model saved');
       console.log(`saved ${outDir}`);
       model.dispose();
     });

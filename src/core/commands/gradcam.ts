@@ -162,7 +162,11 @@ export function explanationText(
       }),
     );
   }
-  if (e.space === 'model-input') lines.push(t('explain.digit_space'));
+  if (e.space === 'model-input') {
+    lines.push(
+      t(e.preprocess === 'fashion-gray' ? 'explain.garment_space' : 'explain.digit_space'),
+    );
+  }
   const f = e.faithfulness;
   if (f) {
     lines.push(

@@ -52,7 +52,7 @@ export default {
       name: 'image',
       type: 'image',
       required: true,
-      description: { en: 'a photo of a digit', ru: 'фото цифры' },
+      description: { en: 'the photo to classify', ru: 'фото, которое нужно распознать' },
     },
     {
       name: 'model',

@@ -2,6 +2,7 @@ import sharp from 'sharp';
 import { decodeImage, type ImageLimits } from '../../imaging/decode.ts';
 import type { ModelMeta } from '../model-meta.ts';
 import { preprocessDigit, type DigitStats } from './digit.ts';
+import { preprocessFashion } from './fashion.ts';
 
 export type { ImageLimits } from '../../imaging/decode.ts';
 
@@ -28,13 +29,16 @@ export interface ModelInput {
 
 /**
  * Turns an upload into the input a model expects, as its `meta.preprocess` says:
- * `mnist-digit` runs the photo pipeline of {@link preprocessDigit}; `rgb-unit` and `rgb-signed`
- * resize the upright RGB image to the input size (squashing, as the training images were) and
- * scale it to [0, 1] or [-1, 1]; `caffe` resizes it likewise, reorders the channels to BGR and
- * subtracts {@link CAFFE_MEAN_BGR} without scaling (Keras `preprocess_input` mode 'caffe').
+ * `mnist-digit` runs the photo pipeline of {@link preprocessDigit}; `fashion-gray` that of
+ * {@link preprocessFashion} (grey, garment bright on a 0 background, trimmed and padded to the
+ * input size keeping its aspect ratio); `rgb-unit` and `rgb-signed` resize the upright RGB image
+ * to the input size (squashing, as the training images were) and scale it to [0, 1] or [-1, 1];
+ * `caffe` resizes it likewise, reorders the channels to BGR and subtracts {@link CAFFE_MEAN_BGR}
+ * without scaling (Keras `preprocess_input` mode 'caffe').
  *
  * @throws {UserError} the decoder's ids, and `image.no_ink` for a digit model.
- * @throws {Error} for `caffe` with an input shape of other than 3 channels.
+ * @throws {Error} for `caffe` with an input shape of other than 3 channels, `fashion-gray` with
+ *   other than 1.
  * @example
  * const input = await preprocessForModel(loaded.meta, bytes, { maxBytes, maxPixels });
  */
@@ -47,9 +51,16 @@ export async function preprocessForModel(
   if (meta.preprocess === 'caffe' && channels !== 3) {
     throw new Error(`preprocess "caffe" needs an input of 3 channels, not ${channels}`);
   }
+  if (meta.preprocess === 'fashion-gray' && channels !== 1) {
+    throw new Error(`preprocess "fashion-gray" needs an input of 1 channel, not ${channels}`);
+  }
   if (meta.preprocess === 'mnist-digit') {
     const { input, stats } = await preprocessDigit(bytes, { limits, preview: false });
     return { data: input, width: 28, height: 28, channels: 1, stats };
+  }
+  if (meta.preprocess === 'fashion-gray') {
+    const { input } = await preprocessFashion(bytes, limits, { width, height });
+    return { data: input, width, height, channels: 1, range: 'unit' };
   }
   const img = await decodeImage(bytes, limits, { maxSide: 4 * Math.max(width, height) });
   const raw = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
@@ -79,6 +90,17 @@ export async function preprocessForModel(
     return { data: grey, width, height, channels: 1, range: signed ? 'signed' : 'unit' };
   }
   return { data, width, height, channels: 3, range: signed ? 'signed' : 'unit' };
+}
+
+/**
+ * Whether a model's input is the whole upload resized, so that a position in the input scales to
+ * the same place in the photo (`rgb-unit`, `rgb-signed`, `caffe`), or a normalised crop of it
+ * (`mnist-digit`, `fashion-gray`), whose positions only the input itself shows.
+ * @example
+ * inputSpansImage('rgb-unit'); // true: draw a heat map over the photo
+ */
+export function inputSpansImage(preprocess: ModelMeta['preprocess']): boolean {
+  return preprocess !== 'mnist-digit' && preprocess !== 'fashion-gray';
 }
 
 /**

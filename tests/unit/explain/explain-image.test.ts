@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { explanationText } from '../../../src/core/commands/gradcam.ts';
 import { explainImage, explainInput } from '../../../src/explain/explain-image.ts';
 import { initBackend } from '../../../src/ml/backend.ts';
 import type { LoadedModel } from '../../../src/ml/registry.ts';
@@ -83,5 +84,44 @@ describe('explainImage', () => {
       });
     }
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('explainImage for a garment model', () => {
+  it('draws over the model input (a crop of the photo) and says so for garments', async () => {
+    const fashion = asLoaded(
+      buildCornerModel({ size: 28, channels: 1 }),
+      [28, 28, 1],
+      'fashion-gray',
+    );
+    try {
+      // A dark square on white: trimmed and inverted, it fills the input, the corner included.
+      const square = await sharp({
+        create: { width: 200, height: 160, channels: 3, background: '#ffffff' },
+      })
+        .composite([
+          {
+            input: { create: { width: 80, height: 80, channels: 3, background: '#181818' } },
+            left: 60,
+            top: 40,
+          },
+        ])
+        .png()
+        .toBuffer();
+      const e = await explainImage(fashion, square, limits, {
+        method: 'saliency',
+        faithfulness: false,
+      });
+
+      expect(e.space).toBe('model-input');
+      expect(e.preprocess).toBe('fashion-gray');
+      expect(e.original).toEqual({ width: 28, height: 28 });
+      expect([e.image.width, e.image.height]).toEqual([28, 28]);
+      const text = explanationText(e, 'saliency', (k) => k, 'en');
+      expect(text).toContain('explain.garment_space');
+      expect(text).not.toContain('explain.digit_space');
+    } finally {
+      fashion.model.dispose();
+    }
   });
 });

@@ -74,7 +74,7 @@ export function squareImage(
 export function asLoaded(
   model: tf.LayersModel,
   inputShape: [number, number, number],
-  preprocess: 'rgb-unit' | 'mnist-digit' = 'rgb-unit',
+  preprocess: LoadedModel['meta']['preprocess'] = 'rgb-unit',
 ): LoadedModel {
   return {
     model,

@@ -11,6 +11,7 @@ import { classifyImage, classifyInput } from '../../../src/ml/classify.ts';
 import { saveModel } from '../../../src/ml/model-io.ts';
 import { META_FILE, type ModelMeta } from '../../../src/ml/model-meta.ts';
 import { ModelRegistry } from '../../../src/ml/registry.ts';
+import { garmentPhoto, plainPhoto, writeClassModels } from '../../fixtures/class-models.ts';
 
 const limits = { maxBytes: 1 << 20, maxPixels: 1 << 22 };
 let dir: string;
@@ -108,5 +109,51 @@ describe('ModelRegistry', () => {
   it('loads a model once for concurrent callers', async () => {
     const [a, b] = await Promise.all([registry.get('tiny'), registry.get('tiny')]);
     expect(a.model).toBe(b.model);
+  });
+});
+
+describe('classifyImage with CIFAR-10 and Fashion-MNIST models (quantized)', () => {
+  let classes: ModelRegistry;
+  let classesDir: string;
+  beforeAll(async () => {
+    classesDir = await mkdtemp(path.join(os.tmpdir(), 'classify-classes-'));
+    await writeClassModels(classesDir);
+    classes = new ModelRegistry(classesDir);
+  });
+  afterAll(async () => {
+    await classes.dispose();
+    await rm(classesDir, { recursive: true, force: true });
+  });
+
+  it.each([
+    [{ r: 230, g: 20, b: 20 }, 'automobile'],
+    [{ r: 20, g: 20, b: 230 }, 'ship'],
+  ])(
+    'resizes a photo to 32x32 RGB in [0, 1] for a CIFAR-10 model: %o is %s',
+    async (colour, label) => {
+      const loaded = await classes.get('tiny-cifar10');
+
+      const r = await classifyImage(loaded, await plainPhoto(colour), limits);
+
+      expect(r.label).toBe(label);
+      expect(r.model).toBe('tiny-cifar10');
+      expect(r.input).toMatchObject({ width: 32, height: 32, channels: 3, range: 'unit' });
+      expect(r.input.data[0]).toBeCloseTo(colour.r / 255, 5);
+    },
+  );
+
+  it.each([
+    ['a dark tall garment on white', 'white', '#222', true, 'Trouser'],
+    ['a bright tall garment on black', 'black', '#ddd', true, 'Trouser'],
+    ['a dark wide one on white', 'white', '#222', false, 'Bag'],
+  ] as const)('names the Fashion-MNIST class of %s', async (_, background, shape, tall, label) => {
+    const loaded = await classes.get('tiny-fashion');
+
+    const r = await classifyImage(loaded, await garmentPhoto(background, shape, tall), limits);
+
+    expect(r.label).toBe(label);
+    expect(r.confident).toBe(true);
+    expect(r.input).toMatchObject({ width: 28, height: 28, channels: 1, range: 'unit' });
+    expect(loaded.meta.quantization?.dtype).toBe('uint8');
   });
 });

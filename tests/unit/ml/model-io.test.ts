@@ -4,6 +4,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadModel, MODEL_JSON, saveModel, WEIGHTS_FILE } from '../../../src/ml/model-io.ts';
+import { applyQuantization } from '../../../src/ml/quantize.ts';
 
 let root: string;
 
@@ -193,4 +194,49 @@ describe('saveModel / loadModel', () => {
     expect(kernel).toEqual(Array.from(quantizedKernel, (q) => q * scale + min));
     expect(bias).toEqual([0.5, -1.25]);
   });
+
+  it.each([
+    // dtype, weight file share, largest change of a class probability on random inputs
+    ['uint8', 1 / 4, 0.01],
+    ['float16', 1 / 2, 1e-3],
+  ] as const)(
+    'saves %s-quantized weights that load to close predictions at a fraction of the size',
+    async (dtype, share, tolerance) => {
+      const model = buildSmallConvNet(8);
+      const input = tf.randomUniform([16, 8, 8, 1], 0, 1, 'float32', 9);
+      const plainDir = path.join(root, 'float32');
+      const dir = path.join(root, dtype);
+      await saveModel(model, plainDir);
+
+      const result = await saveModel(model, dir, { 'meta.json': '{}' }, { quantize: dtype });
+      const before = tf.memory().numTensors;
+      const loaded = await loadModel(dir);
+
+      // Same weight tensors as the float32 model, nothing left over from decoding.
+      expect(loaded.weights.map((w) => w.shape)).toEqual(model.weights.map((w) => w.shape));
+      expect(tf.memory().numTensors - before).toBe(loaded.weights.length);
+      const json = JSON.parse(
+        await readFile(path.join(dir, MODEL_JSON), 'utf8'),
+      ) as tf.io.ModelJSON;
+      for (const spec of json.weightsManifest[0]!.weights) {
+        expect(spec.dtype).toBe('float32');
+        expect(spec.quantization?.dtype).toBe(dtype);
+        if (dtype === 'uint8') {
+          expect(spec.quantization).toHaveProperty('scale');
+          expect(spec.quantization).toHaveProperty('min');
+        }
+      }
+      const bytes = (await readFile(path.join(dir, WEIGHTS_FILE))).byteLength;
+      expect(bytes).toBe((await readFile(path.join(plainDir, WEIGHTS_FILE))).byteLength * share);
+      expect(result.modelArtifactsInfo.weightDataBytes).toBe(bytes);
+      const expected = predict(model, input);
+      const actual = predict(loaded, input);
+      const worst = Math.max(...actual.map((p, i) => Math.abs(p - expected[i]!)));
+      expect(worst).toBeLessThan(tolerance);
+      // What train measures before saving is what loading gives, bit for bit.
+      applyQuantization(model, dtype);
+      expect(predict(model, input)).toEqual(actual);
+      tf.dispose(input);
+    },
+  );
 });

@@ -1,0 +1,108 @@
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Command } from 'commander';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { registerQuantize } from '../../../src/cli/commands/quantize.ts';
+import type { Config } from '../../../src/config.ts';
+import { initBackend } from '../../../src/ml/backend.ts';
+import { loadModel, saveModel } from '../../../src/ml/model-io.ts';
+import { readModelMeta } from '../../../src/ml/model-meta.ts';
+import { FASHION_MNIST_CLASS_NAMES } from '../../../src/trainer/datasets/mnist.ts';
+import { buildColumnsModel, meta } from '../../fixtures/class-models.ts';
+
+let tmp: string;
+let config: Config;
+
+/** Fashion-MNIST-like test set: even images a bright centre band (Trouser), odd ones bright sides (Bag). */
+async function writeTestSet(dir: string, count: number): Promise<void> {
+  const images = Buffer.alloc(16 + count * 784);
+  images.writeUInt32BE(0x803, 0);
+  images.writeUInt32BE(count, 4);
+  images.writeUInt32BE(28, 8);
+  images.writeUInt32BE(28, 12);
+  const labels = Buffer.alloc(8 + count);
+  labels.writeUInt32BE(0x801, 0);
+  labels.writeUInt32BE(count, 4);
+  for (let i = 0; i < count; i++) {
+    const trouser = i % 2 === 0;
+    labels[8 + i] = trouser ? 1 : 8;
+    for (let p = 0; p < 784; p++) {
+      const x = p % 28;
+      const bright = trouser ? x >= 10 && x <= 17 : x <= 5 || x >= 22;
+      images[16 + i * 784 + p] = bright ? 200 + (i % 50) : i % 20;
+    }
+  }
+  // The loader wants the four files; the training split is never read here.
+  for (const split of ['train', 't10k']) {
+    await writeFile(path.join(dir, `${split}-images-idx3-ubyte`), images);
+    await writeFile(path.join(dir, `${split}-labels-idx1-ubyte`), labels);
+  }
+}
+
+async function quantize(...args: string[]): Promise<void> {
+  const program = new Command().exitOverride().configureOutput({ writeErr: () => undefined });
+  registerQuantize(program, config);
+  await program.parseAsync(['quantize', ...args], { from: 'user' });
+}
+
+beforeAll(async () => {
+  await initBackend();
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'quantize-cli-'));
+  await mkdir(path.join(tmp, 'data', 'fashion-mnist'), { recursive: true });
+  await writeTestSet(path.join(tmp, 'data', 'fashion-mnist'), 40);
+  config = { MODELS_DIR: path.join(tmp, 'models'), DATA_DIR: path.join(tmp, 'data') } as Config;
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+describe('quantize (CLI)', () => {
+  it('stores the weights as uint8 with both accuracies and sizes in meta.json, keeping the other files', async () => {
+    const dir = path.join(config.MODELS_DIR, 'tiny-fashion');
+    const model = buildColumnsModel();
+    const text = meta(
+      'tiny-fashion',
+      'fashion-mnist',
+      [28, 28, 1],
+      'fashion-gray',
+      FASHION_MNIST_CLASS_NAMES,
+    );
+    await saveModel(model, dir, { 'meta.json': text, 'history.json': '[]\n' });
+    const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+
+    await quantize('tiny-fashion');
+
+    const printed = log.mock.calls.map((c) => String(c[0]));
+    log.mockRestore();
+    const m = await readModelMeta(dir);
+    expect(m.quantization).toEqual({
+      dtype: 'uint8',
+      float32TestAccuracy: 1,
+      float32Bytes: 4 * model.countParams(),
+      bytes: model.countParams(),
+    });
+    expect(m.testAccuracy).toBe(1);
+    expect(m.testSamples).toBe(40);
+    expect((await stat(path.join(dir, 'group1-shard1of1.bin'))).size).toBe(model.countParams());
+    expect((await readdir(dir)).sort()).toEqual([
+      'group1-shard1of1.bin',
+      'history.json',
+      'meta.json',
+      'model.json',
+    ]);
+    expect(await readFile(path.join(dir, 'history.json'), 'utf8')).toBe('[]\n');
+    expect((await loadModel(dir)).weights).toHaveLength(model.weights.length);
+    expect(printed[0]).toMatch(/tiny-fashion: uint8, 7850 bytes \(float32 31400\)/);
+    model.dispose();
+  });
+
+  it('refuses a model already quantized, and an unknown --dtype', async () => {
+    await expect(quantize('tiny-fashion', '--dtype', 'float16')).rejects.toThrow(
+      /already stored as uint8/,
+    );
+    await expect(quantize('tiny-fashion', '--dtype', 'int4')).rejects.toThrow(
+      /expected one of uint8, float16/,
+    );
+  });
+});
