@@ -2,10 +2,13 @@ import { Command, CommanderError } from 'commander';
 import { loadConfig } from '../config.ts';
 import { isUserError } from '../core/errors.ts';
 import { logger } from '../logger.ts';
+import { registerArch } from './commands/arch.ts';
 import { registerCalibrate } from './commands/calibrate.ts';
+import { registerCompare } from './commands/compare.ts';
 import { registerDownload } from './commands/download.ts';
 import { registerGradcam } from './commands/gradcam.ts';
 import { registerPredict } from './commands/predict.ts';
+import { registerQuantize } from './commands/quantize.ts';
 import { registerSaliency } from './commands/saliency.ts';
 import { registerTrain } from './commands/train.ts';
 
@@ -21,6 +24,9 @@ export function buildProgram(): Command {
   registerCalibrate(program, config);
   registerGradcam(program, config);
   registerSaliency(program, config);
+  registerArch(program, config);
+  registerCompare(program, config);
+  registerQuantize(program, config);
   return program;
 }
 

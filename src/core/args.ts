@@ -42,9 +42,10 @@ export interface PredictArgs {
 }
 
 /**
- * Parses `/predict [model]`.
+ * Parses `/predict [model]`, and any command whose one argument is a model (`/arch [model]`).
  *
  * @param knownModels the installed model ids.
+ * @param usage the command's usage, for the `argument.invalid` message.
  * @returns `{}` for no argument, `{ model }` for a known id (any letter case);
  *   `model.unknown` (with the known ids) for another name; `argument.invalid` for more than one
  *   word.
@@ -55,11 +56,12 @@ export interface PredictArgs {
 export function parsePredictArgs(
   raw: string,
   knownModels: readonly string[],
+  usage = '/predict [model]',
 ): ParseResult<PredictArgs> {
   const words = splitArgs(raw);
   if (words.length === 0) return ok({});
   const [first] = words;
-  if (words.length > 1 || first === undefined) return fail(invalid(raw.trim(), '/predict [model]'));
+  if (words.length > 1 || first === undefined) return fail(invalid(raw.trim(), usage));
   const model = first.toLowerCase();
   if (!knownModels.includes(model)) {
     const known = knownModels.join(', ');

@@ -7,6 +7,7 @@ import type { Classifier, ModelCatalog } from './classifier.ts';
 import type { ChatContext } from './context.ts';
 import type { Language, Translate } from './i18n.ts';
 import type { Persistence, StoredChat, StoredUser, SubmissionInput } from './ports.ts';
+import type { ModelProfiler } from './profiler.ts';
 
 /** A text in every language the core speaks. */
 export type LocalizedText = Readonly<Record<Language, string>>;
@@ -28,6 +29,8 @@ export interface CommandOption {
 export interface CoreServices extends Persistence {
   readonly models: ModelCatalog;
   readonly classifier: Classifier;
+  /** Architecture statistics and measured speed per model, cached (`/arch`, `/compare`). */
+  readonly profiler: ModelProfiler;
   /** Upload limits, checked before download (declared size) and before decoding. */
   readonly limits: ImageLimits;
   /** The model for bare photos in chats without their own default (`lenet-mnist`). */

@@ -135,6 +135,40 @@ export function formatMegabytes(bytes: number, lang: Language): string {
   return `${mb} ${lang === 'ru' ? 'МБ' : 'MB'}`;
 }
 
+/**
+ * A number with the language's grouping and decimal signs, at most `digits` decimals (default
+ * 0): `44,426` in English, `44 426` in Russian (no-break space).
+ */
+export function formatNumber(value: number, lang: Language, digits = 0): string {
+  return new Intl.NumberFormat(lang, { maximumFractionDigits: digits }).format(value);
+}
+
+/** A large count in short form, three significant digits: `282K`, `42.3M`; `42,3 млн`. */
+export function formatCompact(value: number, lang: Language): string {
+  return new Intl.NumberFormat(lang, {
+    notation: 'compact',
+    maximumSignificantDigits: 3,
+  }).format(value);
+}
+
+/** A duration in milliseconds, to about three significant digits: `0.697`, `12.4`, `340`. */
+export function formatMilliseconds(ms: number, lang: Language): string {
+  const digits = ms < 1 ? 3 : ms < 10 ? 2 : ms < 100 ? 1 : 0;
+  return formatNumber(ms, lang, digits);
+}
+
+/** A size in bytes with a binary unit (1 KB = 1024 bytes, as {@link formatMegabytes}). */
+export function formatBytes(bytes: number, lang: Language): string {
+  const units = lang === 'ru' ? ['Б', 'КБ', 'МБ', 'ГБ'] : ['B', 'KB', 'MB', 'GB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${formatNumber(value, lang, unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
 /** A date and time, short and localized, in the server's time zone. */
 export function formatDateTime(date: Date, lang: Language): string {
   return new Intl.DateTimeFormat(lang, { dateStyle: 'short', timeStyle: 'short' }).format(date);

@@ -2,9 +2,11 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { LoadedModel } from '../ml/registry.ts';
 import type { ModelMeta } from '../ml/model-meta.ts';
+import type { LatencyOptions } from '../ml/stats.ts';
 import { createClassifier } from './classifier.ts';
 import type { CoreServices } from './command.ts';
 import type { Persistence } from './ports.ts';
+import { createModelProfiler } from './profiler.ts';
 
 /** What {@link buildCoreServices} assembles the services from. */
 export interface CoreServiceParts {
@@ -17,11 +19,14 @@ export interface CoreServiceParts {
   /** The database repositories, or `createMemoryStore()`. */
   readonly persistence: Persistence;
   readonly logger: Logger;
+  /** How `/arch` and `/compare` measure speed (default: 20 runs of one image, a batch of 1,000). */
+  readonly latency?: LatencyOptions;
 }
 
 /**
  * The core's services from the configuration, a model registry and the persistence ports: the
- * upload limits and default model from the config, and a queued classifier over the registry.
+ * upload limits and default model from the config, and a queued classifier and a caching
+ * profiler (architecture statistics, measured speed) over the registry.
  *
  * @example
  * const services = buildCoreServices({ config, registry, persistence: createMemoryStore(), logger });
@@ -36,6 +41,7 @@ export function buildCoreServices(parts: CoreServiceParts): CoreServices {
     ...parts.persistence,
     models: parts.registry,
     classifier: createClassifier(parts.registry, { limits }),
+    profiler: createModelProfiler(parts.registry, parts.latency),
     limits,
     defaultModel: parts.config.DEFAULT_MODEL,
     logger: parts.logger,

@@ -28,6 +28,18 @@ describe('buildSlashCommands', () => {
     ]);
   });
 
+  it('registers /arch with an optional model option and /compare, named in Russian', () => {
+    const data = buildSlashCommands(commands);
+    const arch = data.find((c) => c.name === 'arch');
+    expect(arch?.name_localizations).toEqual({ ru: 'архитектура' });
+    expect(arch?.options).toEqual([
+      expect.objectContaining({ name: 'model', type: 3, required: false }),
+    ]);
+    const compare = data.find((c) => c.name === 'compare');
+    expect(compare?.name_localizations).toEqual({ ru: 'сравнить' });
+    expect(compare?.options ?? []).toEqual([]);
+  });
+
   it('puts required options first and shortens long descriptions to Discord’s limit', () => {
     const long = 'x'.repeat(150);
     const command: Command = {

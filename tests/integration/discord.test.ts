@@ -250,6 +250,22 @@ describe('the Discord adapter against a fake Discord', () => {
     expect(removed.status).toBe(204);
   });
 
+  it('answers /arch model: and /compare with a table image and a summary', async () => {
+    const arch = discord.slashCommand({ name: 'arch', strings: { model: 'lenet-mnist' } });
+    const archEdit = await discord.waitForRequest(editOf(arch.token));
+    expect(archEdit.status).toBe(200);
+    // In Russian: the student chose it with /lang above.
+    expect(content(archEdit)).toMatch(/^lenet-mnist \(lenet, mnist\): параметров 44\s426,/);
+    expect(archEdit.files).toHaveLength(1);
+    expect(isPng(archEdit.files[0]!.bytes)).toBe(true);
+
+    const compare = discord.slashCommand({ name: 'compare', locale: 'ru' });
+    const compareEdit = await discord.waitForRequest(editOf(compare.token));
+    expect(content(compareEdit)).toContain('/arch <модель>');
+    expect(compareEdit.files).toHaveLength(1);
+    expect(isPng(compareEdit.files[0]!.bytes)).toBe(true);
+  });
+
   it('never logs the token and calls no route the fake does not know', () => {
     expect(logLines.length).toBeGreaterThan(0);
     expect(logLines.join('')).not.toContain(TOKEN);

@@ -30,7 +30,7 @@ import {
   type FakeTelegram,
   type SentMessage,
 } from '../fakes/telegram-server.ts';
-import { isPng, MODELS_DIR, readImg } from '../unit/core/helpers.ts';
+import { isPng, MODELS_DIR, QUICK_LATENCY, readImg } from '../unit/core/helpers.ts';
 
 const MB = 1024 * 1024;
 /** A 1x1 GIF. */
@@ -141,6 +141,7 @@ beforeAll(async () => {
       registry,
       persistence: teePersistence(createPrismaPersistence(db), store),
       logger,
+      latency: QUICK_LATENCY,
     }),
     { rateLimit: false },
   );
@@ -283,7 +284,22 @@ describe('the Telegram adapter against a fake Bot API server', () => {
     const msg = tg.send({ from: ann, chat: group, threadId: 77, text: '/models' });
     const answer = await answerTo(msg.message_id);
     expect(answer.threadId).toBe(77);
-    expect(answer.text).toContain('lenet-mnist');
+    expect(answer.method).toBe('sendPhoto');
+    expect(answer.caption).toContain('lenet-mnist');
+  });
+
+  it('answers /arch lenet-mnist and /compare with a table image and a summary', async () => {
+    const arch = tg.send({ from: boris, text: '/arch lenet-mnist' });
+    const archAnswer = await answerTo(arch.message_id);
+    expect(archAnswer.method).toBe('sendPhoto');
+    expect(isPng(archAnswer.photo!)).toBe(true);
+    expect(archAnswer.caption).toMatch(/^lenet-mnist \(lenet, mnist\): параметров 44\s426,/);
+
+    const compare = tg.send({ from: ann, chat: group, text: '/compare@cnn_test_bot' });
+    const compareAnswer = await answerTo(compare.message_id);
+    expect(compareAnswer.method).toBe('sendPhoto');
+    expect(isPng(compareAnswer.photo!)).toBe(true);
+    expect(compareAnswer.caption).toContain('/arch <model>');
   });
 
   it('rejects a GIF, a PDF and an empty file with localized messages', async () => {

@@ -27,6 +27,8 @@ export const RUSSIAN_NAMES: Readonly<Record<string, string>> = {
   lang: 'язык',
   gradcam: 'градкам',
   saliency: 'значимость',
+  arch: 'архитектура',
+  compare: 'сравнить',
   image: 'фото',
   class: 'класс',
   method: 'метод',

@@ -4,6 +4,8 @@
  * its texts in `../locales/en.json` and `ru.json`, and one line here.
  */
 import type { Command } from '../command.ts';
+import arch from './arch.ts';
+import compare from './compare.ts';
 import gradcam from './gradcam.ts';
 import help from './help.ts';
 import history from './history.ts';
@@ -21,6 +23,8 @@ export const commands: readonly Command[] = [
   gradcam,
   saliency,
   models,
+  arch,
+  compare,
   history,
   lang,
 ];

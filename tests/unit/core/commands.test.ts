@@ -1,5 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatPercent, type Language } from '../../../src/core/i18n.ts';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { formatNumber, formatPercent, type Language } from '../../../src/core/i18n.ts';
+import en from '../../../src/core/locales/en.json' with { type: 'json' };
 import { commands } from '../../../src/core/commands/index.ts';
 import { predictionCaption } from '../../../src/core/commands/predict.ts';
 import { initBackend } from '../../../src/ml/backend.ts';
@@ -65,11 +67,14 @@ describe('/models', () => {
     ['en', 'test accuracy', '(default here)'],
     ['ru', 'точность на тесте', '(по умолчанию в этом чате)'],
   ] as const)(
-    'lists the shipped LeNet with its data set and accuracy in %s',
+    'answers with a table image, the shipped LeNet with its data set and accuracy in %s as its caption',
     async (lang, word, mark) => {
       const [meta] = await env.registry.list();
       const out = await send('/models', lang);
-      const text = out.texts[0] ?? '';
+      expect(out.texts).toEqual([]);
+      expect(out.images).toHaveLength(1);
+      expect(isPng(out.images[0]!.png)).toBe(true);
+      const text = out.images[0]!.caption;
       expect(text).toContain(`lenet-mnist: lenet`);
       expect(text).toContain('mnist');
       expect(text).toContain(word);
@@ -115,6 +120,63 @@ describe('/predict', () => {
     const en = predictionCaption(meta, r, (k) => k, 'en');
     expect(en).toContain('predict.not_confident');
     expect(en).not.toContain('predict.not_confident_digit');
+  });
+});
+
+describe('/arch', () => {
+  it.each(['en', 'ru'] as const)(
+    'answers /arch lenet-mnist with the layer table image and a %s summary',
+    async (lang) => {
+      const out = await send('/arch lenet-mnist', lang);
+      expect(out.texts).toEqual([]);
+      expect(out.images).toHaveLength(1);
+      expect(isPng(out.images[0]!.png)).toBe(true);
+      const caption = out.images[0]!.caption;
+      expect(caption).toMatch(/^lenet-mnist \(lenet, mnist\): /);
+      expect(caption).toContain(formatNumber(44_426, lang));
+      expect(caption).toContain(lang === 'en' ? 'ms per image' : 'мс на изображение');
+      expect(caption).toContain(`(${tf.getBackend()})`);
+    },
+  );
+
+  it('describes the chat’s default model without an argument', async () => {
+    const out = await send('/arch', 'en');
+    expect(out.images[0]?.caption).toMatch(/^lenet-mnist /);
+  });
+
+  it('refuses an unknown model, listing the installed ones, and a second word', async () => {
+    const unknown = await send('/arch alexnet-literal', 'en');
+    expect(unknown.images).toEqual([]);
+    expect(unknown.texts[0]).toBe(
+      en['error.model.unknown']
+        .replace('{{model}}', 'alexnet-literal')
+        .replace('{{known}}', (await env.registry.list()).map((m) => m.id).join(', ')),
+    );
+    const extra = await send('/arch lenet-mnist please', 'en');
+    expect(extra.texts[0]).toContain('Usage: /arch [model]');
+  });
+});
+
+describe('/compare', () => {
+  it.each(['en', 'ru'] as const)(
+    'answers with the comparison table image and a %s caption',
+    async (lang) => {
+      const out = await send('/compare', lang);
+      expect(out.texts).toEqual([]);
+      expect(out.images).toHaveLength(1);
+      expect(isPng(out.images[0]!.png)).toBe(true);
+      expect(out.images[0]!.caption).toContain(`(${tf.getBackend()})`);
+      expect(out.images[0]!.caption).toContain('/arch');
+    },
+  );
+
+  it('measures each model once per process, not at every /compare', async () => {
+    await send('/compare', 'en');
+    const get = vi.spyOn(env.registry, 'get');
+    const out = await send('/compare', 'en');
+    expect(isPng(out.images[0]!.png)).toBe(true);
+    expect(get).not.toHaveBeenCalled();
+    get.mockRestore();
   });
 });
 

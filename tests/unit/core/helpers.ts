@@ -9,6 +9,7 @@ import { createCore, type Core, type CoreOptions } from '../../../src/core/dispa
 import { createMemoryStore } from '../../../src/core/memory-store.ts';
 import { buildCoreServices } from '../../../src/core/services.ts';
 import { ModelRegistry } from '../../../src/ml/registry.ts';
+import type { LatencyOptions } from '../../../src/ml/stats.ts';
 
 /** The project's models folder (the shipped `lenet-mnist`). */
 export const MODELS_DIR = path.join(PROJECT_ROOT, 'models');
@@ -20,8 +21,13 @@ export interface Captured {
   readonly actions: string[];
 }
 
+/** Quick speed measurements for `/arch` and `/compare`: the figures' size is not under test. */
+export const QUICK_LATENCY: LatencyOptions = { batch1Runs: 3, warmupRuns: 1, throughputBatch: 32 };
+
 /** A core with in-memory storage over `models/`, and its parts for assertions. */
-export function makeCore(options: CoreOptions & { overrides?: Partial<CoreServices> } = {}): {
+export function makeCore(
+  options: CoreOptions & { overrides?: Partial<CoreServices>; latency?: LatencyOptions } = {},
+): {
   core: Core;
   store: ReturnType<typeof createMemoryStore>;
   services: CoreServices;
@@ -39,6 +45,7 @@ export function makeCore(options: CoreOptions & { overrides?: Partial<CoreServic
       registry,
       persistence: store,
       logger: pino({ level: 'silent' }),
+      latency: options.latency ?? QUICK_LATENCY,
     }),
     ...options.overrides,
   };
