@@ -13,6 +13,12 @@ export interface AlexNetOptions {
    * none; it fails at the second pooling with a {@link ShapeError} listing every layer's shape.
    */
   readonly variant?: 'adapted' | 'literal';
+  /**
+   * `batch` (default of the `adapted` variant): batch normalization after every conv, before
+   * its ReLU; `none`: the lab's layers only (the engine benchmark uses it, as its PyTorch twin
+   * has no normalization). The `literal` variant never normalizes.
+   */
+  readonly normalization?: 'batch' | 'none';
 }
 
 /**
@@ -20,16 +26,22 @@ export interface AlexNetOptions {
  * "ImageNet Classification with Deep Convolutional Neural Networks", NeurIPS 2012): input
  * 32x32x3 > Conv 96@11x11/4 > MaxPool 3/2 > Conv 256@5x5 same > MaxPool 3/2 > Conv 384@3x3 same
  * x2 > Conv 256@3x3 same > MaxPool 3/2 > Flatten > Dense 4096 > Dropout 0.5 > Dense 4096 >
- * Dropout 0.5 > Dense numClasses softmax, ReLU throughout (the lab names no normalisation, so
- * there is none).
+ * Dropout 0.5 > Dense numClasses softmax, ReLU throughout.
  *
  * Adaptation to 32x32 (the `adapted` variant): AlexNet's strides were chosen for 224x224; taken
  * literally (`valid`, as Keras defaults) the first conv gives 6x6, the first pool 2x2, and the
  * second pool has a 3x3 window over 2x2, a negative size. `same` padding on the first conv and on
  * the three poolings keeps every layer and stride and gives 8x8 > 4x4 > 2x2 > 1x1. What it
- * costs: the conv stack works on tiny maps (the last three convs see 2x2), so the network relies
- * on its dense layers (17.8M of its 21.6M parameters); about 42M MACs per image, a quarter of
- * them in the convs. The accuracy this leaves is in `models/alexnet-cifar10/meta.json`.
+ * costs: the conv stack works on tiny maps (the last three convs see 2x2, the dense layers get
+ * 256 features), which caps the accuracy; 42.3M MACs per image (24.4M in the convs), 21.6M
+ * parameters (17.9M in the dense layers).
+ *
+ * Normalization: AlexNet normalized the outputs of conv1 and conv2 (local response
+ * normalization); the adapted variant uses its modern replacement, batch normalization, after
+ * every conv (whose bias it makes redundant). Without it this network learns slowly from a
+ * Glorot start: measured here, 29% then 38.5% validation accuracy after epochs 1 and 2 (Adam
+ * 3e-4, augmentation), at 12 minutes an epoch. It adds 5,504 parameters (2,752 of them the
+ * non-trainable moving statistics) and removes the 1,376 conv biases.
  *
  * Input: float32 `[batch, 32, 32, 3]`, [0, 1]. Output: `[batch, numClasses]` probabilities.
  * Not compiled.
@@ -38,6 +50,7 @@ export interface AlexNetOptions {
 export function buildAlexNet(options: AlexNetOptions = {}): tf.LayersModel {
   const seed = options.seed ?? 42;
   const literal = options.variant === 'literal';
+  const normalize = !literal && (options.normalization ?? 'batch') === 'batch';
   const init = seededInit(seed, 'glorotUniform');
   const dropoutSeed = seed + 1000;
   const conv = (
@@ -46,16 +59,24 @@ export function buildAlexNet(options: AlexNetOptions = {}): tf.LayersModel {
     kernelSize: number,
     strides: number,
     same: boolean,
-  ) =>
-    tf.layers.conv2d({
+  ): tf.layers.Layer[] => {
+    const layer = tf.layers.conv2d({
       name,
       filters,
       kernelSize,
       strides,
       padding: same ? 'same' : 'valid',
-      activation: 'relu',
+      activation: normalize ? 'linear' : 'relu',
+      useBias: !normalize,
       kernelInitializer: init(),
     });
+    if (!normalize) return [layer];
+    return [
+      layer,
+      tf.layers.batchNormalization({ name: `${name}_bn` }),
+      tf.layers.reLU({ name: `${name}_relu` }),
+    ];
+  };
   const pool = (name: string) =>
     tf.layers.maxPooling2d({ name, poolSize: 3, strides: 2, padding: literal ? 'valid' : 'same' });
   const dense = (name: string, units: number) =>
@@ -63,13 +84,13 @@ export function buildAlexNet(options: AlexNetOptions = {}): tf.LayersModel {
   const g = new GraphBuilder(literal ? 'alexnet_literal' : 'alexnet', [32, 32, 3]);
   const x = g.chain(
     g.input,
-    conv('conv1', 96, 11, 4, !literal),
+    ...conv('conv1', 96, 11, 4, !literal),
     pool('pool1'),
-    conv('conv2', 256, 5, 1, true),
+    ...conv('conv2', 256, 5, 1, true),
     pool('pool2'),
-    conv('conv3', 384, 3, 1, true),
-    conv('conv4', 384, 3, 1, true),
-    conv('conv5', 256, 3, 1, true),
+    ...conv('conv3', 384, 3, 1, true),
+    ...conv('conv4', 384, 3, 1, true),
+    ...conv('conv5', 256, 3, 1, true),
     pool('pool5'),
     tf.layers.flatten({ name: 'flatten' }),
     dense('fc6', 4096),

@@ -145,7 +145,9 @@ describe('architectureStats', () => {
   it('agrees with the zoo’s documented figures: AlexNet, MobileNet-like and its plain twin', () => {
     const alex = buildAlexNet();
     const a = architectureStats(alex);
-    expect(a.params.total).toBe(21_622_154);
+    expect(a.params.total).toBe(21_626_282);
+    // Batch norm after each conv: 2 non-trainable moving statistics per channel.
+    expect(a.params.nonTrainable).toBe(2 * (96 + 256 + 384 + 384 + 256));
     // conv1 8·8·96·(11·11·3), conv2 4·4·256·(5·5·96), conv3-5 at 2x2, then the dense layers.
     const convs = 2_230_272 + 9_830_400 + 3_538_944 + 5_308_416 + 3_538_944;
     expect(a.macs).toBe(convs + 256 * 4096 + 4096 * 4096 + 4096 * 10); // 42,313,728

@@ -23,14 +23,26 @@ describe('buildAlexNet', () => {
     expect(shapeOf(m, 'pool5')).toEqual([null, 1, 1, 256]);
     expect(shapeOf(m, 'fc6')).toEqual([null, 4096]);
     expect(m.outputs[0]!.shape).toEqual([null, 10]);
-    // 96*(11*11*3+1) + 256*(5*5*96+1) + 384*(9*256+1) + 384*(9*384+1) + 256*(9*384+1)
-    // + 4097*4096 (fc6 from 256 inputs: 257*4096) ... summed by hand:
+    // Convs without bias (batch norm follows), 4 figures per BN channel, dense layers with bias.
+    const convKernels = 96 * 363 + 256 * 2400 + 384 * 2304 + 384 * 3456 + 256 * 3456;
+    const bn = 4 * (96 + 256 + 384 + 384 + 256);
+    const dense = 257 * 4096 + 4097 * 4096 + 4097 * 10;
+    expect(m.countParams()).toBe(convKernels + bn + dense);
+    expect(m.countParams()).toBe(21_626_282);
+    expect(m.getLayer('conv1_bn').getClassName()).toBe('BatchNormalization');
+    expect(m.getLayer('conv1_relu').outputShape).toEqual([null, 8, 8, 96]);
+    const drops = m.layers.filter((l) => l.getClassName() === 'Dropout');
+    expect(drops.map((l) => (l.getConfig() as { rate: number }).rate)).toEqual([0.5, 0.5]);
+    m.dispose();
+  });
+
+  it('without normalization has exactly the lab layers, biases included', () => {
+    const m = buildAlexNet({ normalization: 'none' });
     const conv = 96 * 364 + 256 * 2401 + 384 * 2305 + 384 * 3457 + 256 * 3457;
     const dense = 257 * 4096 + 4097 * 4096 + 4097 * 10;
     expect(m.countParams()).toBe(conv + dense);
     expect(m.countParams()).toBe(21_622_154);
-    const drops = m.layers.filter((l) => l.getClassName() === 'Dropout');
-    expect(drops.map((l) => (l.getConfig() as { rate: number }).rate)).toEqual([0.5, 0.5]);
+    expect(m.layers.map((l) => l.getClassName())).not.toContain('BatchNormalization');
     m.dispose();
   });
 
