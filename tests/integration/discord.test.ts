@@ -22,7 +22,7 @@ import {
   type FakeDiscord,
   type RecordedRequest,
 } from '../fakes/discord-server.ts';
-import { isPng, makeCore, readImg } from '../unit/core/helpers.ts';
+import { isPng, makeCore, photoFor, readImg } from '../unit/core/helpers.ts';
 
 const TOKEN = 'MTAwMDAw.fake-discord-token.c2VjcmV0LXRlc3Q';
 
@@ -249,6 +249,21 @@ describe('the Discord adapter against a fake Discord', () => {
     );
     expect(removed.status).toBe(204);
   });
+
+  it('answers /predict model: for every shipped model with one of its class names', async () => {
+    const metas = await env.registry.list();
+    expect(metas.map((m) => m.id)).toContain('lenet-mnist');
+    for (const meta of metas) {
+      const { edit } = await predict(
+        { name: 'photo.jpg', bytes: await photoFor(meta), type: 'image/jpeg' },
+        { model: meta.id },
+      );
+      expect(edit.status).toBe(200);
+      expect(isPng(edit.files[0]!.bytes)).toBe(true);
+      const label = new RegExp(`^${meta.id}: (.+?) \\(`).exec(content(edit))?.[1];
+      expect(meta.classNames, `${meta.id}: ${content(edit)}`).toContain(label);
+    }
+  }, 120_000);
 
   it('answers /arch model: and /compare with a table image and a summary', async () => {
     const arch = discord.slashCommand({ name: 'arch', strings: { model: 'lenet-mnist' } });

@@ -30,7 +30,7 @@ import {
   type FakeTelegram,
   type SentMessage,
 } from '../fakes/telegram-server.ts';
-import { isPng, MODELS_DIR, QUICK_LATENCY, readImg } from '../unit/core/helpers.ts';
+import { isPng, MODELS_DIR, photoFor, QUICK_LATENCY, readImg } from '../unit/core/helpers.ts';
 
 const MB = 1024 * 1024;
 /** A 1x1 GIF. */
@@ -287,6 +287,23 @@ describe('the Telegram adapter against a fake Bot API server', () => {
     expect(answer.method).toBe('sendPhoto');
     expect(answer.caption).toContain('lenet-mnist');
   });
+
+  it('answers /predict <model> for every shipped model with one of its class names', async () => {
+    const metas = await registry.list();
+    expect(metas.map((m) => m.id)).toContain('lenet-mnist');
+    for (const meta of metas) {
+      const msg = tg.send({
+        from: ann,
+        photo: await photoFor(meta),
+        caption: `/predict ${meta.id}`,
+      });
+      const answer = await answerTo(msg.message_id);
+      expect(answer.method).toBe('sendPhoto');
+      expect(isPng(answer.photo!)).toBe(true);
+      const label = new RegExp(`^${meta.id}: (.+?) \\(`).exec(answer.caption ?? '')?.[1];
+      expect(meta.classNames, `${meta.id}: ${answer.caption}`).toContain(label);
+    }
+  }, 120_000);
 
   it('answers /arch lenet-mnist and /compare with a table image and a summary', async () => {
     const arch = tg.send({ from: boris, text: '/arch lenet-mnist' });

@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pino } from 'pino';
+import sharp from 'sharp';
 import { PROJECT_ROOT } from '../../../src/config.ts';
 import type { CoreServices } from '../../../src/core/command.ts';
 import type { ChatContext, ImageRef } from '../../../src/core/context.ts';
@@ -126,4 +127,20 @@ function parse(text: string): { name: string; args: string } {
 /** True when `bytes` start with the PNG signature. */
 export function isPng(bytes: Uint8Array): boolean {
   return [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a].every((b, i) => bytes[i] === b);
+}
+
+/**
+ * A photo for a model of any data set: a digit from `img/` for MNIST models, otherwise a
+ * synthetic 320x240 JPEG (a dark garment-like shape on a light, graded background), made here,
+ * not taken from any data set.
+ */
+export async function photoFor(meta: { readonly dataset: string }): Promise<Buffer> {
+  if (meta.dataset === 'mnist') return readImg('7.png');
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="320" height="240">
+    <defs><linearGradient id="g" x1="0" y1="0" x2="1" y2="1">
+      <stop offset="0" stop-color="#f4f1ea"/><stop offset="1" stop-color="#c9d3dc"/></linearGradient></defs>
+    <rect width="320" height="240" fill="url(#g)"/>
+    <path d="M110 40 L210 40 L260 90 L230 110 L215 95 L215 210 L105 210 L105 95 L90 110 L60 90 Z" fill="#3b4a6b"/>
+  </svg>`;
+  return sharp(Buffer.from(svg)).jpeg({ quality: 85 }).toBuffer();
 }
