@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { bufferOf, quantizeWeights, type QuantizeDtype } from './quantize.ts';
@@ -309,8 +309,11 @@ export async function writeDirAtomically(
   const parent = path.dirname(target);
   const base = path.basename(target);
   await mkdir(parent, { recursive: true });
+  await recoverInterruptedSwap(target);
   const tmp = await mkdtemp(path.join(parent, `.${base}.tmp-`));
   try {
+    // mkdtemp makes the folder 0700; a model is read by whoever runs the bot.
+    await chmod(tmp, 0o755);
     for (const [name, contents] of files) {
       const handle = await open(path.join(tmp, name), 'wx');
       try {
@@ -325,6 +328,24 @@ export async function writeDirAtomically(
     await rm(tmp, { recursive: true, force: true });
     throw error;
   }
+}
+
+/**
+ * Puts back the previous folder when a process was killed between the two renames of a swap
+ * (`dir` absent, one `.name.old-*` beside it). Readers of folders written by
+ * {@link writeDirAtomically} call it first; a no-op otherwise.
+ */
+export async function recoverInterruptedSwap(dir: string): Promise<void> {
+  const target = path.resolve(dir);
+  if (await exists(target)) return;
+  let siblings: string[];
+  try {
+    siblings = await readdir(path.dirname(target));
+  } catch {
+    return;
+  }
+  const olds = siblings.filter((n) => n.startsWith(`.${path.basename(target)}.old-`));
+  if (olds.length === 1) await rename(path.join(path.dirname(target), olds[0]!), target);
 }
 
 async function swapIn(tmp: string, target: string): Promise<void> {

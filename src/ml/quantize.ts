@@ -11,7 +11,10 @@
  * - `float16`: IEEE 754 half precision, rounded to nearest even; relative error at most 2^-11 for
  *   |value| in [6.1e-5, 65504]. Half the float32 size.
  *
- * Only float32 weights are quantized; int32 and bool weights are stored as they are.
+ * Only float32 weights of two or more dimensions (kernels) are quantized, as the converter's
+ * `--quantize_uint8` with a kernel-only pattern does: biases and batch norm's gammas, betas and moving statistics
+ * (a few kilobytes) stay float32, since one range per tensor can crush a small moving variance
+ * and magnify its channel. int32 and bool weights are stored as they are.
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -80,8 +83,9 @@ export function quantizeValues(
 
 /**
  * Quantizes a model's encoded weights, as `model.save` hands them to an IO handler: every
- * float32 entry becomes `{..., dtype: 'float32', quantization}` with its values stored quantized;
- * int32 and bool entries are copied unchanged.
+ * float32 entry of two or more dimensions becomes `{..., dtype: 'float32', quantization}` with
+ * its values stored quantized; 1-D float32 (biases, batch norm), int32 and bool entries are
+ * copied unchanged.
  *
  * @param specs the manifest entries, in the order of `data`.
  * @param data the weights, little-endian, concatenated in `specs` order.
@@ -114,7 +118,7 @@ export function quantizeWeights(
         `weight ${spec.name} needs bytes ${offset}..${end}, data has ${data.byteLength}`,
       );
     }
-    if (spec.dtype === 'float32') {
+    if (spec.dtype === 'float32' && spec.shape.length >= 2) {
       const values = new Float32Array(data.slice(offset, end));
       let q: ReturnType<typeof quantizeValues>;
       try {

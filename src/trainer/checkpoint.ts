@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { writeDirAtomically } from '../ml/model-io.ts';
+import { recoverInterruptedSwap, writeDirAtomically } from '../ml/model-io.ts';
 import type { EpochRecord, HostTensor, TrainCheckpoint } from './train.ts';
 
 const STATE_FILE = 'state.json';
@@ -68,6 +68,17 @@ export async function saveCheckpoint(
   ]);
 }
 
+/** The settings of the checkpoint in `dir` (as given to {@link saveCheckpoint}), if there is one. */
+export async function readCheckpointFingerprint(dir: string): Promise<string | undefined> {
+  try {
+    const raw = JSON.parse(await readFile(path.join(dir, STATE_FILE), 'utf8')) as unknown;
+    const fp = (raw as { fingerprint?: unknown }).fingerprint;
+    return typeof fp === 'string' ? fp : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Reads the checkpoint in `dir`, if there is one for the same settings.
  * @returns `undefined` when `dir` holds no checkpoint or one with another fingerprint.
@@ -77,18 +88,31 @@ export async function loadCheckpoint(
   dir: string,
   fingerprint: string,
 ): Promise<TrainCheckpoint | undefined> {
+  await recoverInterruptedSwap(dir);
   let raw: string;
   try {
     raw = await readFile(path.join(dir, STATE_FILE), 'utf8');
   } catch {
     return undefined;
   }
-  const parsed = stateSchema.safeParse(JSON.parse(raw));
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch (e) {
+    throw new Error(`damaged checkpoint in ${dir}: ${STATE_FILE}: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+  const parsed = stateSchema.safeParse(json);
   if (!parsed.success) throw new Error(`damaged checkpoint in ${dir}: ${parsed.error.message}`);
   const s = parsed.data;
   if (s.fingerprint !== fingerprint) return undefined;
   const bytes = await readFile(path.join(dir, TENSORS_FILE));
-  const all = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  if (bytes.byteLength % 4 !== 0) {
+    throw new Error(`damaged checkpoint in ${dir}: ${TENSORS_FILE} is not whole float32 values`);
+  }
+  // A copy: Buffer's byteOffset into the pool need not be 4-aligned.
+  const all = new Float32Array(new Uint8Array(bytes).buffer);
   let at = 0;
   const take = (specs: readonly z.infer<typeof specSchema>[]): HostTensor[] =>
     specs.map((sp) => {

@@ -131,6 +131,50 @@ describe('train (CLI)', () => {
     );
   }, 300_000);
 
+  it('does not resume a checkpoint of other settings or another architecture, and says so', async () => {
+    const checkpoints = path.join(tmp, 'other-checkpoints');
+    const base = [
+      ...['--batch', '32', '--data-dir', path.join(tmp, 'data'), '--checkpoint-dir', checkpoints],
+      ...['--out', path.join(tmp, 'other-models'), '--patience', '0'],
+    ];
+    const first = await train(['mobilenet-fashion', '--epochs', '1', ...base]);
+    expect(first.code).toBe(0);
+
+    const otherLr = await train(['mobilenet-fashion', '--epochs', '1', '--lr', '0.01', ...base]);
+    expect(otherLr.code).toBe(0);
+    expect(otherLr.stdout).toMatch(
+      /not resuming .*mobilenet-fashion: it holds a run of other settings \(bin\/cnn-classroom train mobilenet-fashion --epochs 1 --batch 32 --lr 0\.003 /,
+    );
+    expect(otherLr.stdout).toMatch(/^epoch 1:/m);
+
+    // The same settings, but the checkpoint's weights are of another shape.
+    const state = path.join(checkpoints, 'mobilenet-fashion', 'state.json');
+    const saved = JSON.parse(await readFile(state, 'utf8')) as { weights: { shape: number[] }[] };
+    saved.weights[0]!.shape = [1, 1, 1, 1];
+    await writeFile(state, JSON.stringify(saved));
+    const changed = await train(['mobilenet-fashion', '--epochs', '1', '--lr', '0.01', ...base]);
+    expect(changed.stderr).toBe('');
+    expect(changed.code).toBe(0);
+    expect(changed.stdout).toMatch(/not resuming: damaged checkpoint|do not fit this model/);
+    expect(changed.stdout).toMatch(/^epoch 1:/m);
+  }, 300_000);
+
+  it("refuses bad settings before loading any data, with commander's one-line errors", async () => {
+    const bad = [
+      [['nosuch'], /value 'nosuch' is invalid for argument 'model'\. Allowed choices are lenet-mnist, /],
+      [['mobilenet-fashion', '--schedule', 'linear'], /Allowed choices are cosine, step, constant/],
+      [['mobilenet-fashion', '--lr', '0'], /expected a number above 0/],
+      [['mobilenet-fashion', '--validation-split', '1.5'], /expected a share from 0 up to/],
+      [['mobilenet-fashion', '--patience', '-1'], /expected 0 or a positive integer/],
+    ] as const;
+    for (const [args, message] of bad) {
+      const run = await train([...args]);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(message);
+      expect(run.stderr).not.toMatch(/"level"|at .*\.ts:/);
+    }
+  }, 120_000);
+
   it('ships uint8 weights above the size limit with both accuracies in meta.json, also when re-run after the last epoch', async () => {
     const out = path.join(tmp, 'quantized-models');
     const shipped = path.join(out, 'mobilenet-fashion');
@@ -161,17 +205,22 @@ describe('train (CLI)', () => {
       };
     };
     expect(meta.quantization.dtype).toBe('uint8');
-    expect(meta.quantization.bytes).toBe(meta.quantization.float32Bytes / 4);
+    // MobileNet-like: 38,346 parameters, 2,954 of them in 1-D weights (batch norm, the dense bias) kept float32.
+    expect(meta.quantization.float32Bytes).toBe(4 * 38_346);
+    expect(meta.quantization.bytes).toBe(38_346 - 2_954 + 4 * 2_954);
     expect(meta.quantization.float32TestAccuracy).toBeGreaterThanOrEqual(0);
     expect(Math.abs(meta.testAccuracy - meta.quantization.float32TestAccuracy)).toBeLessThan(0.2);
     expect((await stat(path.join(shipped, 'group1-shard1of1.bin'))).size).toBe(
       meta.quantization.bytes,
     );
     const modelJson = JSON.parse(await readFile(path.join(shipped, 'model.json'), 'utf8')) as {
-      weightsManifest: { weights: { dtype: string; quantization?: { dtype: string } }[] }[];
+      weightsManifest: {
+        weights: { dtype: string; shape: number[]; quantization?: { dtype: string } }[];
+      }[];
     };
     for (const w of modelJson.weightsManifest[0]!.weights) {
-      expect(w).toMatchObject({ dtype: 'float32', quantization: { dtype: 'uint8' } });
+      expect(w.dtype).toBe('float32');
+      expect(w.quantization?.dtype).toBe(w.shape.length >= 2 ? 'uint8' : undefined);
     }
   }, 300_000);
 });

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import type * as tf from '@tensorflow/tfjs';
-import type { Command } from 'commander';
+import { Argument, Option, type Command } from 'commander';
 import type { Config } from '../../config.ts';
 import { logger } from '../../logger.ts';
 import { initBackend } from '../../ml/backend.ts';
@@ -17,10 +17,24 @@ import { applyQuantization, weightBytes } from '../../ml/quantize.ts';
 import { loadDataset } from '../../trainer/datasets/load.ts';
 import { calibrateOod } from '../../trainer/calibrate-ood.ts';
 import { renderLearningCurves } from '../../imaging/curves.ts';
-import { loadCheckpoint, saveCheckpoint } from '../../trainer/checkpoint.ts';
+import {
+  loadCheckpoint,
+  readCheckpointFingerprint,
+  saveCheckpoint,
+} from '../../trainer/checkpoint.ts';
 import { RECIPES, SCHEDULES, type ScheduleName } from '../../trainer/recipes.ts';
-import { evaluateClassifier, trainClassifier, type LabelledImages } from '../../trainer/train.ts';
-import { parseIntOption, parseNumberOption } from '../options.ts';
+import {
+  evaluateClassifier,
+  trainClassifier,
+  type LabelledImages,
+  type TrainCheckpoint,
+} from '../../trainer/train.ts';
+import {
+  parseCountOption,
+  parseIntOption,
+  parsePositiveNumberOption,
+  parseShareOption,
+} from '../options.ts';
 
 /** Where `train` keeps its per-epoch checkpoints unless told otherwise (git-ignored). */
 export const DEFAULT_CHECKPOINT_DIR = 'checkpoints';
@@ -57,6 +71,42 @@ export async function weightsToShip(
   };
 }
 
+/**
+ * The checkpoint in `dir` to resume, if it is of the same settings and fits `model`; otherwise
+ * says on stdout why it is not resumed (it is then replaced after this run's first epoch).
+ */
+async function resumableCheckpoint(
+  dir: string,
+  fingerprint: string,
+  model: tf.LayersModel,
+): Promise<TrainCheckpoint | undefined> {
+  let found: Awaited<ReturnType<typeof loadCheckpoint>>;
+  try {
+    found = await loadCheckpoint(dir, fingerprint);
+  } catch (e) {
+    console.log(`not resuming: ${(e as Error).message}; it will be replaced`);
+    return undefined;
+  }
+  if (!found) {
+    const other = await readCheckpointFingerprint(dir);
+    if (other !== undefined) {
+      console.log(
+        `not resuming ${dir}: it holds a run of other settings (${other}); it will be replaced after the first epoch (--checkpoint-dir elsewhere keeps it)`,
+      );
+    }
+    return undefined;
+  }
+  const shapes = (ws: readonly { readonly shape: readonly (number | null)[] }[]) =>
+    ws.map((w) => w.shape.join('x')).join(',');
+  if (shapes(found.weights) !== shapes(model.weights)) {
+    console.log(
+      `not resuming ${dir}: its weights do not fit this model's architecture (changed since?); it will be replaced`,
+    );
+    return undefined;
+  }
+  return found;
+}
+
 const megabytes = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
 
 interface TrainFlags {
@@ -83,21 +133,22 @@ export function registerTrain(program: Command, config: Config): void {
   program
     .command('train')
     .description(`train a model on its full data set (${Object.keys(RECIPES).join(', ')})`)
-    .argument('<model>', 'model id')
+    .addArgument(new Argument('<model>', 'model id').choices(Object.keys(RECIPES)))
     .option('--epochs <n>', 'epochs', parseIntOption)
     .option('--batch <n>', 'batch size', parseIntOption)
-    .option('--lr <rate>', 'base learning rate (Adam)', parseNumberOption)
-    .option(
-      '--schedule <name>',
-      `learning-rate schedule: ${Object.keys(SCHEDULES).join(', ')} (default: the model's)`,
+    .option('--lr <rate>', 'base learning rate (Adam)', parsePositiveNumberOption)
+    .addOption(
+      new Option('--schedule <name>', "learning-rate schedule (default: the model's)").choices(
+        Object.keys(SCHEDULES),
+      ),
     )
     .option(
       '--patience <epochs>',
       'early stopping: stop after this many epochs without a better validation accuracy and keep the best epoch (0: off)',
-      parseIntOption,
+      parseCountOption,
     )
     .option('--seed <n>', 'random seed', parseIntOption, 42)
-    .option('--validation-split <share>', 'share held out for validation', parseNumberOption)
+    .option('--validation-split <share>', 'share held out for validation', parseShareOption)
     .option(
       '--checkpoint-dir <dir>',
       'folder for per-epoch checkpoints (<dir>/<model>)',
@@ -115,21 +166,15 @@ export function registerTrain(program: Command, config: Config): void {
     .option(
       '--quantize-above <bytes>',
       'ship the weights as uint8 when their float32 size exceeds this many bytes',
-      parseIntOption,
+      parseCountOption,
       QUANTIZE_ABOVE_BYTES,
     )
     .option('--no-quantize', 'ship float32 weights whatever their size')
     .action(async (id: string, flags: TrainFlags) => {
       const recipe = RECIPES[id];
-      if (!recipe)
-        throw new Error(`unknown model "${id}"; trainable: ${Object.keys(RECIPES).join(', ')}`);
-      const schedule = flags.schedule ?? recipe.defaults.schedule;
-      if (!(schedule in SCHEDULES)) {
-        throw new Error(
-          `unknown schedule "${schedule}"; known: ${Object.keys(SCHEDULES).join(', ')}`,
-        );
-      }
-      const scheduleFn = SCHEDULES[schedule as ScheduleName];
+      if (!recipe) throw new Error(`no recipe for "${id}"`); // commander checked the choices
+      const schedule = (flags.schedule ?? recipe.defaults.schedule) as ScheduleName;
+      const scheduleFn = SCHEDULES[schedule];
       const backend = await initBackend();
       const dataDir = flags.dataDir ?? config.DATA_DIR;
       const train = await loadDataset(recipe.dataset, 'train', dataDir);
@@ -150,17 +195,20 @@ export function registerTrain(program: Command, config: Config): void {
       ]
         .filter(Boolean)
         .join(' ');
-      // The settings a checkpoint must share to be resumed (the command without its folders).
+      const model = recipe.build(flags.seed);
+      // The settings a checkpoint must share to be resumed: the command (without its folders)
+      // and the architecture, for a builder changed since the checkpoint was written.
       const fingerprint = command;
       const checkpointDir = path.join(flags.checkpointDir, id);
-      const resume = flags.resume ? await loadCheckpoint(checkpointDir, fingerprint) : undefined;
+      const resume = flags.resume
+        ? await resumableCheckpoint(checkpointDir, fingerprint, model)
+        : undefined;
       if (resume) {
         console.log(
           `resuming from ${checkpointDir}: ${resume.epochsDone} of ${epochs} epochs done`,
         );
       }
       const outliers = withOutliers && recipe.outliers ? await recipe.outliers(dataDir) : undefined;
-      const model = recipe.build(flags.seed);
       const bar = new SingleBar(
         {
           format:

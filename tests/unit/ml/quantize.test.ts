@@ -135,6 +135,17 @@ describe('quantizeWeights', () => {
     tf.dispose(decoded);
   });
 
+  it('keeps 1-D float32 weights (biases, batch norm statistics) as they are', () => {
+    const bias = Float32Array.from([1e-4, 3, -2]);
+    const q = quantizeWeights(
+      [{ name: 'b', shape: [3], dtype: 'float32' }],
+      bias.slice().buffer,
+      'uint8',
+    );
+    expect(q.specs[0]!.quantization).toBeUndefined();
+    expect(new Float32Array(q.data.slice().buffer)).toEqual(bias);
+  });
+
   it('refuses weights already quantized, and data shorter than the manifest', () => {
     const spec: tf.io.WeightsManifestEntry = {
       name: 'k',
@@ -144,7 +155,11 @@ describe('quantizeWeights', () => {
     };
     expect(() => quantizeWeights([spec], new ArrayBuffer(4), 'uint8')).toThrow(/already/);
     expect(() =>
-      quantizeWeights([{ name: 'k', shape: [4], dtype: 'float32' }], new ArrayBuffer(8), 'uint8'),
+      quantizeWeights(
+        [{ name: 'k', shape: [2, 2], dtype: 'float32' }],
+        new ArrayBuffer(8),
+        'uint8',
+      ),
     ).toThrow(/k needs bytes 0\.\.16/);
   });
 });
@@ -167,8 +182,16 @@ describe('applyQuantization', () => {
       expect(tf.memory().numTensors).toBe(tensors);
       expect(sizes.float32Bytes).toBe(weightBytes(model));
       expect(sizes.float32Bytes).toBe(4 * model.countParams());
-      expect(sizes.bytes).toBe(sizes.float32Bytes / ratio);
+      // Kernels shrink by the ratio; 1-D weights (biases, batch norm) stay float32.
+      const expected = model.weights.reduce((sum, w) => {
+        const n = w.shape.reduce<number>((a, b) => a * (b ?? 1), 1);
+        return sum + (w.shape.length >= 2 ? (4 * n) / ratio : 4 * n);
+      }, 0);
+      expect(sizes.bytes).toBe(expected);
       const after = model.getWeights().map((w) => w.dataSync() as Float32Array);
+      model.weights.forEach((w, i) => {
+        if (w.shape.length < 2) expect(after[i]).toEqual(before[i]);
+      });
       after.forEach((w, i) => {
         const range = Math.max(...before[i]!) - Math.min(...before[i]!);
         w.forEach((v, j) => expect(Math.abs(v - before[i]![j]!)).toBeLessThanOrEqual(range / 255));
