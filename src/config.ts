@@ -15,12 +15,8 @@ const schema = z.object({
   /** Forces a TF.js backend instead of the automatic choice. */
   TFJS_BACKEND: z.enum(BACKENDS).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  /** Largest accepted upload, bytes. */
-  MAX_IMAGE_BYTES: z.coerce
-    .number()
-    .int()
-    .positive()
-    .default(20 * 1024 * 1024),
+  /** Largest accepted upload, bytes (default 20 MB, decimal as every size this project shows). */
+  MAX_IMAGE_BYTES: z.coerce.number().int().positive().default(20_000_000),
   /** Largest accepted image, pixels (width x height), checked from the header before decoding. */
   MAX_IMAGE_PIXELS: z.coerce.number().int().positive().default(40_000_000),
   /**
@@ -68,8 +64,9 @@ const schema = z.object({
     .transform((u) => u.replace(/\/+$/, ''))
     .optional(),
   /**
-   * Largest file the bot downloads, bytes: the Bot API's `getFile` limit (20 MB). Raise it only
-   * with a local Bot API server (`TELEGRAM_API_ROOT`), which lifts that limit.
+   * Largest file the bot downloads, bytes: the Bot API's `getFile` limit, which its documentation
+   * calls 20 MB and its server counts as `20 << 20` bytes. Raise it only with a local Bot API
+   * server (`TELEGRAM_API_ROOT`), which lifts that limit.
    */
   TELEGRAM_MAX_DOWNLOAD_BYTES: z.coerce
     .number()

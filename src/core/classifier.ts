@@ -2,7 +2,7 @@ import type { ImageLimits } from '../imaging/decode.ts';
 import { classifyImage, type Classification } from '../ml/classify.ts';
 import type { ModelMeta } from '../ml/model-meta.ts';
 import type { LoadedModel } from '../ml/registry.ts';
-import { createTaskQueue } from './queue.ts';
+import { createTaskQueue, type TaskQueue } from './queue.ts';
 
 /** The installed models, as the core lists them (`ModelRegistry` satisfies this). */
 export interface ModelCatalog {
@@ -25,7 +25,8 @@ export interface Prediction {
 export interface Classifier {
   /**
    * @throws {UserError} `model.unknown`, `model.missing_files`, and the image errors of
-   *   `src/imaging/decode.ts` (`image.pdf`, `image.no_ink`...).
+   *   `src/imaging/decode.ts` and the photo pipelines (`image.pdf`, `image.no_ink`,
+   *   `image.no_garment`...).
    */
   classify(modelId: string, bytes: Uint8Array): Promise<Prediction>;
 }
@@ -35,6 +36,11 @@ export interface ClassifierOptions {
   readonly limits: ImageLimits;
   /** Classifications allowed to run at once (default 1: TF.js is single-threaded). */
   readonly concurrency?: number;
+  /**
+   * The queue classifications wait in, instead of one of their own (`concurrency` is then
+   * ignored): shared with the profiler, so that a speed measurement never runs beside them.
+   */
+  readonly queue?: TaskQueue;
   /** How many classes `topK` holds (default 3). */
   readonly topK?: number;
 }
@@ -51,7 +57,7 @@ export function createClassifier(
   registry: { get(id: string): Promise<LoadedModel> },
   options: ClassifierOptions,
 ): Classifier {
-  const queue = createTaskQueue(options.concurrency ?? 1);
+  const queue = options.queue ?? createTaskQueue(options.concurrency ?? 1);
   return {
     classify: (modelId, bytes) =>
       queue.run(async () => {

@@ -12,6 +12,7 @@ export const USER_ERROR_IDS = [
   'image.truncated',
   'image.corrupt',
   'image.no_ink',
+  'image.no_garment',
   'image.missing',
   'model.unknown',
   'model.missing_files',

@@ -129,9 +129,16 @@ export function formatPercent(p: number, lang: Language, digits = 1): string {
   return format(p);
 }
 
-/** A size in bytes as localized megabytes: `20 MB`, `20 МБ`. */
+/** Bytes in a megabyte: decimal, as everywhere in this project (1 MB = 1,000,000 bytes). */
+export const BYTES_PER_MB = 1_000_000;
+
+/**
+ * A size in bytes as localized decimal megabytes (1 MB = 1,000,000 bytes): `20 MB`, `20 МБ`.
+ * @example
+ * formatMegabytes(20_000_000, 'ru'); // '20 МБ'
+ */
 export function formatMegabytes(bytes: number, lang: Language): string {
-  const mb = new Intl.NumberFormat(lang, { maximumFractionDigits: 1 }).format(bytes / 2 ** 20);
+  const mb = new Intl.NumberFormat(lang, { maximumFractionDigits: 1 }).format(bytes / BYTES_PER_MB);
   return `${mb} ${lang === 'ru' ? 'МБ' : 'MB'}`;
 }
 
@@ -157,13 +164,20 @@ export function formatMilliseconds(ms: number, lang: Language): string {
   return formatNumber(ms, lang, digits);
 }
 
-/** A size in bytes with a binary unit (1 KB = 1024 bytes, as {@link formatMegabytes}). */
+/**
+ * A size in bytes with a decimal unit (1 kB = 1,000 bytes, 1 MB = 1,000,000, as
+ * {@link formatMegabytes}), the largest that leaves at least 1, one decimal.
+ * @example
+ * formatBytes(177_704, 'en'); // '177.7 kB'
+ * formatBytes(177_704, 'ru'); // '177,7 кБ'
+ */
 export function formatBytes(bytes: number, lang: Language): string {
-  const units = lang === 'ru' ? ['Б', 'КБ', 'МБ', 'ГБ'] : ['B', 'KB', 'MB', 'GB'];
+  const units = lang === 'ru' ? ['Б', 'кБ', 'МБ', 'ГБ'] : ['B', 'kB', 'MB', 'GB'];
   let value = bytes;
   let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
+  // Rounded as shown, so that 999,960 bytes reads `1 MB`, not `1,000 kB`.
+  while (Math.round(value * 10) / 10 >= 1000 && unit < units.length - 1) {
+    value /= 1000;
     unit++;
   }
   return `${formatNumber(value, lang, unit === 0 ? 0 : 1)} ${units[unit]}`;

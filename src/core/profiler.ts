@@ -1,6 +1,6 @@
 import type { LoadedModel } from '../ml/registry.ts';
 import { profileModel, type LatencyOptions, type ModelProfile } from '../ml/stats.ts';
-import { createTaskQueue } from './queue.ts';
+import { createTaskQueue, type TaskQueue } from './queue.ts';
 
 /** Architecture statistics and measured speed of installed models, for `/arch` and `/compare`. */
 export interface ModelProfiler {
@@ -13,19 +13,24 @@ export interface ModelProfiler {
 }
 
 /**
- * A {@link ModelProfiler} over a model registry. Measurements run one at a time (TF.js is
- * single-threaded: two at once would each time the other too); concurrent requests for the same
- * model share one measurement, and a failed one is not remembered.
+ * A {@link ModelProfiler} over a model registry. Measurements run one at a time in `queue` (TF.js
+ * is single-threaded: two at once would each time the other too); pass the classifier's queue
+ * (`ClassifierOptions.queue`) so that they never run beside a classification either, which
+ * would slow the photo's answer and skew the figures. Concurrent requests for the same model
+ * share one measurement, and a failed one is not remembered.
  *
+ * @param queue where measurements wait their turn (default: a queue of their own).
  * @example
- * const profiler = createModelProfiler(registry);
+ * const queue = createTaskQueue(1);
+ * const classifier = createClassifier(registry, { limits, queue });
+ * const profiler = createModelProfiler(registry, {}, queue);
  * const { stats, latency } = await profiler.profile('lenet-mnist'); // stats.params.total === 44426
  */
 export function createModelProfiler(
   registry: { get(id: string): Promise<LoadedModel> },
   latency: LatencyOptions = {},
+  queue: TaskQueue = createTaskQueue(1),
 ): ModelProfiler {
-  const queue = createTaskQueue(1);
   const cache = new Map<string, Promise<ModelProfile>>();
   return {
     profile(id) {

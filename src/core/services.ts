@@ -7,6 +7,7 @@ import { createClassifier } from './classifier.ts';
 import type { CoreServices } from './command.ts';
 import type { Persistence } from './ports.ts';
 import { createModelProfiler } from './profiler.ts';
+import { createTaskQueue } from './queue.ts';
 
 /** What {@link buildCoreServices} assembles the services from. */
 export interface CoreServiceParts {
@@ -26,7 +27,9 @@ export interface CoreServiceParts {
 /**
  * The core's services from the configuration, a model registry and the persistence ports: the
  * upload limits and default model from the config, and a queued classifier and a caching
- * profiler (architecture statistics, measured speed) over the registry.
+ * profiler (architecture statistics, measured speed) over the registry. The two share one queue:
+ * the first `/compare` measures every model for seconds, and a `/predict` sent meanwhile waits
+ * for the measurement in hand instead of running beside it.
  *
  * @example
  * const services = buildCoreServices({ config, registry, persistence: createMemoryStore(), logger });
@@ -37,11 +40,12 @@ export function buildCoreServices(parts: CoreServiceParts): CoreServices {
     maxBytes: parts.config.MAX_IMAGE_BYTES,
     maxPixels: parts.config.MAX_IMAGE_PIXELS,
   };
+  const modelQueue = createTaskQueue(1);
   return {
     ...parts.persistence,
     models: parts.registry,
-    classifier: createClassifier(parts.registry, { limits }),
-    profiler: createModelProfiler(parts.registry, parts.latency),
+    classifier: createClassifier(parts.registry, { limits, queue: modelQueue }),
+    profiler: createModelProfiler(parts.registry, parts.latency, modelQueue),
     limits,
     defaultModel: parts.config.DEFAULT_MODEL,
     logger: parts.logger,

@@ -8,8 +8,9 @@ import { z } from 'zod';
  *   `[28, 28, 1]`, [0, 1], ink bright;
  * - `rgb-unit`: RGB resized to the input size, scaled to [0, 1];
  * - `rgb-signed`: RGB resized to the input size, scaled to [-1, 1] (x / 127.5 - 1, MobileNet);
- * - `fashion-gray`: grayscale resized to the input size, [0, 1], inverted when the background is
- *   light, so the garment is bright on dark as in Fashion-MNIST;
+ * - `fashion-gray`: grayscale, trimmed to the garment and resized keeping its aspect ratio, [0, 1],
+ *   inverted when the garment is darker than the background, so the garment is bright on dark as
+ *   in Fashion-MNIST (`src/ml/preprocess/fashion.ts`);
  * - `caffe`: resized, channels in BGR order minus the ImageNet means, not scaled (Keras
  *   `preprocess_input` mode 'caffe': VGG16, VGG19, ResNet50 converted from Keras).
  */

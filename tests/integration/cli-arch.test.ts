@@ -6,6 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/config.ts';
+import { writeClassModels } from '../fixtures/class-models.ts';
 import { isPng } from '../unit/core/helpers.ts';
 
 const run = promisify(execFile);
@@ -15,11 +16,14 @@ const QUICK = ['--runs', '3', '--batch', '50'];
 let tmp: string;
 let modelsDir: string;
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function cli(
+  args: string[],
+  models = modelsDir,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await run(BIN, args, {
       cwd: tmp,
-      env: { ...process.env, MODELS_DIR: modelsDir, DATA_DIR: tmp, LOG_LEVEL: 'silent' },
+      env: { ...process.env, MODELS_DIR: models, DATA_DIR: tmp, LOG_LEVEL: 'silent' },
     });
     return { code: 0, stdout, stderr };
   } catch (e) {
@@ -95,6 +99,27 @@ describe('bin/cnn-classroom arch', () => {
       'error: model.unknown: unknown model "alexnet-literal"; known: lenet-mnist',
     );
   });
+
+  it('names the command that trains a model train knows but that is not installed', async () => {
+    const { code, stdout, stderr } = await cli(['arch', 'alexnet-cifar10', ...QUICK]);
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr.trim()).toBe(
+      'error: model.unknown: model "alexnet-cifar10" is not trained yet: bin/cnn-classroom train alexnet-cifar10 --data-dir <data>',
+    );
+  });
+
+  it('prints its error as JSON with --json, exit status 1', async () => {
+    const { code, stdout, stderr } = await cli(['arch', 'nosuch', '--json', ...QUICK]);
+    expect(code).toBe(1);
+    expect(stderr).toBe('');
+    expect(JSON.parse(stdout)).toEqual({
+      error: {
+        code: 'model.unknown',
+        message: 'unknown model "nosuch"; known: lenet-mnist',
+      },
+    });
+  });
 });
 
 describe('bin/cnn-classroom compare', () => {
@@ -121,5 +146,37 @@ describe('bin/cnn-classroom compare', () => {
       }),
     ]);
     expect(isPng(await readFile(png))).toBe(true);
+  });
+});
+
+describe('bin/cnn-classroom compare with quantized weights', () => {
+  it('gives their quantization as meta.json has it, marks their size and sizes in decimal MB', async () => {
+    const models = path.join(tmp, 'class-models');
+    await writeClassModels(models);
+    const meta = JSON.parse(
+      await readFile(path.join(models, 'tiny-fashion', 'meta.json'), 'utf8'),
+    ) as { quantization: Record<string, unknown> };
+
+    const json = await cli(['compare', '--json', ...QUICK], models);
+    const text = await cli(['compare', ...QUICK], models);
+
+    expect(json.code).toBe(0);
+    const r = JSON.parse(json.stdout) as {
+      models: {
+        id: string;
+        quantization: unknown;
+        weightFileBytes: number;
+        weightFileMB: number;
+      }[];
+    };
+    expect(r.models.map((m) => [m.id, m.quantization])).toEqual([
+      ['tiny-cifar10', null],
+      ['tiny-fashion', meta.quantization],
+    ]);
+    expect(meta.quantization).toMatchObject({ dtype: 'uint8' });
+    for (const m of r.models) expect(m.weightFileMB).toBe(m.weightFileBytes / 1e6);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/│ tiny-fashion .*\(uint8\) │/);
+    expect(text.stdout).toContain('tiny-fashion: weights stored as uint8');
   });
 });

@@ -144,3 +144,19 @@ describe('bin/cnn-classroom predict --model with CIFAR-10 and Fashion-MNIST mode
     expect((await sharp(chart).metadata()).format).toBe('png');
   }, 120_000);
 });
+
+describe('bin/cnn-classroom predict --model with a model that is not installed', () => {
+  const hint =
+    'model "alexnet-cifar10" is not trained yet: bin/cnn-classroom train alexnet-cifar10 --data-dir <data>';
+
+  it('names the command that trains a shipped recipe, as text and as JSON', async () => {
+    const env = { MODELS_DIR: path.join(tmp, 'no-models'), DATA_DIR: tmp };
+    const text = await predict(['--model', 'alexnet-cifar10', 'img/7.png'], env);
+    const json = await predict(['--model', 'alexnet-cifar10', 'img/7.png', '--json'], env);
+
+    expect(text.code).toBe(1);
+    expect(text.stderr.trim()).toBe(`error: model.unknown: ${hint}`);
+    expect(json.code).toBe(1);
+    expect(json.lines).toEqual([{ error: { code: 'model.unknown', message: hint } }]);
+  }, 120_000);
+});

@@ -18,7 +18,7 @@ for (const { provider, available } of PROVIDERS) {
         const core = createCore(
           buildCoreServices({
             config: {
-              MAX_IMAGE_BYTES: 2 << 20,
+              MAX_IMAGE_BYTES: 2_000_000,
               MAX_IMAGE_PIXELS: 40_000_000,
               DEFAULT_MODEL: 'lenet-mnist',
             },

@@ -32,7 +32,8 @@ import {
 } from '../fakes/telegram-server.ts';
 import { isPng, MODELS_DIR, photoFor, QUICK_LATENCY, readImg } from '../unit/core/helpers.ts';
 
-const MB = 1024 * 1024;
+/** The Bot API counts its 20 MB download limit in binary megabytes (`20 << 20`). */
+const MiB = 1024 * 1024;
 /** A 1x1 GIF. */
 const GIF = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64');
 /** The start of an MP4 file (`ftyp` box, brand isom). */
@@ -134,7 +135,7 @@ beforeAll(async () => {
   core = createCore(
     buildCoreServices({
       config: {
-        MAX_IMAGE_BYTES: 20 * MB,
+        MAX_IMAGE_BYTES: 20_000_000,
         MAX_IMAGE_PIXELS: 40_000_000,
         DEFAULT_MODEL: 'lenet-mnist',
       },
@@ -355,7 +356,7 @@ describe('the Telegram adapter against a fake Bot API server', () => {
         bytes: await readImg('7.png'),
         fileName: 'huge.png',
         mimeType: 'image/png',
-        declaredSize: 25 * MB,
+        declaredSize: 25 * MiB,
       },
     });
     const answer = await answerTo(msg.message_id);
@@ -366,7 +367,7 @@ describe('the Telegram adapter against a fake Bot API server', () => {
     );
     expect(tg.downloads).not.toContain(tg.file(fileId)?.file_path);
     expect(await rowOf(msg)).toEqual(
-      expect.objectContaining({ errorCode: 'image.too_large_bytes', imageBytes: 25 * MB }),
+      expect.objectContaining({ errorCode: 'image.too_large_bytes', imageBytes: 25 * MiB }),
     );
   });
 
@@ -377,7 +378,7 @@ describe('the Telegram adapter against a fake Bot API server', () => {
         bytes: await readImg('7.png'),
         fileName: 'huge.png',
         mimeType: 'image/png',
-        declaredSize: 21 * MB,
+        declaredSize: 21 * MiB,
         hideSize: true,
       },
     });

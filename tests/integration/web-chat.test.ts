@@ -13,7 +13,7 @@ import { initBackend } from '../../src/ml/backend.ts';
 import { isPng, makeCore, readImg } from '../unit/core/helpers.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
-const MAX_BYTES = 2 * 1024 * 1024; // the same limit as the core's in makeCore()
+const MAX_BYTES = 2_000_000; // the same limit as the core's in makeCore()
 
 let env: ReturnType<typeof makeCore>;
 let web: RunningWebChat;

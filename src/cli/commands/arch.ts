@@ -5,8 +5,9 @@ import { archTable } from '../../core/commands/arch.ts';
 import { translator } from '../../core/i18n.ts';
 import { renderTable } from '../../imaging/table.ts';
 import { initBackend } from '../../ml/backend.ts';
-import { ModelRegistry } from '../../ml/registry.ts';
+import { ModelRegistry, type LoadedModel } from '../../ml/registry.ts';
 import { profileModel, type LatencyOptions, type ModelProfile } from '../../ml/stats.ts';
+import { notTrainedHint, printJsonError } from '../model-errors.ts';
 import { parseIntOption } from '../options.ts';
 import { formatTextTable } from '../text-table.ts';
 
@@ -49,7 +50,9 @@ export function profileJson(p: ModelProfile): Record<string, unknown> {
 /**
  * `arch <model>`: the layer table of an installed model (Keras' `model.summary()` with MACs),
  * its totals (parameters, MACs, FLOPs, weight and activation memory) and its speed measured on
- * this machine's backend; `--json` for the figures, `--png` for the chat's image.
+ * this machine's backend; `--json` for the figures, `--png` for the chat's image. A model that
+ * is not installed but `train` knows is answered with the command that trains it; with `--json`,
+ * a model that cannot be loaded is `{"error":{"code","message"}}` on stdout, exit status 1.
  */
 export function registerArch(program: Command, config: Config): void {
   profileOptions(
@@ -61,7 +64,18 @@ export function registerArch(program: Command, config: Config): void {
     await initBackend();
     const registry = ModelRegistry.fromConfig(config);
     try {
-      const profile = await profileModel(await registry.get(id), latencyOptions(flags));
+      let loaded: LoadedModel;
+      try {
+        loaded = await registry.get(id);
+      } catch (e) {
+        const reported = notTrainedHint(e);
+        if (flags.json) {
+          printJsonError(reported);
+          return;
+        }
+        throw reported;
+      }
+      const profile = await profileModel(loaded, latencyOptions(flags));
       const table = archTable(profile, translator('en'), 'en');
       if (flags.png) await writeFile(flags.png, await renderTable(table));
       if (flags.json) console.log(JSON.stringify(profileJson(profile)));

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import type { Config } from '../../config.ts';
 import { backendOf, compareTable, type ComparedModel } from '../../core/commands/compare.ts';
 import { isUserError } from '../../core/errors.ts';
-import { translator } from '../../core/i18n.ts';
+import { BYTES_PER_MB, translator } from '../../core/i18n.ts';
 import { renderTable } from '../../imaging/table.ts';
 import { initBackend } from '../../ml/backend.ts';
 import { ModelRegistry } from '../../ml/registry.ts';
@@ -11,7 +11,11 @@ import { profileModel } from '../../ml/stats.ts';
 import { formatTextTable } from '../text-table.ts';
 import { latencyOptions, profileOptions, type ProfileFlags } from './arch.ts';
 
-/** One model of `compare --json`; the accuracy figures are `meta.json`'s, as they are. */
+/**
+ * One model of `compare --json`; the accuracy figures are `meta.json`'s, as they are, and so is
+ * `quantization` (`{dtype, float32TestAccuracy, float32Bytes, bytes}`, null for float32
+ * weights). `weightFileMB` is decimal (1 MB = 1,000,000 bytes).
+ */
 function modelJson(m: ComparedModel, error?: unknown): Record<string, unknown> {
   const p = m.profile;
   return {
@@ -20,6 +24,7 @@ function modelJson(m: ComparedModel, error?: unknown): Record<string, unknown> {
     dataset: m.meta.dataset,
     testAccuracy: m.meta.testAccuracy ?? null,
     testSamples: m.meta.testSamples ?? null,
+    quantization: m.meta.quantization ?? null,
     ...(p
       ? {
           params: p.stats.params.total,
@@ -28,7 +33,7 @@ function modelJson(m: ComparedModel, error?: unknown): Record<string, unknown> {
           macs: p.stats.macs,
           flops: p.stats.flops,
           weightFileBytes: p.weightFileBytes,
-          weightFileMB: p.weightFileBytes / 2 ** 20,
+          weightFileMB: p.weightFileBytes / BYTES_PER_MB,
           msPerImage: p.latency.msPerImage,
           imagesPerSecond: p.latency.imagesPerSecond,
         }
@@ -43,7 +48,8 @@ function modelJson(m: ComparedModel, error?: unknown): Record<string, unknown> {
 
 /**
  * `compare`: every installed model side by side: data set, test accuracy (from its `meta.json`),
- * parameters, MACs, weight files' size, and speed measured here (ms/image at batch 1, images/s
+ * parameters, MACs, weight files' size (quantized weights marked, their float32 accuracy in a
+ * footnote), and speed measured here (ms/image at batch 1, images/s
  * over a batch of 1,000). A model that cannot be loaded is reported and the exit status is 1.
  */
 export function registerCompare(program: Command, config: Config): void {

@@ -7,7 +7,8 @@ import { renderProbabilityChart } from '../../imaging/chart.ts';
 import { logger } from '../../logger.ts';
 import { initBackend } from '../../ml/backend.ts';
 import { classifyImage, type Classification } from '../../ml/classify.ts';
-import { ModelRegistry } from '../../ml/registry.ts';
+import { ModelRegistry, type LoadedModel } from '../../ml/registry.ts';
+import { notTrainedHint, printJsonError } from '../model-errors.ts';
 import { parseIntOption } from '../options.ts';
 
 interface PredictFlags {
@@ -54,7 +55,11 @@ function describe(file: string, r: Classification): string {
   return `${file}: ${r.label} (${(r.confidence * 100).toFixed(1)}%)  top: ${top}${note}`;
 }
 
-/** `predict <image...>`: classifies images or folders of images with one model. */
+/**
+ * `predict <image...>`: classifies images or folders of images with one model. A `--model` that
+ * is not installed but `train` knows is answered with the command that trains it; with `--json`,
+ * a model that cannot be loaded is one `{"error":{"code","message"}}` line, exit status 1.
+ */
 export function registerPredict(program: Command, config: Config): void {
   program
     .command('predict')
@@ -72,7 +77,18 @@ export function registerPredict(program: Command, config: Config): void {
     .action(async (inputs: string[], flags: PredictFlags) => {
       await initBackend();
       const registry = ModelRegistry.fromConfig(config);
-      const loaded = await registry.get(flags.model);
+      let loaded: LoadedModel;
+      try {
+        loaded = await registry.get(flags.model);
+      } catch (e) {
+        await registry.dispose();
+        const reported = notTrainedHint(e);
+        if (flags.json) {
+          printJsonError(reported);
+          return;
+        }
+        throw reported;
+      }
       const files = await expandInputs(inputs);
       const limits = { maxBytes: config.MAX_IMAGE_BYTES, maxPixels: config.MAX_IMAGE_PIXELS };
       let failures = 0;

@@ -115,7 +115,7 @@ export default {
   ],
   async execute(ctx, services) {
     const known = (await services.models.list()).map((m) => m.id);
-    const args = unwrap(parsePredictArgs(ctx.args, known, '/arch [model]'));
+    const args = unwrap(parsePredictArgs(ctx.args, known, ctx.t('arch.usage')));
     const modelId = args.model ?? ctx.storedChat.defaultModel ?? services.defaultModel;
     ctx.showAction('upload_photo');
     const profile = await services.profiler.profile(modelId);

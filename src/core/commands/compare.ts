@@ -4,6 +4,7 @@ import type { ModelMeta } from '../../ml/model-meta.ts';
 import type { ModelProfile } from '../../ml/stats.ts';
 import type { Command } from '../command.ts';
 import {
+  BYTES_PER_MB,
   formatCompact,
   formatMilliseconds,
   formatNumber,
@@ -11,6 +12,7 @@ import {
   type Language,
   type Translate,
 } from '../i18n.ts';
+import { quantizationMarker, quantizationNote } from '../quantization-text.ts';
 
 /** A model of the comparison: its metadata, and its profile unless it could not be loaded. */
 export interface ComparedModel {
@@ -30,8 +32,10 @@ export function backendOf(models: readonly ComparedModel[]): string {
 
 /**
  * The comparison table: per model its data set, test accuracy (from `meta.json`), parameters,
- * MACs, weight files' size and measured speed. A model that could not be loaded keeps its
- * metadata's figures and `—` for the rest. Rendered to PNG by `/compare`, printed by the CLI.
+ * MACs, weight files' size (decimal MB) and measured speed. Quantized weights are marked beside
+ * their size (`21.70 (uint8)`) and explained in a footnote with the float32 test accuracy. A
+ * model that could not be loaded keeps its metadata's figures and `—` for the rest. Rendered to
+ * PNG by `/compare`, printed by the CLI.
  */
 export function compareTable(
   models: readonly ComparedModel[],
@@ -52,23 +56,32 @@ export function compareTable(
       t('compare.col.ips'),
     ],
     align: ['left', 'left', 'right', 'right', 'right', 'right', 'right', 'right'],
-    rows: models.map(({ meta, profile: p }) => [
-      meta.id,
-      meta.dataset,
-      meta.testAccuracy === undefined ? dash : formatPercent(meta.testAccuracy, lang, 2),
-      p ? formatNumber(p.stats.params.total, lang) : dash,
-      p ? formatCompact(p.stats.macs, lang) : dash,
-      p ? formatNumber(p.weightFileBytes / 2 ** 20, lang, 2) : dash,
-      p ? formatMilliseconds(p.latency.msPerImage, lang) : dash,
-      p ? formatNumber(p.latency.imagesPerSecond, lang) : dash,
-    ]),
-    footnotes: [t('compare.note', { batch: formatNumber(batchOf(models), lang) })],
+    rows: models.map(({ meta, profile: p }) => {
+      // A model that could not be loaded still has the size its quantization recorded.
+      const bytes = p?.weightFileBytes ?? meta.quantization?.bytes;
+      return [
+        meta.id,
+        meta.dataset,
+        meta.testAccuracy === undefined ? dash : formatPercent(meta.testAccuracy, lang, 2),
+        p ? formatNumber(p.stats.params.total, lang) : dash,
+        p ? formatCompact(p.stats.macs, lang) : dash,
+        bytes === undefined
+          ? dash
+          : `${formatNumber(bytes / BYTES_PER_MB, lang, 2)}${quantizationMarker(meta)}`,
+        p ? formatMilliseconds(p.latency.msPerImage, lang) : dash,
+        p ? formatNumber(p.latency.imagesPerSecond, lang) : dash,
+      ];
+    }),
+    footnotes: [
+      t('compare.note', { batch: formatNumber(batchOf(models), lang) }),
+      ...models.flatMap(({ meta }) => quantizationNote(meta, t, lang) ?? []),
+    ],
   };
 }
 
 /**
  * `/compare`: every installed model side by side, as a table image: data set, test accuracy,
- * parameters, MACs, weight size, and speed measured on this server (once per model and process:
+ * parameters, MACs, weight size (quantized weights marked), and speed measured on this server (once per model and process:
  * the first `/compare` takes seconds, the next ones none).
  */
 export default {

@@ -1,6 +1,7 @@
 import { renderTable } from '../../imaging/table.ts';
 import type { Command } from '../command.ts';
 import { formatPercent } from '../i18n.ts';
+import { quantizationMarker, quantizationNote, quantizationSummary } from '../quantization-text.ts';
 
 /** Telegram's limit on a photo caption. */
 const CAPTION_MAX = 1024;
@@ -8,7 +9,8 @@ const CAPTION_MAX = 1024;
 /**
  * `/models`: the installed models with their data set and test accuracy, as a table image with
  * the same list in words as its caption (or, for a list too long for a caption, as a text after
- * it).
+ * it). A model with quantized weights has its storage type beside its accuracy (the accuracy of
+ * those weights) and the float32 accuracy in a footnote and in its line.
  */
 export default {
   name: 'models',
@@ -31,7 +33,10 @@ export default {
         dataset: m.dataset,
         accuracy: accuracyOf(m),
       });
-      return m.id === fallback ? `${line} ${ctx.t('models.default')}` : line;
+      const quantized = quantizationSummary(m, ctx.t, ctx.lang);
+      return [line, quantized && `(${quantized})`, m.id === fallback && ctx.t('models.default')]
+        .filter(Boolean)
+        .join(' ');
     });
     const text = [ctx.t('models.header'), ...lines].join('\n');
     const png = await renderTable({
@@ -47,11 +52,12 @@ export default {
         m.id === fallback ? `${m.id} *` : m.id,
         m.architecture,
         m.dataset,
-        accuracyOf(m),
+        `${accuracyOf(m)}${quantizationMarker(m)}`,
       ]),
-      ...(metas.some((m) => m.id === fallback)
-        ? { footnotes: [ctx.t('models.default_note')] }
-        : {}),
+      footnotes: [
+        ...(metas.some((m) => m.id === fallback) ? [ctx.t('models.default_note')] : []),
+        ...metas.flatMap((m) => quantizationNote(m, ctx.t, ctx.lang) ?? []),
+      ],
     });
     if (text.length <= CAPTION_MAX) await ctx.replyImage(png, text);
     else {

@@ -85,7 +85,7 @@ export interface PreprocessOptions {
   readonly preview?: boolean;
 }
 
-const DEFAULT_LIMITS: ImageLimits = { maxBytes: 20 * 1024 * 1024, maxPixels: 40_000_000 };
+const DEFAULT_LIMITS: ImageLimits = { maxBytes: 20_000_000, maxPixels: 40_000_000 };
 
 /**
  * Turns a photo (or drawing) of one handwritten digit into an MNIST-like model input: decode

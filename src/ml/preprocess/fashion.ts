@@ -6,19 +6,25 @@
  * This pipeline does the same to a student's photo:
  *
  * 1. decode (upright, transparency flattened) and take the Rec. 601 luma, in [0, 1];
- * 2. the background is the median of the border pixels (the outer 3% of each side); it is light
- *    when over 0.5;
- * 3. normalise against it, so that the background becomes 0 whatever the lighting: on a light
- *    background `1 - g / background` (the page taken as white, the garment inverted: dark cloth
- *    bright), on a dark one `(g - background) / (1 - background)`; clamped to [0, 1];
- * 4. trim to the box of rows and columns holding the garment (normalised value over
- *    {@link FOREGROUND}, on at least 1% of the row or column), the whole image if none does;
- * 5. resize the box keeping its aspect ratio so its longer side fills the input, and pad the
+ * 2. the background is the median of the border pixels (the outer 3% of each side);
+ * 3. the garment's side of it decides the polarity: the pixels inside the border that differ from
+ *    the background by more than {@link NOISE} add up how far they lie above it and how far
+ *    below, and the larger sum wins, so a dark garment on a mid-grey table and a white one on a
+ *    light grey one are both found, whatever the background's own lightness;
+ * 4. normalise against the background by the distance from it to the end of the garment's side,
+ *    so that the background becomes 0 whatever the lighting: a darker garment
+ *    `(background - g) / background` (the background taken as white, the garment inverted: dark
+ *    cloth bright), a lighter one `(g - background) / (1 - background)`; clamped to [0, 1];
+ * 5. trim to the box of rows and columns holding the garment (normalised value over
+ *    {@link FOREGROUND}, on at least 1% of the row or column); none at all is a blank picture,
+ *    refused rather than classified;
+ * 6. resize the box keeping its aspect ratio so its longer side fills the input, and pad the
  *    shorter side, centred, with the background colour (0).
  *
  * The paper's sharpening step is left out: the resize kernel (Lanczos-3) keeps edges crisp.
  */
 import sharp from 'sharp';
+import { UserError } from '../../core/errors.ts';
 import { decodeImage, type ImageLimits } from '../../imaging/decode.ts';
 
 /** Longest side the photo is decoded at: enough for a garment that fills a tenth of it. */
@@ -26,6 +32,12 @@ const WORK_SIDE = 512;
 
 /** Share of each side taken as the border whose median is the background colour. */
 const BORDER_SHARE = 0.03;
+
+/**
+ * Grey-level difference from the background (in [0, 1]) below which a pixel is taken as noise
+ * (JPEG artefacts, uneven light) when deciding on which side of the background the garment lies.
+ */
+const NOISE = 0.04;
 
 /** Normalised value (0 is the background, 1 the most contrasting) over which a pixel is garment. */
 export const FOREGROUND = 0.15;
@@ -37,7 +49,7 @@ const LINE_SHARE = 0.01;
 export interface FashionStats {
   /** Grey level of the background (border median), 0..1, before any inversion. */
   readonly background: number;
-  /** True when the background was light and the picture was inverted. */
+  /** True when the garment is darker than the background, so the picture was inverted. */
   readonly inverted: boolean;
   /** Size the photo was worked at (after down-scaling to {@link WORK_SIDE}). */
   readonly workWidth: number;
@@ -58,7 +70,8 @@ export interface FashionStats {
  * @param size the model input, default 28x28.
  * @returns `input`: `[height, width]` row-major (one channel), values in [0, 1], the garment
  *   bright on a 0 background; and what was measured.
- * @throws {UserError} the decoder's ids (`image.empty`, `image.pdf`...).
+ * @throws {UserError} the decoder's ids (`image.empty`, `image.pdf`...), and `image.no_garment`
+ *   when nothing stands out from the background.
  * @example
  * const { input } = await preprocessFashion(photo, limits); // 784 values, garment bright
  * const x = tf.tensor4d(input, [1, 28, 28, 1]);
@@ -79,18 +92,20 @@ export async function preprocessFashion(
       255;
   }
   const background = borderMedian(grey, w, h);
-  const inverted = background > 0.5;
+  const inverted = garmentIsDarker(grey, w, h, background);
+  // The distance from the background to black (a darker garment) or to white (a lighter one);
+  // at least one grey level, so a white background with nothing lighter on it divides safely.
+  const range = Math.max(1 / 255, inverted ? background : 1 - background);
   const norm = new Uint8Array(w * h);
   for (let i = 0; i < grey.length; i++) {
     const g = grey[i] ?? 0;
-    const v = inverted
-      ? 1 - g / background
-      : background >= 1
-        ? 0
-        : (g - background) / (1 - background);
+    const v = (inverted ? background - g : g - background) / range;
     norm[i] = Math.round(Math.min(1, Math.max(0, v)) * 255);
   }
   const box = garmentBox(norm, w, h);
+  if (!box) {
+    throw new UserError('image.no_garment', 'nothing stands out from the background');
+  }
   const crop = new Uint8Array(box.width * box.height);
   for (let y = 0; y < box.height; y++) {
     const from = (box.y + y) * w + box.x;
@@ -113,8 +128,7 @@ export async function preprocessFashion(
 
 /** Median of the pixels within {@link BORDER_SHARE} of an edge (at least one pixel deep). */
 function borderMedian(grey: Float32Array, w: number, h: number): number {
-  const dx = Math.max(1, Math.round(w * BORDER_SHARE));
-  const dy = Math.max(1, Math.round(h * BORDER_SHARE));
+  const { dx, dy } = borderDepth(w, h);
   const values: number[] = [];
   for (let y = 0; y < h; y++) {
     const edgeRow = y < dy || y >= h - dy;
@@ -126,16 +140,45 @@ function borderMedian(grey: Float32Array, w: number, h: number): number {
   return values[Math.floor(values.length / 2)] ?? 0;
 }
 
+/** How many pixels deep the border is, horizontally and vertically ({@link BORDER_SHARE}). */
+function borderDepth(w: number, h: number): { dx: number; dy: number } {
+  return {
+    dx: Math.max(1, Math.round(w * BORDER_SHARE)),
+    dy: Math.max(1, Math.round(h * BORDER_SHARE)),
+  };
+}
+
+/**
+ * Whether the garment is darker than the background: inside the border, the pixels further than
+ * {@link NOISE} below the background outweigh, by how far they lie from it, those above it. The
+ * background's own lightness says nothing: a navy shirt on a grey table and a white one on a
+ * light grey sheet both have a background near the middle. A tie (a blank picture) counts as
+ * darker, the product-photo case, and is refused later for want of a garment.
+ */
+function garmentIsDarker(grey: Float32Array, w: number, h: number, background: number): boolean {
+  const { dx, dy } = borderDepth(w, h);
+  let above = 0;
+  let below = 0;
+  for (let y = dy; y < h - dy; y++) {
+    for (let x = dx; x < w - dx; x++) {
+      const d = (grey[y * w + x] ?? 0) - background;
+      if (d > NOISE) above += d;
+      else if (d < -NOISE) below -= d;
+    }
+  }
+  return below >= above;
+}
+
 /**
  * The smallest box holding every row and column in which at least {@link LINE_SHARE} of the
- * pixels (and at least one) are garment: a few noisy pixels do not stretch it. The whole image
- * when no row or column is.
+ * pixels (and at least one) are garment: a few noisy pixels do not stretch it. Undefined when no
+ * row or column is.
  */
 function garmentBox(
   norm: Uint8Array,
   w: number,
   h: number,
-): { x: number; y: number; width: number; height: number } {
+): { x: number; y: number; width: number; height: number } | undefined {
   const threshold = FOREGROUND * 255;
   const rows = new Uint32Array(h);
   const cols = new Uint32Array(w);
@@ -161,6 +204,6 @@ function garmentBox(
   };
   const ys = span(rows, w);
   const xs = span(cols, h);
-  if (!ys || !xs) return { x: 0, y: 0, width: w, height: h };
+  if (!ys || !xs) return undefined;
   return { x: xs[0], y: ys[0], width: xs[1] - xs[0] + 1, height: ys[1] - ys[0] + 1 };
 }

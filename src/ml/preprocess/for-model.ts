@@ -30,13 +30,15 @@ export interface ModelInput {
 /**
  * Turns an upload into the input a model expects, as its `meta.preprocess` says:
  * `mnist-digit` runs the photo pipeline of {@link preprocessDigit}; `fashion-gray` that of
- * {@link preprocessFashion} (grey, garment bright on a 0 background, trimmed and padded to the
- * input size keeping its aspect ratio); `rgb-unit` and `rgb-signed` resize the upright RGB image
- * to the input size (squashing, as the training images were) and scale it to [0, 1] or [-1, 1];
+ * {@link preprocessFashion} (grey, garment bright on a 0 background whichever side of the
+ * background it lies on, trimmed and padded to the input size keeping its aspect ratio);
+ * `rgb-unit` and `rgb-signed` resize the upright RGB image to the input size (squashing, as the
+ * training images were) and scale it to [0, 1] or [-1, 1];
  * `caffe` resizes it likewise, reorders the channels to BGR and subtracts {@link CAFFE_MEAN_BGR}
  * without scaling (Keras `preprocess_input` mode 'caffe').
  *
- * @throws {UserError} the decoder's ids, and `image.no_ink` for a digit model.
+ * @throws {UserError} the decoder's ids, `image.no_ink` for a digit model and `image.no_garment`
+ *   for a `fashion-gray` one.
  * @throws {Error} for `caffe` with an input shape of other than 3 channels, `fashion-gray` with
  *   other than 1.
  * @example

@@ -1,8 +1,17 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { formatNumber, formatPercent, type Language } from '../../../src/core/i18n.ts';
+import {
+  formatCompact,
+  formatNumber,
+  formatPercent,
+  translator,
+  type Language,
+} from '../../../src/core/i18n.ts';
 import en from '../../../src/core/locales/en.json' with { type: 'json' };
+import { archNotes } from '../../../src/core/commands/arch.ts';
+import { compareTable } from '../../../src/core/commands/compare.ts';
 import { commands } from '../../../src/core/commands/index.ts';
+import type { ModelMeta } from '../../../src/ml/model-meta.ts';
 import { predictionCaption } from '../../../src/core/commands/predict.ts';
 import { initBackend } from '../../../src/ml/backend.ts';
 import { fakeContext, imageOf, isPng, makeCore, readImg } from './helpers.ts';
@@ -154,7 +163,27 @@ describe('/arch', () => {
     );
     const extra = await send('/arch lenet-mnist please', 'en');
     expect(extra.texts[0]).toContain('Usage: /arch [model]');
+    const russian = await send('/arch lenet-mnist пожалуйста', 'ru');
+    expect(russian.texts[0]).toContain('Как пользоваться: /arch [модель]');
   });
+
+  it.each(['en', 'ru'] as const)(
+    'gives sizes in decimal units and ends no sentence of MACs on a number, in %s',
+    async (lang) => {
+      const profile = await env.services.profiler.profile('lenet-mnist');
+      const notes = archNotes(profile, translator(lang), lang);
+      // 44,426 float32 weights: 177,704 bytes, 177.7 kB (173.5 with 1,024-byte units).
+      expect(notes[0]).toContain(lang === 'en' ? '177.7 kB' : '177,7 кБ');
+      // FLOPs in short form end in `тыс.` in Russian: a full stop after it would be doubled.
+      expect(notes[1]).toContain(`FLOPs (${formatCompact(profile.stats.flops, lang)})`);
+      expect(notes[1]).not.toMatch(/\d\s*(тыс|млн|млрд)?\.(\s|$)/);
+      expect(notes[1]).not.toContain('..');
+      if (lang === 'ru') {
+        expect(notes[1]).toContain('Пакетная нормализация');
+        expect(notes[1]).not.toContain('Batch');
+      }
+    },
+  );
 });
 
 describe('/compare', () => {
@@ -177,6 +206,88 @@ describe('/compare', () => {
     expect(isPng(out.images[0]!.png)).toBe(true);
     expect(get).not.toHaveBeenCalled();
     get.mockRestore();
+  });
+});
+
+/** The shipped LeNet's metadata, recast as a uint8-quantized model of another id. */
+async function quantizedMeta(float32TestAccuracy?: number): Promise<ModelMeta> {
+  const [lenet] = await env.registry.list();
+  return {
+    ...lenet!,
+    id: 'quantized-lenet',
+    testAccuracy: 0.9895,
+    quantization: {
+      dtype: 'uint8',
+      ...(float32TestAccuracy === undefined ? {} : { float32TestAccuracy }),
+      float32Bytes: 86_500_000,
+      bytes: 21_734_000,
+    },
+  };
+}
+
+describe('quantized weights', () => {
+  it.each([
+    ['en', '21.73 (uint8)', '0.18', '86.5 MB as float32', '99.12% with the float32 ones'],
+    ['ru', '21,73 (uint8)', '0,18', 'во float32 — 86,5 МБ', 'у весов float32 — 99,12\u00a0%'],
+  ] as const)(
+    'are marked beside their size in the %s comparison, the float32 accuracy in a footnote',
+    async (lang, size, lenetSize, float32Size, float32Accuracy) => {
+      const profile = await env.services.profiler.profile('lenet-mnist');
+      const meta = await quantizedMeta(0.9912);
+      const table = compareTable(
+        [
+          { meta: profile.meta, profile },
+          { meta, profile: { ...profile, meta, weightFileBytes: 21_734_000 } },
+        ],
+        translator(lang),
+        lang,
+      );
+      expect(table.rows.map((r) => r[5])).toEqual([lenetSize, size]);
+      expect(table.footnotes).toHaveLength(2);
+      expect(table.footnotes?.[1]).toMatch(/^quantized-lenet: /);
+      expect(table.footnotes?.[1]).toContain(float32Size);
+      expect(table.footnotes?.[1]).toContain(float32Accuracy);
+    },
+  );
+
+  it('keep the size their metadata records when the model cannot be loaded', async () => {
+    const meta = await quantizedMeta();
+    const table = compareTable([{ meta }], translator('en'), 'en');
+    expect(table.rows[0]?.[5]).toBe('21.73 (uint8)');
+    expect(table.rows[0]?.[3]).toBe('—');
+    expect(table.footnotes?.[1]).toBe(
+      en['quantized.note_unmeasured']
+        .replace('{{model}}', 'quantized-lenet')
+        .replace('{{dtype}}', 'uint8')
+        .replace('{{float32Size}}', '86.5 MB'),
+    );
+  });
+
+  it.each([
+    [
+      'en',
+      'quantized-lenet: lenet on mnist, test accuracy 98.95% (uint8 weights; float32: 99.12%)',
+    ],
+    [
+      'ru',
+      'quantized-lenet: lenet на mnist, точность на тесте 98,95\u00a0% (веса uint8; у float32: 99,12\u00a0%)',
+    ],
+  ] as const)('are named in the %s /models list, with the float32 accuracy', async (lang, line) => {
+    const [lenet] = await env.registry.list();
+    const meta = await quantizedMeta(0.9912);
+    const { core } = makeCore({
+      overrides: {
+        models: {
+          list: () => Promise.resolve([lenet!, meta]),
+          get: (id) => env.registry.get(id),
+        },
+      },
+    });
+    const { ctx, out } = fakeContext({ text: '/models', language: clients[lang] });
+    await core.handle(ctx);
+    expect(out.images).toHaveLength(1);
+    expect(isPng(out.images[0]!.png)).toBe(true);
+    expect(out.images[0]!.caption.split('\n')).toContain(line);
   });
 });
 

@@ -64,7 +64,10 @@ describe('a bare photo', () => {
     const { ctx, out } = fakeContext({ image: imageOf(seven), language: 'ru' });
     store.chats.setDefaultModel('web', ctx.chat, 'cifar-net');
     await c.handle(ctx);
-    expect(out.texts).toEqual(['Модели «cifar-net» нет. Есть: lenet-mnist.']);
+    // The list names whatever models/ holds, lenet-mnist among them.
+    expect(out.texts[0]).toMatch(
+      /^Модели «cifar-net» нет\. Есть: ([a-z0-9-]+, )*lenet-mnist(, [a-z0-9-]+)*\.$/,
+    );
     expect(store.submissions.rows[0]).toEqual(
       expect.objectContaining({ modelId: 'cifar-net', errorCode: 'model.unknown' }),
     );
@@ -105,7 +108,7 @@ describe('user errors', () => {
 
   it('refuse an oversized file from its declared size, without downloading it', async () => {
     const { core: c, store } = core();
-    const image = imageOf(seven, 50 * 2 ** 20);
+    const image = imageOf(seven, 50_000_000);
     const { ctx, out } = fakeContext({ image, language: 'ru' });
     await c.handle(ctx);
     expect(image.fetches).toBe(0);
@@ -115,7 +118,7 @@ describe('user errors', () => {
     expect(store.submissions.rows[0]).toEqual(
       expect.objectContaining({
         errorCode: 'image.too_large_bytes',
-        imageBytes: 50 * 2 ** 20,
+        imageBytes: 50_000_000,
         imageSha256: null,
       }),
     );
@@ -134,7 +137,9 @@ describe('user errors', () => {
     const image = imageOf(seven);
     const { ctx, out } = fakeContext({ text: '/predict mobilenet-imagenet', image });
     await c.handle(ctx);
-    expect(out.texts).toEqual(['There is no model “mobilenet-imagenet”. Available: lenet-mnist.']);
+    expect(out.texts[0]).toMatch(
+      /^There is no model “mobilenet-imagenet”\. Available: ([a-z0-9-]+, )*lenet-mnist(, [a-z0-9-]+)*\.$/,
+    );
     expect(image.fetches).toBe(0);
     expect(store.submissions.rows[0]?.errorCode).toBe('model.unknown');
   });

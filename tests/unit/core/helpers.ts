@@ -39,7 +39,7 @@ export function makeCore(
   const services: CoreServices = {
     ...buildCoreServices({
       config: {
-        MAX_IMAGE_BYTES: 2 * 1024 * 1024,
+        MAX_IMAGE_BYTES: 2_000_000,
         MAX_IMAGE_PIXELS: 40_000_000,
         DEFAULT_MODEL: 'lenet-mnist',
       },

@@ -3,6 +3,7 @@ import { USER_ERROR_IDS } from '../../../src/core/errors.ts';
 import {
   clientLanguage,
   errorTitleKey,
+  formatBytes,
   formatMegabytes,
   formatPercent,
   resolveLanguage,
@@ -100,8 +101,19 @@ describe('formatting', () => {
     expect(formatPercent(0.00001, 'en')).toBe('<0.1%');
     expect(formatPercent(0.9901, 'en', 2)).toBe('99.01%');
   });
-  it('formats sizes in megabytes', () => {
-    expect(formatMegabytes(20 * 2 ** 20, 'en')).toBe('20 MB');
-    expect(formatMegabytes(20 * 2 ** 20, 'ru')).toBe('20 МБ');
+  it('formats sizes in decimal megabytes', () => {
+    expect(formatMegabytes(20_000_000, 'en')).toBe('20 MB');
+    expect(formatMegabytes(20_000_000, 'ru')).toBe('20 МБ');
+    expect(formatMegabytes(20 * 2 ** 20, 'en')).toBe('21 MB');
+  });
+
+  it('formats sizes with decimal units, 1 kB being 1,000 bytes', () => {
+    expect(formatBytes(999, 'en')).toBe('999 B');
+    expect(formatBytes(177_704, 'en')).toBe('177.7 kB');
+    expect(formatBytes(177_704, 'ru')).toBe('177,7 кБ');
+    expect(formatBytes(86_500_000, 'en')).toBe('86.5 MB');
+    expect(formatBytes(86_500_000, 'ru')).toBe('86,5 МБ');
+    expect(formatBytes(999_960, 'en')).toBe('1 MB');
+    expect(formatBytes(2_500_000_000, 'en')).toBe('2.5 GB');
   });
 });

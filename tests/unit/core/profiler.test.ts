@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createModelProfiler } from '../../../src/core/profiler.ts';
+import { createTaskQueue } from '../../../src/core/queue.ts';
 import { buildLeNet } from '../../../src/ml/architectures/lenet.ts';
 import { initBackend } from '../../../src/ml/backend.ts';
 import { readModelMeta } from '../../../src/ml/model-meta.ts';
@@ -44,5 +45,22 @@ describe('createModelProfiler', () => {
     await expect(profiler.profile('lenet-mnist')).rejects.toThrow('disk busy');
     await expect(profiler.profile('lenet-mnist')).resolves.toHaveProperty('meta.id', 'lenet-mnist');
     expect(get).toHaveBeenCalledTimes(2);
+  });
+
+  it('measures in the queue it is given, after the classification already in it', async () => {
+    const queue = createTaskQueue(1);
+    let release = (): void => undefined;
+    const classification = queue.run(() => new Promise<void>((r) => (release = r)));
+    const get = vi.fn(() => Promise.resolve(loaded));
+    const profiler = createModelProfiler({ get }, QUICK_LATENCY, queue);
+
+    const profile = profiler.profile('lenet-mnist');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(get).not.toHaveBeenCalled();
+    release();
+    await classification;
+
+    await expect(profile).resolves.toHaveProperty('meta.id', 'lenet-mnist');
+    expect(get).toHaveBeenCalledTimes(1);
   });
 });

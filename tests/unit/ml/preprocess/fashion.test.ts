@@ -70,12 +70,35 @@ describe('preprocessFashion', () => {
     expect(at(input, 14, 14)).toBeGreaterThan(0.6);
   });
 
-  it('uses the whole picture when nothing stands out from the background', async () => {
-    const { input, stats } = await preprocessFashion(await photo('white', 'white'), limits);
+  it.each([
+    ['a dark garment on a mid-dark background', 'rgb(115,115,115)', 'rgb(25,25,25)', true],
+    ['a white garment on a mid-grey background', 'rgb(150,150,150)', 'rgb(240,240,240)', false],
+  ] as const)(
+    'finds %s from the garment’s side of it, not from the background’s lightness',
+    async (_, background, garment, inverted) => {
+      const { input, stats } = await preprocessFashion(await photo(background, garment), limits);
 
-    expect(stats.box).toEqual({ x: 0, y: 0, width: stats.workWidth, height: stats.workHeight });
-    expect(Math.max(...input)).toBe(0);
-  });
+      expect(stats.inverted).toBe(inverted);
+      expect(at(input, 14, 14)).toBeGreaterThan(0.7);
+      expect(at(input, 0, 0)).toBe(0);
+      // 14 of 28 columns bright: a mean of about a half, far from an all-zero input.
+      const mean = input.reduce((a, v) => a + v, 0) / input.length;
+      expect(mean).toBeGreaterThan(0.3);
+      expect(brightColumns(input)).toEqual([...Array(14).keys()].map((i) => i + 7));
+    },
+  );
+
+  it.each([
+    ['white', 'white'],
+    ['rgb(115,115,115)', 'rgb(118,118,118)'],
+  ])(
+    'refuses a picture where nothing stands out (%s background, %s shape) with image.no_garment',
+    async (background, shape) => {
+      await expect(preprocessFashion(await photo(background, shape), limits)).rejects.toMatchObject(
+        { name: 'UserError', id: 'image.no_garment' },
+      );
+    },
+  );
 
   it('refuses what is not an image with the decoder ids', async () => {
     await expect(preprocessFashion(new Uint8Array(0), limits)).rejects.toMatchObject({
