@@ -157,7 +157,7 @@ describe('the Discord adapter against a fake Discord', () => {
     expect(content(edit)).toBe(
       en['error.model.unknown']
         .replace('{{model}}', 'resnet-99')
-        .replace('{{known}}', 'lenet-mnist'),
+        .replace('{{known}}', (await env.registry.list()).map((m) => m.id).join(', ')),
     );
   });
 
