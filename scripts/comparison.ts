@@ -121,7 +121,7 @@ async function main(registry: ModelRegistry): Promise<void> {
           { label: a, history: histories.get(a) ?? [] },
           { label: b, history: histories.get(b) ?? [] },
         ],
-        `${title}: learning curves (validation solid, training dashed)`,
+        `${title}: learning curves`,
       ),
     );
     await writeFile(path.join(OUT_DIR, `${file}-figures.png`), await bars([pa, pb], title));

@@ -43,7 +43,7 @@ export async function renderLearningCurves(
   const spec: vl.TopLevelSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     background: 'white',
-    ...(title ? { title } : {}),
+    title: { text: title ?? '', subtitle: 'validation solid, training dashed' },
     data: { values },
     facet: {
       column: { field: 'metric', type: 'nominal', sort: ['loss', 'accuracy'], title: null },
@@ -56,12 +56,12 @@ export async function renderLearningCurves(
         x: { field: 'epoch', type: 'quantitative', axis: { tickMinStep: 1 }, title: 'epoch' },
         y: { field: 'value', type: 'quantitative', scale: { zero: false }, title: null },
         color: { field: 'run', type: 'nominal', title: 'model' },
+        // Vega draws no visible symbol for a dash legend here; the subtitle says it instead.
         strokeDash: {
           field: 'split',
           type: 'nominal',
           sort: ['validation', 'train'],
-          title: 'split',
-          legend: { symbolType: 'stroke', symbolStrokeWidth: 2 },
+          legend: null,
         },
       },
     },
