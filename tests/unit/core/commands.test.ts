@@ -78,7 +78,7 @@ describe('/models', () => {
   ] as const)(
     'answers with a table image, the shipped LeNet with its data set and accuracy in %s as its caption',
     async (lang, word, mark) => {
-      const [meta] = await env.registry.list();
+      const meta = (await env.registry.list()).find((m) => m.id === 'lenet-mnist');
       const out = await send('/models', lang);
       expect(out.texts).toEqual([]);
       expect(out.images).toHaveLength(1);
@@ -211,7 +211,7 @@ describe('/compare', () => {
 
 /** The shipped LeNet's metadata, recast as a uint8-quantized model of another id. */
 async function quantizedMeta(float32TestAccuracy?: number): Promise<ModelMeta> {
-  const [lenet] = await env.registry.list();
+  const lenet = (await env.registry.list()).find((m) => m.id === 'lenet-mnist');
   return {
     ...lenet!,
     id: 'quantized-lenet',
@@ -273,7 +273,7 @@ describe('quantized weights', () => {
       'quantized-lenet: lenet на mnist, точность на тесте 98,95\u00a0% (веса uint8; у float32: 99,12\u00a0%)',
     ],
   ] as const)('are named in the %s /models list, with the float32 accuracy', async (lang, line) => {
-    const [lenet] = await env.registry.list();
+    const lenet = (await env.registry.list()).find((m) => m.id === 'lenet-mnist');
     const meta = await quantizedMeta(0.9912);
     const { core } = makeCore({
       overrides: {
