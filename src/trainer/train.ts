@@ -237,8 +237,15 @@ export function outputUnits(model: tf.LayersModel): number {
  * mini-batch (`trainOnBatch`), holding out the last `validationSplit` of a seeded permutation
  * for validation, as Keras' `fit(validation_split=...)` does after shuffling.
  *
+ * With `onCheckpoint`, hands over the whole state after every epoch; with `resume`, goes on from
+ * such a state (weights, Adam's moments and step, the random generator, history, best epoch) and
+ * ends with the same weights as a run never interrupted. With `earlyStopping`, stops after
+ * `patience` epochs without a better validation accuracy and restores the best epoch's weights.
+ *
  * Tensors: every batch is disposed; `tf.memory().numTensors` is the same before and after,
  * apart from the optimizer's slots, which are disposed at the end.
+ * @throws {Error} when early stopping is asked without a validation split, or `resume` holds
+ *   weights that do not fit `model`.
  */
 export async function trainClassifier(
   model: tf.LayersModel,
