@@ -161,7 +161,10 @@ describe('train (CLI)', () => {
 
   it("refuses bad settings before loading any data, with commander's one-line errors", async () => {
     const bad = [
-      [['nosuch'], /value 'nosuch' is invalid for argument 'model'\. Allowed choices are lenet-mnist, /],
+      [
+        ['nosuch'],
+        /value 'nosuch' is invalid for argument 'model'\. Allowed choices are lenet-mnist, /,
+      ],
       [['mobilenet-fashion', '--schedule', 'linear'], /Allowed choices are cosine, step, constant/],
       [['mobilenet-fashion', '--lr', '0'], /expected a number above 0/],
       [['mobilenet-fashion', '--validation-split', '1.5'], /expected a share from 0 up to/],
