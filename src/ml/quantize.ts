@@ -141,14 +141,7 @@ export function quantizeWeights(
     }
     offset = end;
   }
-  const total = parts.reduce((sum, p) => sum + p.byteLength, 0);
-  const joined = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    joined.set(p, at);
-    at += p.byteLength;
-  }
-  return { specs: out, data: joined };
+  return { specs: out, data: concatBytes(parts) };
 }
 
 /**
@@ -196,13 +189,8 @@ export function applyQuantization(model: tf.LayersModel, dtype: QuantizeDtype): 
     // Index names: two layers may hold weights of the same name.
     specs.push({ name: String(i), shape: w.shape.map((d) => d ?? 1), dtype: w.dtype });
   });
-  const float32Bytes = parts.reduce((sum, p) => sum + p.byteLength, 0);
-  const plain = new Uint8Array(float32Bytes);
-  let at = 0;
-  for (const p of parts) {
-    plain.set(p, at);
-    at += p.byteLength;
-  }
+  const plain = concatBytes(parts);
+  const float32Bytes = plain.byteLength;
   const quantized = quantizeWeights(specs, plain.buffer, dtype);
   const decoded = tf.io.decodeWeights(bufferOf(quantized.data), quantized.specs);
   try {
@@ -215,6 +203,20 @@ export function applyQuantization(model: tf.LayersModel, dtype: QuantizeDtype): 
     tf.dispose(decoded);
   }
   return { float32Bytes, bytes: quantized.data.byteLength };
+}
+
+/**
+ * The parts one after another in a fresh buffer of their own (offset 0, unlike `Buffer.concat`,
+ * whose small results share Node's pool).
+ */
+function concatBytes(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const joined = new Uint8Array(parts.reduce((sum, p) => sum + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    joined.set(p, at);
+    at += p.byteLength;
+  }
+  return joined;
 }
 
 /** The bytes of `a` as an ArrayBuffer of their own (no copy when `a` spans its buffer). */

@@ -76,6 +76,26 @@ const digitAugment =
     }
   };
 
+/** ResNet-18 and its plain twin train by one recipe, so that only the shortcuts differ. */
+const RESNET18_DEFAULTS: Recipe['defaults'] = {
+  epochs: 12,
+  batchSize: 128,
+  learningRate: 2e-3,
+  validationSplit: 0.1,
+  schedule: 'cosine',
+  patience: 4,
+};
+
+/** The MobileNet-like net and its plain twin train by one recipe too. */
+const FASHION_DEFAULTS: Recipe['defaults'] = {
+  epochs: 4,
+  batchSize: 128,
+  learningRate: 3e-3,
+  validationSplit: 0.1,
+  schedule: 'cosine',
+  patience: 3,
+};
+
 /** The models `train` knows, by id. */
 export const RECIPES: Readonly<Record<string, Recipe>> = {
   'lenet-mnist': {
@@ -117,14 +137,7 @@ export const RECIPES: Readonly<Record<string, Recipe>> = {
     dataset: 'cifar-10',
     preprocess: 'rgb-unit',
     build: (seed) => buildResNet18({ seed }),
-    defaults: {
-      epochs: 12,
-      batchSize: 128,
-      learningRate: 2e-3,
-      validationSplit: 0.1,
-      schedule: 'cosine',
-      patience: 4,
-    },
+    defaults: RESNET18_DEFAULTS,
     augment: cropFlip,
   },
   'plaincnn18-cifar10': {
@@ -133,14 +146,7 @@ export const RECIPES: Readonly<Record<string, Recipe>> = {
     dataset: 'cifar-10',
     preprocess: 'rgb-unit',
     build: (seed) => buildResNet18({ seed, shortcuts: false }),
-    defaults: {
-      epochs: 12,
-      batchSize: 128,
-      learningRate: 2e-3,
-      validationSplit: 0.1,
-      schedule: 'cosine',
-      patience: 4,
-    },
+    defaults: RESNET18_DEFAULTS,
     augment: cropFlip,
   },
   'mobilenet-fashion': {
@@ -149,14 +155,7 @@ export const RECIPES: Readonly<Record<string, Recipe>> = {
     dataset: 'fashion-mnist',
     preprocess: 'fashion-gray',
     build: (seed) => buildMobileNetLike({ seed }),
-    defaults: {
-      epochs: 4,
-      batchSize: 128,
-      learningRate: 3e-3,
-      validationSplit: 0.1,
-      schedule: 'cosine',
-      patience: 3,
-    },
+    defaults: FASHION_DEFAULTS,
   },
   'plaincnn-fashion': {
     id: 'plaincnn-fashion',
@@ -164,13 +163,6 @@ export const RECIPES: Readonly<Record<string, Recipe>> = {
     dataset: 'fashion-mnist',
     preprocess: 'fashion-gray',
     build: (seed) => buildMobileNetLike({ seed, separable: false }),
-    defaults: {
-      epochs: 4,
-      batchSize: 128,
-      learningRate: 3e-3,
-      validationSplit: 0.1,
-      schedule: 'cosine',
-      patience: 3,
-    },
+    defaults: FASHION_DEFAULTS,
   },
 };

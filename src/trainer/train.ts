@@ -322,12 +322,11 @@ export async function trainClassifier(
         samplesPerSec: seen / seconds,
       };
       history.push(record);
-      if (opt.earlyStopping && (!best || record.valAcc > best.valAcc)) {
-        best = {
-          epoch: record.epoch,
-          valAcc: record.valAcc,
-          weights: await hostWeights(model.weights),
-        };
+      const improved = opt.earlyStopping && (!best || record.valAcc > best.valAcc);
+      // One host copy of the weights serves both the best epoch and the checkpoint.
+      const weights = improved || opt.onCheckpoint ? await hostWeights(model.weights) : undefined;
+      if (improved && weights) {
+        best = { epoch: record.epoch, valAcc: record.valAcc, weights };
       }
       opt.onProgress?.({ kind: 'epoch-end', record });
       await opt.onEpochEnd?.(record, model);
@@ -336,7 +335,7 @@ export async function trainClassifier(
           epochsDone: epoch + 1,
           history: [...history],
           rngState: rng.state(),
-          weights: await hostWeights(model.weights),
+          weights: weights ?? (await hostWeights(model.weights)),
           optimizer: await hostNamedTensors(await optimizer.getWeights()),
           ...(best ? { best } : {}),
         });
@@ -381,22 +380,31 @@ async function hostNamedTensors(named: readonly NamedTensor[]): Promise<HostTens
 }
 
 /**
- * Sets a model's weights from host copies, checking names and shapes.
- * @throws {Error} when the checkpoint is of another architecture.
+ * Why host copies of weights cannot be set into `model` (another architecture: another count of
+ * weights or another shape), or `undefined` when they fit, in `model.weights` order.
  */
-export function setHostWeights(model: tf.LayersModel, weights: readonly HostTensor[]): void {
+export function weightsMismatch(
+  model: tf.LayersModel,
+  weights: readonly HostTensor[],
+): string | undefined {
   const vars = model.weights;
   if (vars.length !== weights.length) {
-    throw new Error(`checkpoint holds ${weights.length} weights, the model has ${vars.length}`);
+    return `checkpoint holds ${weights.length} weights, the model has ${vars.length}`;
   }
-  vars.forEach((v, i) => {
-    const w = weights[i];
-    if (!w || w.shape.join('x') !== v.shape.join('x')) {
-      throw new Error(
-        `checkpoint weight ${i} (${w?.name}) does not fit ${v.originalName} [${v.shape.join(', ')}]`,
-      );
-    }
-  });
+  const i = vars.findIndex((v, k) => weights[k]?.shape.join('x') !== v.shape.join('x'));
+  if (i < 0) return undefined;
+  const v = vars[i]!;
+  return `checkpoint weight ${i} (${weights[i]?.name}) does not fit ${v.originalName} [${v.shape.join(', ')}]`;
+}
+
+/**
+ * Sets a model's weights from host copies, checking names and shapes.
+ * @throws {Error} when the checkpoint is of another architecture ({@link weightsMismatch}).
+ */
+export function setHostWeights(model: tf.LayersModel, weights: readonly HostTensor[]): void {
+  const mismatch = weightsMismatch(model, weights);
+  if (mismatch) throw new Error(mismatch);
+  const vars = model.weights;
   // Variable by variable: `model.setWeights` takes layer order, which differs from
   // `model.weights` (all trainable, then all non-trainable) once a model has batch norm.
   vars.forEach((v, i) => {

@@ -28,6 +28,7 @@ import {
   trainClassifier,
   type LabelledImages,
   type TrainCheckpoint,
+  weightsMismatch,
 } from '../../trainer/train.ts';
 import {
   parseCountOption,
@@ -96,11 +97,10 @@ async function resumableCheckpoint(
     }
     return undefined;
   }
-  const shapes = (ws: readonly { readonly shape: readonly (number | null)[] }[]) =>
-    ws.map((w) => w.shape.join('x')).join(',');
-  if (shapes(found.weights) !== shapes(model.weights)) {
+  const mismatch = weightsMismatch(model, found.weights);
+  if (mismatch) {
     console.log(
-      `not resuming ${dir}: its weights do not fit this model's architecture (changed since?); it will be replaced`,
+      `not resuming ${dir}: its weights do not fit this model's architecture (changed since?: ${mismatch}); it will be replaced`,
     );
     return undefined;
   }
