@@ -132,9 +132,12 @@ describe('classifyImage with CIFAR-10 and Fashion-MNIST models (quantized)', () 
     'resizes a photo to 32x32 RGB in [0, 1] for a CIFAR-10 model: %o is %s',
     async (colour, label) => {
       const loaded = await classes.get('tiny-cifar10');
+      const photo = await plainPhoto(colour);
+      const before = tf.memory().numTensors;
 
-      const r = await classifyImage(loaded, await plainPhoto(colour), limits);
+      const r = await classifyImage(loaded, photo, limits);
 
+      expect(tf.memory().numTensors).toBe(before);
       expect(r.label).toBe(label);
       expect(r.model).toBe('tiny-cifar10');
       expect(r.input).toMatchObject({ width: 32, height: 32, channels: 3, range: 'unit' });
@@ -148,9 +151,12 @@ describe('classifyImage with CIFAR-10 and Fashion-MNIST models (quantized)', () 
     ['a dark wide one on white', 'white', '#222', false, 'Bag'],
   ] as const)('names the Fashion-MNIST class of %s', async (_, background, shape, tall, label) => {
     const loaded = await classes.get('tiny-fashion');
+    const photo = await garmentPhoto(background, shape, tall);
+    const before = tf.memory().numTensors;
 
-    const r = await classifyImage(loaded, await garmentPhoto(background, shape, tall), limits);
+    const r = await classifyImage(loaded, photo, limits);
 
+    expect(tf.memory().numTensors).toBe(before);
     expect(r.label).toBe(label);
     expect(r.confident).toBe(true);
     expect(r.input).toMatchObject({ width: 28, height: 28, channels: 1, range: 'unit' });

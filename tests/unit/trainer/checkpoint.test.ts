@@ -84,7 +84,9 @@ describe('training checkpoints', () => {
 
     const second = tiny(9);
     // Scrambled weights: the checkpoint must replace every one of them.
-    second.setWeights(second.getWeights().map((w) => tf.randomNormal(w.shape)));
+    const noise = second.getWeights().map((w) => tf.randomNormal(w.shape));
+    second.setWeights(noise);
+    tf.dispose(noise);
     const before = tf.memory().numTensors;
     const resumed = await trainClassifier(second, data, { ...base, resume: saved! });
     expect(tf.memory().numTensors).toBe(before);
