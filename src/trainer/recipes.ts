@@ -122,7 +122,7 @@ export const RECIPES: Readonly<Record<string, Recipe>> = {
     preprocess: 'rgb-unit',
     build: (seed) => buildAlexNet({ seed }),
     defaults: {
-      epochs: 8,
+      epochs: 12,
       batchSize: 128,
       learningRate: 1e-3,
       validationSplit: 0.1,

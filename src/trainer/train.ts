@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
 import type { PRNG } from 'seedrandom';
+import { setDropoutStep } from '../ml/architectures/dropout.ts';
 
 type NamedTensor = Awaited<ReturnType<tf.Optimizer['getWeights']>>[number];
 
@@ -288,6 +289,7 @@ export async function trainClassifier(
       // tfjs's Adam keeps its learning rate in a protected field; there is no public setter.
       (optimizer as unknown as { learningRate: number }).learningRate = lr;
       opt.onProgress?.({ kind: 'epoch-start', epoch, epochs: opt.epochs, batches });
+      setDropoutStep(model, epoch * batches);
       const order = shuffledIndices(trainIdx.length, rng);
       const te = performance.now();
       let lossSum = 0;

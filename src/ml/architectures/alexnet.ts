@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { StepSeededDropout } from './dropout.ts';
 import { GraphBuilder, seededInit } from './graph-builder.ts';
 
 /** Options of {@link buildAlexNet}. */
@@ -94,9 +95,9 @@ export function buildAlexNet(options: AlexNetOptions = {}): tf.LayersModel {
     pool('pool5'),
     tf.layers.flatten({ name: 'flatten' }),
     dense('fc6', 4096),
-    tf.layers.dropout({ name: 'drop6', rate: 0.5, seed: dropoutSeed }),
+    new StepSeededDropout({ name: 'drop6', rate: 0.5, seed: dropoutSeed }),
     dense('fc7', 4096),
-    tf.layers.dropout({ name: 'drop7', rate: 0.5, seed: dropoutSeed + 1 }),
+    new StepSeededDropout({ name: 'drop7', rate: 0.5, seed: dropoutSeed + 1 }),
     tf.layers.dense({
       name: 'predictions',
       units: options.numClasses ?? 10,

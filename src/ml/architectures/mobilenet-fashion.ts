@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { StepSeededDropout } from './dropout.ts';
 import { GraphBuilder, seededInit } from './graph-builder.ts';
 
 /** One block: output channels and the stride of its 3x3 (depthwise or full) conv. */
@@ -112,7 +113,7 @@ export function buildMobileNetLike(options: MobileNetLikeOptions = {}): tf.Layer
   x = g.chain(
     x,
     tf.layers.globalAveragePooling2d({ name: 'avg_pool' }),
-    tf.layers.dropout({ name: 'dropout', rate: 0.2, seed: seed + 1000 }),
+    new StepSeededDropout({ name: 'dropout', rate: 0.2, seed: seed + 1000 }),
     tf.layers.dense({
       name: 'predictions',
       units: options.numClasses ?? 10,
