@@ -74,6 +74,8 @@ export const modelMetaSchema = z.object({
       seed: z.number().int(),
       validationSplit: z.number().min(0).max(1).optional(),
       samplesPerSec: z.number().optional(),
+      /** Worker threads of data-parallel training (1: the main thread alone). */
+      workers: z.number().int().positive().optional(),
       command: z.string().optional(),
     })
     .optional(),

@@ -2,6 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
 import type { PRNG } from 'seedrandom';
 import { setDropoutStep } from '../ml/architectures/dropout.ts';
+import { createParallelModel } from '../ml/engine/parallel-model.ts';
+import type { NamedArray, ParallelModel } from '../ml/engine/parallel-model.ts';
 
 type NamedTensor = Awaited<ReturnType<tf.Optimizer['getWeights']>>[number];
 
@@ -85,15 +87,18 @@ export interface TrainOptions {
    * optimizer's moments, the random generator, the history and the best epoch so far.
    */
   readonly onCheckpoint?: (checkpoint: TrainCheckpoint) => Promise<void>;
+  /**
+   * Worker threads to train on (one core each; default 1: the model trains in this thread).
+   * Above 1, synchronous data parallelism over {@link ParallelModel} replicas: each batch is split
+   * between the workers and their gradients averaged, so the trainable weights follow the same
+   * path as with one worker up to float rounding; batch-norm moving statistics are worker 0's (its
+   * slices of the batches). A last batch with fewer rows than workers is left out of that epoch.
+   */
+  readonly workers?: number;
 }
 
 /** A tensor's values outside the engine (no disposal needed), e.g. for a checkpoint file. */
-export interface HostTensor {
-  readonly name: string;
-  readonly shape: readonly number[];
-  /** float32 values, row-major. */
-  readonly values: Float32Array;
-}
+export type HostTensor = NamedArray;
 
 /** A training run's state after a whole epoch; plain data, serialised by `checkpoint.ts`. */
 export interface TrainCheckpoint {
@@ -168,6 +173,14 @@ export function splitValidation(
   return { train: all.slice(0, cut), validation: all.slice(cut) };
 }
 
+/** A batch as host arrays: inputs float32 `[n, h, w, c]` and one-hot targets `[n, classes]`. */
+interface HostBatch {
+  readonly x: Float32Array;
+  readonly xShape: [number, number, number, number];
+  readonly y: Float32Array;
+  readonly yShape: [number, number];
+}
+
 function batchTensors(
   data: LabelledImages,
   indices: Uint32Array,
@@ -176,6 +189,18 @@ function batchTensors(
   numClasses: number,
   outliers?: OutlierSet,
 ): { x: tf.Tensor4D; y: tf.Tensor2D } {
+  const b = batchArrays(data, indices, fill, rng, numClasses, outliers);
+  return { x: tf.tensor4d(b.x, b.xShape), y: tf.tensor2d(b.y, b.yShape) };
+}
+
+function batchArrays(
+  data: LabelledImages,
+  indices: Uint32Array,
+  fill: BatchFiller,
+  rng: PRNG,
+  numClasses: number,
+  outliers?: OutlierSet,
+): HostBatch {
   const per = data.height * data.width * data.channels;
   const m = outliers ? Math.min(outliers.perBatch, outliers.count) : 0;
   const n = indices.length;
@@ -188,9 +213,98 @@ function batchTensors(
     buf.set(outliers.inputs.subarray(o * per, (o + 1) * per), (n + k) * per);
     target.fill(1 / numClasses, (n + k) * numClasses, (n + k + 1) * numClasses);
   }
-  const x = tf.tensor4d(buf, [n + m, data.height, data.width, data.channels]);
-  const y = tf.tensor2d(target, [n + m, numClasses]);
-  return { x, y };
+  return {
+    x: buf,
+    xShape: [n + m, data.height, data.width, data.channels],
+    y: target,
+    yShape: [n + m, numClasses],
+  };
+}
+
+/** What runs the training steps: the model in this thread, or its replicas in workers. */
+interface StepRunner {
+  /** Rows a batch needs at least. */
+  readonly minRows: number;
+  /** Sets the learning rate and the count of steps already run (dropout masks). */
+  configure(learningRate: number, step: number): Promise<void>;
+  /** One step; the batch's loss and accuracy before the update. */
+  step(batch: HostBatch): Promise<{ loss: number; acc: number }>;
+  /** Brings the model in this thread up to date with the weights trained. */
+  sync(): Promise<void>;
+  /** The optimizer's state, copied out. */
+  optimizerWeights(): Promise<HostTensor[]>;
+  dispose(): Promise<void>;
+}
+
+/** Adam on the model itself, through `trainOnBatch`. */
+async function localRunner(
+  model: tf.LayersModel,
+  learningRate: number,
+  resume?: TrainCheckpoint,
+): Promise<StepRunner> {
+  const optimizer = tf.train.adam(learningRate);
+  model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+  if (resume) await setOptimizerWeights(optimizer, resume.optimizer);
+  return {
+    minRows: 1,
+    configure: (lr, step) => {
+      // tfjs's Adam keeps its learning rate in a protected field; there is no public setter.
+      (optimizer as unknown as { learningRate: number }).learningRate = lr;
+      setDropoutStep(model, step);
+      return Promise.resolve();
+    },
+    step: async (b) => {
+      const x = tf.tensor4d(b.x, b.xShape);
+      const y = tf.tensor2d(b.y, b.yShape);
+      try {
+        const out = (await model.trainOnBatch(x, y)) as number[];
+        return { loss: out[0] ?? NaN, acc: out[1] ?? NaN };
+      } finally {
+        tf.dispose([x, y]);
+      }
+    },
+    sync: () => Promise.resolve(),
+    optimizerWeights: async () => hostNamedTensors(await optimizer.getWeights()),
+    dispose: () => {
+      optimizer.dispose();
+      return Promise.resolve();
+    },
+  };
+}
+
+/** Adam on replicas of the model in `workers` threads ({@link ParallelModel}). */
+async function parallelRunner(
+  model: tf.LayersModel,
+  workers: number,
+  learningRate: number,
+  resume?: TrainCheckpoint,
+): Promise<StepRunner> {
+  const parallel: ParallelModel = await createParallelModel(model, { workers });
+  try {
+    await parallel.compile({
+      loss: 'categoricalCrossentropy',
+      optimizer: { name: 'adam', learningRate },
+    });
+    if (resume) await parallel.setOptimizerWeights(resume.optimizer);
+  } catch (error) {
+    await parallel.dispose();
+    throw error;
+  }
+  return {
+    minRows: workers,
+    configure: (lr, step) => parallel.configureTraining({ learningRate: lr, step }),
+    step: (b) =>
+      parallel.trainStep({ values: b.x, shape: b.xShape }, { values: b.y, shape: b.yShape }),
+    sync: async () => {
+      const values = await parallel.getWeights(0);
+      const current = model.getWeights();
+      const tensors = values.map((v, i) => tf.tensor(v, current[i]?.shape));
+      model.setWeights(tensors);
+      tf.dispose(tensors);
+    },
+    optimizerWeights: () => parallel.getOptimizerWeights(),
+    dispose: () => parallel.dispose(),
+  };
 }
 
 /**
@@ -264,17 +378,22 @@ export async function trainClassifier(
   if (opt.earlyStopping && nVal === 0) {
     throw new Error('early stopping needs a validation split above 0');
   }
-  const optimizer = tf.train.adam(opt.learningRate(0));
-  model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+  const workers = opt.workers ?? 1;
+  if (!Number.isInteger(workers) || workers < 1) {
+    throw new RangeError(`workers must be a positive integer, got ${workers}`);
+  }
   const history: EpochRecord[] = [];
   let best: TrainCheckpoint['best'];
   if (opt.resume) {
     setHostWeights(model, opt.resume.weights);
-    await setOptimizerWeights(optimizer, opt.resume.optimizer);
     rng = seedrandom('', { state: opt.resume.rngState as seedrandom.State.Arc4 });
     history.push(...opt.resume.history);
     best = opt.resume.best;
   }
+  const runner =
+    workers > 1
+      ? await parallelRunner(model, workers, opt.learningRate(0), opt.resume)
+      : await localRunner(model, opt.learningRate(0), opt.resume);
   const fill = opt.trainFiller ?? plainFiller(data);
   const t0 = performance.now();
   const batches = Math.ceil(trainIdx.length / opt.batchSize);
@@ -286,10 +405,8 @@ export async function trainClassifier(
         break;
       }
       const lr = opt.learningRate(epoch);
-      // tfjs's Adam keeps its learning rate in a protected field; there is no public setter.
-      (optimizer as unknown as { learningRate: number }).learningRate = lr;
+      await runner.configure(lr, epoch * batches);
       opt.onProgress?.({ kind: 'epoch-start', epoch, epochs: opt.epochs, batches });
-      setDropoutStep(model, epoch * batches);
       const order = shuffledIndices(trainIdx.length, rng);
       const te = performance.now();
       let lossSum = 0;
@@ -300,17 +417,16 @@ export async function trainClassifier(
         const n = Math.min(opt.batchSize, trainIdx.length - from);
         const idx = new Uint32Array(n);
         for (let k = 0; k < n; k++) idx[k] = trainIdx[order[from + k] ?? 0] ?? 0;
-        const { x, y } = batchTensors(data, idx, fill, rng, numClasses, opt.outliers);
-        const out = (await model.trainOnBatch(x, y)) as number[];
-        tf.dispose([x, y]);
-        const loss = out[0] ?? NaN;
-        const acc = out[1] ?? NaN;
+        const batch = batchArrays(data, idx, fill, rng, numClasses, opt.outliers);
+        if (batch.xShape[0] < runner.minRows) continue;
+        const { loss, acc } = await runner.step(batch);
         lossSum += loss * n;
         accSum += acc * n;
         seen += n;
         opt.onProgress?.({ kind: 'batch', batch: b + 1, loss: lossSum / seen, acc: accSum / seen });
       }
       const seconds = (performance.now() - te) / 1000;
+      await runner.sync();
       const val =
         nVal > 0 ? await evaluateClassifier(model, data, valIdx) : { loss: NaN, acc: NaN };
       const record: EpochRecord = {
@@ -338,7 +454,7 @@ export async function trainClassifier(
           history: [...history],
           rngState: rng.state(),
           weights: weights ?? (await hostWeights(model.weights)),
-          optimizer: await hostNamedTensors(await optimizer.getWeights()),
+          optimizer: await runner.optimizerWeights(),
           ...(best ? { best } : {}),
         });
       }
@@ -346,7 +462,7 @@ export async function trainClassifier(
     if (opt.earlyStopping && best && best.epoch < history.length)
       setHostWeights(model, best.weights);
   } finally {
-    optimizer.dispose();
+    await runner.dispose();
   }
   return {
     history,

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -109,9 +110,14 @@ describe('train (CLI)', () => {
     expect(resumed.stdout).not.toMatch(/^epoch 1:/m);
     expect(resumed.stdout).toMatch(/^epoch 3:/m);
     expect(resumed.stdout).toMatch(/test accuracy on 100 images/);
+    // By default every core trains: one worker thread each.
+    const cores = availableParallelism();
+    expect(resumed.stdout).toContain(
+      `${cores} worker thread${cores === 1 ? '' : 's'} (wasm backend)`,
+    );
 
     const meta = JSON.parse(await readFile(path.join(shipped, 'meta.json'), 'utf8')) as {
-      training: { epochs: number; command: string };
+      training: { epochs: number; command: string; workers: number };
       testSamples: number;
       classNames: string[];
       preprocess: string;
@@ -121,6 +127,8 @@ describe('train (CLI)', () => {
     expect(meta.classNames[0]).toBe('T-shirt/top');
     expect(meta.preprocess).toBe('fashion-gray');
     expect(meta.training.command).toContain('train mobilenet-fashion --epochs 3 --batch 32');
+    expect(meta.training.command).toContain(`--workers ${cores}`);
+    expect(meta.training.workers).toBe(cores);
     const history = JSON.parse(await readFile(path.join(shipped, 'history.json'), 'utf8')) as {
       epoch: number;
     }[];
@@ -169,6 +177,7 @@ describe('train (CLI)', () => {
       [['mobilenet-fashion', '--lr', '0'], /expected a number above 0/],
       [['mobilenet-fashion', '--validation-split', '1.5'], /expected a share from 0 up to/],
       [['mobilenet-fashion', '--patience', '-1'], /expected 0 or a positive integer/],
+      [['mobilenet-fashion', '--workers', '0'], /expected a positive integer/],
     ] as const;
     for (const [args, message] of bad) {
       const run = await train([...args]);

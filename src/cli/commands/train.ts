@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { availableParallelism } from 'node:os';
 import { SingleBar, Presets } from 'cli-progress';
 import type * as tf from '@tensorflow/tfjs';
 import { Argument, Option, type Command } from 'commander';
@@ -126,6 +127,7 @@ interface TrainFlags {
   force: boolean;
   quantize: boolean;
   quantizeAbove: number;
+  workers?: number;
 }
 
 /** `train <model>`: trains a shipped model from scratch on its full data set. */
@@ -170,6 +172,11 @@ export function registerTrain(program: Command, config: Config): void {
       QUANTIZE_ABOVE_BYTES,
     )
     .option('--no-quantize', 'ship float32 weights whatever their size')
+    .option(
+      '--workers <n>',
+      `worker threads for data-parallel training on the wasm backend, one core each (default: every core, ${availableParallelism()} here)`,
+      parseIntOption,
+    )
     .action(async (id: string, flags: TrainFlags) => {
       const recipe = RECIPES[id];
       if (!recipe) throw new Error(`no recipe for "${id}"`); // commander checked the choices
@@ -186,10 +193,15 @@ export function registerTrain(program: Command, config: Config): void {
       const validationSplit = flags.validationSplit ?? recipe.defaults.validationSplit;
       const augment = flags.augment && recipe.augment !== undefined;
       const withOutliers = flags.outliers && recipe.outliers !== undefined;
+      // Workers replicate the wasm backend; the native backend already uses every core itself.
+      const workers = backend.name === 'wasm' ? (flags.workers ?? availableParallelism()) : 1;
+      if (flags.workers !== undefined && workers !== flags.workers) {
+        console.log(`--workers ignored: the ${backend.name} backend trains on every core itself`);
+      }
       const command = [
         `bin/cnn-classroom train ${id} --epochs ${epochs} --batch ${batchSize} --lr ${lr}`,
         `--schedule ${schedule} --patience ${patience} --seed ${flags.seed}`,
-        `--validation-split ${validationSplit}`,
+        `--validation-split ${validationSplit} --workers ${workers}`,
         augment || !recipe.augment ? '' : '--no-augment',
         withOutliers || !recipe.outliers ? '' : '--no-outliers',
       ]
@@ -208,6 +220,9 @@ export function registerTrain(program: Command, config: Config): void {
           `resuming from ${checkpointDir}: ${resume.epochsDone} of ${epochs} epochs done`,
         );
       }
+      console.log(
+        `training ${id} on ${train.count} images, ${workers} worker thread${workers === 1 ? '' : 's'} (${backend.name} backend)`,
+      );
       const outliers = withOutliers && recipe.outliers ? await recipe.outliers(dataDir) : undefined;
       const bar = new SingleBar(
         {
@@ -228,6 +243,7 @@ export function registerTrain(program: Command, config: Config): void {
         ...(outliers ? { outliers } : {}),
         ...(patience > 0 ? { earlyStopping: { patience } } : {}),
         ...(resume ? { resume } : {}),
+        workers,
         onCheckpoint: async (c) => {
           await saveCheckpoint(checkpointDir, fingerprint, c);
           await writeFile(
@@ -300,6 +316,7 @@ export function registerTrain(program: Command, config: Config): void {
           samplesPerSec: Math.round(
             result.history.reduce((sum, r) => sum + r.samplesPerSec, 0) / result.history.length,
           ),
+          workers,
           command,
         },
         ...(quantization ? { quantization } : {}),

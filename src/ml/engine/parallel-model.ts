@@ -1,9 +1,9 @@
 import { availableParallelism } from 'node:os';
 import type * as tf from '@tensorflow/tfjs';
-import type { LossName, OptimizerSpec, Response } from './protocol.ts';
+import type { LossName, NamedArray, OptimizerSpec, Response } from './protocol.ts';
 import { WorkerPool, modelSpec, splitRows } from './worker-pool.ts';
 
-export type { LossName, OptimizerSpec } from './protocol.ts';
+export type { LossName, NamedArray, OptimizerSpec } from './protocol.ts';
 
 /** Options of {@link createParallelModel}. */
 export interface ParallelModelOptions {
@@ -120,8 +120,17 @@ export class ParallelModel {
    * @param x inputs `[n, ...inputShape]`.
    * @param y targets: one-hot `[n, classes]` (categorical) or class indices `[n]` / `[n, 1]`.
    * @returns the batch's mean loss before the update.
+   * @throws {RangeError} when the batch has fewer rows than workers or targets than inputs.
    */
   async trainBatch(x: Batch, y: Batch): Promise<number> {
+    return (await this.trainStep(x, y)).loss;
+  }
+
+  /**
+   * {@link trainBatch}, also returning the batch's top-1 accuracy (0..1) before the update, as
+   * Keras' `trainOnBatch` reports its `accuracy` metric.
+   */
+  async trainStep(x: Batch, y: Batch): Promise<{ loss: number; acc: number }> {
     if (!this.compiled) {
       throw new Error('call compile() before trainBatch()');
     }
@@ -133,7 +142,7 @@ export class ParallelModel {
     }
     const xRow = x.values.length / n;
     const yRow = y.values.length / n;
-    const losses = await Promise.all(
+    const parts = await Promise.all(
       splitRows(n, this.pool.size).map(([start, end], rank) => {
         const xs = x.values.slice(start * xRow, end * xRow);
         const ys = y.values.slice(start * yRow, end * yRow);
@@ -148,10 +157,41 @@ export class ParallelModel {
             xs.buffer,
             ys.buffer,
           ])
-          .then((r) => expect(r, 'loss').loss);
+          .then((r) => expect(r, 'loss'));
       }),
     );
-    return losses.reduce((a, b) => a + b, 0);
+    return {
+      loss: parts.reduce((a, p) => a + p.loss, 0),
+      acc: parts.reduce((a, p) => a + p.acc, 0),
+    };
+  }
+
+  /**
+   * Sets, in every replica, the learning rate and/or the count of training steps already run
+   * (from which `StepSeededDropout` layers draw their masks; set it when resuming a run).
+   */
+  async configureTraining(options: { learningRate?: number; step?: number }): Promise<void> {
+    this.requireCompiled();
+    await this.pool.broadcast({ kind: 'train-config', ...options });
+  }
+
+  /** The optimizer's state (Adam: step count, then moments), from replica 0; all are equal. */
+  async getOptimizerWeights(): Promise<NamedArray[]> {
+    this.requireCompiled();
+    return expect(
+      await this.pool.request(0, { kind: 'get-optimizer-weights' }),
+      'optimizer-weights',
+    ).tensors;
+  }
+
+  /** Sets every replica's optimizer state, as {@link getOptimizerWeights} returned it. */
+  async setOptimizerWeights(tensors: readonly NamedArray[]): Promise<void> {
+    this.requireCompiled();
+    await this.pool.broadcast({ kind: 'set-optimizer-weights', tensors });
+  }
+
+  private requireCompiled(): void {
+    if (!this.compiled) throw new Error('call compile() first');
   }
 
   /** The weights of replica `rank` (default 0), in `model.getWeights()` order. */

@@ -19,6 +19,13 @@ export interface OptimizerSpec {
   readonly learningRate: number;
 }
 
+/** A named float32 array with its shape (an optimizer's slot, for instance). */
+export interface NamedArray {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly values: Float32Array;
+}
+
 /** A batch shard: inputs `[n, ...]` and targets `[n, ...]`, float32. */
 export interface Shard {
   readonly x: Float32Array;
@@ -42,6 +49,15 @@ export type Request =
     }
   | { readonly kind: 'train-step'; readonly shard: Shard; readonly weight: number }
   | {
+      readonly kind: 'train-config';
+      /** The optimizer's learning rate from now on. */
+      readonly learningRate?: number;
+      /** Training steps already run (sets every `StepSeededDropout`'s mask stream). */
+      readonly step?: number;
+    }
+  | { readonly kind: 'get-optimizer-weights' }
+  | { readonly kind: 'set-optimizer-weights'; readonly tensors: readonly NamedArray[] }
+  | {
       readonly kind: 'predict';
       readonly x: Float32Array;
       readonly xShape: number[];
@@ -52,7 +68,14 @@ export type Request =
 
 export type Response =
   | { readonly kind: 'ok' }
-  | { readonly kind: 'loss'; readonly loss: number }
+  | {
+      readonly kind: 'loss';
+      /** This shard's mean loss times its share of the batch. */
+      readonly loss: number;
+      /** This shard's top-1 accuracy times its share of the batch. */
+      readonly acc: number;
+    }
+  | { readonly kind: 'optimizer-weights'; readonly tensors: NamedArray[] }
   | { readonly kind: 'prediction'; readonly y: Float32Array; readonly yShape: number[] }
   | { readonly kind: 'weights'; readonly weights: Float32Array[] }
   | { readonly kind: 'memory'; readonly numTensors: number }

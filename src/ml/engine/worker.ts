@@ -5,8 +5,17 @@
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { setDropoutStep, StepSeededDropout } from '../architectures/dropout.ts';
 import { registerConvGradientKernels } from '../kernels/conv-grads.ts';
-import type { LossName, ModelSpec, OptimizerSpec, Request, Response, Shard } from './protocol.ts';
+import type {
+  LossName,
+  ModelSpec,
+  NamedArray,
+  OptimizerSpec,
+  Request,
+  Response,
+  Shard,
+} from './protocol.ts';
 import { barrierWait } from './barrier.ts';
 
 interface Training {
@@ -17,6 +26,8 @@ interface Training {
   readonly rank: number;
   readonly workers: number;
   readonly paramCount: number;
+  /** Training steps run (all workers count the same). */
+  step: number;
 }
 
 let model: tf.LayersModel | undefined;
@@ -28,6 +39,9 @@ if (port === null) {
 }
 
 registerConvGradientKernels();
+// Replicas deserialise Keras' Dropout as StepSeededDropout: tfjs's own, seeded, would draw one
+// fixed mask for the whole run (see dropout.ts). Only this worker's registry is changed.
+tf.serialization.registerClass(StepSeededDropout);
 const ready = tf.setBackend('wasm');
 
 port.on('message', (request: Request) => {
@@ -53,7 +67,32 @@ async function handle(request: Request): Promise<[Response, ArrayBuffer[]]> {
       setUpTraining(request);
       return [{ kind: 'ok' }, []];
     case 'train-step':
-      return [{ kind: 'loss', loss: trainStep(request.shard, request.weight) }, []];
+      return [{ kind: 'loss', ...trainStep(request.shard, request.weight) }, []];
+    case 'train-config': {
+      const t = requireTraining();
+      if (request.learningRate !== undefined) {
+        // tfjs's optimizers keep their rate in a protected field; there is no public setter.
+        (t.optimizer as unknown as { learningRate: number }).learningRate = request.learningRate;
+      }
+      if (request.step !== undefined) t.step = request.step;
+      return [{ kind: 'ok' }, []];
+    }
+    case 'get-optimizer-weights': {
+      const tensors = await optimizerWeights(requireTraining().optimizer);
+      return [
+        { kind: 'optimizer-weights', tensors },
+        tensors.map((t) => t.values.buffer as ArrayBuffer),
+      ];
+    }
+    case 'set-optimizer-weights': {
+      const named = request.tensors.map((w) => ({
+        name: w.name,
+        tensor: tf.tensor(w.values, [...w.shape]),
+      }));
+      await requireTraining().optimizer.setWeights(named);
+      tf.dispose(named.map((n) => n.tensor));
+      return [{ kind: 'ok' }, []];
+    }
     case 'predict': {
       const y = predict(request.x, request.xShape, request.batchSize);
       return [y, [y.y.buffer as ArrayBuffer]];
@@ -67,6 +106,23 @@ async function handle(request: Request): Promise<[Response, ArrayBuffer[]]> {
     case 'memory':
       return [{ kind: 'memory', numTensors: tf.memory().numTensors }, []];
   }
+}
+
+function requireTraining(): Training {
+  if (training === undefined) {
+    throw new Error('no training set up in this worker (train-setup first)');
+  }
+  return training;
+}
+
+/** The optimizer's slots (Adam: step count, then moments), copied out of the engine. */
+async function optimizerWeights(optimizer: tf.Optimizer): Promise<NamedArray[]> {
+  const out: NamedArray[] = [];
+  for (const { name, tensor } of await optimizer.getWeights()) {
+    out.push({ name, shape: [...tensor.shape], values: Float32Array.from(await tensor.data()) });
+    if (!(tensor instanceof tf.Variable)) tensor.dispose();
+  }
+  return out;
 }
 
 function requireModel(): tf.LayersModel {
@@ -103,6 +159,7 @@ function setUpTraining(request: Extract<Request, { kind: 'train-setup' }>): void
     rank: request.rank,
     workers: request.workers,
     paramCount,
+    step: 0,
   };
 }
 
@@ -116,18 +173,24 @@ function makeOptimizer(spec: OptimizerSpec): tf.Optimizer {
  * rank order, so every worker sees the same bits); after a second barrier every worker applies
  * the same averaged gradients with its own optimizer, so the replicas stay identical.
  */
-function trainStep(shard: Shard, weight: number): number {
+function trainStep(shard: Shard, weight: number): { loss: number; acc: number } {
   const m = requireModel();
   const t = training;
   if (t === undefined) {
     throw new Error('train-step before train-setup');
   }
   const variables = m.trainableWeights.map((w) => w.read() as tf.Variable);
+  // One dropout mask stream per worker and step: the shards of a batch draw different masks.
+  setDropoutStep(m, t.step * t.workers + t.rank);
+  t.step += 1;
+  // Kept out of the gradient scope (closure-assigned, so an object rather than a `let`).
+  const kept: { hits?: tf.Tensor } = {};
   const { loss } = tf.tidy(() => {
     const x = tf.tensor(shard.x, shard.xShape);
     const y = tf.tensor(shard.y, shard.yShape);
     const { value, grads } = tf.variableGrads(() => {
       const prediction = m.apply(x, { training: true }) as tf.Tensor;
+      kept.hits = tf.keep(correctPredictions(t.loss, y, prediction));
       return tf.mul<tf.Scalar>(meanLoss(t.loss, y, prediction), weight);
     }, variables);
     const slot = new Float32Array(t.slots.buffer, t.rank * t.paramCount * 4, t.paramCount);
@@ -143,6 +206,9 @@ function trainStep(shard: Shard, weight: number): number {
     }
     return { loss: value.dataSync()[0] ?? NaN };
   });
+  const rows = shard.xShape[0] ?? 1;
+  const acc = kept.hits ? ((kept.hits.dataSync()[0] ?? 0) / rows) * weight : NaN;
+  kept.hits?.dispose();
   barrierWait(t.barrier, t.workers);
   // Each worker reduces its slice of the parameters into the shared average.
   const average = new Float32Array(t.slots.buffer, t.workers * t.paramCount * 4, t.paramCount);
@@ -170,7 +236,15 @@ function trainStep(shard: Shard, weight: number): number {
   tf.dispose(Object.values(named));
   // The next step's gradients may overwrite the average only once every worker has read it.
   barrierWait(t.barrier, t.workers);
-  return loss;
+  return { loss, acc };
+}
+
+/** Rows whose top-1 class is the target's (Keras' categorical / sparse categorical accuracy). */
+function correctPredictions(name: LossName, y: tf.Tensor, prediction: tf.Tensor): tf.Tensor {
+  const predicted = tf.argMax(prediction, -1);
+  const target =
+    name === 'categoricalCrossentropy' ? tf.argMax(y, -1) : tf.cast(tf.reshape(y, [-1]), 'int32');
+  return tf.sum(tf.cast(tf.equal(predicted, target), 'float32'));
 }
 
 /** Mean loss over the shard, as Keras computes it from softmax probabilities (clipped at 1e-7). */

@@ -63,39 +63,44 @@ describe('training checkpoints', () => {
     learningRate: (e) => 1e-3 / (e + 1),
   };
 
-  it('a run killed after epoch 2 and resumed ends with the same weights and history as one uninterrupted run', async () => {
-    const whole = tiny(9);
-    const wholeRes = await trainClassifier(whole, data, base);
-    const wholeWeights = whole.getWeights().map((w) => Array.from(w.dataSync()));
+  it.each([1, 2])(
+    'a run killed after epoch 2 and resumed ends with the same weights and history as one uninterrupted run (%i worker(s))',
+    async (workers) => {
+      const whole = tiny(9);
+      const wholeRes = await trainClassifier(whole, data, { ...base, workers });
+      const wholeWeights = whole.getWeights().map((w) => Array.from(w.dataSync()));
 
-    // The "killed" run: checkpoints after every epoch, stops after 2.
-    const ckptDir = path.join(dir, 'run');
-    const first = tiny(9);
-    await trainClassifier(first, data, {
-      ...base,
-      epochs: 2,
-      onCheckpoint: (c) => saveCheckpoint(ckptDir, 'fp', c),
-    });
-    first.dispose();
-    expect(await loadCheckpoint(ckptDir, 'other settings')).toBeUndefined();
-    const saved = await loadCheckpoint(ckptDir, 'fp');
-    expect(saved?.epochsDone).toBe(2);
-    expect(saved?.optimizer[0]?.values[0]).toBe(5 * 2); // Adam's step count: 144 / 32 = 5 batches per epoch
+      // The "killed" run: checkpoints after every epoch, stops after 2.
+      const ckptDir = path.join(dir, `run-${workers}`);
+      const first = tiny(9);
+      await trainClassifier(first, data, {
+        ...base,
+        workers,
+        epochs: 2,
+        onCheckpoint: (c) => saveCheckpoint(ckptDir, 'fp', c),
+      });
+      first.dispose();
+      expect(await loadCheckpoint(ckptDir, 'other settings')).toBeUndefined();
+      const saved = await loadCheckpoint(ckptDir, 'fp');
+      expect(saved?.epochsDone).toBe(2);
+      expect(saved?.optimizer[0]?.values[0]).toBe(5 * 2); // Adam's step count: 144 / 32 = 5 batches per epoch
 
-    const second = tiny(9);
-    // Scrambled weights: the checkpoint must replace every one of them.
-    const noise = second.getWeights().map((w) => tf.randomNormal(w.shape));
-    second.setWeights(noise);
-    tf.dispose(noise);
-    const before = tf.memory().numTensors;
-    const resumed = await trainClassifier(second, data, { ...base, resume: saved! });
-    expect(tf.memory().numTensors).toBe(before);
-    const figures = (h: typeof resumed.history) => h.map((r) => [r.epoch, r.loss, r.valAcc, r.lr]);
-    expect(figures(resumed.history)).toEqual(figures(wholeRes.history));
-    expect(second.getWeights().map((w) => Array.from(w.dataSync()))).toEqual(wholeWeights);
-    whole.dispose();
-    second.dispose();
-  });
+      const second = tiny(9);
+      // Scrambled weights: the checkpoint must replace every one of them.
+      const noise = second.getWeights().map((w) => tf.randomNormal(w.shape));
+      second.setWeights(noise);
+      tf.dispose(noise);
+      const before = tf.memory().numTensors;
+      const resumed = await trainClassifier(second, data, { ...base, workers, resume: saved! });
+      expect(tf.memory().numTensors).toBe(before);
+      const figures = (h: typeof resumed.history) =>
+        h.map((r) => [r.epoch, r.loss, r.valAcc, r.lr]);
+      expect(figures(resumed.history)).toEqual(figures(wholeRes.history));
+      expect(second.getWeights().map((w) => Array.from(w.dataSync()))).toEqual(wholeWeights);
+      whole.dispose();
+      second.dispose();
+    },
+  );
 
   it('early stopping ends the run after `patience` epochs without a better validation accuracy and keeps the best epoch', async () => {
     const model = tiny(4);

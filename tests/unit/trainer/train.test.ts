@@ -74,6 +74,55 @@ describe('trainClassifier', () => {
   });
 });
 
+describe('trainClassifier on worker threads', () => {
+  it('with 2 workers follows the 1-worker run (averaged gradients) and leaks no tensors', async () => {
+    const data = bars(256);
+    const run = async (workers: number) => {
+      const model = buildLeNet({ numClasses: 2, seed: 3 });
+      const before = tf.memory().numTensors;
+      const r = await trainClassifier(model, data, {
+        epochs: 2,
+        batchSize: 32,
+        validationSplit: 0.25,
+        seed: 2,
+        learningRate: () => 1e-3,
+        workers,
+      });
+      expect(tf.memory().numTensors).toBe(before);
+      const weights = model.getWeights().map((w) => Array.from(w.dataSync()));
+      model.dispose();
+      return { history: r.history, weights };
+    };
+    const one = await run(1);
+    const two = await run(2);
+    expect(two.history).toHaveLength(2);
+    for (const [i, rec] of two.history.entries()) {
+      const ref = one.history[i]!;
+      expect(rec.loss).toBeCloseTo(ref.loss, 3);
+      expect(rec.acc).toBeCloseTo(ref.acc, 2);
+      expect(rec.valLoss).toBeCloseTo(ref.valLoss, 3);
+    }
+    expect(two.history[1]!.valAcc).toBeGreaterThan(0.9);
+    // The model in this thread holds what the workers trained (not its initial weights).
+    const drift = Math.max(
+      ...two.weights.flatMap((w, i) => w.map((v, k) => Math.abs(v - one.weights[i]![k]!))),
+    );
+    expect(drift).toBeLessThan(1e-3);
+  });
+
+  it('refuses a worker count that is not a positive integer', async () => {
+    const model = buildLeNet({ numClasses: 2, seed: 3 });
+    const opts = { epochs: 1, batchSize: 8, validationSplit: 0, seed: 1, learningRate: () => 1e-3 };
+    await expect(trainClassifier(model, bars(16), { ...opts, workers: 0 })).rejects.toThrow(
+      RangeError,
+    );
+    await expect(trainClassifier(model, bars(16), { ...opts, workers: 1.5 })).rejects.toThrow(
+      /positive integer/,
+    );
+    model.dispose();
+  });
+});
+
 describe('evaluateClassifier and shuffledIndices', () => {
   it('counts accuracy exactly', async () => {
     const data = bars(64);
