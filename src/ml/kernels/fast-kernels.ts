@@ -5,6 +5,7 @@ import {
   createFastConv2DBackpropInputKernel,
 } from './fast-conv-grads.ts';
 import { createFastBatchMatMulKernel, createFastFusedMatMulKernel } from './fast-matmul.ts';
+import { createSharedCastKernel, createSharedIdentityKernel } from './fast-identity.ts';
 import { createFastMaxPoolGradKernel } from './fast-max-pool-grad.ts';
 import { createFastTileKernel } from './fast-tile.ts';
 
@@ -27,6 +28,8 @@ export const FAST_KERNELS: readonly FastKernel[] = [
   { kernelName: tf.Conv2DBackpropInput, build: createFastConv2DBackpropInputKernel },
   { kernelName: tf.Tile, build: createFastTileKernel },
   { kernelName: tf.MaxPoolGrad, build: createFastMaxPoolGradKernel },
+  { kernelName: tf.Identity, build: createSharedIdentityKernel },
+  { kernelName: tf.Cast, build: createSharedCastKernel },
 ];
 
 const BACKEND = 'wasm';

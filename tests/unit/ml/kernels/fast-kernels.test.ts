@@ -319,3 +319,39 @@ describe('wasm Tile and MaxPoolGrad', () => {
     },
   );
 });
+
+describe('wasm Identity and same-dtype Cast share memory', () => {
+  it('returns the input data without a copy, and it outlives the input', () => {
+    const before = tf.memory();
+    const x = tf.tensor([1.5, -2, 3.25], [3]);
+    const y = tf.clone(x); // the Identity kernel
+    const z = tf.cast(x, 'float32'); // Cast to its own dtype
+    expect(y.dataId).toBe(x.dataId);
+    expect(z.dataId).toBe(x.dataId);
+    // Three tensors, one buffer.
+    expect(tf.memory().numDataBuffers - before.numDataBuffers).toBe(1);
+    x.dispose();
+    expect([...y.dataSync()]).toEqual([1.5, -2, 3.25]);
+    y.dispose();
+    expect([...z.dataSync()]).toEqual([1.5, -2, 3.25]);
+    z.dispose();
+    expect(tf.memory().numTensors).toBe(before.numTensors);
+    expect(tf.memory().numDataBuffers).toBe(before.numDataBuffers);
+  });
+
+  it('still converts between dtypes as the cpu backend does', async () => {
+    const values = [1.7, -2.2, 0, 3, -0.4];
+    const [wasm, cpu] = await onBothBackends(() => {
+      const x = tf.tensor(values);
+      return [
+        tf.cast(tf.cast(x, 'int32'), 'float32'),
+        tf.cast(tf.cast(x, 'bool'), 'float32'),
+        tf.cast(tf.cast(tf.cast(x, 'int32'), 'bool'), 'float32'),
+      ];
+    });
+    expect(wasm.map((a) => [...a])).toEqual(cpu.map((a) => [...a]));
+    expect([...wasm[0]!]).toEqual([1, -2, 0, 3, 0]);
+    // tfjs-backend-wasm's own Cast gave 254 for -2.2 and 3 for 3 here.
+    expect([...wasm[1]!]).toEqual([1, 1, 0, 1, 1]);
+  });
+});
