@@ -349,8 +349,10 @@ export function outputUnits(model: tf.LayersModel): number {
 
 /**
  * Trains a softmax classifier with Adam and categorical cross-entropy, mini-batch by
- * mini-batch (`trainOnBatch`), holding out the last `validationSplit` of a seeded permutation
- * for validation, as Keras' `fit(validation_split=...)` does after shuffling.
+ * mini-batch (`trainOnBatch`, or with `workers` above 1 data-parallel on worker threads, see
+ * {@link TrainOptions.workers}), holding out the last `validationSplit` of a seeded permutation
+ * for validation, as Keras' `fit(validation_split=...)` does after shuffling. Validation runs in
+ * this thread after each epoch, on the weights trained so far.
  *
  * With `onCheckpoint`, hands over the whole state after every epoch; with `resume`, goes on from
  * such a state (weights, Adam's moments and step, the random generator, history, best epoch) and
@@ -361,6 +363,7 @@ export function outputUnits(model: tf.LayersModel): number {
  * apart from the optimizer's slots, which are disposed at the end.
  * @throws {Error} when early stopping is asked without a validation split, or `resume` holds
  *   weights that do not fit `model`.
+ * @throws {RangeError} when `workers` is not a positive integer.
  */
 export async function trainClassifier(
   model: tf.LayersModel,
