@@ -3,9 +3,8 @@ import seedrandom from 'seedrandom';
 import type { PRNG } from 'seedrandom';
 import { setDropoutStep } from '../ml/architectures/dropout.ts';
 import { createParallelModel } from '../ml/engine/parallel-model.ts';
+import { getOptimizerSlots, setOptimizerSlots } from '../ml/optimizer-state.ts';
 import type { NamedArray, ParallelModel } from '../ml/engine/parallel-model.ts';
-
-type NamedTensor = Awaited<ReturnType<tf.Optimizer['getWeights']>>[number];
 
 /** Images and labels in memory, as the dataset loaders return them. */
 export interface LabelledImages {
@@ -244,7 +243,7 @@ async function localRunner(
 ): Promise<StepRunner> {
   const optimizer = tf.train.adam(learningRate);
   model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
-  if (resume) await setOptimizerWeights(optimizer, resume.optimizer);
+  if (resume) await setOptimizerSlots(optimizer, resume.optimizer);
   return {
     minRows: 1,
     configure: (lr, step) => {
@@ -264,7 +263,7 @@ async function localRunner(
       }
     },
     sync: () => Promise.resolve(),
-    optimizerWeights: async () => hostNamedTensors(await optimizer.getWeights()),
+    optimizerWeights: () => getOptimizerSlots(optimizer),
     dispose: () => {
       optimizer.dispose();
       return Promise.resolve();
@@ -490,16 +489,6 @@ async function hostWeights(vars: readonly tf.LayerVariable[]): Promise<HostTenso
   return out;
 }
 
-/** Copies an optimizer's `getWeights()` out, disposing the tensors it made for the call (the step count). */
-async function hostNamedTensors(named: readonly NamedTensor[]): Promise<HostTensor[]> {
-  const out: HostTensor[] = [];
-  for (const { name, tensor } of named) {
-    out.push({ name, shape: [...tensor.shape], values: Float32Array.from(await tensor.data()) });
-    if (!(tensor instanceof tf.Variable)) tensor.dispose();
-  }
-  return out;
-}
-
 /**
  * Why host copies of weights cannot be set into `model` (another architecture: another count of
  * weights or another shape), or `undefined` when they fit, in `model.weights` order.
@@ -535,13 +524,4 @@ export function setHostWeights(model: tf.LayersModel, weights: readonly HostTens
     v.write(t);
     t.dispose();
   });
-}
-
-async function setOptimizerWeights(
-  optimizer: tf.Optimizer,
-  weights: readonly HostTensor[],
-): Promise<void> {
-  const named = weights.map((w) => ({ name: w.name, tensor: tf.tensor(w.values, [...w.shape]) }));
-  await optimizer.setWeights(named);
-  tf.dispose(named.map((n) => n.tensor));
 }

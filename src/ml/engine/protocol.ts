@@ -1,3 +1,5 @@
+import type { OptimizerSlot } from '../optimizer-state.ts';
+
 /** Messages between {@link WorkerPool} and `worker.ts`. Typed arrays travel by transfer. */
 
 /** A model as it crosses threads: Keras-style JSON topology plus weight values in order. */
@@ -20,11 +22,7 @@ export interface OptimizerSpec {
 }
 
 /** A named float32 array with its shape (an optimizer's slot, for instance). */
-export interface NamedArray {
-  readonly name: string;
-  readonly shape: readonly number[];
-  readonly values: Float32Array;
-}
+export type NamedArray = OptimizerSlot;
 
 /** A batch shard: inputs `[n, ...]` and targets `[n, ...]`, float32. */
 export interface Shard {

@@ -7,15 +7,8 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { setDropoutStep, StepSeededDropout } from '../architectures/dropout.ts';
 import { registerConvGradientKernels } from '../kernels/conv-grads.ts';
-import type {
-  LossName,
-  ModelSpec,
-  NamedArray,
-  OptimizerSpec,
-  Request,
-  Response,
-  Shard,
-} from './protocol.ts';
+import { getOptimizerSlots, setOptimizerSlots } from '../optimizer-state.ts';
+import type { LossName, ModelSpec, OptimizerSpec, Request, Response, Shard } from './protocol.ts';
 import { barrierWait } from './barrier.ts';
 
 interface Training {
@@ -78,19 +71,14 @@ async function handle(request: Request): Promise<[Response, ArrayBuffer[]]> {
       return [{ kind: 'ok' }, []];
     }
     case 'get-optimizer-weights': {
-      const tensors = await optimizerWeights(requireTraining().optimizer);
+      const tensors = await getOptimizerSlots(requireTraining().optimizer);
       return [
         { kind: 'optimizer-weights', tensors },
         tensors.map((t) => t.values.buffer as ArrayBuffer),
       ];
     }
     case 'set-optimizer-weights': {
-      const named = request.tensors.map((w) => ({
-        name: w.name,
-        tensor: tf.tensor(w.values, [...w.shape]),
-      }));
-      await requireTraining().optimizer.setWeights(named);
-      tf.dispose(named.map((n) => n.tensor));
+      await setOptimizerSlots(requireTraining().optimizer, request.tensors);
       return [{ kind: 'ok' }, []];
     }
     case 'predict': {
@@ -113,16 +101,6 @@ function requireTraining(): Training {
     throw new Error('no training set up in this worker (train-setup first)');
   }
   return training;
-}
-
-/** The optimizer's slots (Adam: step count, then moments), copied out of the engine. */
-async function optimizerWeights(optimizer: tf.Optimizer): Promise<NamedArray[]> {
-  const out: NamedArray[] = [];
-  for (const { name, tensor } of await optimizer.getWeights()) {
-    out.push({ name, shape: [...tensor.shape], values: Float32Array.from(await tensor.data()) });
-    if (!(tensor instanceof tf.Variable)) tensor.dispose();
-  }
-  return out;
 }
 
 function requireModel(): tf.LayersModel {
