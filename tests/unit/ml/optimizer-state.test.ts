@@ -9,7 +9,7 @@ beforeAll(async () => {
 
 /** One Adam step on `v` towards zero (loss = sum of squares). */
 function step(optimizer: tf.Optimizer, v: tf.Variable): void {
-  tf.dispose(optimizer.minimize(() => tf.sum<tf.Scalar>(tf.square(v))));
+  optimizer.minimize(() => tf.sum<tf.Scalar>(tf.square(v)));
 }
 
 describe('setOptimizerSlots', () => {

@@ -112,6 +112,31 @@ describe('StepSeededDropout', () => {
     loaded.dispose();
   });
 
+  it('without a seed (a Keras Dropout saved without one) seeds itself from its name', () => {
+    const mask = (name: string) => {
+      const layer = new StepSeededDropout({ name, rate: 0.5, seed: null });
+      const m = tf.tidy(() =>
+        Array.from((layer.apply(tf.ones([1, 64]), { training: true }) as tf.Tensor).dataSync()),
+      );
+      return { m, config: layer.getConfig() };
+    };
+    const a = mask('drop_a');
+    expect(mask('drop_a').m).toEqual(a.m);
+    expect(mask('drop_b').m).not.toEqual(a.m);
+    expect(a.config).not.toHaveProperty('seed');
+  });
+
+  it('broadcasts one mask over the axes noiseShape sets to 1', () => {
+    const layer = new StepSeededDropout({ name: 'd', rate: 0.5, seed: 2, noiseShape: [1, 32] });
+    const rows = tf.tidy(() =>
+      (layer.apply(tf.ones([3, 32]), { training: true }) as tf.Tensor).arraySync(),
+    ) as number[][];
+    expect(rows[1]).toEqual(rows[0]);
+    expect(rows[2]).toEqual(rows[0]);
+    expect(new Set(rows[0])).toEqual(new Set([0, 2]));
+    expect(layer.getConfig()).toMatchObject({ noiseShape: [1, 32], seed: 2 });
+  });
+
   it('refuses a rate outside [0, 1)', () => {
     expect(() => new StepSeededDropout({ name: 'd', rate: 1, seed: 1 })).toThrow(RangeError);
     expect(() => new StepSeededDropout({ name: 'd', rate: -0.1, seed: 1 })).toThrow(RangeError);

@@ -182,3 +182,36 @@ describe('ParallelModel', () => {
     await expect(two.trainBatch(x, y)).rejects.toThrow(/at least 2 rows/);
   });
 });
+
+describe('ParallelModel dropout', () => {
+  it('draws a fresh mask in every worker at every step, also from a stock seeded Keras Dropout', async () => {
+    // Ones > Dropout 0.5 > Dense(2, zeros): a kernel row moves only in steps where its unit was
+    // kept in some worker's shard. With one row per worker, tfjs's seeded Dropout (one fixed mask
+    // per batch row, the same in both workers) would move about 32 of 64 rows; fresh masks over
+    // 6 steps x 2 workers move nearly all.
+    const input = tf.input({ shape: [64] });
+    const dropped = tf.layers.dropout({ rate: 0.5, seed: 7 }).apply(input);
+    const out = tf.layers
+      .dense({ units: 2, activation: 'softmax', useBias: false, kernelInitializer: 'zeros' })
+      .apply(dropped) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: out });
+    const parallel = await createParallelModel(model, { workers: 2 });
+    try {
+      await parallel.compile({ ...OPTIONS, optimizer: { name: 'sgd', learningRate: 0.1 } });
+      const y = new Float32Array([1, 0, 1, 0]);
+      for (let s = 0; s < 6; s++) {
+        await parallel.trainBatch(
+          { values: new Float32Array(2 * 64).fill(1), shape: [2, 64] },
+          { values: y, shape: [2, 2] },
+        );
+      }
+      const [kernel] = await parallel.getWeights();
+      let moved = 0;
+      for (let r = 0; r < 64; r++) if (kernel![r * 2] !== 0) moved++;
+      expect(moved).toBeGreaterThan(58);
+    } finally {
+      await parallel.dispose();
+      model.dispose();
+    }
+  }, 60_000);
+});
