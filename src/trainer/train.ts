@@ -89,9 +89,11 @@ export interface TrainOptions {
   /**
    * Worker threads to train on (one core each; default 1: the model trains in this thread).
    * Above 1, synchronous data parallelism over {@link ParallelModel} replicas: each batch is split
-   * between the workers and their gradients averaged, so the trainable weights follow the same
-   * path as with one worker up to float rounding; batch-norm moving statistics are worker 0's (its
-   * slices of the batches). A last batch with fewer rows than workers is left out of that epoch.
+   * between the workers and their gradients averaged. Without dropout or batch norm the weights
+   * follow the one-worker path up to float rounding; with them, each worker draws its own dropout
+   * masks and normalizes by its shard's statistics (as PyTorch's DistributedDataParallel without
+   * SyncBatchNorm), and the moving statistics kept are worker 0's. A last batch with fewer rows
+   * than workers is left out of that epoch. At most `batchSize`.
    */
   readonly workers?: number;
 }
@@ -362,7 +364,7 @@ export function outputUnits(model: tf.LayersModel): number {
  * apart from the optimizer's slots, which are disposed at the end.
  * @throws {Error} when early stopping is asked without a validation split, or `resume` holds
  *   weights that do not fit `model`.
- * @throws {RangeError} when `workers` is not a positive integer.
+ * @throws {RangeError} when `workers` is not a positive integer or exceeds `batchSize`.
  */
 export async function trainClassifier(
   model: tf.LayersModel,
@@ -383,6 +385,9 @@ export async function trainClassifier(
   const workers = opt.workers ?? 1;
   if (!Number.isInteger(workers) || workers < 1) {
     throw new RangeError(`workers must be a positive integer, got ${workers}`);
+  }
+  if (workers > opt.batchSize) {
+    throw new RangeError(`a batch of ${opt.batchSize} cannot be split between ${workers} workers`);
   }
   const history: EpochRecord[] = [];
   let best: TrainCheckpoint['best'];
@@ -420,11 +425,13 @@ export async function trainClassifier(
         const idx = new Uint32Array(n);
         for (let k = 0; k < n; k++) idx[k] = trainIdx[order[from + k] ?? 0] ?? 0;
         const batch = batchArrays(data, idx, fill, rng, numClasses, opt.outliers);
-        if (batch.xShape[0] < runner.minRows) continue;
-        const { loss, acc } = await runner.step(batch);
-        lossSum += loss * n;
-        accSum += acc * n;
-        seen += n;
+        // Only an epoch's last batch can be too small to split; it is left out.
+        if (batch.xShape[0] >= runner.minRows) {
+          const { loss, acc } = await runner.step(batch);
+          lossSum += loss * n;
+          accSum += acc * n;
+          seen += n;
+        }
         opt.onProgress?.({ kind: 'batch', batch: b + 1, loss: lossSum / seen, acc: accSum / seen });
       }
       const seconds = (performance.now() - te) / 1000;

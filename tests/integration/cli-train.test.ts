@@ -93,7 +93,7 @@ describe('train (CLI)', () => {
     const checkpoints = path.join(tmp, 'checkpoints');
     const args = [
       'mobilenet-fashion',
-      ...['--epochs', '3', '--batch', '32', '--data-dir', path.join(tmp, 'data')],
+      ...['--epochs', '3', '--batch', '64', '--data-dir', path.join(tmp, 'data')],
       ...['--out', out, '--checkpoint-dir', checkpoints, '--force'],
     ];
 
@@ -110,8 +110,8 @@ describe('train (CLI)', () => {
     expect(resumed.stdout).not.toMatch(/^epoch 1:/m);
     expect(resumed.stdout).toMatch(/^epoch 3:/m);
     expect(resumed.stdout).toMatch(/test accuracy on 100 images/);
-    // By default every core trains: one worker thread each.
-    const cores = availableParallelism();
+    // By default every core trains, one worker thread each, with shards of at least 32 images.
+    const cores = Math.min(availableParallelism(), 2);
     expect(resumed.stdout).toContain(
       `${cores} worker thread${cores === 1 ? '' : 's'} (wasm backend)`,
     );
@@ -126,7 +126,7 @@ describe('train (CLI)', () => {
     expect(meta.testSamples).toBe(100);
     expect(meta.classNames[0]).toBe('T-shirt/top');
     expect(meta.preprocess).toBe('fashion-gray');
-    expect(meta.training.command).toContain('train mobilenet-fashion --epochs 3 --batch 32');
+    expect(meta.training.command).toContain('train mobilenet-fashion --epochs 3 --batch 64');
     expect(meta.training.command).toContain(`--workers ${cores}`);
     expect(meta.training.workers).toBe(cores);
     const history = JSON.parse(await readFile(path.join(shipped, 'history.json'), 'utf8')) as {
@@ -167,6 +167,24 @@ describe('train (CLI)', () => {
     expect(changed.stdout).toMatch(/^epoch 1:/m);
   }, 300_000);
 
+  it('resumes with the worker count of the checkpoint when --workers is not given', async () => {
+    const checkpoints = path.join(tmp, 'worker-checkpoints');
+    const base = [
+      ...['mobilenet-fashion', '--epochs', '1', '--batch', '64', '--patience', '0'],
+      ...['--data-dir', path.join(tmp, 'data'), '--checkpoint-dir', checkpoints],
+      ...['--out', path.join(tmp, 'worker-models')],
+    ];
+    const first = await train([...base, '--workers', '1']);
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain('1 worker thread (wasm backend)');
+    // Without --workers the default would be min(cores, 64 / 32); the checkpoint's 1 is kept.
+    const again = await train(base);
+    expect(again.stderr).toBe('');
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/resuming from .*: 1 of 1 epochs done/);
+    expect(again.stdout).toContain('1 worker thread (wasm backend)');
+  }, 300_000);
+
   it("refuses bad settings before loading any data, with commander's one-line errors", async () => {
     const bad = [
       [
@@ -178,6 +196,10 @@ describe('train (CLI)', () => {
       [['mobilenet-fashion', '--validation-split', '1.5'], /expected a share from 0 up to/],
       [['mobilenet-fashion', '--patience', '-1'], /expected 0 or a positive integer/],
       [['mobilenet-fashion', '--workers', '0'], /expected a positive integer/],
+      [
+        ['mobilenet-fashion', '--batch', '8', '--workers', '9'],
+        /--workers 9 cannot split a batch of 8/,
+      ],
     ] as const;
     for (const [args, message] of bad) {
       const run = await train([...args]);

@@ -108,6 +108,14 @@ async function resumableCheckpoint(
   return found;
 }
 
+/** Fewest images a worker's shard of a batch should hold (batch-norm statistics, per-step overhead). */
+const MIN_SHARD_ROWS = 32;
+
+/** Every core, but no shard of the batch under {@link MIN_SHARD_ROWS} images; at least 1. */
+function defaultWorkers(batchSize: number): number {
+  return Math.max(1, Math.min(availableParallelism(), Math.floor(batchSize / MIN_SHARD_ROWS)));
+}
+
 const megabytes = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
 
 interface TrainFlags {
@@ -174,12 +182,18 @@ export function registerTrain(program: Command, config: Config): void {
     .option('--no-quantize', 'ship float32 weights whatever their size')
     .option(
       '--workers <n>',
-      `worker threads for data-parallel training on the wasm backend, one core each (default: every core, ${availableParallelism()} here)`,
+      `worker threads for data-parallel training on the wasm backend, one core each, at most the batch size (default: every core, ${availableParallelism()} here, but no shard under ${MIN_SHARD_ROWS} images; when resuming, the checkpoint's count)`,
       parseIntOption,
     )
-    .action(async (id: string, flags: TrainFlags) => {
+    .action(async (id: string, flags: TrainFlags, cmd: Command) => {
       const recipe = RECIPES[id];
       if (!recipe) throw new Error(`no recipe for "${id}"`); // commander checked the choices
+      const batchSize = flags.batch ?? recipe.defaults.batchSize;
+      if (flags.workers !== undefined && flags.workers > batchSize) {
+        cmd.error(
+          `error: --workers ${flags.workers} cannot split a batch of ${batchSize} (at most one worker per image)`,
+        );
+      }
       const schedule = (flags.schedule ?? recipe.defaults.schedule) as ScheduleName;
       const scheduleFn = SCHEDULES[schedule];
       const backend = await initBackend();
@@ -187,31 +201,44 @@ export function registerTrain(program: Command, config: Config): void {
       const train = await loadDataset(recipe.dataset, 'train', dataDir);
       const test = await loadDataset(recipe.dataset, 'test', dataDir);
       const epochs = flags.epochs ?? recipe.defaults.epochs;
-      const batchSize = flags.batch ?? recipe.defaults.batchSize;
       const lr = flags.lr ?? recipe.defaults.learningRate;
       const patience = flags.patience ?? recipe.defaults.patience ?? 0;
       const validationSplit = flags.validationSplit ?? recipe.defaults.validationSplit;
       const augment = flags.augment && recipe.augment !== undefined;
       const withOutliers = flags.outliers && recipe.outliers !== undefined;
-      // Workers replicate the wasm backend; the native backend already uses every core itself.
-      const workers = backend.name === 'wasm' ? (flags.workers ?? availableParallelism()) : 1;
-      if (flags.workers !== undefined && workers !== flags.workers) {
-        console.log(`--workers ignored: the ${backend.name} backend trains on every core itself`);
+      const commandWith = (workers: number): string =>
+        [
+          `bin/cnn-classroom train ${id} --epochs ${epochs} --batch ${batchSize} --lr ${lr}`,
+          `--schedule ${schedule} --patience ${patience} --seed ${flags.seed}`,
+          `--validation-split ${validationSplit} --workers ${workers}`,
+          augment || !recipe.augment ? '' : '--no-augment',
+          withOutliers || !recipe.outliers ? '' : '--no-outliers',
+        ]
+          .filter(Boolean)
+          .join(' ');
+      const checkpointDir = path.join(flags.checkpointDir, id);
+      let workers = 1;
+      if (backend.name !== 'wasm') {
+        // Workers replicate the wasm backend; tfjs-node uses every core itself.
+        if (flags.workers !== undefined && flags.workers !== 1) {
+          console.log(
+            `--workers ignored: worker threads run the wasm backend, not ${backend.name}`,
+          );
+        }
+      } else if (flags.workers !== undefined) {
+        workers = flags.workers;
+      } else {
+        workers = defaultWorkers(batchSize);
+        // The same command resumes on a machine with another core count: keep the checkpoint's.
+        const other = flags.resume ? await readCheckpointFingerprint(checkpointDir) : undefined;
+        const theirs = Number(/ --workers (\d+)/.exec(other ?? '')?.[1]);
+        if (theirs >= 1 && theirs <= batchSize && other === commandWith(theirs)) workers = theirs;
       }
-      const command = [
-        `bin/cnn-classroom train ${id} --epochs ${epochs} --batch ${batchSize} --lr ${lr}`,
-        `--schedule ${schedule} --patience ${patience} --seed ${flags.seed}`,
-        `--validation-split ${validationSplit} --workers ${workers}`,
-        augment || !recipe.augment ? '' : '--no-augment',
-        withOutliers || !recipe.outliers ? '' : '--no-outliers',
-      ]
-        .filter(Boolean)
-        .join(' ');
+      const command = commandWith(workers);
       const model = recipe.build(flags.seed);
       // The settings a checkpoint must share to be resumed: the command (without its folders)
       // and the architecture, for a builder changed since the checkpoint was written.
       const fingerprint = command;
-      const checkpointDir = path.join(flags.checkpointDir, id);
       const resume = flags.resume
         ? await resumableCheckpoint(checkpointDir, fingerprint, model)
         : undefined;

@@ -163,30 +163,37 @@ function trainStep(shard: Shard, weight: number): { loss: number; acc: number } 
   t.step += 1;
   // Kept out of the gradient scope (closure-assigned, so an object rather than a `let`).
   const kept: { hits?: tf.Tensor } = {};
-  const { loss } = tf.tidy(() => {
-    const x = tf.tensor(shard.x, shard.xShape);
-    const y = tf.tensor(shard.y, shard.yShape);
-    const { value, grads } = tf.variableGrads(() => {
-      const prediction = m.apply(x, { training: true }) as tf.Tensor;
-      kept.hits = tf.keep(correctPredictions(t.loss, y, prediction));
-      return tf.mul<tf.Scalar>(meanLoss(t.loss, y, prediction), weight);
-    }, variables);
-    const slot = new Float32Array(t.slots.buffer, t.rank * t.paramCount * 4, t.paramCount);
-    let at = 0;
-    for (const v of variables) {
-      const g = grads[v.name];
-      if (g === undefined) {
-        throw new Error(`no gradient for ${v.name}`);
+  let loss: number;
+  let hitCount: number;
+  try {
+    const computed = tf.tidy(() => {
+      const x = tf.tensor(shard.x, shard.xShape);
+      const y = tf.tensor(shard.y, shard.yShape);
+      const { value, grads } = tf.variableGrads(() => {
+        const prediction = m.apply(x, { training: true }) as tf.Tensor;
+        kept.hits = tf.keep(correctPredictions(t.loss, y, prediction));
+        return tf.mul<tf.Scalar>(meanLoss(t.loss, y, prediction), weight);
+      }, variables);
+      const slot = new Float32Array(t.slots.buffer, t.rank * t.paramCount * 4, t.paramCount);
+      let at = 0;
+      for (const v of variables) {
+        const g = grads[v.name];
+        if (g === undefined) {
+          throw new Error(`no gradient for ${v.name}`);
+        }
+        const values = g.dataSync();
+        slot.set(values, at);
+        at += values.length;
       }
-      const values = g.dataSync();
-      slot.set(values, at);
-      at += values.length;
-    }
-    return { loss: value.dataSync()[0] ?? NaN };
-  });
+      return { loss: value.dataSync()[0] ?? NaN };
+    });
+    loss = computed.loss;
+    hitCount = kept.hits?.dataSync()[0] ?? NaN;
+  } finally {
+    kept.hits?.dispose();
+  }
   const rows = shard.xShape[0] ?? 1;
-  const acc = kept.hits ? ((kept.hits.dataSync()[0] ?? 0) / rows) * weight : NaN;
-  kept.hits?.dispose();
+  const acc = (hitCount / rows) * weight;
   barrierWait(t.barrier, t.workers);
   // Each worker reduces its slice of the parameters into the shared average.
   const average = new Float32Array(t.slots.buffer, t.workers * t.paramCount * 4, t.paramCount);
