@@ -182,15 +182,8 @@ interface HostBatch {
   readonly yShape: [number, number];
 }
 
-function batchTensors(
-  data: LabelledImages,
-  indices: Uint32Array,
-  fill: BatchFiller,
-  rng: PRNG,
-  numClasses: number,
-  outliers?: OutlierSet,
-): { x: tf.Tensor4D; y: tf.Tensor2D } {
-  const b = batchArrays(data, indices, fill, rng, numClasses, outliers);
+/** A host batch as tensors (the caller disposes them). */
+function hostBatchTensors(b: HostBatch): { x: tf.Tensor4D; y: tf.Tensor2D } {
   return { x: tf.tensor4d(b.x, b.xShape), y: tf.tensor2d(b.y, b.yShape) };
 }
 
@@ -255,8 +248,7 @@ async function localRunner(
       return Promise.resolve();
     },
     step: async (b) => {
-      const x = tf.tensor4d(b.x, b.xShape);
-      const y = tf.tensor2d(b.y, b.yShape);
+      const { x, y } = hostBatchTensors(b);
       try {
         const out = (await model.trainOnBatch(x, y)) as number[];
         return { loss: out[0] ?? NaN, acc: out[1] ?? NaN };
@@ -325,7 +317,7 @@ export async function evaluateClassifier(
   let correct = 0;
   for (let i = 0; i < indices.length; i += batchSize) {
     const idx = indices.subarray(i, Math.min(i + batchSize, indices.length));
-    const { x, y } = batchTensors(data, idx, fill, rng, numClasses);
+    const { x, y } = hostBatchTensors(batchArrays(data, idx, fill, rng, numClasses));
     const [l, c] = tf.tidy((): [tf.Tensor, tf.Tensor] => {
       const p = model.predict(x) as tf.Tensor2D;
       const loss = tf.metrics.categoricalCrossentropy(y, p).sum();
