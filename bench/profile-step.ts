@@ -3,7 +3,10 @@
  * this project's kernels, summed by kernel name (and, with `--shapes`, by input shapes), slowest
  * first, with the step's wall time. Composite kernels appear with the ops they run.
  *
- *   npx tsx bench/profile-step.ts [--model resnet20|lenet|alexnet] [--batch 128] [--shapes]
+ * Times are means over `--steps` steps after two warm-up steps (one step alone is noisy: garbage
+ * collection, page faults).
+ *
+ *   npx tsx bench/profile-step.ts [--model resnet20|lenet|alexnet] [--batch 128] [--steps 5] [--shapes]
  */
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
@@ -18,6 +21,7 @@ const { values } = parseArgs({
     batch: { type: 'string', default: '128' },
     shapes: { type: 'boolean', default: false },
     top: { type: 'string', default: '25' },
+    steps: { type: 'string', default: '5' },
   },
 });
 
@@ -37,25 +41,32 @@ const inputShape = model.inputs[0]!.shape.slice(1) as number[];
 const classes = model.outputs[0]!.shape.at(-1) as number;
 const xs = tf.randomUniform([batch, ...inputShape]);
 const ys = tf.oneHot(tf.randomUniform([batch], 0, classes, 'int32'), classes).cast('float32');
-await model.trainOnBatch(xs, ys); // warm-up: kernel set-up, optimizer slots
+const steps = Number(values.steps);
+if (!Number.isInteger(steps) || steps < 1) throw new Error('--steps must be a positive integer');
+// Warm-up: kernel set-up, optimizer slots, the GEMM module's memory.
+for (let i = 0; i < 2; i++) await model.trainOnBatch(xs, ys);
 const t0 = performance.now();
-await model.trainOnBatch(xs, ys);
-const stepMs = performance.now() - t0;
-const info = await tf.profile(() => model.trainOnBatch(xs, ys));
+for (let i = 0; i < steps; i++) await model.trainOnBatch(xs, ys);
+const stepMs = (performance.now() - t0) / steps;
 const totals = new Map<string, { ms: number; calls: number }>();
 let sum = 0;
-for (const k of info.kernels) {
-  const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-  sum += ms;
-  const key = values.shapes ? `${k.name} ${JSON.stringify(k.inputShapes)}` : k.name;
-  const t = totals.get(key) ?? { ms: 0, calls: 0 };
-  totals.set(key, { ms: t.ms + ms, calls: t.calls + 1 });
+let kernels = 0;
+for (let i = 0; i < steps; i++) {
+  const info = await tf.profile(() => model.trainOnBatch(xs, ys));
+  kernels = info.kernels.length;
+  for (const k of info.kernels) {
+    const ms = (typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0) / steps;
+    sum += ms;
+    const key = values.shapes ? `${k.name} ${JSON.stringify(k.inputShapes)}` : k.name;
+    const t = totals.get(key) ?? { ms: 0, calls: 0 };
+    totals.set(key, { ms: t.ms + ms, calls: t.calls + 1 / steps });
+  }
 }
 console.log(
-  `${values.model}, batch ${batch}: step ${stepMs.toFixed(1)} ms; ${info.kernels.length} kernels, ${sum.toFixed(1)} ms inside them (nested composites count twice)`,
+  `${values.model}, batch ${batch}: step ${stepMs.toFixed(1)} ms (mean of ${steps}); ${kernels} kernels, ${sum.toFixed(1)} ms inside them (nested composites count twice)`,
 );
 for (const [key, t] of [...totals].sort((a, b) => b[1].ms - a[1].ms).slice(0, Number(values.top))) {
-  console.log(`${t.ms.toFixed(2).padStart(9)} ms ${String(t.calls).padStart(5)}x  ${key}`);
+  console.log(`${t.ms.toFixed(2).padStart(9)} ms ${String(Math.round(t.calls)).padStart(5)}x  ${key}`);
 }
 tf.dispose([xs, ys]);
 model.dispose();

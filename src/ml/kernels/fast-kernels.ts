@@ -7,6 +7,11 @@ import {
 import { createFastBatchMatMulKernel, createFastFusedMatMulKernel } from './fast-matmul.ts';
 import { createSharedCastKernel, createSharedIdentityKernel } from './fast-identity.ts';
 import { createFastMaxPoolGradKernel } from './fast-max-pool-grad.ts';
+import {
+  createFastBroadcastKernel,
+  createFastMeanKernel,
+  createFastSumKernel,
+} from './fast-channel-ops.ts';
 import { createFastTileKernel } from './fast-tile.ts';
 
 /** A kernel that wraps the one registered before it, which takes the cases it passes on. */
@@ -30,6 +35,12 @@ export const FAST_KERNELS: readonly FastKernel[] = [
   { kernelName: tf.MaxPoolGrad, build: createFastMaxPoolGradKernel },
   { kernelName: tf.Identity, build: createSharedIdentityKernel },
   { kernelName: tf.Cast, build: createSharedCastKernel },
+  { kernelName: tf.Sum, build: createFastSumKernel },
+  { kernelName: tf.Mean, build: createFastMeanKernel },
+  { kernelName: tf.Add, build: createFastBroadcastKernel('add') },
+  { kernelName: tf.Sub, build: createFastBroadcastKernel('sub') },
+  { kernelName: tf.Multiply, build: createFastBroadcastKernel('mul') },
+  { kernelName: tf.RealDiv, build: createFastBroadcastKernel('div') },
 ];
 
 const BACKEND = 'wasm';

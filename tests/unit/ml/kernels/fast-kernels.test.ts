@@ -4,12 +4,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   registerConvGradientKernels,
   unregisterConvGradientKernels,
 } from '../../../../src/ml/kernels/conv-grads.ts';
 import { gemmWins } from '../../../../src/ml/kernels/fast-matmul.ts';
+import { HeapKernels } from '../../../../src/ml/kernels/heap-kernels.ts';
 import { WasmGemm, wasmGemm } from '../../../../src/ml/kernels/wasm-gemm.ts';
 
 /**
@@ -262,6 +263,15 @@ describe('GEMM-backed conv gradients on wasm', () => {
   });
 });
 
+/** WebAssembly's module reflection (tsconfig's libs leave the JS API undeclared). */
+interface WasmModuleApi {
+  Module: {
+    new (bytes: Uint8Array): object;
+    imports(m: object): { module: string; name: string; kind: string }[];
+    exports(m: object): { name: string; kind: string }[];
+  };
+}
+
 describe('committed gemm.wasm', () => {
   const root = path.resolve(import.meta.dirname, '../../../..');
   let clang = '';
@@ -280,14 +290,25 @@ describe('committed gemm.wasm', () => {
   it.skipIf(clang !== builtWith)(`is what scripts/build-wasm.sh builds with ${builtWith}`, () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'gemm-'));
     try {
-      const out = path.join(dir, 'gemm.wasm');
-      execFileSync(path.join(root, 'scripts/build-wasm.sh'), [out]);
-      expect(
-        readFileSync(out).equals(readFileSync(path.join(root, 'src/ml/kernels/gemm.wasm'))),
-      ).toBe(true);
+      execFileSync(path.join(root, 'scripts/build-wasm.sh'), [dir]);
+      for (const name of ['gemm.wasm', 'heap-kernels.wasm']) {
+        expect(
+          readFileSync(path.join(dir, name)).equals(
+            readFileSync(path.join(root, 'src/ml/kernels', name)),
+          ),
+          name,
+        ).toBe(true);
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('has an in-place module that imports the memory it works on and owns none', () => {
+    const { Module } = (globalThis as unknown as { WebAssembly: WasmModuleApi }).WebAssembly;
+    const module = new Module(readFileSync(path.join(root, 'src/ml/kernels/heap-kernels.wasm')));
+    expect(Module.imports(module)).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }]);
+    expect(Module.exports(module).map((e) => e.name)).toEqual(['sum_rows', 'broadcast_rows']);
   });
 });
 
@@ -353,5 +374,99 @@ describe('wasm Identity and same-dtype Cast share memory', () => {
     expect([...wasm[0]!]).toEqual([1, -2, 0, 3, 0]);
     // tfjs-backend-wasm's own Cast gave 254 for -2.2 and 3 for 3 here.
     expect([...wasm[1]!]).toEqual([1, 1, 0, 1, 1]);
+  });
+});
+
+describe('in-place per-channel Sum, Mean and broadcast ops on wasm', () => {
+  it.each([
+    { shape: [5, 7, 16], axis: [0, 1], keepDims: false },
+    { shape: [3, 4, 5, 6], axis: [0, 1, 2], keepDims: true }, // 6 channels: a scalar tail
+    { shape: [600, 20], axis: [0], keepDims: false }, // rows past one 256-row block
+    { shape: [2, 3, 4, 37], axis: [-2, 0, 1], keepDims: false },
+  ])('sums and averages $shape over $axis as the cpu backend does', async (c) => {
+    const sumRows = vi.spyOn(HeapKernels.prototype, 'sumRows');
+    const [actual, expected] = await onBothBackends(() => {
+      const x = tf.tensor(randomValues(count(c.shape), 23), c.shape);
+      return [tf.sum(x, c.axis, c.keepDims), tf.mean(x, c.axis, c.keepDims)];
+    });
+    expect(sumRows).toHaveBeenCalledTimes(2);
+    sumRows.mockRestore();
+    const channels = c.shape.at(-1)!;
+    expect(actual[0]!.length).toBe(channels);
+    for (const i of [0, 1]) {
+      expect(relativeError(actual[i]!, expected[i]!)).toBeLessThanOrEqual(TOLERANCE);
+    }
+    const shape = tf.sum(tf.zeros(c.shape), c.axis, c.keepDims).shape;
+    expect(shape).toEqual(
+      c.keepDims ? [...c.shape.slice(0, -1).map(() => 1), channels] : [channels],
+    );
+  });
+
+  it('sums 300,000 rows of 0.1 per channel to within the float32 bound of a 256-row block', () => {
+    const rows = 300_000;
+    const x = tf.fill([rows, 4], 0.1);
+    const sum = tf.sum(x, 0);
+    // A float32 running sum over the 300,000 rows gives 29,920.43 (2.7e-3 off); 256 rows of
+    // float32 rounding bound the blocked sum's relative error by 256·2⁻²⁴ = 1.5e-5.
+    for (const v of sum.dataSync()) expect(Math.abs(v - 30_000) / 30_000).toBeLessThan(1e-5);
+    tf.dispose([x, sum]);
+  });
+
+  it('leaves other reductions to the backend', async () => {
+    const sumRows = vi.spyOn(HeapKernels.prototype, 'sumRows');
+    const [actual, expected] = await onBothBackends(() => {
+      const x = tf.tensor(randomValues(24, 29), [2, 3, 4]);
+      return [
+        tf.sum(x, [1, 2]),
+        tf.sum(x),
+        tf.mean(x, [0, 1]).slice(0, 2),
+        tf.sum(tf.cast(x, 'int32'), 0),
+      ];
+    });
+    // Only the mean over the leading axes of 4 channels is taken.
+    expect(sumRows).toHaveBeenCalledTimes(1);
+    sumRows.mockRestore();
+    actual.forEach((a, i) => expect(relativeError(a, expected[i]!)).toBeLessThanOrEqual(TOLERANCE));
+  });
+
+  it.each([
+    { a: [4, 5, 6, 8], b: [8] },
+    { a: [1, 1, 1, 8], b: [3, 4, 2, 8] }, // vector first
+    { a: [2, 3, 5, 6], b: [1, 1, 1, 6] }, // 6 channels: a scalar tail
+    { a: [7], b: [9, 7] },
+  ])(
+    'adds, subtracts, multiplies and divides $a by $b bit for bit as the cpu backend',
+    async (c) => {
+      const broadcastRows = vi.spyOn(HeapKernels.prototype, 'broadcastRows');
+      const [actual, expected] = await onBothBackends(() => {
+        const a = tf.tensor(randomValues(count(c.a), 31), c.a);
+        const b = tf.add(tf.tensor(randomValues(count(c.b), 37), c.b), 1.5); // no zero divisors
+        return [tf.add(a, b), tf.sub(a, b), tf.mul(a, b), tf.div(a, b)];
+      });
+      expect(broadcastRows).toHaveBeenCalledTimes(4);
+      broadcastRows.mockRestore();
+      actual.forEach((a, i) => expect([...a]).toEqual([...expected[i]!]));
+      expect(actual[0]!.length).toBe(Math.max(count(c.a), count(c.b)));
+    },
+  );
+
+  it('leaves same-shape, scalar, narrow and integer operands to the backend', async () => {
+    const broadcastRows = vi.spyOn(HeapKernels.prototype, 'broadcastRows');
+    const [actual, expected] = await onBothBackends(() => {
+      const a = tf.tensor(randomValues(24, 41), [2, 4, 3]);
+      const v = tf.tensor(randomValues(3, 43), [3]);
+      return [
+        tf.mul(a, a),
+        tf.mul(a, tf.scalar(3)),
+        tf.sub(a, v),
+        tf.cast(
+          tf.add(tf.cast(tf.mul(a, 10), 'int32'), tf.tensor([1, 2, 3], [3], 'int32')),
+          'float32',
+        ),
+      ];
+    });
+    expect(broadcastRows).not.toHaveBeenCalled();
+    broadcastRows.mockRestore();
+    actual.forEach((a, i) => expect([...a]).toEqual([...expected[i]!]));
   });
 });
