@@ -104,3 +104,129 @@ void broadcast_rows(int op, const float *a, int rows, int c, const float *v, flo
     default: div_rows(a, rows, c, v, out, v_first); break;
   }
 }
+
+/* out[r*c + j] = x[r*c + j] * a[j] + b[j]: an affine map per channel (batch norm's inference and
+ * forward pass, with a = scale / sqrt(variance + eps) and b = offset - mean * a). */
+EXPORT("affine_rows")
+void affine_rows(const float *x, int rows, int c, const float *a, const float *b, float *out) {
+  for (int r = 0; r < rows; r++) {
+    const float *xr = x + r * c;
+    float *o = out + r * c;
+    int j = 0;
+    for (; j + 4 <= c; j += 4)
+      wasm_v128_store(o + j, wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(xr + j),
+                                                           wasm_v128_load(a + j)),
+                                            wasm_v128_load(b + j)));
+    for (; j < c; j++) o[j] = xr[j] * a[j] + b[j];
+  }
+}
+
+/*
+ * MaxPoolGrad (NHWC, no dilation), TensorFlow's semantics: each window's output gradient goes to
+ * its maximum, the first in row-major order on ties; padding never wins; overlaps add up.
+ * Channels 4 at a time in SIMD lanes (the window's first tap in bounds seeds the maxima; later
+ * taps win only when strictly greater), the rest one by one.
+ */
+EXPORT("max_pool_grad")
+void max_pool_grad(const float *x, const float *dy, float *dx, int batch, int h, int w, int c,
+                   int fh, int fw, int sh, int sw, int pt, int pl, int oh, int ow) {
+  __builtin_memset(dx, 0, sizeof(float) * batch * h * w * c);
+  const v128_t lane = wasm_i32x4_make(0, 1, 2, 3);
+  for (int b = 0; b < batch; b++) {
+    for (int oy = 0; oy < oh; oy++) {
+      const int y0 = oy * sh - pt;
+      const int i0 = y0 < 0 ? -y0 : 0, i1 = min_int(fh, h - y0);
+      for (int ox = 0; ox < ow; ox++) {
+        const int x0 = ox * sw - pl;
+        const int j0 = x0 < 0 ? -x0 : 0, j1 = min_int(fw, w - x0);
+        if (i0 >= i1 || j0 >= j1) continue;
+        const float *g = dy + ((b * oh + oy) * ow + ox) * c;
+        const int first = ((b * h + y0 + i0) * w + x0 + j0) * c;
+        int ch = 0;
+        for (; ch + 4 <= c; ch += 4) {
+          v128_t best = wasm_v128_load(x + first + ch);
+          v128_t arg = wasm_i32x4_add(wasm_i32x4_splat(first + ch), lane);
+          for (int i = i0; i < i1; i++) {
+            for (int j = (i == i0 ? j0 + 1 : j0); j < j1; j++) {
+              const int base = ((b * h + y0 + i) * w + x0 + j) * c + ch;
+              const v128_t v = wasm_v128_load(x + base);
+              const v128_t gt = wasm_f32x4_gt(v, best);
+              best = wasm_v128_bitselect(v, best, gt);
+              arg = wasm_v128_bitselect(wasm_i32x4_add(wasm_i32x4_splat(base), lane), arg, gt);
+            }
+          }
+          dx[wasm_i32x4_extract_lane(arg, 0)] += g[ch];
+          dx[wasm_i32x4_extract_lane(arg, 1)] += g[ch + 1];
+          dx[wasm_i32x4_extract_lane(arg, 2)] += g[ch + 2];
+          dx[wasm_i32x4_extract_lane(arg, 3)] += g[ch + 3];
+        }
+        for (; ch < c; ch++) {
+          float best = x[first + ch];
+          int arg = first + ch;
+          for (int i = i0; i < i1; i++) {
+            for (int j = (i == i0 ? j0 + 1 : j0); j < j1; j++) {
+              const int at = ((b * h + y0 + i) * w + x0 + j) * c + ch;
+              if (x[at] > best) {
+                best = x[at];
+                arg = at;
+              }
+            }
+          }
+          dx[arg] += g[ch];
+        }
+      }
+    }
+  }
+}
+
+/*
+ * Conv2DBackpropFilter for one input channel at stride 1 (a grayscale first layer, LeNet's conv1):
+ * dw[kh, kw, 0, o] = sum over b, oy, ox of x[b, oy + kh - pt, ox + kw - pl] * dy[b, oy, ox, o],
+ * zero outside x. Vectorized along the output row (ox), where both operands are contiguous once
+ * each dy row is transposed to channel-major and each x row zero-padded, in scratch:
+ *   dyt: co * owp floats (owp = ow rounded up to 4), xr: owp + fw floats,
+ *   vacc: fh * fw * co * 4 floats (SIMD partial sums), acc: fh * fw * co doubles (totals, flushed
+ *   from vacc after each image so float32 sums run over one image only).
+ */
+EXPORT("conv2d_filter_grad_c1")
+void conv2d_filter_grad_c1(const float *x, const float *dy, float *dw, int batch, int h, int w,
+                           int fh, int fw, int pt, int pl, int oh, int ow, int co, float *dyt,
+                           float *xr, float *vacc, double *acc) {
+  const int owp = (ow + 3) & ~3;
+  const int taps = fh * fw * co;
+  for (int t = 0; t < taps; t++) acc[t] = 0.0;
+  for (int i = 0; i < owp + fw; i++) xr[i] = 0.0f;
+  for (int i = 0; i < co * owp; i++) dyt[i] = 0.0f;
+  for (int b = 0; b < batch; b++) {
+    for (int t = 0; t < 4 * taps; t++) vacc[t] = 0.0f;
+    for (int oy = 0; oy < oh; oy++) {
+      const float *d = dy + (b * oh + oy) * ow * co;
+      for (int ox = 0; ox < ow; ox++)
+        for (int o = 0; o < co; o++) dyt[o * owp + ox] = d[ox * co + o];
+      for (int kh = 0; kh < fh; kh++) {
+        const int iy = oy + kh - pt;
+        if (iy < 0 || iy >= h) continue;
+        /* xr[i] = x[b, iy, i - pl] for i - pl in [0, w), else 0 (the zeros set above stay). */
+        const float *row = x + (b * h + iy) * w;
+        for (int i = 0; i < owp + fw; i++) {
+          const int ix = i - pl;
+          xr[i] = (ix >= 0 && ix < w) ? row[ix] : 0.0f;
+        }
+        for (int o = 0; o < co; o++) {
+          const float *dv = dyt + o * owp;
+          for (int kw = 0; kw < fw; kw++) {
+            v128_t s = wasm_f32x4_splat(0.0f);
+            for (int ox = 0; ox < owp; ox += 4)
+              s = wasm_f32x4_add(s, wasm_f32x4_mul(wasm_v128_load(xr + kw + ox),
+                                                   wasm_v128_load(dv + ox)));
+            float *va = vacc + 4 * ((kh * fw + kw) * co + o);
+            wasm_v128_store(va, wasm_f32x4_add(wasm_v128_load(va), s));
+          }
+        }
+      }
+    }
+    for (int t = 0; t < taps; t++)
+      acc[t] += (double)vacc[4 * t] + vacc[4 * t + 1] + vacc[4 * t + 2] + vacc[4 * t + 3];
+  }
+  for (int t = 0; t < taps; t++) dw[t] = (float)acc[t];
+}

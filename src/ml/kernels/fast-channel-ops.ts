@@ -1,17 +1,9 @@
 import type * as tf from '@tensorflow/tfjs';
 import { heapKernels, type BroadcastOp } from './heap-kernels.ts';
-import { isWasmBackend, type WasmBackendLike } from './wasm-heap.ts';
+import { heapOffset as offsetOf, isWasmBackend } from './wasm-heap.ts';
 
 /** Below this many channels the SIMD kernels gain nothing over the backend's. */
 const MIN_CHANNELS = 4;
-
-function offsetOf(backend: WasmBackendLike, info: tf.TensorInfo): number {
-  const entry = backend.dataIdMap.get(info.dataId);
-  if (entry === undefined) {
-    throw new Error('wasm tensor data not found (disposed?)');
-  }
-  return entry.memoryOffset;
-}
 
 /**
  * Whether the normalized `axis` attribute of a reduction over a tensor of this shape names
@@ -19,7 +11,7 @@ function offsetOf(backend: WasmBackendLike, info: tf.TensorInfo): number {
  */
 function reducesLeadingAxes(shape: readonly number[], axis: unknown): boolean {
   const rank = shape.length;
-  const axes = (Array.isArray(axis) ? axis : [axis]).map((a) =>
+  const axes = (Array.isArray(axis) ? (axis as unknown[]) : [axis]).map((a) =>
     typeof a === 'number' && a < 0 ? a + rank : a,
   );
   const unique = new Set(axes);
@@ -139,6 +131,60 @@ export function createFastBroadcastKernel(
         offsetOf(backend, out),
         cA !== 0,
       );
+    }
+    return out;
+  };
+}
+
+/**
+ * `FusedBatchNorm` (`(x − mean)·scale / √(variance + ε) + offset`, per channel) on the wasm
+ * backend as one in-place pass of `heap-kernels.c`'s `affine_rows` with `a = scale / √(variance
+ * + ε)` and `b = offset − mean·a` computed per channel in float64 (tfjs-backend-wasm 4.22 takes
+ * 7 ms for `[128, 32, 32, 16]`). Agrees with the backend to float32 rounding (a different order
+ * of operations, not bit for bit). Inputs `{x, mean, variance, offset?, scale?}` with the
+ * per-channel ones of `c` values, attr `varianceEpsilon`; output `x.shape`. Other shapes and
+ * dtypes go to `original`.
+ */
+export function createFastFusedBatchNormKernel(original: tf.KernelConfig): tf.KernelFunc {
+  return (args) => {
+    const { x, mean, variance, offset, scale } = args.inputs;
+    const eps = args.attrs?.varianceEpsilon;
+    const backend = args.backend;
+    const c = x?.shape.at(-1) ?? 0;
+    const perChannel = (t: tf.TensorInfo | undefined): boolean =>
+      t === undefined || (t.dtype === 'float32' && channelVectorOf([2, c], t.shape) === c);
+    if (
+      x === undefined ||
+      mean === undefined ||
+      variance === undefined ||
+      x.dtype !== 'float32' ||
+      typeof eps !== 'number' ||
+      c < MIN_CHANNELS ||
+      ![mean, variance, offset, scale].every(perChannel) ||
+      !isWasmBackend(backend)
+    ) {
+      return original.kernelFunc(args);
+    }
+    const kernels = heapKernels(backend);
+    if (kernels === undefined) {
+      return original.kernelFunc(args);
+    }
+    const values = (t: tf.TensorInfo): Float32Array => {
+      const at = offsetOf(backend, t) / 4;
+      return backend.wasm.HEAPF32.slice(at, at + c);
+    };
+    const [m, v] = [values(mean), values(variance)];
+    const [o, s] = [offset && values(offset), scale && values(scale)];
+    const a = new Float64Array(c);
+    const b = new Float64Array(c);
+    for (let j = 0; j < c; j++) {
+      a[j] = (s?.[j] ?? 1) / Math.sqrt(v[j]! + eps);
+      b[j] = (o?.[j] ?? 0) - m[j]! * a[j]!;
+    }
+    const out = backend.makeOutput([...x.shape], 'float32');
+    const rows = x.shape.slice(0, -1).reduce((p, d) => p * d, 1);
+    if (rows > 0) {
+      kernels.affineRows(offsetOf(backend, x), rows, c, a, b, offsetOf(backend, out));
     }
     return out;
   };

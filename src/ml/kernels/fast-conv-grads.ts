@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { toPad, toPair, toRounding, toShape4 } from './composite-kernel.ts';
 import { WasmGemm, convGeometryOf, wasmGemm, type ConvGeometry } from './wasm-gemm.ts';
-import { heapFloats, isWasmBackend } from './wasm-heap.ts';
+import { heapKernels } from './heap-kernels.ts';
+import { heapFloats, heapOffset, isWasmBackend } from './wasm-heap.ts';
 
 /** The conv geometry of a gradient kernel's attributes, or undefined when the GEMM path can't take it. */
 function geometry(
@@ -62,6 +63,21 @@ export function createFastConv2DBackpropFilterKernel(original: tf.KernelConfig):
     const g = geometry(x.shape, filterShape, attrs, tf.Conv2DBackpropFilter);
     if (g === undefined) {
       return original.kernelFunc(args);
+    }
+    const kernels =
+      g.inChannels === 1 && g.strideHeight === 1 && g.strideWidth === 1
+        ? heapKernels(backend)
+        : undefined;
+    if (kernels !== undefined) {
+      // One input channel: a direct SIMD kernel in place (LeNet's conv1: 5.8 -> 1.x ms).
+      const out = backend.makeOutput([...filterShape], 'float32');
+      kernels.conv2dFilterGradC1(
+        g,
+        heapOffset(backend, x),
+        heapOffset(backend, dy),
+        heapOffset(backend, out),
+      );
+      return out;
     }
     const gemm = wasmGemm();
     const dwSize = size(filterShape);

@@ -9,6 +9,7 @@ import { createSharedCastKernel, createSharedIdentityKernel } from './fast-ident
 import { createFastMaxPoolGradKernel } from './fast-max-pool-grad.ts';
 import {
   createFastBroadcastKernel,
+  createFastFusedBatchNormKernel,
   createFastMeanKernel,
   createFastSumKernel,
 } from './fast-channel-ops.ts';
@@ -41,6 +42,7 @@ export const FAST_KERNELS: readonly FastKernel[] = [
   { kernelName: tf.Sub, build: createFastBroadcastKernel('sub') },
   { kernelName: tf.Multiply, build: createFastBroadcastKernel('mul') },
   { kernelName: tf.RealDiv, build: createFastBroadcastKernel('div') },
+  { kernelName: tf.FusedBatchNorm, build: createFastFusedBatchNormKernel },
 ];
 
 const BACKEND = 'wasm';

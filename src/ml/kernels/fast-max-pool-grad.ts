@@ -1,11 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { toPad, toPair, toRounding } from './composite-kernel.ts';
-import { convGeometryOf, wasmGemm } from './wasm-gemm.ts';
-import { heapFloats, isWasmBackend } from './wasm-heap.ts';
+import { heapKernels } from './heap-kernels.ts';
+import { convGeometryOf } from './wasm-gemm.ts';
+import { heapOffset, isWasmBackend } from './wasm-heap.ts';
 
 /**
- * `MaxPoolGrad` on the wasm backend in C (`wasm/gemm.c`, `max_pool_grad`): one pass over the
- * windows, recomputing each maximum, with TensorFlow's semantics (first maximum in row-major
+ * `MaxPoolGrad` on the wasm backend in C (`wasm/heap-kernels.c`, `max_pool_grad`, in place on
+ * the backend's heap, 4 channels per SIMD lane group): one pass over the windows, recomputing
+ * each maximum, with TensorFlow's semantics (first maximum in row-major
  * order, padding never wins, overlapping windows add). Replaces the tap-by-tap composite of
  * `max-pool-grad.ts` for overlapping windows (AlexNet's 3x3/2 pools: 1.6 s of a 5.6 s training
  * step in that composite's slices and masks) and the tiled one alike. Inputs `{dy, input,
@@ -33,21 +35,17 @@ export function createFastMaxPoolGradKernel(original: tf.KernelConfig): tf.Kerne
       toPad(attrs.pad, tf.MaxPoolGrad),
       toRounding(attrs.dimRoundingMode, tf.MaxPoolGrad),
     );
-    const g = convGeometryOf(info);
-    const gemm = wasmGemm();
-    const xSize = input.shape.reduce((p, d) => p * d, 1);
-    const dySize = dy.shape.reduce((p, d) => p * d, 1);
-    const [offX = 0, offDy = 0, offDx = 0, offScratch = 0] = gemm.reserve([
-      xSize,
-      dySize,
-      xSize,
-      2 * g.inChannels,
-    ]);
-    gemm.view(offX, xSize).set(heapFloats(backend, input));
-    gemm.view(offDy, dySize).set(heapFloats(backend, dy));
-    gemm.maxPoolGrad(g, offX, offDy, offDx, offScratch);
+    const kernels = heapKernels(backend);
+    if (kernels === undefined) {
+      return original.kernelFunc(args);
+    }
     const out = backend.makeOutput([...input.shape], 'float32');
-    heapFloats(backend, out).set(gemm.view(offDx, xSize));
+    kernels.maxPoolGrad(
+      convGeometryOf(info),
+      heapOffset(backend, input),
+      heapOffset(backend, dy),
+      heapOffset(backend, out),
+    );
     return out;
   };
 }

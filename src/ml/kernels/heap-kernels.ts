@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { ConvGeometry } from './wasm-gemm.ts';
 import type { WasmBackendLike } from './wasm-heap.ts';
 
 // tsconfig's libs (ES2023, no DOM) and @types/node 20 leave WebAssembly's JS API undeclared.
@@ -20,6 +21,9 @@ interface HeapKernelExports {
     out: number,
     vFirst: number,
   ): void;
+  affine_rows(x: number, rows: number, c: number, a: number, b: number, out: number): void;
+  max_pool_grad(...args: number[]): void;
+  conv2d_filter_grad_c1(...args: number[]): void;
 }
 
 /** The binary ops of {@link HeapKernels.broadcastRows}, numbered as `broadcast_rows` takes them. */
@@ -35,6 +39,7 @@ export type BroadcastOp = keyof typeof BROADCAST_OPS;
  */
 export class HeapKernels {
   private readonly exports: HeapKernelExports;
+  private readonly memory: { readonly buffer: ArrayBuffer };
   private readonly malloc: (bytes: number) => number;
   private readonly free: (at: number) => void;
 
@@ -45,10 +50,11 @@ export class HeapKernels {
    */
   constructor(
     bytes: Uint8Array,
-    memory: object,
+    memory: { readonly buffer: ArrayBuffer },
     malloc: (bytes: number) => number,
     free: (at: number) => void,
   ) {
+    this.memory = memory;
     this.malloc = malloc;
     this.free = free;
     const instance = new WebAssemblyApi.Instance(new WebAssemblyApi.Module(bytes), {
@@ -65,11 +71,105 @@ export class HeapKernels {
    * a float32 running sum's does.
    */
   sumRows(x: number, rows: number, c: number, out: number): void {
-    const acc = this.malloc(8 * c);
+    this.withScratch(8 * c, (acc) => this.exports.sum_rows(x, rows, c, out, acc));
+  }
+
+  /**
+   * `out[r·c + j] = x[r·c + j]·a[j] + b[j]`: a per-channel affine map over a row-major
+   * `[rows, c]` float32 array (batch norm with `a = scale / √(variance + ε)`, `b = offset −
+   * mean·a`). `a` and `b` (`c` values each) are copied to scratch on the heap.
+   */
+  affineRows(
+    x: number,
+    rows: number,
+    c: number,
+    a: ArrayLike<number>,
+    b: ArrayLike<number>,
+    out: number,
+  ): void {
+    this.withScratch(8 * c, (at) => {
+      const ab = new Float32Array(this.memory.buffer, at, 2 * c);
+      ab.set(a);
+      ab.set(b, c);
+      this.exports.affine_rows(x, rows, c, at, at + 4 * c, out);
+    });
+  }
+
+  /**
+   * Max-pooling gradient `dx [batch, h, w, c]` of NHWC `x` from `dy [batch, oh, ow, c]`, with
+   * TensorFlow's semantics: each window's gradient goes to its maximum, the first in row-major
+   * order on ties; padding never wins; overlapping windows add. `outChannels` and the filter's
+   * channels of `g` are unused.
+   */
+  maxPoolGrad(g: ConvGeometry, x: number, dy: number, dx: number): void {
+    this.exports.max_pool_grad(
+      x,
+      dy,
+      dx,
+      g.batch,
+      g.inHeight,
+      g.inWidth,
+      g.inChannels,
+      g.filterHeight,
+      g.filterWidth,
+      g.strideHeight,
+      g.strideWidth,
+      g.padTop,
+      g.padLeft,
+      g.outHeight,
+      g.outWidth,
+    );
+  }
+
+  /**
+   * `dw [fh, fw, 1, outC]` of a stride-1 convolution of a one-channel NHWC `x`, from `dy [batch,
+   * oh, ow, outC]`: SIMD along each output row (see `conv2d_filter_grad_c1`), float32 sums within
+   * an image and float64 across images.
+   *
+   * @throws {RangeError} when `g` has more than one input channel or a stride other than 1
+   */
+  conv2dFilterGradC1(g: ConvGeometry, x: number, dy: number, dw: number): void {
+    if (g.inChannels !== 1 || g.strideHeight !== 1 || g.strideWidth !== 1) {
+      throw new RangeError('conv2dFilterGradC1 takes one input channel at stride 1');
+    }
+    const owp = Math.ceil(g.outWidth / 4) * 4;
+    const taps = g.filterHeight * g.filterWidth * g.outChannels;
+    const dytBytes = 4 * g.outChannels * owp;
+    const xrBytes = 16 * Math.ceil((owp + g.filterWidth) / 4);
+    const vaccBytes = 16 * taps;
+    this.withScratch(dytBytes + xrBytes + vaccBytes + 8 * taps, (dyt) => {
+      this.exports.conv2d_filter_grad_c1(
+        x,
+        dy,
+        dw,
+        g.batch,
+        g.inHeight,
+        g.inWidth,
+        g.filterHeight,
+        g.filterWidth,
+        g.padTop,
+        g.padLeft,
+        g.outHeight,
+        g.outWidth,
+        g.outChannels,
+        dyt,
+        dyt + dytBytes,
+        dyt + dytBytes + xrBytes,
+        dyt + dytBytes + xrBytes + vaccBytes,
+      );
+    });
+  }
+
+  /** Runs `body` with `bytes` of scratch from the backend's allocator (8-byte aligned). */
+  private withScratch(bytes: number, body: (at: number) => void): void {
+    const at = this.malloc(bytes);
+    if (at === 0) {
+      throw new RangeError(`wasm heap: could not allocate ${bytes} bytes of scratch`);
+    }
     try {
-      this.exports.sum_rows(x, rows, c, out, acc);
+      body(at);
     } finally {
-      this.free(acc);
+      this.free(at);
     }
   }
 
@@ -118,7 +218,7 @@ export function heapKernels(backend: WasmBackendLike): HeapKernels | undefined {
     bytes ??= readFileSync(new URL('./heap-kernels.wasm', import.meta.url));
     kernels =
       isMemory && malloc !== undefined && free !== undefined
-        ? new HeapKernels(bytes, memory as object, malloc, free)
+        ? new HeapKernels(bytes, memory as { readonly buffer: ArrayBuffer }, malloc, free)
         : null;
     modules.set(backend, kernels);
   }

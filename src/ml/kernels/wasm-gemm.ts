@@ -36,7 +36,6 @@ interface GemmExports {
   ): void;
   conv2d_filter_grad(...args: number[]): void;
   conv2d_input_grad(...args: number[]): void;
-  max_pool_grad(...args: number[]): void;
   fill_rows(c: number, m: number, n: number, bias: number): void;
   relu_inplace(x: number, count: number): void;
 }
@@ -201,32 +200,6 @@ export class WasmGemm {
       this.packA,
       this.packB,
       dwt,
-    );
-  }
-
-  /**
-   * Max-pooling gradient into `dx` (TensorFlow's tie rule: first maximum in row-major order);
-   * `scratch` holds 2·inChannels floats. `outChannels` and the filter's channels are unused.
-   */
-  maxPoolGrad(g: ConvGeometry, x: number, dy: number, dx: number, scratch: number): void {
-    this.exports.max_pool_grad(
-      x,
-      dy,
-      dx,
-      g.batch,
-      g.inHeight,
-      g.inWidth,
-      g.inChannels,
-      g.filterHeight,
-      g.filterWidth,
-      g.strideHeight,
-      g.strideWidth,
-      g.padTop,
-      g.padLeft,
-      g.outHeight,
-      g.outWidth,
-      scratch,
-      scratch + 4 * g.inChannels,
     );
   }
 

@@ -21,6 +21,15 @@ export function heapFloats(backend: WasmBackendLike, info: tf.TensorInfo): Float
   return backend.wasm.HEAPF32.subarray(start, start + size);
 }
 
+/** The byte offset of a tensor's data on the wasm backend's heap (stable while it lives). */
+export function heapOffset(backend: WasmBackendLike, info: tf.TensorInfo): number {
+  const entry = backend.dataIdMap.get(info.dataId);
+  if (entry === undefined) {
+    throw new Error('wasm tensor data not found (disposed?)');
+  }
+  return entry.memoryOffset;
+}
+
 /** Whether a kernel's backend argument looks like tfjs-backend-wasm's. */
 export function isWasmBackend(backend: unknown): backend is WasmBackendLike {
   const b = backend as Partial<WasmBackendLike> | null;

@@ -230,6 +230,10 @@ describe('GEMM-backed conv gradients on wasm', () => {
     { x: [2, 10, 10, 4], f: [1, 1, 4, 6], s: 2, pad: 'valid' },
     { x: [3, 12, 9, 3], f: [5, 4, 3, 4], s: 3, pad: 'valid' },
     { x: [1, 8, 8, 6], f: [3, 3, 6, 2], s: 2, pad: 1 },
+    // One input channel at stride 1: the in-place direct filter gradient (heap-kernels.c).
+    { x: [3, 28, 28, 1], f: [5, 5, 1, 6], s: 1, pad: 'valid' },
+    { x: [2, 9, 7, 1], f: [3, 4, 1, 5], s: 1, pad: 'same' },
+    { x: [2, 6, 6, 1], f: [3, 3, 1, 4], s: 1, pad: 2 },
   ] as const;
 
   it.each(CASES)(
@@ -308,7 +312,13 @@ describe('committed gemm.wasm', () => {
     const { Module } = (globalThis as unknown as { WebAssembly: WasmModuleApi }).WebAssembly;
     const module = new Module(readFileSync(path.join(root, 'src/ml/kernels/heap-kernels.wasm')));
     expect(Module.imports(module)).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }]);
-    expect(Module.exports(module).map((e) => e.name)).toEqual(['sum_rows', 'broadcast_rows']);
+    expect(Module.exports(module).map((e) => e.name)).toEqual([
+      'sum_rows',
+      'broadcast_rows',
+      'affine_rows',
+      'max_pool_grad',
+      'conv2d_filter_grad_c1',
+    ]);
   });
 });
 
@@ -328,6 +338,8 @@ describe('wasm Tile and MaxPoolGrad', () => {
     { x: [2, 9, 9, 3], size: 3, stride: 2, pad: 'same' },
     { x: [1, 8, 7, 2], size: 2, stride: 2, pad: 'valid' },
     { x: [2, 6, 6, 4], size: 3, stride: 1, pad: 'same' },
+    { x: [3, 24, 24, 6], size: 2, stride: 2, pad: 'valid' }, // 4 SIMD lanes and a tail of 2
+    { x: [2, 7, 7, 9], size: 3, stride: 2, pad: 'same' },
   ] as const)(
     'gives maxPool x $x, $size/$stride $pad the cpu backend’s gradient, negative maxima included',
     async ({ x, size, stride, pad }) => {
@@ -449,6 +461,26 @@ describe('in-place per-channel Sum, Mean and broadcast ops on wasm', () => {
       expect(actual[0]!.length).toBe(Math.max(count(c.a), count(c.b)));
     },
   );
+
+  it.each([
+    { x: [4, 5, 6, 8], withAffine: true },
+    { x: [3, 7, 6], withAffine: false },
+  ])('batch-normalizes $x (offset and scale: $withAffine) as the cpu backend does', async (c) => {
+    const affineRows = vi.spyOn(HeapKernels.prototype, 'affineRows');
+    const channels = c.x.at(-1)!;
+    const [actual, expected] = await onBothBackends(() => {
+      const x = tf.tensor(randomValues(count(c.x), 47), c.x);
+      const mean = tf.tensor1d(randomValues(channels, 53));
+      const variance = tf.add(tf.tensor1d(randomValues(channels, 59)), 1.2);
+      const [offset, scale] = c.withAffine
+        ? [tf.tensor1d(randomValues(channels, 61)), tf.tensor1d(randomValues(channels, 67))]
+        : [undefined, undefined];
+      return [tf.batchNorm(x, mean, variance, offset, scale, 1e-3)];
+    });
+    expect(affineRows).toHaveBeenCalledTimes(1);
+    affineRows.mockRestore();
+    expect(relativeError(actual[0]!, expected[0]!)).toBeLessThanOrEqual(TOLERANCE);
+  });
 
   it('leaves same-shape, scalar, narrow and integer operands to the backend', async () => {
     const broadcastRows = vi.spyOn(HeapKernels.prototype, 'broadcastRows');
