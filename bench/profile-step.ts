@@ -66,7 +66,9 @@ console.log(
   `${values.model}, batch ${batch}: step ${stepMs.toFixed(1)} ms (mean of ${steps}); ${kernels} kernels, ${sum.toFixed(1)} ms inside them (nested composites count twice)`,
 );
 for (const [key, t] of [...totals].sort((a, b) => b[1].ms - a[1].ms).slice(0, Number(values.top))) {
-  console.log(`${t.ms.toFixed(2).padStart(9)} ms ${String(Math.round(t.calls)).padStart(5)}x  ${key}`);
+  console.log(
+    `${t.ms.toFixed(2).padStart(9)} ms ${String(Math.round(t.calls)).padStart(5)}x  ${key}`,
+  );
 }
 tf.dispose([xs, ys]);
 model.dispose();
