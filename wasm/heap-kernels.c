@@ -180,40 +180,63 @@ void max_pool_grad(const float *x, const float *dy, float *dx, int batch, int h,
 }
 
 /*
+ * Zero-padded copy of image b of a one-channel [batch, h, w] x for a stride-1 convolution with
+ * rows rows and owp output columns (owp a multiple of 4): xp[r * wpp + i] = x[b, r - pt, i - pl]
+ * inside x, else 0, for r < rows and i < wpp = owp + fw - 1 rounded up to 4 (so every 4-lane load
+ * of a filter tap over the output columns stays inside the row).
+ */
+static void pad_image(const float *x, int b, int h, int w, int pt, int pl, int rows, int wpp,
+                      float *xp) {
+  for (int r = 0; r < rows; r++) {
+    const int iy = r - pt;
+    float *dst = xp + r * wpp;
+    if (iy < 0 || iy >= h) {
+      for (int i = 0; i < wpp; i++) dst[i] = 0.0f;
+      continue;
+    }
+    const float *row = x + (b * h + iy) * w;
+    for (int i = 0; i < wpp; i++) {
+      const int ix = i - pl;
+      dst[i] = (ix >= 0 && ix < w) ? row[ix] : 0.0f;
+    }
+  }
+}
+
+static inline int padded_width(int ow, int fw) {
+  const int owp = (ow + 3) & ~3;
+  return (owp + fw - 1 + 3) & ~3;
+}
+
+/*
  * Conv2DBackpropFilter for one input channel at stride 1 (a grayscale first layer, LeNet's conv1):
  * dw[kh, kw, 0, o] = sum over b, oy, ox of x[b, oy + kh - pt, ox + kw - pl] * dy[b, oy, ox, o],
  * zero outside x. Vectorized along the output row (ox), where both operands are contiguous once
- * each dy row is transposed to channel-major and each x row zero-padded, in scratch:
- *   dyt: co * owp floats (owp = ow rounded up to 4), xr: owp + fw floats,
- *   vacc: fh * fw * co * 4 floats (SIMD partial sums), acc: fh * fw * co doubles (totals, flushed
- *   from vacc after each image so float32 sums run over one image only).
+ * each image is zero-padded and its dy transposed to channel-major rows, in scratch:
+ *   xp: (oh + fh - 1) * padded_width(ow, fw) floats; dyt: oh * co * owp floats (owp = ow
+ *   rounded up to 4); vacc: fh * fw * co * 4 floats (SIMD partial sums); acc: fh * fw * co
+ *   doubles (totals, flushed from vacc after each image so float32 sums run over one image).
  */
 EXPORT("conv2d_filter_grad_c1")
 void conv2d_filter_grad_c1(const float *x, const float *dy, float *dw, int batch, int h, int w,
-                           int fh, int fw, int pt, int pl, int oh, int ow, int co, float *dyt,
-                           float *xr, float *vacc, double *acc) {
+                           int fh, int fw, int pt, int pl, int oh, int ow, int co, float *xp,
+                           float *dyt, float *vacc, double *acc) {
   const int owp = (ow + 3) & ~3;
+  const int wpp = padded_width(ow, fw);
   const int taps = fh * fw * co;
   for (int t = 0; t < taps; t++) acc[t] = 0.0;
-  for (int i = 0; i < owp + fw; i++) xr[i] = 0.0f;
-  for (int i = 0; i < co * owp; i++) dyt[i] = 0.0f;
+  for (int i = 0; i < oh * co * owp; i++) dyt[i] = 0.0f;
   for (int b = 0; b < batch; b++) {
     for (int t = 0; t < 4 * taps; t++) vacc[t] = 0.0f;
-    for (int oy = 0; oy < oh; oy++) {
-      const float *d = dy + (b * oh + oy) * ow * co;
+    pad_image(x, b, h, w, pt, pl, oh + fh - 1, wpp, xp);
+    const float *d = dy + b * oh * ow * co;
+    for (int oy = 0; oy < oh; oy++)
       for (int ox = 0; ox < ow; ox++)
-        for (int o = 0; o < co; o++) dyt[o * owp + ox] = d[ox * co + o];
+        for (int o = 0; o < co; o++) dyt[(oy * co + o) * owp + ox] = d[(oy * ow + ox) * co + o];
+    for (int oy = 0; oy < oh; oy++) {
       for (int kh = 0; kh < fh; kh++) {
-        const int iy = oy + kh - pt;
-        if (iy < 0 || iy >= h) continue;
-        /* xr[i] = x[b, iy, i - pl] for i - pl in [0, w), else 0 (the zeros set above stay). */
-        const float *row = x + (b * h + iy) * w;
-        for (int i = 0; i < owp + fw; i++) {
-          const int ix = i - pl;
-          xr[i] = (ix >= 0 && ix < w) ? row[ix] : 0.0f;
-        }
+        const float *xr = xp + (oy + kh) * wpp;
         for (int o = 0; o < co; o++) {
-          const float *dv = dyt + o * owp;
+          const float *dv = dyt + (oy * co + o) * owp;
           for (int kw = 0; kw < fw; kw++) {
             v128_t s = wasm_f32x4_splat(0.0f);
             for (int ox = 0; ox < owp; ox += 4)

@@ -129,33 +129,22 @@ export class HeapKernels {
    * @throws {RangeError} when `g` has more than one input channel or a stride other than 1
    */
   conv2dFilterGradC1(g: ConvGeometry, x: number, dy: number, dw: number): void {
-    if (g.inChannels !== 1 || g.strideHeight !== 1 || g.strideWidth !== 1) {
-      throw new RangeError('conv2dFilterGradC1 takes one input channel at stride 1');
-    }
-    const owp = Math.ceil(g.outWidth / 4) * 4;
+    const { xpBytes, owp } = oneChannelScratch(g);
     const taps = g.filterHeight * g.filterWidth * g.outChannels;
-    const dytBytes = 4 * g.outChannels * owp;
-    const xrBytes = 16 * Math.ceil((owp + g.filterWidth) / 4);
+    const dytBytes = 4 * g.outHeight * g.outChannels * owp;
     const vaccBytes = 16 * taps;
-    this.withScratch(dytBytes + xrBytes + vaccBytes + 8 * taps, (dyt) => {
+    this.withScratch(xpBytes + dytBytes + vaccBytes + 8 * taps, (xp) => {
+      const dyt = xp + xpBytes;
+      const vacc = dyt + dytBytes;
       this.exports.conv2d_filter_grad_c1(
         x,
         dy,
         dw,
-        g.batch,
-        g.inHeight,
-        g.inWidth,
-        g.filterHeight,
-        g.filterWidth,
-        g.padTop,
-        g.padLeft,
-        g.outHeight,
-        g.outWidth,
-        g.outChannels,
+        ...oneChannelArgs(g),
+        xp,
         dyt,
-        dyt + dytBytes,
-        dyt + dytBytes + xrBytes,
-        dyt + dytBytes + xrBytes + vaccBytes,
+        vacc,
+        vacc + vaccBytes,
       );
     });
   }
@@ -189,6 +178,38 @@ export class HeapKernels {
   ): void {
     this.exports.broadcast_rows(BROADCAST_OPS[op], a, rows, c, v, out, vFirst ? 1 : 0);
   }
+}
+
+/**
+ * Scratch of the one-channel filter gradient: a zero-padded image of `oh + fh − 1` rows of
+ * `wpp` floats (`wpp` = the output width rounded up to 4, plus `fw − 1`, rounded up to 4), and the
+ * rounded output width `owp`.
+ *
+ * @throws {RangeError} when `g` has more than one input channel or a stride other than 1
+ */
+function oneChannelScratch(g: ConvGeometry): { xpBytes: number; owp: number } {
+  if (g.inChannels !== 1 || g.strideHeight !== 1 || g.strideWidth !== 1) {
+    throw new RangeError('the one-channel conv kernels take one input channel at stride 1');
+  }
+  const owp = Math.ceil(g.outWidth / 4) * 4;
+  const wpp = Math.ceil((owp + g.filterWidth - 1) / 4) * 4;
+  return { xpBytes: 4 * (g.outHeight + g.filterHeight - 1) * wpp, owp };
+}
+
+/** The geometry arguments of `conv2d_filter_grad_c1`, in its order. */
+function oneChannelArgs(g: ConvGeometry): number[] {
+  return [
+    g.batch,
+    g.inHeight,
+    g.inWidth,
+    g.filterHeight,
+    g.filterWidth,
+    g.padTop,
+    g.padLeft,
+    g.outHeight,
+    g.outWidth,
+    g.outChannels,
+  ];
 }
 
 /** The parts of tfjs-backend-wasm's Emscripten module past {@link WasmBackendLike}'s. */
