@@ -14,6 +14,7 @@ import { buildAlexNet } from '../src/ml/architectures/alexnet.ts';
 import { buildLeNet } from '../src/ml/architectures/lenet.ts';
 import { buildResNet20 } from '../src/ml/architectures/resnet20.ts';
 import { initBackend } from '../src/ml/backend.ts';
+import { createAdam } from '../src/ml/fused-adam.ts';
 
 const { values } = parseArgs({
   options: {
@@ -35,7 +36,7 @@ if (!build) throw new Error(`--model must be one of ${Object.keys(builders).join
 
 await initBackend({ prefer: 'wasm' });
 const model = build();
-model.compile({ optimizer: tf.train.adam(1e-3), loss: 'categoricalCrossentropy' });
+model.compile({ optimizer: createAdam(1e-3), loss: 'categoricalCrossentropy' });
 const batch = Number(values.batch);
 const inputShape = model.inputs[0]!.shape.slice(1) as number[];
 const classes = model.outputs[0]!.shape.at(-1) as number;

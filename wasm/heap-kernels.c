@@ -253,3 +253,43 @@ void conv2d_filter_grad_c1(const float *x, const float *dy, float *dw, int batch
   }
   for (int t = 0; t < taps; t++) dw[t] = (float)acc[t];
 }
+
+/*
+ * One Adam step (Kingma & Ba, ICLR 2015) over n parameters, in the exact float32 operations and
+ * order of tfjs-core 4.22's AdamOptimizer.applyGradients, so results are bit for bit the same:
+ *   m' = m*b1 + g*omb1            v' = v*b2 + (g*g)*omb2
+ *   p' = ((m'/c1) / (sqrt(v'/c2) + eps)) * neglr + p
+ * with omb = 1 - beta, c = 1 - beta^t (the optimizer's bias corrections) and neglr = -lr, all
+ * float32. Writes p', m', v' to out_p, out_m, out_v (which may not alias the inputs).
+ */
+EXPORT("adam_update")
+void adam_update(const float *p, const float *m, const float *v, const float *g, int n, float b1,
+                 float omb1, float b2, float omb2, float c1, float c2, float eps, float neglr,
+                 float *out_p, float *out_m, float *out_v) {
+  const v128_t vb1 = wasm_f32x4_splat(b1), vomb1 = wasm_f32x4_splat(omb1);
+  const v128_t vb2 = wasm_f32x4_splat(b2), vomb2 = wasm_f32x4_splat(omb2);
+  const v128_t vc1 = wasm_f32x4_splat(c1), vc2 = wasm_f32x4_splat(c2);
+  const v128_t veps = wasm_f32x4_splat(eps), vlr = wasm_f32x4_splat(neglr);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v128_t gi = wasm_v128_load(g + i);
+    const v128_t nm = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(m + i), vb1),
+                                     wasm_f32x4_mul(gi, vomb1));
+    const v128_t nv = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(v + i), vb2),
+                                     wasm_f32x4_mul(wasm_f32x4_mul(gi, gi), vomb2));
+    const v128_t step = wasm_f32x4_div(wasm_f32x4_div(nm, vc1),
+                                       wasm_f32x4_add(wasm_f32x4_sqrt(wasm_f32x4_div(nv, vc2)),
+                                                      veps));
+    wasm_v128_store(out_p + i, wasm_f32x4_add(wasm_f32x4_mul(step, vlr), wasm_v128_load(p + i)));
+    wasm_v128_store(out_m + i, nm);
+    wasm_v128_store(out_v + i, nv);
+  }
+  for (; i < n; i++) {
+    const float gi = g[i];
+    const float nm = m[i] * b1 + gi * omb1;
+    const float nv = v[i] * b2 + (gi * gi) * omb2;
+    out_p[i] = ((nm / c1) / (__builtin_sqrtf(nv / c2) + eps)) * neglr + p[i];
+    out_m[i] = nm;
+    out_v[i] = nv;
+  }
+}

@@ -4,6 +4,7 @@ import type { PRNG } from 'seedrandom';
 import { setDropoutStep } from '../ml/architectures/dropout.ts';
 import { createParallelModel } from '../ml/engine/parallel-model.ts';
 import { getOptimizerSlots, setOptimizerSlots } from '../ml/optimizer-state.ts';
+import { createAdam } from '../ml/fused-adam.ts';
 import type { NamedArray, ParallelModel } from '../ml/engine/parallel-model.ts';
 
 /** Images and labels in memory, as the dataset loaders return them. */
@@ -236,7 +237,7 @@ async function localRunner(
   learningRate: number,
   resume?: TrainCheckpoint,
 ): Promise<StepRunner> {
-  const optimizer = tf.train.adam(learningRate);
+  const optimizer = createAdam(learningRate);
   model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
   if (resume) await setOptimizerSlots(optimizer, resume.optimizer);
   return {

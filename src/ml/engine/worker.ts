@@ -8,6 +8,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { setDropoutStep, StepSeededDropout } from '../architectures/dropout.ts';
 import { registerConvGradientKernels } from '../kernels/conv-grads.ts';
 import { getOptimizerSlots, setOptimizerSlots } from '../optimizer-state.ts';
+import { createAdam } from '../fused-adam.ts';
 import type { LossName, ModelSpec, OptimizerSpec, Request, Response, Shard } from './protocol.ts';
 import { barrierWait } from './barrier.ts';
 
@@ -142,7 +143,7 @@ function setUpTraining(request: Extract<Request, { kind: 'train-setup' }>): void
 }
 
 function makeOptimizer(spec: OptimizerSpec): tf.Optimizer {
-  return spec.name === 'adam' ? tf.train.adam(spec.learningRate) : tf.train.sgd(spec.learningRate);
+  return spec.name === 'adam' ? createAdam(spec.learningRate) : tf.train.sgd(spec.learningRate);
 }
 
 /**

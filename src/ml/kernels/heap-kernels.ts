@@ -24,6 +24,23 @@ interface HeapKernelExports {
   affine_rows(x: number, rows: number, c: number, a: number, b: number, out: number): void;
   max_pool_grad(...args: number[]): void;
   conv2d_filter_grad_c1(...args: number[]): void;
+  adam_update(...args: number[]): void;
+}
+
+/**
+ * The float32 scalars of one Adam step (Kingma & Ba, ICLR 2015), as tfjs-core 4.22's
+ * `AdamOptimizer` forms them: `β₁`, `1 − β₁`, `β₂`, `1 − β₂`, the bias corrections `1 − β₁ᵗ` and
+ * `1 − β₂ᵗ`, `ε` and `−learning rate`.
+ */
+export interface AdamScalars {
+  readonly beta1: number;
+  readonly oneMinusBeta1: number;
+  readonly beta2: number;
+  readonly oneMinusBeta2: number;
+  readonly correction1: number;
+  readonly correction2: number;
+  readonly epsilon: number;
+  readonly negLearningRate: number;
 }
 
 /** The binary ops of {@link HeapKernels.broadcastRows}, numbered as `broadcast_rows` takes them. */
@@ -147,6 +164,37 @@ export class HeapKernels {
         vacc + vaccBytes,
       );
     });
+  }
+
+  /**
+   * One Adam step over `n` float32 parameters (see `adam_update`): reads `p`, `m`, `v`, `g` and
+   * writes the new parameters and moments to `out` (3·`n` floats: parameters, first moment,
+   * second moment). Scalars as `adamUpdate`'s attributes in `adam-update.ts`.
+   */
+  adamUpdate(
+    n: number,
+    [p, m, v, g]: readonly [number, number, number, number],
+    s: AdamScalars,
+    [outP, outM, outV]: readonly [number, number, number],
+  ): void {
+    this.exports.adam_update(
+      p,
+      m,
+      v,
+      g,
+      n,
+      s.beta1,
+      s.oneMinusBeta1,
+      s.beta2,
+      s.oneMinusBeta2,
+      s.correction1,
+      s.correction2,
+      s.epsilon,
+      s.negLearningRate,
+      outP,
+      outM,
+      outV,
+    );
   }
 
   /** Runs `body` with `bytes` of scratch from the backend's allocator (8-byte aligned). */

@@ -318,6 +318,7 @@ describe('committed gemm.wasm', () => {
       'affine_rows',
       'max_pool_grad',
       'conv2d_filter_grad_c1',
+      'adam_update',
     ]);
   });
 });
