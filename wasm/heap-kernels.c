@@ -293,3 +293,81 @@ void adam_update(const float *p, const float *m, const float *v, const float *g,
     out_v[i] = nv;
   }
 }
+
+/* Floats of one row segment of conv2d_input_grad_narrow: fw * c <= NARROW. */
+#define NARROW 32
+
+/*
+ * Conv2DBackpropInput for narrow filter rows (fw * c <= 32 floats: LeNet's 5x5 filters over 6
+ * channels), any stride and padding, no dilation, as a scatter: each dy pixel adds, for each
+ * filter row kh, the row segment sum over o of dy[b, oy, ox, o] * w[kh, :, :, o] to
+ * dx[b, oy*sh - pt + kh, ox*sw - pl + (0..fw), 0..c), which NHWC keeps contiguous. The segment's
+ * 32 floats are 8 SIMD accumulators; zero dy entries (most, behind ReLU and max pooling) are
+ * skipped. Scratch wt: fh * o * 32 floats (the filter regrouped by row and output channel, zero
+ * padded), buf: 32 floats.
+ */
+EXPORT("conv2d_input_grad_narrow")
+void conv2d_input_grad_narrow(const float *dy, const float *filter, float *dx, int batch, int h,
+                              int w, int c, int fh, int fw, int o, int sh, int sw, int pt, int pl,
+                              int oh, int ow, float *wt, float *buf) {
+  const int seg = fw * c;
+  for (int kh = 0; kh < fh; kh++)
+    for (int co = 0; co < o; co++) {
+      float *dst = wt + (kh * o + co) * NARROW;
+      for (int i = 0; i < NARROW; i++) dst[i] = i < seg ? filter[(kh * seg + i) * o + co] : 0.0f;
+    }
+  __builtin_memset(dx, 0, sizeof(float) * batch * h * w * c);
+  for (int b = 0; b < batch; b++) {
+    for (int oy = 0; oy < oh; oy++) {
+      for (int ox = 0; ox < ow; ox++) {
+        const float *d = dy + ((b * oh + oy) * ow + ox) * o;
+        const int x0 = ox * sw - pl;
+        const int inside = x0 >= 0 && x0 + fw <= w;
+        for (int kh = 0; kh < fh; kh++) {
+          const int y = oy * sh - pt + kh;
+          if (y < 0 || y >= h) continue;
+          v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0,
+                 a6 = a0, a7 = a0;
+          int any = 0;
+          for (int co = 0; co < o; co++) {
+            const float g = d[co];
+            if (g == 0.0f) continue;
+            any = 1;
+            const v128_t s = wasm_f32x4_splat(g);
+            const float *wk = wt + (kh * o + co) * NARROW;
+            a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(s, wasm_v128_load(wk)));
+            a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(s, wasm_v128_load(wk + 4)));
+            a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(s, wasm_v128_load(wk + 8)));
+            a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(s, wasm_v128_load(wk + 12)));
+            a4 = wasm_f32x4_add(a4, wasm_f32x4_mul(s, wasm_v128_load(wk + 16)));
+            a5 = wasm_f32x4_add(a5, wasm_f32x4_mul(s, wasm_v128_load(wk + 20)));
+            a6 = wasm_f32x4_add(a6, wasm_f32x4_mul(s, wasm_v128_load(wk + 24)));
+            a7 = wasm_f32x4_add(a7, wasm_f32x4_mul(s, wasm_v128_load(wk + 28)));
+          }
+          if (!any) continue;
+          wasm_v128_store(buf, a0);
+          wasm_v128_store(buf + 4, a1);
+          wasm_v128_store(buf + 8, a2);
+          wasm_v128_store(buf + 12, a3);
+          wasm_v128_store(buf + 16, a4);
+          wasm_v128_store(buf + 20, a5);
+          wasm_v128_store(buf + 24, a6);
+          wasm_v128_store(buf + 28, a7);
+          float *row = dx + ((b * h + y) * w + x0) * c;
+          if (inside) {
+            int i = 0;
+            for (; i + 4 <= seg; i += 4)
+              wasm_v128_store(row + i, wasm_f32x4_add(wasm_v128_load(row + i),
+                                                      wasm_v128_load(buf + i)));
+            for (; i < seg; i++) row[i] += buf[i];
+          } else {
+            for (int kw = 0; kw < fw; kw++) {
+              if (x0 + kw < 0 || x0 + kw >= w) continue;
+              for (int ch = 0; ch < c; ch++) row[kw * c + ch] += buf[kw * c + ch];
+            }
+          }
+        }
+      }
+    }
+  }
+}

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { toPad, toPair, toRounding, toShape4 } from './composite-kernel.ts';
 import { WasmGemm, convGeometryOf, wasmGemm, type ConvGeometry } from './wasm-gemm.ts';
-import { heapKernels } from './heap-kernels.ts';
+import { NARROW_FLOATS, heapKernels } from './heap-kernels.ts';
 import { heapFloats, heapOffset, isWasmBackend } from './wasm-heap.ts';
 
 /** The conv geometry of a gradient kernel's attributes, or undefined when the GEMM path can't take it. */
@@ -97,7 +97,32 @@ export function createFastConv2DBackpropFilterKernel(original: tf.KernelConfig):
 }
 
 /**
- * `Conv2DBackpropInput` on the wasm backend as GEMM plus col2im: `dx = col2im(dy · Wᵀ)`. Used
+ * Whether the narrow-row scatter (`heap-kernels.c`'s `conv2d_input_grad_narrow`) beats the other
+ * paths: measured faster (bench/kernels.ts) only for unpadded stride-1 convolutions whose filter
+ * rows fill at least 7 of its 8 SIMD accumulators and whose filters are at least 5×5 (LeNet's 5×5
+ * over 6 channels: 6.6 → 2.4 ms at batch 128, where the transposed-conv composite also multiplies
+ * a wide zero border; 5×5 over 6 channels into 32: 14.5 → 11.2 ms); 3×3 over 8 channels, 5×5
+ * over 4 or 2×2 over 16 lose to XNNPACK (1.1–2×), strided ones to the GEMM.
+ */
+function takesNarrow(g: ConvGeometry): boolean {
+  const row = g.filterWidth * g.inChannels;
+  return (
+    row > NARROW_FLOATS - 8 &&
+    row <= NARROW_FLOATS &&
+    g.filterHeight >= 5 &&
+    g.filterWidth >= 5 &&
+    g.strideHeight === 1 &&
+    g.strideWidth === 1 &&
+    g.padTop === 0 &&
+    g.padLeft === 0 &&
+    g.outHeight === g.inHeight - g.filterHeight + 1 &&
+    g.outWidth === g.inWidth - g.filterWidth + 1
+  );
+}
+
+/**
+ * `Conv2DBackpropInput` on the wasm backend: narrow unpadded filters (see {@link takesNarrow}) by
+ * an in-place scatter, otherwise GEMM plus col2im, `dx = col2im(dy · Wᵀ)`, the latter used
  * only for strided convolutions, where it beats the zero-interleaving composite of
  * `conv2d-backprop-input.ts` (4–7×); at stride 1 that composite runs on XNNPACK's forward conv
  * and is as fast. Inputs `{dy, filter}`, attrs as in tfjs-core; output `inputShape`.
@@ -118,6 +143,17 @@ export function createFastConv2DBackpropInputKernel(original: tf.KernelConfig): 
     }
     const inputShape = toShape4(attrs.inputShape, 'inputShape', tf.Conv2DBackpropInput);
     const g = geometry(inputShape, filter.shape, attrs, tf.Conv2DBackpropInput);
+    const narrow = g !== undefined && takesNarrow(g) ? heapKernels(backend) : undefined;
+    if (g !== undefined && narrow !== undefined) {
+      const out = backend.makeOutput([...inputShape], 'float32');
+      narrow.conv2dInputGradNarrow(
+        g,
+        heapOffset(backend, dy),
+        heapOffset(backend, filter),
+        heapOffset(backend, out),
+      );
+      return out;
+    }
     if (g === undefined || (g.strideHeight === 1 && g.strideWidth === 1)) {
       return original.kernelFunc(args);
     }

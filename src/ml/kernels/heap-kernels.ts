@@ -25,6 +25,7 @@ interface HeapKernelExports {
   max_pool_grad(...args: number[]): void;
   conv2d_filter_grad_c1(...args: number[]): void;
   adam_update(...args: number[]): void;
+  conv2d_input_grad_narrow(...args: number[]): void;
 }
 
 /**
@@ -42,6 +43,9 @@ export interface AdamScalars {
   readonly epsilon: number;
   readonly negLearningRate: number;
 }
+
+/** The widest filter row (`fw·inC` floats) {@link HeapKernels.conv2dInputGradNarrow} takes. */
+export const NARROW_FLOATS = 32;
 
 /** The binary ops of {@link HeapKernels.broadcastRows}, numbered as `broadcast_rows` takes them. */
 export const BROADCAST_OPS = { add: 0, sub: 1, mul: 2, div: 3 } as const;
@@ -162,6 +166,45 @@ export class HeapKernels {
         dyt,
         vacc,
         vacc + vaccBytes,
+      );
+    });
+  }
+
+  /**
+   * `dx [batch, h, w, inC]` of a convolution whose filter rows are narrow (`fw·inC ≤ 32` floats,
+   * LeNet's 5×5 over 6 channels), from `dy [batch, oh, ow, outC]` and the filter `[fh, fw, inC,
+   * outC]`, any stride and padding: a scatter of each dy pixel's filter-row segments (see
+   * `conv2d_input_grad_narrow`), skipping zero gradients.
+   *
+   * @throws {RangeError} when `fw·inC > 32`
+   */
+  conv2dInputGradNarrow(g: ConvGeometry, dy: number, filter: number, dx: number): void {
+    if (g.filterWidth * g.inChannels > NARROW_FLOATS) {
+      throw new RangeError(
+        `conv2dInputGradNarrow takes filter rows of at most ${NARROW_FLOATS} floats`,
+      );
+    }
+    const wtBytes = 4 * NARROW_FLOATS * g.filterHeight * g.outChannels;
+    this.withScratch(wtBytes + 4 * NARROW_FLOATS, (wt) => {
+      this.exports.conv2d_input_grad_narrow(
+        dy,
+        filter,
+        dx,
+        g.batch,
+        g.inHeight,
+        g.inWidth,
+        g.inChannels,
+        g.filterHeight,
+        g.filterWidth,
+        g.outChannels,
+        g.strideHeight,
+        g.strideWidth,
+        g.padTop,
+        g.padLeft,
+        g.outHeight,
+        g.outWidth,
+        wt,
+        wt + wtBytes,
       );
     });
   }

@@ -234,6 +234,9 @@ describe('GEMM-backed conv gradients on wasm', () => {
     { x: [3, 28, 28, 1], f: [5, 5, 1, 6], s: 1, pad: 'valid' },
     { x: [2, 9, 7, 1], f: [3, 4, 1, 5], s: 1, pad: 'same' },
     { x: [2, 6, 6, 1], f: [3, 3, 1, 4], s: 1, pad: 2 },
+    // Narrow unpadded 5×5 filter rows (5·6 = 30 floats): the in-place input-gradient scatter.
+    { x: [3, 12, 12, 6], f: [5, 5, 6, 16], s: 1, pad: 'valid' },
+    { x: [2, 9, 8, 5], f: [5, 6, 5, 3], s: 1, pad: 'valid' },
   ] as const;
 
   it.each(CASES)(
@@ -252,6 +255,37 @@ describe('GEMM-backed conv gradients on wasm', () => {
       );
     },
   );
+
+  it('scatters LeNet conv2’s input gradient, zeros behind ReLU and pooling skipped, as the cpu backend', async () => {
+    const narrow = vi.spyOn(HeapKernels.prototype, 'conv2dInputGradNarrow');
+    const [actual, expected] = await onBothBackends(() =>
+      tf.grads((xt: tf.Tensor) =>
+        tf.sum(
+          tf.mul(
+            tf.maxPool(
+              tf.relu(
+                tf.conv2d(
+                  xt as tf.Tensor4D,
+                  tf.tensor4d(randomValues(2400, 71), [5, 5, 6, 16]),
+                  1,
+                  'valid',
+                ),
+              ),
+              2,
+              2,
+              'valid',
+            ),
+            tf.tensor1d(randomValues(16, 73)),
+          ),
+        ),
+      )([tf.tensor4d(randomValues(4 * 12 * 12 * 6, 79), [4, 12, 12, 6])]),
+    );
+    expect(narrow).toHaveBeenCalledTimes(1);
+    narrow.mockRestore();
+    // Most of dy is zero here, so most of dx's terms were skipped; dx is still the full gradient.
+    expect(actual[0]!.filter((v) => v !== 0).length).toBeGreaterThan(actual[0]!.length / 2);
+    expect(relativeError(actual[0]!, expected[0]!)).toBeLessThanOrEqual(TOLERANCE);
+  });
 
   it('keeps a convolution’s training step from leaking tensors', () => {
     const x = tf.tensor4d(randomValues(4 * 16 * 16 * 3, 13), [4, 16, 16, 3]);
@@ -319,6 +353,7 @@ describe('committed gemm.wasm', () => {
       'max_pool_grad',
       'conv2d_filter_grad_c1',
       'adam_update',
+      'conv2d_input_grad_narrow',
     ]);
   });
 });
