@@ -371,3 +371,71 @@ void conv2d_input_grad_narrow(const float *dy, const float *filter, float *dx, i
     }
   }
 }
+
+/* The number of nonzero floats among x[0..n) (NaN counts as nonzero). */
+EXPORT("count_nonzero")
+int count_nonzero(const float *x, int n) {
+  v128_t zeros = wasm_i32x4_splat(0);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) zeros = wasm_i32x4_sub(zeros, wasm_f32x4_eq(wasm_v128_load(x + i),
+                                                                          wasm_f32x4_splat(0.0f)));
+  int z = wasm_i32x4_extract_lane(zeros, 0) + wasm_i32x4_extract_lane(zeros, 1) +
+          wasm_i32x4_extract_lane(zeros, 2) + wasm_i32x4_extract_lane(zeros, 3);
+  for (; i < n; i++) z += x[i] == 0.0f;
+  return n - z;
+}
+
+/*
+ * Conv2DBackpropFilter (NHWC, no dilation) as a scatter over the nonzero entries of dy, for
+ * sparse gradients (behind ReLU and max pooling most are zero): each nonzero dy[b, oy, ox, o]
+ * adds dy * x[b, oy*sh - pt + kh, ox*sw - pl + (0..fw), 0..c) to row kh of filter o; NHWC keeps
+ * those fw * c floats contiguous. Accumulates in float32 per image in dwt (o * fh * seg4 floats,
+ * seg4 = fw * c rounded up to 4), then in float64 in acc (fh * fw * c * o doubles).
+ */
+EXPORT("conv2d_filter_grad_scatter")
+void conv2d_filter_grad_scatter(const float *x, const float *dy, float *dw, int batch, int h,
+                                int w, int c, int fh, int fw, int o, int sh, int sw, int pt,
+                                int pl, int oh, int ow, float *dwt, double *acc) {
+  const int seg = fw * c, seg4 = (seg + 3) & ~3, nv = seg4 / 4;
+  const int taps = fh * seg;
+  const float *x_end = x + batch * h * w * c;
+  for (int i = 0; i < taps * o; i++) acc[i] = 0.0;
+  for (int b = 0; b < batch; b++) {
+    for (int i = 0; i < o * fh * seg4; i++) dwt[i] = 0.0f;
+    for (int oy = 0; oy < oh; oy++) {
+      for (int ox = 0; ox < ow; ox++) {
+        const float *d = dy + ((b * oh + oy) * ow + ox) * o;
+        const int x0 = ox * sw - pl;
+        /* Whole 4-float groups stay inside x: the last group may read up to 3 floats past the
+         * segment (into the next pixels, discarded lanes), never past the tensor. */
+        const int inside = x0 >= 0 && x0 + fw <= w;
+        for (int co = 0; co < o; co++) {
+          const float g = d[co];
+          if (g == 0.0f) continue;
+          const v128_t s = wasm_f32x4_splat(g);
+          for (int kh = 0; kh < fh; kh++) {
+            const int y = oy * sh - pt + kh;
+            if (y < 0 || y >= h) continue;
+            const float *row = x + ((b * h + y) * w + x0) * c;
+            float *a = dwt + (co * fh + kh) * seg4;
+            if (inside && row + seg4 <= x_end) {
+              for (int v = 0; v < nv; v++)
+                wasm_v128_store(a + 4 * v, wasm_f32x4_add(wasm_v128_load(a + 4 * v),
+                                                          wasm_f32x4_mul(s, wasm_v128_load(row + 4 * v))));
+            } else {
+              for (int kw = 0; kw < fw; kw++) {
+                if (x0 + kw < 0 || x0 + kw >= w) continue;
+                for (int ch = 0; ch < c; ch++) a[kw * c + ch] += g * row[kw * c + ch];
+              }
+            }
+          }
+        }
+      }
+    }
+    for (int co = 0; co < o; co++)
+      for (int kh = 0; kh < fh; kh++)
+        for (int i = 0; i < seg; i++)
+          acc[(kh * seg + i) * o + co] += dwt[(co * fh + kh) * seg4 + i];
+  }
+  for (int i = 0; i < taps * o; i++) dw[i] = (float)acc[i];
+}

@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { toPad, toPair, toRounding, toShape4 } from './composite-kernel.ts';
 import { WasmGemm, convGeometryOf, wasmGemm, type ConvGeometry } from './wasm-gemm.ts';
+import type { HeapKernels } from './heap-kernels.ts';
 import { NARROW_FLOATS, heapKernels } from './heap-kernels.ts';
-import { heapFloats, heapOffset, isWasmBackend } from './wasm-heap.ts';
+import { heapFloats, heapOffset, isWasmBackend, type WasmBackendLike } from './wasm-heap.ts';
 
 /** The conv geometry of a gradient kernel's attributes, or undefined when the GEMM path can't take it. */
 function geometry(
@@ -38,10 +39,36 @@ function size(shape: readonly number[]): number {
 }
 
 /**
+ * Which filter-gradient kernel is fastest for this convolution and gradient, as measured at batch
+ * 128 (bench/kernels.ts): a scatter over dy's nonzero entries when they are few (LeNet's conv2,
+ * 84% zeros behind ReLU and 2×2 max pooling: 3.6 → 1.8 ms; it breaks even near 40% nonzero for
+ * 5×5 filters over 6 channels but near 18% for one channel, whose dense kernel is cheap); else the
+ * dense one-channel kernel (stride 1) or the GEMM.
+ */
+function filterGradPath(
+  g: ConvGeometry,
+  kernels: HeapKernels,
+  backend: WasmBackendLike,
+  dy: tf.TensorInfo,
+): 'scatter' | 'one-channel' | 'gemm' {
+  const row = g.filterWidth * g.inChannels;
+  if (row <= NARROW_FLOATS) {
+    const n = size(dy.shape);
+    const limit = row >= 16 ? 0.3 : 0.15;
+    if (kernels.countNonzero(heapOffset(backend, dy), n) <= limit * n) {
+      return 'scatter';
+    }
+  }
+  return g.inChannels === 1 && g.strideHeight === 1 && g.strideWidth === 1 ? 'one-channel' : 'gemm';
+}
+
+/**
  * `Conv2DBackpropFilter` on the wasm backend as im2col plus the WebAssembly SIMD GEMM
  * (`wasm/gemm.c`, `conv2d_filter_grad`): `dW = im2col(x)ᵀ · dy`, summed over chunks of output
  * pixels that stay in cache. 2.5–3× faster than the composite of `conv2d-backprop-filter.ts`
- * on ResNet-20's 3×3 convs (bench/kernels.ts). Inputs `{x: [b, h, w, inC], dy: [b, oh, ow,
+ * on ResNet-20's 3×3 convs (bench/kernels.ts). Narrow filters with a mostly-zero `dy`, and
+ * one-channel inputs, take the in-place kernels of `heap-kernels.c` instead (see
+ * {@link filterGradPath}). Inputs `{x: [b, h, w, inC], dy: [b, oh, ow,
  * outC]}`, attrs as in tfjs-core; output `filterShape`. Anything but float32 NHWC goes to
  * `original`.
  */
@@ -64,19 +91,16 @@ export function createFastConv2DBackpropFilterKernel(original: tf.KernelConfig):
     if (g === undefined) {
       return original.kernelFunc(args);
     }
-    const kernels =
-      g.inChannels === 1 && g.strideHeight === 1 && g.strideWidth === 1
-        ? heapKernels(backend)
-        : undefined;
-    if (kernels !== undefined) {
-      // One input channel: a direct SIMD kernel in place (LeNet's conv1: 5.8 -> 1.x ms).
+    const kernels = heapKernels(backend);
+    const path = kernels === undefined ? 'gemm' : filterGradPath(g, kernels, backend, dy);
+    if (kernels !== undefined && path !== 'gemm') {
       const out = backend.makeOutput([...filterShape], 'float32');
-      kernels.conv2dFilterGradC1(
-        g,
-        heapOffset(backend, x),
-        heapOffset(backend, dy),
-        heapOffset(backend, out),
-      );
+      const offsets = [x, dy, out].map((t) => heapOffset(backend, t)) as [number, number, number];
+      if (path === 'scatter') {
+        kernels.conv2dFilterGradScatter(g, ...offsets);
+      } else {
+        kernels.conv2dFilterGradC1(g, ...offsets);
+      }
       return out;
     }
     const gemm = wasmGemm();

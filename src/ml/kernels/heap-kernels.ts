@@ -26,6 +26,8 @@ interface HeapKernelExports {
   conv2d_filter_grad_c1(...args: number[]): void;
   adam_update(...args: number[]): void;
   conv2d_input_grad_narrow(...args: number[]): void;
+  count_nonzero(x: number, n: number): number;
+  conv2d_filter_grad_scatter(...args: number[]): void;
 }
 
 /**
@@ -205,6 +207,45 @@ export class HeapKernels {
         g.outWidth,
         wt,
         wt + wtBytes,
+      );
+    });
+  }
+
+  /** The number of nonzero floats (NaN included) among the `n` at byte offset `x`. */
+  countNonzero(x: number, n: number): number {
+    return this.exports.count_nonzero(x, n);
+  }
+
+  /**
+   * `dw [fh, fw, inC, outC]` of an NHWC convolution (any stride and padding, no dilation) as a
+   * scatter over the nonzero entries of `dy` (see `conv2d_filter_grad_scatter`): work in
+   * proportion to them, so it pays where ReLU and max pooling zero most of the gradient. Float32
+   * sums within an image, float64 across images.
+   */
+  conv2dFilterGradScatter(g: ConvGeometry, x: number, dy: number, dw: number): void {
+    const seg4 = Math.ceil((g.filterWidth * g.inChannels) / 4) * 4;
+    const dwtBytes = 4 * g.outChannels * g.filterHeight * seg4;
+    const accBytes = 8 * g.filterHeight * g.filterWidth * g.inChannels * g.outChannels;
+    this.withScratch(dwtBytes + accBytes, (dwt) => {
+      this.exports.conv2d_filter_grad_scatter(
+        x,
+        dy,
+        dw,
+        g.batch,
+        g.inHeight,
+        g.inWidth,
+        g.inChannels,
+        g.filterHeight,
+        g.filterWidth,
+        g.outChannels,
+        g.strideHeight,
+        g.strideWidth,
+        g.padTop,
+        g.padLeft,
+        g.outHeight,
+        g.outWidth,
+        dwt,
+        dwt + dwtBytes,
       );
     });
   }

@@ -287,6 +287,39 @@ describe('GEMM-backed conv gradients on wasm', () => {
     expect(relativeError(actual[0]!, expected[0]!)).toBeLessThanOrEqual(TOLERANCE);
   });
 
+  it.each([
+    { x: [4, 12, 12, 6], f: [5, 5, 6, 16], s: 1, pad: 'valid' },
+    { x: [3, 28, 28, 1], f: [5, 5, 1, 6], s: 1, pad: 'valid' },
+    { x: [2, 11, 9, 3], f: [3, 3, 3, 4], s: 2, pad: 'same' }, // borders, stride 2
+  ] as const)(
+    'scatters the filter gradient of $x by $f over a mostly-zero dy as the cpu backend',
+    async ({ x, f, s, pad }) => {
+      const scatter = vi.spyOn(HeapKernels.prototype, 'conv2dFilterGradScatter');
+      const [actual, expected] = await onBothBackends(() => {
+        const xt = tf.tensor4d(randomValues(count(x), 83), [...x]);
+        const dyShape = tf.conv2d(xt, tf.zeros<tf.Rank.R4>([...f]), s, pad).shape;
+        // One entry in ten nonzero, as behind ReLU and 2×2 max pooling.
+        const keep = tf.cast(
+          tf.greater(tf.tensor(randomValues(count(dyShape), 89), dyShape), 0.8),
+          'float32',
+        );
+        const dy = tf.mul(tf.tensor(randomValues(count(dyShape), 97), dyShape), keep);
+        return [
+          tf
+            .engine()
+            .runKernel<tf.Tensor>(
+              tf.Conv2DBackpropFilter,
+              { x: xt, dy },
+              { filterShape: [...f], strides: [s, s], pad, dataFormat: 'NHWC' },
+            ),
+        ];
+      });
+      expect(scatter).toHaveBeenCalledTimes(1);
+      scatter.mockRestore();
+      expect(relativeError(actual[0]!, expected[0]!)).toBeLessThanOrEqual(TOLERANCE);
+    },
+  );
+
   it('keeps a convolution’s training step from leaking tensors', () => {
     const x = tf.tensor4d(randomValues(4 * 16 * 16 * 3, 13), [4, 16, 16, 3]);
     const w = tf.variable(tf.tensor4d(randomValues(3 * 3 * 3 * 8, 14), [3, 3, 3, 8]));
@@ -354,6 +387,8 @@ describe('committed gemm.wasm', () => {
       'conv2d_filter_grad_c1',
       'adam_update',
       'conv2d_input_grad_narrow',
+      'count_nonzero',
+      'conv2d_filter_grad_scatter',
     ]);
   });
 });
