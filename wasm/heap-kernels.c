@@ -304,12 +304,12 @@ void adam_update(const float *p, const float *m, const float *v, const float *g,
  * dx[b, oy*sh - pt + kh, ox*sw - pl + (0..fw), 0..c), which NHWC keeps contiguous. The segment's
  * 32 floats are 8 SIMD accumulators; zero dy entries (most, behind ReLU and max pooling) are
  * skipped. Scratch wt: fh * o * 32 floats (the filter regrouped by row and output channel, zero
- * padded), buf: 32 floats.
+ * padded), buf: 32 floats, nzlist: o ints.
  */
 EXPORT("conv2d_input_grad_narrow")
 void conv2d_input_grad_narrow(const float *dy, const float *filter, float *dx, int batch, int h,
                               int w, int c, int fh, int fw, int o, int sh, int sw, int pt, int pl,
-                              int oh, int ow, float *wt, float *buf) {
+                              int oh, int ow, float *wt, float *buf, int *nzlist) {
   const int seg = fw * c;
   for (int kh = 0; kh < fh; kh++)
     for (int co = 0; co < o; co++) {
@@ -323,17 +323,21 @@ void conv2d_input_grad_narrow(const float *dy, const float *filter, float *dx, i
         const float *d = dy + ((b * oh + oy) * ow + ox) * o;
         const int x0 = ox * sw - pl;
         const int inside = x0 >= 0 && x0 + fw <= w;
+        /* The nonzero output channels, listed once per pixel (branch-free) for all fh rows. */
+        int nz = 0;
+        for (int co = 0; co < o; co++) {
+          nzlist[nz] = co;
+          nz += d[co] != 0.0f;
+        }
+        if (nz == 0) continue;
         for (int kh = 0; kh < fh; kh++) {
           const int y = oy * sh - pt + kh;
           if (y < 0 || y >= h) continue;
           v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0,
                  a6 = a0, a7 = a0;
-          int any = 0;
-          for (int co = 0; co < o; co++) {
-            const float g = d[co];
-            if (g == 0.0f) continue;
-            any = 1;
-            const v128_t s = wasm_f32x4_splat(g);
+          for (int k = 0; k < nz; k++) {
+            const int co = nzlist[k];
+            const v128_t s = wasm_f32x4_splat(d[co]);
             const float *wk = wt + (kh * o + co) * NARROW;
             a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(s, wasm_v128_load(wk)));
             a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(s, wasm_v128_load(wk + 4)));
@@ -344,7 +348,6 @@ void conv2d_input_grad_narrow(const float *dy, const float *filter, float *dx, i
             a6 = wasm_f32x4_add(a6, wasm_f32x4_mul(s, wasm_v128_load(wk + 24)));
             a7 = wasm_f32x4_add(a7, wasm_f32x4_mul(s, wasm_v128_load(wk + 28)));
           }
-          if (!any) continue;
           wasm_v128_store(buf, a0);
           wasm_v128_store(buf + 4, a1);
           wasm_v128_store(buf + 8, a2);
@@ -390,12 +393,13 @@ int count_nonzero(const float *x, int n) {
  * sparse gradients (behind ReLU and max pooling most are zero): each nonzero dy[b, oy, ox, o]
  * adds dy * x[b, oy*sh - pt + kh, ox*sw - pl + (0..fw), 0..c) to row kh of filter o; NHWC keeps
  * those fw * c floats contiguous. Accumulates in float32 per image in dwt (o * fh * seg4 floats,
- * seg4 = fw * c rounded up to 4), then in float64 in acc (fh * fw * c * o doubles).
+ * seg4 = fw * c rounded up to 4), then in float64 in acc (fh * fw * c * o doubles); nzlist: o
+ * ints (each pixel's nonzero channels, listed without branches).
  */
 EXPORT("conv2d_filter_grad_scatter")
 void conv2d_filter_grad_scatter(const float *x, const float *dy, float *dw, int batch, int h,
                                 int w, int c, int fh, int fw, int o, int sh, int sw, int pt,
-                                int pl, int oh, int ow, float *dwt, double *acc) {
+                                int pl, int oh, int ow, float *dwt, double *acc, int *nzlist) {
   const int seg = fw * c, seg4 = (seg + 3) & ~3, nv = seg4 / 4;
   const int taps = fh * seg;
   const float *x_end = x + batch * h * w * c;
@@ -409,9 +413,14 @@ void conv2d_filter_grad_scatter(const float *x, const float *dy, float *dw, int 
         /* Whole 4-float groups stay inside x: the last group may read up to 3 floats past the
          * segment (into the next pixels, discarded lanes), never past the tensor. */
         const int inside = x0 >= 0 && x0 + fw <= w;
+        int nz = 0;
         for (int co = 0; co < o; co++) {
+          nzlist[nz] = co;
+          nz += d[co] != 0.0f;
+        }
+        for (int k = 0; k < nz; k++) {
+          const int co = nzlist[k];
           const float g = d[co];
-          if (g == 0.0f) continue;
           const v128_t s = wasm_f32x4_splat(g);
           for (int kh = 0; kh < fh; kh++) {
             const int y = oy * sh - pt + kh;

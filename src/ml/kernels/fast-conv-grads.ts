@@ -40,10 +40,10 @@ function size(shape: readonly number[]): number {
 
 /**
  * Which filter-gradient kernel is fastest for this convolution and gradient, as measured at batch
- * 128 (bench/kernels.ts): a scatter over dy's nonzero entries when they are few (LeNet's conv2,
- * 84% zeros behind ReLU and 2×2 max pooling: 3.6 → 1.8 ms; it breaks even near 40% nonzero for
- * 5×5 filters over 6 channels but near 18% for one channel, whose dense kernel is cheap); else the
- * dense one-channel kernel (stride 1) or the GEMM.
+ * 128: a scatter over dy's nonzero entries when they are few (LeNet's conv2, 84% zeros behind
+ * ReLU and 2×2 max pooling: 3.6 → 1.4 ms; it breaks even near 50% nonzero for 5×5 filters over 6
+ * channels but near 25% for one channel, whose dense kernel is cheap); else the dense
+ * one-channel kernel (stride 1) or the GEMM.
  */
 function filterGradPath(
   g: ConvGeometry,
@@ -54,7 +54,7 @@ function filterGradPath(
   const row = g.filterWidth * g.inChannels;
   if (row <= NARROW_FLOATS) {
     const n = size(dy.shape);
-    const limit = row >= 16 ? 0.3 : 0.15;
+    const limit = row >= 16 ? 0.4 : 0.2;
     if (kernels.countNonzero(heapOffset(backend, dy), n) <= limit * n) {
       return 'scatter';
     }

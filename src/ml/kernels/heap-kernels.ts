@@ -187,7 +187,7 @@ export class HeapKernels {
       );
     }
     const wtBytes = 4 * NARROW_FLOATS * g.filterHeight * g.outChannels;
-    this.withScratch(wtBytes + 4 * NARROW_FLOATS, (wt) => {
+    this.withScratch(wtBytes + 4 * NARROW_FLOATS + 4 * g.outChannels, (wt) => {
       this.exports.conv2d_input_grad_narrow(
         dy,
         filter,
@@ -207,6 +207,7 @@ export class HeapKernels {
         g.outWidth,
         wt,
         wt + wtBytes,
+        wt + wtBytes + 4 * NARROW_FLOATS,
       );
     });
   }
@@ -226,7 +227,7 @@ export class HeapKernels {
     const seg4 = Math.ceil((g.filterWidth * g.inChannels) / 4) * 4;
     const dwtBytes = 4 * g.outChannels * g.filterHeight * seg4;
     const accBytes = 8 * g.filterHeight * g.filterWidth * g.inChannels * g.outChannels;
-    this.withScratch(dwtBytes + accBytes, (dwt) => {
+    this.withScratch(dwtBytes + accBytes + 4 * g.outChannels, (dwt) => {
       this.exports.conv2d_filter_grad_scatter(
         x,
         dy,
@@ -246,6 +247,7 @@ export class HeapKernels {
         g.outWidth,
         dwt,
         dwt + dwtBytes,
+        dwt + dwtBytes + accBytes,
       );
     });
   }
