@@ -122,6 +122,47 @@ void affine_rows(const float *x, int rows, int c, const float *a, const float *b
 }
 
 /*
+ * MaxPoolGrad for 2x2 windows at stride 2 that tile x exactly (LeNet's pools): windows do not
+ * overlap, so each input gets its window's gradient or 0, written once (no zeroing pass, no
+ * accumulation). Same tie rule: the first maximum in row-major order (strictly greater wins).
+ * Channels 4 at a time; a last group overlapping the previous one when c is not a multiple of 4
+ * (requires c >= 4) recomputes a few channels with identical results.
+ */
+static void max_pool_grad_2x2(const float *x, const float *dy, float *dx, int batch, int h, int w,
+                              int c, int oh, int ow) {
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  for (int b = 0; b < batch; b++) {
+    for (int oy = 0; oy < oh; oy++) {
+      for (int ox = 0; ox < ow; ox++) {
+        const int p00 = ((b * h + 2 * oy) * w + 2 * ox) * c;
+        const int p01 = p00 + c, p10 = p00 + w * c, p11 = p10 + c;
+        const float *g = dy + ((b * oh + oy) * ow + ox) * c;
+        for (int ch0 = 0; ch0 < c; ch0 += 4) {
+          const int ch = ch0 + 4 <= c ? ch0 : c - 4;
+          const v128_t v00 = wasm_v128_load(x + p00 + ch), v01 = wasm_v128_load(x + p01 + ch);
+          const v128_t v10 = wasm_v128_load(x + p10 + ch), v11 = wasm_v128_load(x + p11 + ch);
+          /* Winner masks in row-major order: a later tap wins only when strictly greater. */
+          const v128_t m01 = wasm_f32x4_gt(v01, v00);
+          v128_t best = wasm_v128_bitselect(v01, v00, m01);
+          const v128_t m10 = wasm_f32x4_gt(v10, best);
+          best = wasm_v128_bitselect(v10, best, m10);
+          const v128_t m11 = wasm_f32x4_gt(v11, best);
+          const v128_t w11 = m11;
+          const v128_t w10 = wasm_v128_andnot(m10, m11);
+          const v128_t w01 = wasm_v128_andnot(m01, wasm_v128_or(m10, m11));
+          const v128_t w00 = wasm_v128_not(wasm_v128_or(m01, wasm_v128_or(m10, m11)));
+          const v128_t gv = wasm_v128_load(g + ch);
+          wasm_v128_store(dx + p00 + ch, wasm_v128_bitselect(gv, zero, w00));
+          wasm_v128_store(dx + p01 + ch, wasm_v128_bitselect(gv, zero, w01));
+          wasm_v128_store(dx + p10 + ch, wasm_v128_bitselect(gv, zero, w10));
+          wasm_v128_store(dx + p11 + ch, wasm_v128_bitselect(gv, zero, w11));
+        }
+      }
+    }
+  }
+}
+
+/*
  * MaxPoolGrad (NHWC, no dilation), TensorFlow's semantics: each window's output gradient goes to
  * its maximum, the first in row-major order on ties; padding never wins; overlaps add up.
  * Channels 4 at a time in SIMD lanes (the window's first tap in bounds seeds the maxima; later
@@ -130,6 +171,11 @@ void affine_rows(const float *x, int rows, int c, const float *a, const float *b
 EXPORT("max_pool_grad")
 void max_pool_grad(const float *x, const float *dy, float *dx, int batch, int h, int w, int c,
                    int fh, int fw, int sh, int sw, int pt, int pl, int oh, int ow) {
+  if (fh == 2 && fw == 2 && sh == 2 && sw == 2 && pt == 0 && pl == 0 && h == 2 * oh &&
+      w == 2 * ow && c >= 4) {
+    max_pool_grad_2x2(x, dy, dx, batch, h, w, c, oh, ow);
+    return;
+  }
   __builtin_memset(dx, 0, sizeof(float) * batch * h * w * c);
   const v128_t lane = wasm_i32x4_make(0, 1, 2, 3);
   for (int b = 0; b < batch; b++) {

@@ -424,6 +424,25 @@ describe('wasm Tile and MaxPoolGrad', () => {
   );
 });
 
+describe('wasm MaxPoolGrad ties', () => {
+  it.each([
+    { x: [2, 8, 6, 6], size: 2, stride: 2 }, // the non-overlapping 2×2 path
+    { x: [2, 7, 7, 5], size: 3, stride: 2 }, // the general path
+  ] as const)(
+    'sends a tied window’s gradient to its first maximum, as the cpu backend ($size/$stride)',
+    async ({ x, size, stride }) => {
+      // Values in {-1, -0.5, 0, 0.5}: most windows hold ties.
+      const [[actual], [expected]] = await onBothBackends(() =>
+        tf.grads((xt: tf.Tensor) =>
+          tf.sum(tf.mul(tf.maxPool(xt as tf.Tensor4D, size, stride, 'valid'), tf.scalar(1.5))),
+        )([tf.div(tf.floor(tf.mul(tf.tensor4d(randomValues(count(x), 101), [...x]), 2)), 2)]),
+      );
+      expect([...actual!]).toEqual([...expected!]);
+      expect(actual!.filter((v) => v !== 0).length).toBeGreaterThan(0);
+    },
+  );
+});
+
 describe('wasm Identity and same-dtype Cast share memory', () => {
   it('returns the input data without a copy, and it outlives the input', () => {
     const before = tf.memory();
