@@ -77,7 +77,11 @@ def train_rate(build, shape, steps):
         loss_fn(model(x), y).backward()
         opt.step()
 
-    step()  # warm-up
+    # Warm-up for at least a second, as bench/engine.ts does for the TF.js side.
+    warm_until = time.perf_counter() + 1.0
+    step()
+    while time.perf_counter() < warm_until:
+        step()
     t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(steps):
         step()
