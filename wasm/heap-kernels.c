@@ -105,19 +105,22 @@ void broadcast_rows(int op, const float *a, int rows, int c, const float *v, flo
   }
 }
 
-/* out[r*c + j] = x[r*c + j] * a[j] + b[j]: an affine map per channel (batch norm's inference and
- * forward pass, with a = scale / sqrt(variance + eps) and b = offset - mean * a). */
-EXPORT("affine_rows")
-void affine_rows(const float *x, int rows, int c, const float *a, const float *b, float *out) {
+/* out[r*c + j] = (x[r*c + j] - m[j]) * a[j] + b[j]: batch norm per channel (inference and forward
+ * pass, with m the mean, a = scale / sqrt(variance + eps) and b the offset). Subtracting the mean
+ * first keeps the error proportional to |x - mean|, not to |mean * a|. */
+EXPORT("normalize_rows")
+void normalize_rows(const float *x, int rows, int c, const float *m, const float *a,
+                    const float *b, float *out) {
   for (int r = 0; r < rows; r++) {
     const float *xr = x + r * c;
     float *o = out + r * c;
     int j = 0;
     for (; j + 4 <= c; j += 4)
-      wasm_v128_store(o + j, wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(xr + j),
+      wasm_v128_store(o + j, wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(xr + j),
+                                                                          wasm_v128_load(m + j)),
                                                            wasm_v128_load(a + j)),
                                             wasm_v128_load(b + j)));
-    for (; j < c; j++) o[j] = xr[j] * a[j] + b[j];
+    for (; j < c; j++) o[j] = (xr[j] - m[j]) * a[j] + b[j];
   }
 }
 
@@ -493,4 +496,18 @@ void conv2d_filter_grad_scatter(const float *x, const float *dy, float *dw, int 
           acc[(kh * seg + i) * o + co] += dwt[(co * fh + kh) * seg4 + i];
   }
   for (int i = 0; i < taps * o; i++) dw[i] = (float)acc[i];
+}
+
+/* 1 when every float among x[0..n) is finite (x - x is 0 for finite x, NaN for NaN and inf). */
+EXPORT("all_finite")
+int all_finite(const float *x, int n) {
+  v128_t bad = wasm_i32x4_splat(0);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v128_t v = wasm_v128_load(x + i);
+    bad = wasm_v128_or(bad, wasm_f32x4_ne(wasm_f32x4_sub(v, v), wasm_f32x4_splat(0.0f)));
+  }
+  int ok = !wasm_v128_any_true(bad);
+  for (; i < n; i++) ok &= (x[i] - x[i]) == 0.0f;
+  return ok;
 }

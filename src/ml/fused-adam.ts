@@ -1,5 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
-import { ADAM_UPDATE, registerAdamUpdateKernels } from './kernels/adam-update.ts';
+import {
+  ADAM_UPDATE,
+  adamUpdateAvailable,
+  registerAdamUpdateKernels,
+} from './kernels/adam-update.ts';
 
 type Gradients = Parameters<tf.AdamOptimizer['applyGradients']>[0];
 
@@ -18,14 +22,14 @@ interface AdamState {
 /**
  * Adam (Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015) with one fused
  * kernel per variable ({@link ADAM_UPDATE}: moments, bias correction and update in one pass over
- * the parameters) instead of tfjs-core's eleven elementwise kernels, where the backend has that
- * kernel (wasm, cpu); elsewhere exactly tfjs-core's `AdamOptimizer`. Same state, same
+ * the parameters) instead of tfjs-core's eleven elementwise kernels, where that kernel runs (wasm,
+ * cpu: `adamUpdateAvailable`); elsewhere exactly tfjs-core's `AdamOptimizer`. Same state, same
  * `getWeights`/`setWeights`, same serialization (class name `Adam`), and bit for bit the same
  * float32 results (tested against `tf.train.adam` on both backends).
  */
 export class FusedAdamOptimizer extends tf.AdamOptimizer {
   override applyGradients(variableGradients: Gradients): void {
-    if (tf.getKernel(ADAM_UPDATE, tf.getBackend()) === undefined) {
+    if (!adamUpdateAvailable()) {
       super.applyGradients(variableGradients);
       return;
     }

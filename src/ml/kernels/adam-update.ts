@@ -129,8 +129,9 @@ function adamCpu(args: {
 }
 
 /**
- * Registers {@link ADAM_UPDATE} for the wasm (when its heap is reachable) and cpu backends.
- * Idempotent. Backends without it (tfjs-node) keep tfjs-core's Adam (see `fused-adam.ts`).
+ * Registers {@link ADAM_UPDATE} for the wasm and cpu backends. Idempotent. Whether it can run
+ * on the current backend is {@link adamUpdateAvailable}'s answer; where not (tfjs-node, a wasm
+ * build whose heap this project cannot reach) `fused-adam.ts` keeps tfjs-core's Adam.
  */
 export function registerAdamUpdateKernels(): void {
   const configs: [string, tf.KernelFunc][] = [
@@ -142,4 +143,17 @@ export function registerAdamUpdateKernels(): void {
       tf.registerKernel({ kernelName: ADAM_UPDATE, backendName, kernelFunc });
     }
   }
+}
+
+/**
+ * Whether {@link ADAM_UPDATE} runs on the current backend: registered there and, on wasm, with
+ * the backend's heap reachable by `heap-kernels.wasm`.
+ */
+export function adamUpdateAvailable(): boolean {
+  const name = tf.getBackend();
+  if (tf.getKernel(ADAM_UPDATE, name) === undefined) {
+    return false;
+  }
+  const backend = tf.backend();
+  return name !== 'wasm' || (isWasmBackend(backend) && heapKernels(backend) !== undefined);
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { toPad, toPair, toRounding, toShape4 } from './composite-kernel.ts';
+import { assertShape, toPad, toPair, toRounding, toShape4 } from './composite-kernel.ts';
 import { WasmGemm, convGeometryOf, wasmGemm, type ConvGeometry } from './wasm-gemm.ts';
 import type { HeapKernels } from './heap-kernels.ts';
 import { NARROW_FLOATS, heapKernels } from './heap-kernels.ts';
@@ -34,6 +34,31 @@ function geometry(
   return convGeometryOf(info);
 }
 
+/**
+ * Checks that x, dy and the filter agree with the geometry, as the composites of
+ * `conv2d-backprop-*.ts` do: these kernels read and write the backend's heap by the geometry, so a
+ * mismatched `dy` (tfjs-core's `conv2dTranspose` checks only channel counts) would read or write
+ * past its tensor.
+ *
+ * @throws {Error} naming the operand whose shape is wrong
+ */
+function checkShapes(
+  g: ConvGeometry,
+  xShape: readonly number[],
+  dyShape: readonly number[],
+  filterShape: readonly number[],
+  kernelName: string,
+): void {
+  assertShape(xShape, [g.batch, g.inHeight, g.inWidth, g.inChannels], 'x', kernelName);
+  assertShape(
+    filterShape,
+    [g.filterHeight, g.filterWidth, g.inChannels, g.outChannels],
+    'filter',
+    kernelName,
+  );
+  assertShape(dyShape, [g.batch, g.outHeight, g.outWidth, g.outChannels], 'dy', kernelName);
+}
+
 function size(shape: readonly number[]): number {
   return shape.reduce((p, d) => p * d, 1);
 }
@@ -42,20 +67,27 @@ function size(shape: readonly number[]): number {
  * Which filter-gradient kernel is fastest for this convolution and gradient, as measured at batch
  * 128: a scatter over dy's nonzero entries when they are few (LeNet's conv2, 84% zeros behind
  * ReLU and 2×2 max pooling: 3.6 → 1.4 ms; it breaks even near 50% nonzero for 5×5 filters over 6
- * channels but near 25% for one channel, whose dense kernel is cheap); else the dense
- * one-channel kernel (stride 1) or the GEMM.
+ * channels but near 25% for one channel, whose dense kernel is cheap), unless x holds NaN or
+ * ±Infinity (the scatter would drop their products with dy's zeros); else the dense one-channel
+ * kernel (stride 1) or the GEMM.
  */
 function filterGradPath(
   g: ConvGeometry,
   kernels: HeapKernels,
   backend: WasmBackendLike,
+  x: tf.TensorInfo,
   dy: tf.TensorInfo,
 ): 'scatter' | 'one-channel' | 'gemm' {
   const row = g.filterWidth * g.inChannels;
   if (row <= NARROW_FLOATS) {
     const n = size(dy.shape);
     const limit = row >= 16 ? 0.4 : 0.2;
-    if (kernels.countNonzero(heapOffset(backend, dy), n) <= limit * n) {
+    // Skipping dy's zeros drops their products with x, so a NaN or ±Infinity in x would not
+    // reach the gradient as it does in TensorFlow (0·NaN = NaN): such an x takes a dense path.
+    if (
+      kernels.countNonzero(heapOffset(backend, dy), n) <= limit * n &&
+      kernels.allFinite(heapOffset(backend, x), size(x.shape))
+    ) {
       return 'scatter';
     }
   }
@@ -67,8 +99,8 @@ function filterGradPath(
  * (`wasm/gemm.c`, `conv2d_filter_grad`): `dW = im2col(x)ᵀ · dy`, summed over chunks of output
  * pixels that stay in cache. 2.5–3× faster than the composite of `conv2d-backprop-filter.ts`
  * on ResNet-20's 3×3 convs (bench/kernels.ts). Narrow filters with a mostly-zero `dy`, and
- * one-channel inputs, take the in-place kernels of `heap-kernels.c` instead (see
- * {@link filterGradPath}). Inputs `{x: [b, h, w, inC], dy: [b, oh, ow,
+ * one-channel inputs at stride 1, take the in-place kernels of `heap-kernels.c` instead (see
+ * {@link filterGradPath}). Throws when x, dy and `filterShape` disagree. Inputs `{x: [b, h, w, inC], dy: [b, oh, ow,
  * outC]}`, attrs as in tfjs-core; output `filterShape`. Anything but float32 NHWC goes to
  * `original`.
  */
@@ -91,8 +123,9 @@ export function createFastConv2DBackpropFilterKernel(original: tf.KernelConfig):
     if (g === undefined) {
       return original.kernelFunc(args);
     }
+    checkShapes(g, x.shape, dy.shape, filterShape, tf.Conv2DBackpropFilter);
     const kernels = heapKernels(backend);
-    const path = kernels === undefined ? 'gemm' : filterGradPath(g, kernels, backend, dy);
+    const path = kernels === undefined ? 'gemm' : filterGradPath(g, kernels, backend, x, dy);
     if (kernels !== undefined && path !== 'gemm') {
       const out = backend.makeOutput([...filterShape], 'float32');
       const offsets = [x, dy, out].map((t) => heapOffset(backend, t)) as [number, number, number];
@@ -167,7 +200,14 @@ export function createFastConv2DBackpropInputKernel(original: tf.KernelConfig): 
     }
     const inputShape = toShape4(attrs.inputShape, 'inputShape', tf.Conv2DBackpropInput);
     const g = geometry(inputShape, filter.shape, attrs, tf.Conv2DBackpropInput);
-    const narrow = g !== undefined && takesNarrow(g) ? heapKernels(backend) : undefined;
+    if (g !== undefined) {
+      checkShapes(g, inputShape, dy.shape, filter.shape, tf.Conv2DBackpropInput);
+    }
+    const heap = g !== undefined && takesNarrow(g) ? heapKernels(backend) : undefined;
+    // The scatter skips dy's zeros, dropping their products with the filter: a filter holding NaN
+    // or ±Infinity takes the composite, so the gradient carries them as in TensorFlow.
+    const narrow =
+      heap?.allFinite(heapOffset(backend, filter), size(filter.shape)) === true ? heap : undefined;
     if (g !== undefined && narrow !== undefined) {
       const out = backend.makeOutput([...inputShape], 'float32');
       narrow.conv2dInputGradNarrow(

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { toPad, toPair, toRounding } from './composite-kernel.ts';
+import { assertShape, toPad, toPair, toRounding } from './composite-kernel.ts';
 import { heapKernels } from './heap-kernels.ts';
 import { convGeometryOf } from './wasm-gemm.ts';
 import { heapOffset, isWasmBackend } from './wasm-heap.ts';
@@ -34,6 +34,13 @@ export function createFastMaxPoolGradKernel(original: tf.KernelConfig): tf.Kerne
       1,
       toPad(attrs.pad, tf.MaxPoolGrad),
       toRounding(attrs.dimRoundingMode, tf.MaxPoolGrad),
+    );
+    // The kernel reads dy by the pooling geometry: a mismatched dy would be read past its end.
+    assertShape(
+      dy.shape,
+      [info.batchSize, info.outHeight, info.outWidth, info.inChannels],
+      'dy',
+      tf.MaxPoolGrad,
     );
     const kernels = heapKernels(backend);
     if (kernels === undefined) {

@@ -21,12 +21,21 @@ interface HeapKernelExports {
     out: number,
     vFirst: number,
   ): void;
-  affine_rows(x: number, rows: number, c: number, a: number, b: number, out: number): void;
+  normalize_rows(
+    x: number,
+    rows: number,
+    c: number,
+    m: number,
+    a: number,
+    b: number,
+    out: number,
+  ): void;
   max_pool_grad(...args: number[]): void;
   conv2d_filter_grad_c1(...args: number[]): void;
   adam_update(...args: number[]): void;
   conv2d_input_grad_narrow(...args: number[]): void;
   count_nonzero(x: number, n: number): number;
+  all_finite(x: number, n: number): number;
   conv2d_filter_grad_scatter(...args: number[]): void;
 }
 
@@ -98,23 +107,23 @@ export class HeapKernels {
   }
 
   /**
-   * `out[r·c + j] = x[r·c + j]·a[j] + b[j]`: a per-channel affine map over a row-major
-   * `[rows, c]` float32 array (batch norm with `a = scale / √(variance + ε)`, `b = offset −
-   * mean·a`). `a` and `b` (`c` values each) are copied to scratch on the heap.
+   * `out[r·c + j] = (x[r·c + j] − m[j])·a[j] + b[j]`: batch norm per channel over a row-major
+   * `[rows, c]` float32 array, with `m` the mean, `a = scale / √(variance + ε)` and `b` the
+   * offset (`c` values each, copied to scratch on the heap).
    */
-  affineRows(
+  normalizeRows(
     x: number,
     rows: number,
     c: number,
-    a: ArrayLike<number>,
-    b: ArrayLike<number>,
+    [m, a, b]: readonly [ArrayLike<number>, ArrayLike<number>, ArrayLike<number>],
     out: number,
   ): void {
-    this.withScratch(8 * c, (at) => {
-      const ab = new Float32Array(this.memory.buffer, at, 2 * c);
-      ab.set(a);
-      ab.set(b, c);
-      this.exports.affine_rows(x, rows, c, at, at + 4 * c, out);
+    this.withScratch(12 * c, (at) => {
+      const mab = new Float32Array(this.memory.buffer, at, 3 * c);
+      mab.set(m);
+      mab.set(a, c);
+      mab.set(b, 2 * c);
+      this.exports.normalize_rows(x, rows, c, at, at + 4 * c, at + 8 * c, out);
     });
   }
 
@@ -212,6 +221,11 @@ export class HeapKernels {
     });
   }
 
+  /** Whether all `n` floats at byte offset `x` are finite (no NaN, no ±Infinity). */
+  allFinite(x: number, n: number): boolean {
+    return this.exports.all_finite(x, n) !== 0;
+  }
+
   /** The number of nonzero floats (NaN included) among the `n` at byte offset `x`. */
   countNonzero(x: number, n: number): number {
     return this.exports.count_nonzero(x, n);
@@ -254,8 +268,8 @@ export class HeapKernels {
 
   /**
    * One Adam step over `n` float32 parameters (see `adam_update`): reads `p`, `m`, `v`, `g` and
-   * writes the new parameters and moments to `out` (3·`n` floats: parameters, first moment,
-   * second moment). Scalars as `adamUpdate`'s attributes in `adam-update.ts`.
+   * writes the new parameters, first moment and second moment to `outP`, `outM`, `outV` (`n`
+   * floats each, none aliasing an input). Scalars as `adam-update.ts`'s kernel attributes.
    */
   adamUpdate(
     n: number,
@@ -371,10 +385,15 @@ export function heapKernels(backend: WasmBackendLike): HeapKernels | undefined {
       memory instanceof
       (globalThis as unknown as { WebAssembly: { Memory: new () => object } }).WebAssembly.Memory;
     bytes ??= readFileSync(new URL('./heap-kernels.wasm', import.meta.url));
-    kernels =
-      isMemory && malloc !== undefined && free !== undefined
-        ? new HeapKernels(bytes, memory as { readonly buffer: ArrayBuffer }, malloc, free)
-        : null;
+    kernels = null;
+    if (isMemory && malloc !== undefined && free !== undefined) {
+      try {
+        kernels = new HeapKernels(bytes, memory as { readonly buffer: ArrayBuffer }, malloc, free);
+      } catch {
+        // A memory this module cannot import (a shared one, in a threaded build): the callers
+        // fall back to the backend's kernels.
+      }
+    }
     modules.set(backend, kernels);
   }
   return kernels ?? undefined;

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { initBackend } from '../../../src/ml/backend.ts';
 import { FusedAdamOptimizer, createAdam } from '../../../src/ml/fused-adam.ts';
+import * as adamUpdate from '../../../src/ml/kernels/adam-update.ts';
 import { ADAM_UPDATE } from '../../../src/ml/kernels/adam-update.ts';
 import { HeapKernels } from '../../../src/ml/kernels/heap-kernels.ts';
 import { getOptimizerSlots, setOptimizerSlots } from '../../../src/ml/optimizer-state.ts';
@@ -83,6 +84,30 @@ describe.each(['wasm', 'cpu'])('FusedAdamOptimizer on %s', (backend) => {
     expect(slotsB.map((s) => [...s.values])).toEqual(slotsA.map((s) => [...s.values]));
     a.dispose();
     b.dispose();
+    stock.dispose();
+    fused.dispose();
+  });
+});
+
+describe('FusedAdamOptimizer without its kernel', () => {
+  it('runs tfjs-core’s Adam where the fused kernel cannot run (here: its wasm heap unreachable)', async () => {
+    await tf.setBackend('wasm');
+    const stock = makeProblem('fallback-stock-');
+    const fused = makeProblem('fallback-fused-');
+    const a = tf.train.adam(0.01);
+    const b = createAdam(0.01);
+    const heap = vi.spyOn(HeapKernels.prototype, 'adamUpdate');
+    const available = vi.spyOn(adamUpdate, 'adamUpdateAvailable').mockReturnValue(false);
+    for (let t = 0; t < 3; t++) {
+      a.minimize(stock.loss);
+      b.minimize(fused.loss);
+    }
+    expect(available).toHaveBeenCalled();
+    expect(heap).not.toHaveBeenCalled();
+    available.mockRestore();
+    heap.mockRestore();
+    stock.vars.forEach((v, i) => expect([...fused.vars[i]!.dataSync()]).toEqual([...v.dataSync()]));
+    [a, b].forEach((o) => o.dispose());
     stock.dispose();
     fused.dispose();
   });

@@ -320,6 +320,72 @@ describe('GEMM-backed conv gradients on wasm', () => {
     },
   );
 
+  it('carries a NaN in x or an infinite filter weight into the gradients as the cpu backend, zeros in dy notwithstanding', async () => {
+    const nans = (a: Float32Array) => a.filter((v) => Number.isNaN(v)).length;
+    const [actual, expected] = await onBothBackends(() => {
+      const xValues = randomValues(2 * 12 * 12 * 6, 107);
+      xValues[100] = NaN;
+      const wValues = randomValues(2400, 109);
+      wValues[7] = Infinity;
+      const x = tf.tensor4d(xValues, [2, 12, 12, 6]);
+      const w = tf.tensor4d(wValues, [5, 5, 6, 16]);
+      // dy with two nonzero entries: the sparse paths would skip the rest.
+      const dyValues = new Float32Array(2 * 8 * 8 * 16);
+      dyValues[5] = 1;
+      dyValues[900] = -2;
+      const dy = tf.tensor4d(dyValues, [2, 8, 8, 16]);
+      const attrs = { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC' };
+      return [
+        tf
+          .engine()
+          .runKernel<tf.Tensor>(
+            tf.Conv2DBackpropFilter,
+            { x, dy },
+            { ...attrs, filterShape: [5, 5, 6, 16] },
+          ),
+        tf
+          .engine()
+          .runKernel<tf.Tensor>(
+            tf.Conv2DBackpropInput,
+            { dy, filter: w },
+            { ...attrs, inputShape: [2, 12, 12, 6] },
+          ),
+      ];
+    });
+    // Every NaN of the reference is one here (the input gradient's composite, which convolves a
+    // zero-padded dy, multiplies the infinite weight by more zeros than the cpu backend and has
+    // more NaNs: 288 against 128).
+    for (const i of [0, 1]) {
+      expected[i]!.forEach((v, j) => {
+        if (Number.isNaN(v)) expect(actual[i]![j]).toBeNaN();
+      });
+      expect(nans(expected[i]!)).toBeGreaterThan(100);
+    }
+    expect(nans(actual[0]!)).toBe(nans(expected[0]!));
+  });
+
+  it('refuses a dy whose shape does not fit the convolution instead of reading past it', () => {
+    const dy = tf.zeros([1, 3, 3, 16]);
+    const w = tf.zeros([5, 5, 6, 16]);
+    const x = tf.zeros([1, 12, 12, 6]);
+    const attrs = { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC' };
+    expect(() =>
+      tf
+        .engine()
+        .runKernel(
+          tf.Conv2DBackpropInput,
+          { dy, filter: w },
+          { ...attrs, inputShape: [1, 12, 12, 6] },
+        ),
+    ).toThrow(/dy has shape \[1, 3, 3, 16\], expected \[1, 8, 8, 16\]/);
+    expect(() =>
+      tf
+        .engine()
+        .runKernel(tf.Conv2DBackpropFilter, { x, dy }, { ...attrs, filterShape: [5, 5, 6, 16] }),
+    ).toThrow(/dy has shape/);
+    tf.dispose([dy, w, x]);
+  });
+
   it('keeps a convolution’s training step from leaking tensors', () => {
     const x = tf.tensor4d(randomValues(4 * 16 * 16 * 3, 13), [4, 16, 16, 3]);
     const w = tf.variable(tf.tensor4d(randomValues(3 * 3 * 3 * 8, 14), [3, 3, 3, 8]));
@@ -333,6 +399,24 @@ describe('GEMM-backed conv gradients on wasm', () => {
     tf.dispose([x, w]);
   });
 });
+
+/** The ids of a WebAssembly binary's sections, in order (WebAssembly core spec, 5.5.2). */
+function sectionIds(bytes: Uint8Array): number[] {
+  const ids: number[] = [];
+  let at = 8; // magic and version
+  while (at < bytes.length) {
+    const id = bytes[at++]!;
+    let size = 0;
+    for (let shift = 0; ; shift += 7) {
+      const b = bytes[at++]!;
+      size |= (b & 0x7f) << shift;
+      if ((b & 0x80) === 0) break;
+    }
+    ids.push(id);
+    at += size;
+  }
+  return ids;
+}
 
 /** WebAssembly's module reflection (tsconfig's libs leave the JS API undeclared). */
 interface WasmModuleApi {
@@ -377,18 +461,26 @@ describe('committed gemm.wasm', () => {
 
   it('has an in-place module that imports the memory it works on and owns none', () => {
     const { Module } = (globalThis as unknown as { WebAssembly: WasmModuleApi }).WebAssembly;
-    const module = new Module(readFileSync(path.join(root, 'src/ml/kernels/heap-kernels.wasm')));
+    const bytes = readFileSync(path.join(root, 'src/ml/kernels/heap-kernels.wasm'));
+    // No data or data-count section: instantiating it must not write into the backend's heap.
+    // (Its code never touching the stack pointer is checked by scripts/build-wasm.sh, whose
+    // output the byte-comparison test above holds the committed file to.)
+    expect(sectionIds(bytes)).not.toContain(11);
+    expect(sectionIds(bytes)).not.toContain(12);
+    expect(sectionIds(bytes)).toContain(10); // the parse reached the code
+    const module = new Module(bytes);
     expect(Module.imports(module)).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }]);
     expect(Module.exports(module).map((e) => e.name)).toEqual([
       'sum_rows',
       'broadcast_rows',
-      'affine_rows',
+      'normalize_rows',
       'max_pool_grad',
       'conv2d_filter_grad_c1',
       'adam_update',
       'conv2d_input_grad_narrow',
       'count_nonzero',
       'conv2d_filter_grad_scatter',
+      'all_finite',
     ]);
   });
 });
@@ -556,7 +648,7 @@ describe('in-place per-channel Sum, Mean and broadcast ops on wasm', () => {
     { x: [4, 5, 6, 8], withAffine: true },
     { x: [3, 7, 6], withAffine: false },
   ])('batch-normalizes $x (offset and scale: $withAffine) as the cpu backend does', async (c) => {
-    const affineRows = vi.spyOn(HeapKernels.prototype, 'affineRows');
+    const normalizeRows = vi.spyOn(HeapKernels.prototype, 'normalizeRows');
     const channels = c.x.at(-1)!;
     const [actual, expected] = await onBothBackends(() => {
       const x = tf.tensor(randomValues(count(c.x), 47), c.x);
@@ -567,9 +659,19 @@ describe('in-place per-channel Sum, Mean and broadcast ops on wasm', () => {
         : [undefined, undefined];
       return [tf.batchNorm(x, mean, variance, offset, scale, 1e-3)];
     });
-    expect(affineRows).toHaveBeenCalledTimes(1);
-    affineRows.mockRestore();
+    expect(normalizeRows).toHaveBeenCalledTimes(1);
+    normalizeRows.mockRestore();
     expect(relativeError(actual[0]!, expected[0]!)).toBeLessThanOrEqual(TOLERANCE);
+  });
+
+  it('batch-normalizes values around a mean far above their spread as accurately', async () => {
+    // x = 1000 + 0.01·u, mean 1000, variance 1e-4: folding the mean into an offset (x·a + b)
+    // lost three digits here (relative error 4e-3).
+    const [actual, expected] = await onBothBackends(() => {
+      const x = tf.add(tf.mul(tf.tensor(randomValues(64, 103), [2, 4, 8]), 0.01), 1000);
+      return [tf.batchNorm(x, tf.fill([8], 1000), tf.fill([8], 1e-4), undefined, undefined, 1e-3)];
+    });
+    expect(relativeError(actual[0]!, expected[0]!)).toBeLessThanOrEqual(1e-4);
   });
 
   it('leaves same-shape, scalar, narrow and integer operands to the backend', async () => {
