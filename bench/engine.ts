@@ -143,6 +143,7 @@ export interface TorchResult {
 function pytorchFigures(
   threads: readonly number[],
   steps: number,
+  nets: readonly string[],
 ): { torch: string; results: TorchResult[] } | undefined {
   const script = path.join(import.meta.dirname, 'pytorch', 'bench.py');
   for (const python of ['/usr/bin/python3', 'python3']) {
@@ -153,7 +154,7 @@ function pytorchFigures(
     }
     const out = execFileSync(
       python,
-      [script, '--threads', threads.join(','), '--steps', String(steps)],
+      [script, '--threads', threads.join(','), '--steps', String(steps), '--nets', nets.join(',')],
       {
         encoding: 'utf8',
         maxBuffer: 1 << 20,
@@ -176,13 +177,24 @@ export async function engineFigures(
   const cores = availableParallelism();
   const counts = cores > 1 ? [1, cores] : [1];
   const rows: EngineRow[] = [];
+  // PyTorch runs right after ours, net by net: this machine's speed drifts over minutes, and a
+  // ratio should compare figures taken under the same conditions.
+  let torch: { torch: string; results: TorchResult[] } | undefined;
+  const peer = (nets: string[]) => {
+    if (!withPyTorch) return;
+    const figures = pytorchFigures(counts, steps, nets);
+    if (figures === undefined) return;
+    torch = { torch: figures.torch, results: [...(torch?.results ?? []), ...figures.results] };
+  };
   for (const net of NETS) {
     for (const workers of counts) {
       rows.push(await trainRate(net, workers, net.name === 'lenet' ? steps * 10 : steps));
     }
+    peer([net.name]);
   }
   const resnet = NETS[1]!;
   for (const workers of counts) rows.push(await inferenceRate(resnet, workers));
+  peer(['inference']);
 
   const aside: string[] = [];
   const best = (metric: string) =>
@@ -197,7 +209,6 @@ export async function engineFigures(
     );
   }
 
-  const torch = withPyTorch ? pytorchFigures(counts, steps) : undefined;
   if (torch !== undefined) {
     for (const row of rows) {
       const [net = '', kind = ''] = row.metric.split(/-| /);

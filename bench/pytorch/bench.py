@@ -6,7 +6,7 @@ per wall-clock second and per second of process CPU time.
 Prints one JSON object. Not part of the product: bench/run.ts runs it when Debian's
 python3-torch is installed.
 
-    /usr/bin/python3 bench/pytorch/bench.py --threads 1,2 --steps 3
+    /usr/bin/python3 bench/pytorch/bench.py --threads 1,2 --steps 3 [--nets lenet,inference]
 """
 import argparse
 import json
@@ -108,18 +108,24 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--threads', default='1,2')
     parser.add_argument('--steps', type=int, default=3)
+    parser.add_argument('--nets', default='lenet,resnet20,alexnet,inference',
+                        help='training nets to run, and "inference" for ResNet-20 inference')
     args = parser.parse_args()
+    wanted = args.nets.split(',')
     out = {'torch': torch.__version__, 'results': []}
     for threads in [int(t) for t in args.threads.split(',')]:
         torch.set_num_threads(threads)
         for name, (build, shape) in NETS.items():
+            if name not in wanted:
+                continue
             steps = args.steps * 10 if name == 'lenet' else args.steps
             wall, cpu = train_rate(build, shape, steps)
             out['results'].append({'net': name, 'threads': threads, 'metric': 'train',
                                    'value': wall, 'perCpuSecond': cpu})
-        wall, cpu = infer_rate(resnet20, (3, 32, 32))
-        out['results'].append({'net': 'resnet20', 'threads': threads, 'metric': 'inference',
-                               'value': wall, 'perCpuSecond': cpu})
+        if 'inference' in wanted:
+            wall, cpu = infer_rate(resnet20, (3, 32, 32))
+            out['results'].append({'net': 'resnet20', 'threads': threads, 'metric': 'inference',
+                                   'value': wall, 'perCpuSecond': cpu})
     print(json.dumps(out))
 
 
