@@ -142,9 +142,9 @@ export function createFastBroadcastKernel(
  * with `a = scale / √(variance + ε)` per channel (computed in float64, then rounded), where
  * tfjs-backend-wasm 4.22 takes 7 ms for `[128, 32, 32, 16]`. The mean is subtracted first, so the
  * error stays relative to `|x − mean|` even for a mean far larger than the spread; the result
- * agrees with the backend's to a few float32 roundings, not bit for bit. Inputs `{x, mean, variance, offset?, scale?}` with the
- * per-channel ones of `c` values, attr `varianceEpsilon`; output `x.shape`. Other shapes and
- * dtypes go to `original`.
+ * agrees with the backend's to a few float32 roundings, not bit for bit. Inputs `{x, mean,
+ * variance, offset?, scale?}` with the per-channel ones of `c` values, attr `varianceEpsilon`;
+ * output `x.shape`. Other shapes and dtypes go to `original`.
  */
 export function createFastFusedBatchNormKernel(original: tf.KernelConfig): tf.KernelFunc {
   return (args) => {

@@ -100,9 +100,10 @@ function filterGradPath(
  * pixels that stay in cache. 2.5–3× faster than the composite of `conv2d-backprop-filter.ts`
  * on ResNet-20's 3×3 convs (bench/kernels.ts). Narrow filters with a mostly-zero `dy`, and
  * one-channel inputs at stride 1, take the in-place kernels of `heap-kernels.c` instead (see
- * {@link filterGradPath}). Throws when x, dy and `filterShape` disagree. Inputs `{x: [b, h, w, inC], dy: [b, oh, ow,
- * outC]}`, attrs as in tfjs-core; output `filterShape`. Anything but float32 NHWC goes to
- * `original`.
+ * {@link filterGradPath}). Inputs `{x: [b, h, w, inC], dy: [b, oh, ow, outC]}`, attrs as in
+ * tfjs-core; output `filterShape`. Anything but float32 NHWC goes to `original`.
+ *
+ * @throws {Error} when x, dy and `filterShape` disagree
  */
 export function createFastConv2DBackpropFilterKernel(original: tf.KernelConfig): tf.KernelFunc {
   return (args) => {
