@@ -31,8 +31,9 @@ function reducesLeadingAxes(shape: readonly number[], axis: unknown): boolean {
  * moments and gradients and of conv/dense bias gradients, in place on the wasm heap by
  * `heap-kernels.c`'s `sum_rows` (tfjs-backend-wasm 4.22 transposes the reduced axes to the end
  * first: 4–6 ms for `[128, 32, 32, 16]`, see docs/engine-speed.md). Inputs `{x}`, attrs
- * `{axis, keepDims}` as in tfjs-core; output `[c]`, or `[1, …, 1, c]` with `keepDims`. Other
- * axes, dtypes and fewer than 4 channels go to `original`.
+ * `{axis, keepDims}` as in tfjs-core; output `[c]`, or `[1, …, 1, c]` with `keepDims` (over zero
+ * rows: zeros, as on the cpu backend). Other axes, dtypes and fewer than 4 channels go to
+ * `original`.
  */
 function createChannelReduceKernel(original: tf.KernelConfig, mean: boolean): tf.KernelFunc {
   return (args) => {
@@ -50,7 +51,7 @@ function createChannelReduceKernel(original: tf.KernelConfig, mean: boolean): tf
     const c = x.shape[x.shape.length - 1]!;
     const rows = x.shape.slice(0, -1).reduce((p, d) => p * d, 1);
     const kernels = heapKernels(backend);
-    if (kernels === undefined || c < MIN_CHANNELS || rows === 0) {
+    if (kernels === undefined || c < MIN_CHANNELS) {
       return original.kernelFunc(args);
     }
     const out = backend.makeOutput(
@@ -58,6 +59,12 @@ function createChannelReduceKernel(original: tf.KernelConfig, mean: boolean): tf
       'float32',
     );
     const at = offsetOf(backend, out);
+    if (rows === 0) {
+      // Zeros, as the cpu backend gives for an empty sum and mean; tfjs-backend-wasm 4.22
+      // returned whatever its heap held there.
+      backend.wasm.HEAPF32.fill(0, at / 4, at / 4 + c);
+      return out;
+    }
     kernels.sumRows(offsetOf(backend, x), rows, c, at);
     if (mean) {
       const sums = backend.wasm.HEAPF32.subarray(at / 4, at / 4 + c);

@@ -596,6 +596,15 @@ describe('in-place per-channel Sum, Mean and broadcast ops on wasm', () => {
     );
   });
 
+  it('sums and averages zero rows to zeros, as the cpu backend', async () => {
+    const [actual, expected] = await onBothBackends(() => {
+      const x = tf.zeros([0, 3, 8]);
+      return [tf.sum(x, [0, 1]), tf.mean(x, [0, 1])];
+    });
+    expect(actual.map((a) => [...a])).toEqual(expected.map((a) => [...a]));
+    expect([...actual[0]!, ...actual[1]!]).toEqual(new Array(16).fill(0));
+  });
+
   it('sums 300,000 rows of 0.1 per channel to within the float32 bound of a 256-row block', () => {
     const rows = 300_000;
     const x = tf.fill([rows, 4], 0.1);
