@@ -1,5 +1,7 @@
 /*
- * Memory-bound float32 kernels that run in place on tfjs-backend-wasm's own heap: this module
+ * Float32 kernels that run in place on tfjs-backend-wasm's own heap (memory-bound reductions and
+ * broadcasts, batch norm, the max-pool gradient, the fused Adam step, LeNet-shaped conv
+ * gradients): this module
  * imports the backend's WebAssembly.Memory, so tensors are read and written where they live,
  * with no copies in or out (src/ml/kernels/heap-kernels.ts passes their byte offsets).
  *
