@@ -175,7 +175,8 @@ static void max_pool_grad_2x2(const float *x, const float *dy, float *dx, int ba
  */
 EXPORT("max_pool_grad")
 void max_pool_grad(const float *x, const float *dy, float *dx, int batch, int h, int w, int c,
-                   int fh, int fw, int sh, int sw, int pt, int pl, int oh, int ow) {
+                   int fh, int fw, int o, int sh, int sw, int pt, int pl, int oh, int ow) {
+  (void)o; /* the conv geometry's output channels: a pool has c */
   if (fh == 2 && fw == 2 && sh == 2 && sw == 2 && pt == 0 && pl == 0 && h == 2 * oh &&
       w == 2 * ow && c >= 4) {
     max_pool_grad_2x2(x, dy, dx, batch, h, w, c, oh, ow);
@@ -269,8 +270,11 @@ static inline int padded_width(int ow, int fw) {
  */
 EXPORT("conv2d_filter_grad_c1")
 void conv2d_filter_grad_c1(const float *x, const float *dy, float *dw, int batch, int h, int w,
-                           int fh, int fw, int pt, int pl, int oh, int ow, int co, float *xp,
-                           float *dyt, float *vacc, double *acc) {
+                           int c, int fh, int fw, int co, int sh, int sw, int pt, int pl, int oh,
+                           int ow, float *xp, float *dyt, float *vacc, double *acc) {
+  (void)c; /* 1 */
+  (void)sh; /* 1 */
+  (void)sw; /* 1 */
   const int owp = (ow + 3) & ~3;
   const int wpp = padded_width(ow, fw);
   const int taps = fh * fw * co;
@@ -345,6 +349,16 @@ void adam_update(const float *p, const float *m, const float *v, const float *g,
   }
 }
 
+/* Lists the indices of the nonzero entries among d[0..n) in list (branch-free); returns how many. */
+static inline int list_nonzero(const float *d, int n, int *list) {
+  int nz = 0;
+  for (int i = 0; i < n; i++) {
+    list[nz] = i;
+    nz += d[i] != 0.0f;
+  }
+  return nz;
+}
+
 /* Floats of one row segment of conv2d_input_grad_narrow: fw * c <= NARROW. */
 #define NARROW 32
 
@@ -374,12 +388,8 @@ void conv2d_input_grad_narrow(const float *dy, const float *filter, float *dx, i
         const float *d = dy + ((b * oh + oy) * ow + ox) * o;
         const int x0 = ox * sw - pl;
         const int inside = x0 >= 0 && x0 + fw <= w;
-        /* The nonzero output channels, listed once per pixel (branch-free) for all fh rows. */
-        int nz = 0;
-        for (int co = 0; co < o; co++) {
-          nzlist[nz] = co;
-          nz += d[co] != 0.0f;
-        }
+        /* The nonzero output channels, listed once per pixel for all fh rows. */
+        const int nz = list_nonzero(d, o, nzlist);
         if (nz == 0) continue;
         for (int kh = 0; kh < fh; kh++) {
           const int y = oy * sh - pt + kh;
@@ -464,11 +474,7 @@ void conv2d_filter_grad_scatter(const float *x, const float *dy, float *dw, int 
         /* Whole 4-float groups stay inside x: the last group may read up to 3 floats past the
          * segment (into the next pixels, discarded lanes), never past the tensor. */
         const int inside = x0 >= 0 && x0 + fw <= w;
-        int nz = 0;
-        for (int co = 0; co < o; co++) {
-          nzlist[nz] = co;
-          nz += d[co] != 0.0f;
-        }
+        const int nz = list_nonzero(d, o, nzlist);
         for (int k = 0; k < nz; k++) {
           const int co = nzlist[k];
           const float g = d[co];

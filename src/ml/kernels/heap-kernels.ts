@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { ConvGeometry } from './wasm-gemm.ts';
+import { geometryArgs, type ConvGeometry } from './wasm-gemm.ts';
 import type { WasmBackendLike } from './wasm-heap.ts';
 
 // tsconfig's libs (ES2023, no DOM) and @types/node 20 leave WebAssembly's JS API undeclared.
@@ -135,23 +135,7 @@ export class HeapKernels {
    * channels of `g` are unused.
    */
   maxPoolGrad(g: ConvGeometry, x: number, dy: number, dx: number): void {
-    this.exports.max_pool_grad(
-      x,
-      dy,
-      dx,
-      g.batch,
-      g.inHeight,
-      g.inWidth,
-      g.inChannels,
-      g.filterHeight,
-      g.filterWidth,
-      g.strideHeight,
-      g.strideWidth,
-      g.padTop,
-      g.padLeft,
-      g.outHeight,
-      g.outWidth,
-    );
+    this.exports.max_pool_grad(x, dy, dx, ...geometryArgs(g));
   }
 
   /**
@@ -173,7 +157,7 @@ export class HeapKernels {
         x,
         dy,
         dw,
-        ...oneChannelArgs(g),
+        ...geometryArgs(g),
         xp,
         dyt,
         vacc,
@@ -202,19 +186,7 @@ export class HeapKernels {
         dy,
         filter,
         dx,
-        g.batch,
-        g.inHeight,
-        g.inWidth,
-        g.inChannels,
-        g.filterHeight,
-        g.filterWidth,
-        g.outChannels,
-        g.strideHeight,
-        g.strideWidth,
-        g.padTop,
-        g.padLeft,
-        g.outHeight,
-        g.outWidth,
+        ...geometryArgs(g),
         wt,
         wt + wtBytes,
         wt + wtBytes + 4 * NARROW_FLOATS,
@@ -247,19 +219,7 @@ export class HeapKernels {
         x,
         dy,
         dw,
-        g.batch,
-        g.inHeight,
-        g.inWidth,
-        g.inChannels,
-        g.filterHeight,
-        g.filterWidth,
-        g.outChannels,
-        g.strideHeight,
-        g.strideWidth,
-        g.padTop,
-        g.padLeft,
-        g.outHeight,
-        g.outWidth,
+        ...geometryArgs(g),
         dwt,
         dwt + dwtBytes,
         dwt + dwtBytes + accBytes,
@@ -343,22 +303,6 @@ function oneChannelScratch(g: ConvGeometry): { xpBytes: number; owp: number } {
   const owp = Math.ceil(g.outWidth / 4) * 4;
   const wpp = Math.ceil((owp + g.filterWidth - 1) / 4) * 4;
   return { xpBytes: 4 * (g.outHeight + g.filterHeight - 1) * wpp, owp };
-}
-
-/** The geometry arguments of `conv2d_filter_grad_c1`, in its order. */
-function oneChannelArgs(g: ConvGeometry): number[] {
-  return [
-    g.batch,
-    g.inHeight,
-    g.inWidth,
-    g.filterHeight,
-    g.filterWidth,
-    g.padTop,
-    g.padLeft,
-    g.outHeight,
-    g.outWidth,
-    g.outChannels,
-  ];
 }
 
 /** The parts of tfjs-backend-wasm's Emscripten module past {@link WasmBackendLike}'s. */

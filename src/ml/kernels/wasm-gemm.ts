@@ -218,7 +218,11 @@ export class WasmGemm {
   }
 }
 
-function geometryArgs(g: ConvGeometry): number[] {
+/**
+ * A geometry as the conv and pool entry points of `wasm/gemm.c` and `wasm/heap-kernels.c` take
+ * it: batch, h, w, inC, fh, fw, outC, strides, top/left padding, oh, ow.
+ */
+export function geometryArgs(g: ConvGeometry): number[] {
   return [
     g.batch,
     g.inHeight,
