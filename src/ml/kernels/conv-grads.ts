@@ -8,6 +8,7 @@ import { depthwiseConv2dBackpropInputKernel } from './depthwise-conv2d-backprop-
 import { createBatchMatMulKernel } from './batch-mat-mul.ts';
 import { createMaxPoolGradKernel } from './max-pool-grad.ts';
 import { registerFastKernels, unregisterFastKernels } from './fast-kernels.ts';
+import { registerReduceGradients, unregisterReduceGradients } from './reduce-gradients.ts';
 
 export { conv2dBackpropFilter } from './conv2d-backprop-filter.ts';
 export { conv2dBackpropInput } from './conv2d-backprop-input.ts';
@@ -98,7 +99,8 @@ const displaced = new Map<string, tf.KernelConfig | undefined>();
  * `Conv2DBackpropFilter` and `DepthwiseConv2dNativeBackpropFilter`. Afterwards `model.fit` and
  * `tf.grads` work on wasm for Conv2D, DepthwiseConv2D and SeparableConv2D layers. Last, the
  * WebAssembly SIMD GEMM kernels of `fast-kernels.ts` wrap wasm's matrix products and conv
- * gradients.
+ * gradients, and `Sum`/`Mean` get gradients without a `tf.ones` of the input's size
+ * (`reduce-gradients.ts`, all backends).
  *
  * Idempotent; needs no initialized backend; other backends (tfjs-node, webgl) are untouched.
  *
@@ -133,6 +135,7 @@ export function registerConvGradientKernels(): void {
   }
   // The GEMM-backed wasm kernels (fast-kernels.ts) wrap the ones above, so they go on last.
   registerFastKernels();
+  registerReduceGradients();
 }
 
 /**
@@ -140,6 +143,7 @@ export function registerConvGradientKernels(): void {
  * backends' own. Meant for tests and benchmarks that compare against the originals.
  */
 export function unregisterConvGradientKernels(): void {
+  unregisterReduceGradients();
   unregisterFastKernels();
   for (const [key, original] of displaced) {
     const [backendName = '', kernelName = ''] = key.split('/');

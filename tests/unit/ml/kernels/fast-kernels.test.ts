@@ -489,11 +489,16 @@ describe('wasm Tile and MaxPoolGrad', () => {
   it.each([
     { shape: [1, 1, 1, 5], reps: [3, 4, 2, 1] }, // batch-norm gradient form: block copies
     { shape: [1, 3, 5], reps: [4, 1, 1] },
-    { shape: [2, 3], reps: [2, 3] }, // inner repeats: left to the backend's kernel
+    { shape: [3, 1, 1, 20], reps: [1, 4, 3, 1] }, // global-average-pooling gradient form
+    { shape: [2, 3, 20], reps: [3, 2, 1] }, // x's slices repeated whole, along two axes
+    { shape: [2, 1, 17], reps: [1, 5, 2] }, // innermost axis repeated: 68-byte copies
+    { shape: [1, 0, 4], reps: [3, 1, 2] }, // empty
+    { shape: [2, 3], reps: [2, 3] }, // short copies: left to the backend's kernel
   ])('tiles $shape by $reps as the cpu backend does', async ({ shape, reps }) => {
     const [[actual], [expected]] = await onBothBackends(() => [
       tf.tile(tf.tensor(randomValues(count(shape), 18), shape), reps),
     ]);
+    expect(actual!.length).toBe(count(shape.map((d, i) => d * reps[i]!)));
     expect([...actual!]).toEqual([...expected!]);
   });
 
