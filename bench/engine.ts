@@ -52,6 +52,9 @@ const NETS: readonly Net[] = [
   },
 ];
 
+/** The engine figures, by name: each net's training, and ResNet-20's inference. */
+export const ENGINE_FIGURES = ['lenet', 'resnet20', 'alexnet', 'inference'] as const;
+
 function randomBatch(
   n: number,
   inputShape: readonly number[],
@@ -169,10 +172,12 @@ function pytorchFigures(
  * Measures every engine figure with 1 worker and with one per core, then PyTorch's.
  *
  * @param steps timed training steps of batch 128 per net and worker count (LeNet: ten times as many).
+ * @param figures which of {@link ENGINE_FIGURES} to measure (all by default)
  */
 export async function engineFigures(
   steps: number,
   withPyTorch: boolean,
+  figures: readonly string[] = ENGINE_FIGURES,
 ): Promise<{ rows: EngineRow[]; aside: string[]; torch?: string; torchResults?: TorchResult[] }> {
   const cores = availableParallelism();
   const counts = cores > 1 ? [1, cores] : [1];
@@ -186,22 +191,26 @@ export async function engineFigures(
     if (figures === undefined) return;
     torch = { torch: figures.torch, results: [...(torch?.results ?? []), ...figures.results] };
   };
-  for (const net of NETS) {
+  for (const net of NETS.filter((n) => figures.includes(n.name))) {
     for (const workers of counts) {
       rows.push(await trainRate(net, workers, net.name === 'lenet' ? steps * 10 : steps));
     }
     peer([net.name]);
   }
-  const resnet = NETS[1]!;
-  for (const workers of counts) rows.push(await inferenceRate(resnet, workers));
-  peer(['inference']);
+  if (figures.includes('inference')) {
+    const resnet = NETS[1]!;
+    for (const workers of counts) rows.push(await inferenceRate(resnet, workers));
+    peer(['inference']);
+  }
 
   const aside: string[] = [];
   const best = (metric: string) =>
     Math.max(...rows.filter((r) => r.metric === metric).map((r) => r.value));
-  aside.push(
-    `AlexNet CIFAR-10 epoch: ${(CIFAR_TRAIN / best('alexnet-train') / 60).toFixed(1)} min at the best rate`,
-  );
+  if (figures.includes('alexnet')) {
+    aside.push(
+      `AlexNet CIFAR-10 epoch: ${(CIFAR_TRAIN / best('alexnet-train') / 60).toFixed(1)} min at the best rate`,
+    );
+  }
   const inference = rows.filter((r) => r.metric.startsWith('resnet20-inference'));
   if (inference.length === 2) {
     aside.push(

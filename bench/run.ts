@@ -11,7 +11,9 @@
  *   holds it, the 224x224 MobileNet (on the same photos: the cost does not depend on content).
  *
  * Options: --samples N (training samples per backend, default 4096), --repeats N (latency passes
- * over img/, default 5).
+ * over img/, default 5), --steps N (timed engine steps per net, default 3), --skip-pytorch,
+ * --engine lenet,resnet20,alexnet,inference (which engine figures, default all), --engine-only
+ * (skip the app figures).
  */
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -24,7 +26,7 @@ import { explainImage } from '../src/explain/explain-image.ts';
 import { classifyImage } from '../src/ml/classify.ts';
 import { IMAGENET_MODEL_ID } from '../src/ml/imagenet.ts';
 import { ModelRegistry } from '../src/ml/registry.ts';
-import { engineFigures } from './engine.ts';
+import { ENGINE_FIGURES, engineFigures } from './engine.ts';
 
 const { values } = parseArgs({
   options: {
@@ -32,6 +34,8 @@ const { values } = parseArgs({
     repeats: { type: 'string', default: '5' },
     steps: { type: 'string', default: '3' },
     'skip-pytorch': { type: 'boolean', default: false },
+    engine: { type: 'string', default: ENGINE_FIGURES.join(',') },
+    'engine-only': { type: 'boolean', default: false },
   },
 });
 const BATCH = 128;
@@ -69,7 +73,19 @@ async function main(): Promise<void> {
   // The engine's worker threads first, in a process that has done nothing else yet: measured
   // after the photo and Grad-CAM figures (sharp, the registry), LeNet's training figure came out
   // 25-35% lower than in a fresh process, while PyTorch runs in a process of its own.
-  const engine = await engineFigures(Number(values.steps), !values['skip-pytorch']);
+  const figures = values.engine.split(',');
+  const unknown = figures.filter((f) => !(ENGINE_FIGURES as readonly string[]).includes(f));
+  if (unknown.length > 0) {
+    throw new Error(
+      `--engine: unknown ${unknown.join(', ')} (one of ${ENGINE_FIGURES.join(', ')})`,
+    );
+  }
+  const engine = await engineFigures(Number(values.steps), !values['skip-pytorch'], figures);
+  if (values['engine-only']) {
+    console.log(JSON.stringify({ backend: info, engine }, null, 2));
+    printEngine(engine);
+    return;
+  }
   const samples = Number(values.samples);
   const rows: Row[] = [];
   const backends = ['tensorflow', 'wasm', 'cpu'].filter((b) => tf.findBackendFactory(b) !== null);
@@ -165,6 +181,10 @@ async function main(): Promise<void> {
     JSON.stringify({ backend: info, photos: files.length, results: rows, engine }, null, 2),
   );
   console.table(rows.map((r) => ({ ...r, value: Number(r.value.toFixed(1)) })));
+  printEngine(engine);
+}
+
+function printEngine(engine: Awaited<ReturnType<typeof engineFigures>>): void {
   console.table(
     engine.rows.map((r) => ({
       metric: r.metric,
