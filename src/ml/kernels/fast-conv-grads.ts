@@ -1,67 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
-import { assertShape, toPad, toPair, toRounding, toShape4 } from './composite-kernel.ts';
-import { WasmGemm, convGeometryOf, wasmGemm, type ConvGeometry } from './wasm-gemm.ts';
+import { toShape4 } from './composite-kernel.ts';
+import { checkShapes, geometry, size } from './conv-geometry.ts';
+import { WasmGemm, wasmGemm, type ConvGeometry } from './wasm-gemm.ts';
 import type { HeapKernels } from './heap-kernels.ts';
 import { NARROW_FLOATS, heapKernels } from './heap-kernels.ts';
 import { heapFloats, heapOffset, isWasmBackend, type WasmBackendLike } from './wasm-heap.ts';
-
-/** The conv geometry of a gradient kernel's attributes, or undefined when the GEMM path can't take it. */
-function geometry(
-  xShape: readonly number[],
-  filterShape: readonly number[],
-  attrs: tf.NamedAttrMap,
-  kernelName: string,
-): ConvGeometry | undefined {
-  const format = attrs.dataFormat;
-  if (format != null && format !== 'NHWC' && format !== 'channelsLast') {
-    return undefined;
-  }
-  const dilations =
-    attrs.dilations == null ? [1, 1] : toPair(attrs.dilations, 'dilations', kernelName);
-  if (dilations[0] !== 1 || dilations[1] !== 1) {
-    return undefined;
-  }
-  const info = tf.backend_util.computeConv2DInfo(
-    xShape as [number, number, number, number],
-    filterShape as [number, number, number, number],
-    toPair(attrs.strides, 'strides', kernelName),
-    1,
-    toPad(attrs.pad, kernelName),
-    toRounding(attrs.dimRoundingMode, kernelName),
-    false,
-    'channelsLast',
-  );
-  return convGeometryOf(info);
-}
-
-/**
- * Checks that x, dy and the filter agree with the geometry, as the composites of
- * `conv2d-backprop-*.ts` do: these kernels read and write the backend's heap by the geometry, so a
- * mismatched `dy` (tfjs-core's `conv2dTranspose` checks only channel counts) would read or write
- * past its tensor.
- *
- * @throws {Error} naming the operand whose shape is wrong
- */
-function checkShapes(
-  g: ConvGeometry,
-  xShape: readonly number[],
-  dyShape: readonly number[],
-  filterShape: readonly number[],
-  kernelName: string,
-): void {
-  assertShape(xShape, [g.batch, g.inHeight, g.inWidth, g.inChannels], 'x', kernelName);
-  assertShape(
-    filterShape,
-    [g.filterHeight, g.filterWidth, g.inChannels, g.outChannels],
-    'filter',
-    kernelName,
-  );
-  assertShape(dyShape, [g.batch, g.outHeight, g.outWidth, g.outChannels], 'dy', kernelName);
-}
-
-function size(shape: readonly number[]): number {
-  return shape.reduce((p, d) => p * d, 1);
-}
+import { takesWinograd } from './fast-conv.ts';
 
 /**
  * Which filter-gradient kernel is fastest for this convolution and gradient, as measured at batch
@@ -98,9 +42,10 @@ function filterGradPath(
  * `Conv2DBackpropFilter` on the wasm backend as im2col plus the WebAssembly SIMD GEMM
  * (`wasm/gemm.c`, `conv2d_filter_grad`): `dW = im2col(x)ᵀ · dy`, summed over chunks of output
  * pixels that stay in cache. 2.5–3× faster than the composite of `conv2d-backprop-filter.ts`
- * on ResNet-20's 3×3 convs (bench/kernels.ts). Narrow filters with a mostly-zero `dy`, and
- * one-channel inputs at stride 1, take the in-place kernels of `heap-kernels.c` instead (see
- * {@link filterGradPath}). Inputs `{x: [b, h, w, inC], dy: [b, oh, ow, outC]}`, attrs as in
+ * on ResNet-20's 3×3 convs (bench/kernels.ts). 3×3 stride-1 convolutions take Winograd's
+ * F(4×4, 3×3) run backwards (`wasm/winograd.c`, see {@link takesWinograd}; ResNet-20's at batch
+ * 128: about 27 → 6.4–10.8 ms); narrow filters with a mostly-zero `dy`, and one-channel inputs
+ * at stride 1, take the in-place kernels of `heap-kernels.c` (see {@link filterGradPath}). Inputs `{x: [b, h, w, inC], dy: [b, oh, ow, outC]}`, attrs as in
  * tfjs-core; output `filterShape`. Anything but float32 NHWC goes to `original`.
  *
  * @throws {Error} when x, dy and `filterShape` disagree
@@ -126,6 +71,16 @@ export function createFastConv2DBackpropFilterKernel(original: tf.KernelConfig):
     }
     checkShapes(g, x.shape, dy.shape, filterShape, tf.Conv2DBackpropFilter);
     const kernels = heapKernels(backend);
+    if (kernels !== undefined && takesWinograd(g, 'forward', kernels, backend, [x, dy])) {
+      const out = backend.makeOutput([...filterShape], 'float32');
+      kernels.winogradFilterGrad3x3(
+        g,
+        heapOffset(backend, x),
+        heapOffset(backend, dy),
+        heapOffset(backend, out),
+      );
+      return out;
+    }
     const path = kernels === undefined ? 'gemm' : filterGradPath(g, kernels, backend, x, dy);
     if (kernels !== undefined && path !== 'gemm') {
       const out = backend.makeOutput([...filterShape], 'float32');
@@ -179,11 +134,14 @@ function takesNarrow(g: ConvGeometry): boolean {
 }
 
 /**
- * `Conv2DBackpropInput` on the wasm backend: narrow unpadded filters (see {@link takesNarrow}) by
- * an in-place scatter, otherwise GEMM plus col2im, `dx = col2im(dy · Wᵀ)`, the latter used
- * only for strided convolutions, where it beats the zero-interleaving composite of
- * `conv2d-backprop-input.ts` (4–7×); at stride 1 that composite runs on XNNPACK's forward conv
- * and is as fast. Inputs `{dy, filter}`, attrs as in tfjs-core; output `inputShape`.
+ * `Conv2DBackpropInput` on the wasm backend: 3×3 stride-1 convolutions by Winograd's
+ * F(4×4, 3×3) over dy with the rotated filter (`wasm/winograd.c`, see {@link takesWinograd};
+ * ResNet-20's at batch 128: about 26 → 8–11 ms), narrow unpadded filters (see
+ * {@link takesNarrow}) by an in-place scatter, otherwise GEMM plus col2im,
+ * `dx = col2im(dy · Wᵀ)`, the latter used only for strided convolutions, where it beats the
+ * zero-interleaving composite of `conv2d-backprop-input.ts` (4–7×); at stride 1 that composite
+ * runs on XNNPACK's forward conv and is as fast. Inputs `{dy, filter}`, attrs as in tfjs-core;
+ * output `inputShape`.
  */
 export function createFastConv2DBackpropInputKernel(original: tf.KernelConfig): tf.KernelFunc {
   return (args) => {
@@ -204,7 +162,22 @@ export function createFastConv2DBackpropInputKernel(original: tf.KernelConfig): 
     if (g !== undefined) {
       checkShapes(g, inputShape, dy.shape, filter.shape, tf.Conv2DBackpropInput);
     }
-    const heap = g !== undefined && takesNarrow(g) ? heapKernels(backend) : undefined;
+    const kernels = g === undefined ? undefined : heapKernels(backend);
+    if (
+      g !== undefined &&
+      kernels !== undefined &&
+      takesWinograd(g, 'input-grad', kernels, backend, [dy, filter])
+    ) {
+      const out = backend.makeOutput([...inputShape], 'float32');
+      kernels.winogradInputGrad3x3(
+        g,
+        heapOffset(backend, dy),
+        heapOffset(backend, filter),
+        heapOffset(backend, out),
+      );
+      return out;
+    }
+    const heap = g !== undefined && takesNarrow(g) ? kernels : undefined;
     // The scatter skips dy's zeros, dropping their products with the filter: a filter holding NaN
     // or ±Infinity takes the composite, so the gradient carries them as in TensorFlow.
     const narrow =

@@ -14,6 +14,7 @@ import {
   createFastSumKernel,
 } from './fast-channel-ops.ts';
 import { createFastTileKernel } from './fast-tile.ts';
+import { createFastConv2DKernel } from './fast-conv.ts';
 
 /** A kernel that wraps the one registered before it, which takes the cases it passes on. */
 interface FastKernel {
@@ -22,10 +23,12 @@ interface FastKernel {
 }
 
 /**
- * The wasm-backend kernels backed by the WebAssembly SIMD GEMM (`wasm/gemm.c`), each wrapping
- * whatever kernel was registered before (tfjs-backend-wasm's own, or this project's composites
- * from `conv-grads.ts`). Measured per shape class in docs/engine-speed.md; conv forward stays with
- * XNNPACK (26–31 GFLOP/s on ResNet-20's 3×3 convs, as fast as the GEMM).
+ * The wasm-backend kernels backed by this project's WebAssembly SIMD code (the GEMM of
+ * `wasm/gemm.c`; the in-place kernels of `wasm/heap-kernels.c` and `wasm/winograd.c`), each
+ * wrapping whatever kernel was registered before (tfjs-backend-wasm's own, or this project's
+ * composites from `conv-grads.ts`) and passing it the shapes it does not take. Measured per shape
+ * class in docs/engine-speed.md: 3×3 stride-1 convolutions by Winograd's F(4×4, 3×3), other
+ * forward convolutions stay with XNNPACK.
  */
 export const FAST_KERNELS: readonly FastKernel[] = [
   { kernelName: tf.BatchMatMul, build: createFastBatchMatMulKernel },
@@ -43,6 +46,8 @@ export const FAST_KERNELS: readonly FastKernel[] = [
   { kernelName: tf.Multiply, build: createFastBroadcastKernel('mul') },
   { kernelName: tf.RealDiv, build: createFastBroadcastKernel('div') },
   { kernelName: tf.FusedBatchNorm, build: createFastFusedBatchNormKernel },
+  { kernelName: tf.Conv2D, build: createFastConv2DKernel },
+  { kernelName: tf.FusedConv2D, build: createFastConv2DKernel },
 ];
 
 const BACKEND = 'wasm';

@@ -37,6 +37,31 @@ interface HeapKernelExports {
   count_nonzero(x: number, n: number): number;
   all_finite(x: number, n: number): number;
   conv2d_filter_grad_scatter(...args: number[]): void;
+  winograd_filter(w: number, c: number, k: number, flip: number, u: number): void;
+  winograd_conv3x3(...args: number[]): void;
+  winograd_filter_grad3x3(...args: number[]): void;
+}
+
+/** Tiles per block of `winograd_conv3x3` (`WINO_BLOCK` in wasm/winograd.c). */
+const WINOGRAD_BLOCK = 24;
+
+/**
+ * Whether {@link HeapKernels.winogradConv3x3} and {@link HeapKernels.winogradInputGrad3x3} take
+ * this convolution: 3×3 at stride 1, with channel counts whose SIMD lane groups they assume (the
+ * conv's input channels a multiple of 4, its outputs of 8, the other way round for the input
+ * gradient).
+ */
+export function winogradFits(g: ConvGeometry, direction: 'forward' | 'input-grad'): boolean {
+  const [ci, co] =
+    direction === 'forward' ? [g.inChannels, g.outChannels] : [g.outChannels, g.inChannels];
+  return (
+    g.filterHeight === 3 &&
+    g.filterWidth === 3 &&
+    g.strideHeight === 1 &&
+    g.strideWidth === 1 &&
+    ci % 4 === 0 &&
+    co % 8 === 0
+  );
 }
 
 /**
@@ -190,6 +215,151 @@ export class HeapKernels {
         wt,
         wt + wtBytes,
         wt + wtBytes + 4 * NARROW_FLOATS,
+      );
+    });
+  }
+
+  /**
+   * `y [batch, outHeight, outWidth, outChannels]` = the 3×3 stride-1 convolution of
+   * `x [batch, inHeight, inWidth, inChannels]` with `filter [3, 3, inChannels, outChannels]`
+   * (zero padding by `padTop`/`padLeft`), plus `bias [outChannels]` (byte offset, or 0 for none)
+   * and ReLU if `relu`, by Winograd's F(4×4, 3×3) (Lavin & Gray, CVPR 2016; `wasm/winograd.c`):
+   * 36 multiplies per 4×4 output tile and channel pair instead of 144. Scratch:
+   * `4·36·(inC·outC + 24·(inC + outC)) + 576` bytes.
+   *
+   * @throws {RangeError} when {@link winogradFits} says no, or scratch cannot be allocated
+   */
+  winogradConv3x3(
+    g: ConvGeometry,
+    x: number,
+    filter: number,
+    bias: number,
+    relu: boolean,
+    y: number,
+  ): void {
+    if (!winogradFits(g, 'forward')) {
+      throw new RangeError('winogradConv3x3 takes 3×3 stride-1 convs, inC % 4 = 0, outC % 8 = 0');
+    }
+    this.winograd(
+      x,
+      filter,
+      false,
+      bias,
+      relu,
+      y,
+      g,
+      [g.inHeight, g.inWidth],
+      [g.outHeight, g.outWidth],
+      [g.padTop, g.padLeft],
+    );
+  }
+
+  /**
+   * `dx [batch, inHeight, inWidth, inChannels]`, the input gradient of the 3×3 stride-1
+   * convolution of geometry `g` with `filter [3, 3, inChannels, outChannels]`, from
+   * `dy [batch, outHeight, outWidth, outChannels]`: the convolution of dy with the filter rotated
+   * by 180° and its channel axes swapped, padded by `2 − pad`, by Winograd's F(4×4, 3×3) as
+   * {@link winogradConv3x3}.
+   *
+   * @throws {RangeError} when {@link winogradFits} says no, or scratch cannot be allocated
+   */
+  winogradInputGrad3x3(g: ConvGeometry, dy: number, filter: number, dx: number): void {
+    if (!winogradFits(g, 'input-grad')) {
+      throw new RangeError(
+        'winogradInputGrad3x3 takes 3×3 stride-1 convs, outC % 4 = 0, inC % 8 = 0',
+      );
+    }
+    this.winograd(
+      dy,
+      filter,
+      true,
+      0,
+      false,
+      dx,
+      g,
+      [g.outHeight, g.outWidth],
+      [g.inHeight, g.inWidth],
+      [2 - g.padTop, 2 - g.padLeft],
+    );
+  }
+
+  /**
+   * `dw [3, 3, inChannels, outChannels]`, the filter gradient of the 3×3 stride-1 convolution of
+   * geometry `g` from `x [batch, inHeight, inWidth, inChannels]` and
+   * `dy [batch, outHeight, outWidth, outChannels]`, by F(4×4, 3×3) run backwards:
+   * `dW = Gᵀ [Σ_t (Bᵀ x_t B) ⊙ (A dy_t Aᵀ)] G` over the 4×4 output tiles t, the sum over tiles
+   * 36 matrix products accumulated in float64. Scratch:
+   * `4·36·24·(inC + outC) + 8·36·inC·outC + 576` bytes.
+   *
+   * @throws {RangeError} when {@link winogradFits} says no, or scratch cannot be allocated
+   */
+  winogradFilterGrad3x3(g: ConvGeometry, x: number, dy: number, dw: number): void {
+    if (!winogradFits(g, 'forward')) {
+      throw new RangeError(
+        'winogradFilterGrad3x3 takes 3×3 stride-1 convs, inC % 4 = 0, outC % 8 = 0',
+      );
+    }
+    const sBytes = 8 * 36 * g.inChannels * g.outChannels;
+    const vBytes = 4 * 36 * WINOGRAD_BLOCK * g.inChannels;
+    const zBytes = 4 * 36 * WINOGRAD_BLOCK * g.outChannels;
+    this.withScratch(sBytes + vBytes + zBytes + 4 * 144, (s) => {
+      this.exports.winograd_filter_grad3x3(
+        x,
+        dy,
+        dw,
+        g.batch,
+        g.inHeight,
+        g.inWidth,
+        g.inChannels,
+        g.outChannels,
+        g.padTop,
+        g.padLeft,
+        g.outHeight,
+        g.outWidth,
+        s + sBytes,
+        s + sBytes + vBytes,
+        s,
+        s + sBytes + vBytes + zBytes,
+      );
+    });
+  }
+
+  private winograd(
+    input: number,
+    filter: number,
+    flip: boolean,
+    bias: number,
+    relu: boolean,
+    output: number,
+    g: ConvGeometry,
+    [h, w]: readonly [number, number],
+    [oh, ow]: readonly [number, number],
+    [pt, pl]: readonly [number, number],
+  ): void {
+    const [ci, co] = flip ? [g.outChannels, g.inChannels] : [g.inChannels, g.outChannels];
+    const uBytes = 4 * 36 * ci * co;
+    const vBytes = 4 * 36 * WINOGRAD_BLOCK * ci;
+    const mBytes = 4 * 36 * WINOGRAD_BLOCK * co;
+    this.withScratch(uBytes + vBytes + mBytes + 4 * 144, (u) => {
+      this.exports.winograd_filter(filter, g.inChannels, g.outChannels, flip ? 1 : 0, u);
+      this.exports.winograd_conv3x3(
+        input,
+        u,
+        bias,
+        relu ? 1 : 0,
+        output,
+        g.batch,
+        h,
+        w,
+        ci,
+        co,
+        pt,
+        pl,
+        oh,
+        ow,
+        u + uBytes,
+        u + uBytes + vBytes,
+        u + uBytes + vBytes + mBytes,
       );
     });
   }

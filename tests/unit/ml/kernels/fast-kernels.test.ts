@@ -481,7 +481,150 @@ describe('committed gemm.wasm', () => {
       'count_nonzero',
       'conv2d_filter_grad_scatter',
       'all_finite',
+      'winograd_filter',
+      'winograd_conv3x3',
+      'winograd_filter_grad3x3',
     ]);
+  });
+});
+
+describe('Winograd F(4×4, 3×3) convolutions on wasm', () => {
+  const spies = () => [
+    vi.spyOn(HeapKernels.prototype, 'winogradConv3x3'),
+    vi.spyOn(HeapKernels.prototype, 'winogradInputGrad3x3'),
+    vi.spyOn(HeapKernels.prototype, 'winogradFilterGrad3x3'),
+  ];
+
+  it.each([
+    { x: [2, 9, 7, 8], f: [3, 3, 8, 8], pad: 'same' }, // partial 4×4 tiles on both axes
+    { x: [3, 10, 11, 16], f: [3, 3, 16, 24], pad: 'valid' },
+    { x: [1, 6, 13, 8], f: [3, 3, 8, 16], pad: 2 },
+    { x: [25, 4, 4, 8], f: [3, 3, 8, 16], pad: 'same' }, // 25 tiles: a block of 24 and one more
+  ] as const)(
+    'gives conv2d x $x, filter $f, pad $pad the cpu backend’s output and gradients',
+    async ({ x, f, pad }) => {
+      const [forward, inputGrad, filterGrad] = spies();
+      const [actual, expected] = await onBothBackends(() => {
+        const xt = tf.tensor4d(randomValues(count(x), 31), [...x]);
+        const ft = tf.tensor4d(randomValues(count(f), 32), [...f]);
+        const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+          tf.sum(tf.sin(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, pad))),
+        )([xt, ft]);
+        return [tf.conv2d(xt, ft, 1, pad), ...grads];
+      });
+      expect(forward).toHaveBeenCalled();
+      expect(inputGrad).toHaveBeenCalled();
+      expect(filterGrad).toHaveBeenCalled();
+      vi.restoreAllMocks();
+      expect(actual[0]!.length).toBe(expected[0]!.length);
+      actual.forEach((g, i) =>
+        expect(relativeError(g, expected[i]!)).toBeLessThanOrEqual(TOLERANCE),
+      );
+    },
+  );
+
+  it.each(['relu', 'linear'] as const)(
+    'applies a fused conv’s bias and %s activation as the cpu backend',
+    async (activation) => {
+      const [forward] = spies();
+      const [[actual], [expected]] = await onBothBackends(() => [
+        tf.fused.conv2d({
+          x: tf.tensor4d(randomValues(2 * 8 * 8 * 8, 33), [2, 8, 8, 8]),
+          filter: tf.tensor4d(randomValues(9 * 8 * 16, 34), [3, 3, 8, 16]),
+          strides: 1,
+          pad: 'same',
+          bias: tf.tensor1d(randomValues(16, 35)),
+          activation,
+        }),
+      ]);
+      expect(forward).toHaveBeenCalledTimes(1);
+      vi.restoreAllMocks();
+      expect(relativeError(actual!, expected!)).toBeLessThanOrEqual(TOLERANCE);
+      expect(actual!.some((v) => v === 0)).toBe(activation === 'relu');
+    },
+  );
+
+  it('leaves strided, narrow, 5×5 and PReLU convolutions to the other kernels', async () => {
+    const [forward, inputGrad, filterGrad] = spies();
+    const [actual, expected] = await onBothBackends(() => {
+      const x = tf.tensor4d(randomValues(2 * 8 * 8 * 8, 36), [2, 8, 8, 8]);
+      const w = tf.tensor4d(randomValues(9 * 8 * 8, 37), [3, 3, 8, 8]);
+      const narrow = tf.tensor4d(randomValues(9 * 8 * 4, 38), [3, 3, 8, 4]);
+      const wide = tf.tensor4d(randomValues(25 * 8 * 8, 39), [5, 5, 8, 8]);
+      return [
+        tf.conv2d(x, w, 2, 'same'),
+        tf.conv2d(x, narrow, 1, 'same'),
+        tf.conv2d(x, wide, 1, 'same'),
+        tf.fused.conv2d({
+          x,
+          filter: w,
+          strides: 1,
+          pad: 'same',
+          activation: 'prelu',
+          preluActivationWeights: tf.scalar(0.2),
+        }),
+        ...tf.grads((a: tf.Tensor) => tf.sum(tf.conv2d(a as tf.Tensor4D, w, 2, 'same')))([x]),
+      ];
+    });
+    for (const spy of [forward, inputGrad, filterGrad]) expect(spy).not.toHaveBeenCalled();
+    vi.restoreAllMocks();
+    actual.forEach((g, i) => expect(relativeError(g, expected[i]!)).toBeLessThanOrEqual(TOLERANCE));
+  });
+
+  it('leaves a NaN or infinite operand to the direct convolution, which confines it as the cpu backend', async () => {
+    const [forward, inputGrad] = spies();
+    const [actual, expected] = await onBothBackends(() => {
+      const xValues = randomValues(2 * 8 * 8 * 8, 40);
+      xValues[77] = NaN;
+      const wValues = randomValues(9 * 8 * 8, 41);
+      wValues[3] = Infinity;
+      const x = tf.tensor4d(xValues, [2, 8, 8, 8]);
+      const w = tf.tensor4d(randomValues(9 * 8 * 8, 42), [3, 3, 8, 8]);
+      const dy = tf.tensor4d(randomValues(2 * 8 * 8 * 8, 43), [2, 8, 8, 8]);
+      return [
+        tf.conv2d(x, w, 1, 'same'),
+        tf.conv2dTranspose(dy, tf.tensor4d(wValues, [3, 3, 8, 8]), [2, 8, 8, 8], 1, 'same'),
+      ];
+    });
+    expect(forward).not.toHaveBeenCalled();
+    expect(inputGrad).not.toHaveBeenCalled();
+    vi.restoreAllMocks();
+    const nonFinite = (a: Float32Array) => a.filter((v) => !Number.isFinite(v)).length;
+    // The forward conv (XNNPACK) matches exactly; the input gradient's composite keeps every
+    // non-finite value of the reference and adds some from its zero border (see above).
+    expect(nonFinite(actual[0]!)).toBe(nonFinite(expected[0]!));
+    for (const i of [0, 1]) {
+      expected[i]!.forEach((v, j) => {
+        if (!Number.isFinite(v)) expect(Number.isFinite(actual[i]![j])).toBe(false);
+      });
+      expect(nonFinite(expected[i]!)).toBeGreaterThan(0);
+      expect(nonFinite(actual[i]!)).toBeLessThan(actual[i]!.length / 4);
+    }
+  });
+
+  it('keeps ResNet-20-shaped training steps from leaking tensors', () => {
+    const x = tf.tensor4d(randomValues(4 * 8 * 8 * 16, 44), [4, 8, 8, 16]);
+    const w = tf.variable(tf.tensor4d(randomValues(9 * 16 * 16, 45), [3, 3, 16, 16]));
+    const b = tf.variable(tf.zeros([16]));
+    const optimizer = tf.train.sgd(0.01);
+    const step = () =>
+      optimizer.minimize(() =>
+        tf.sum(
+          tf.square(
+            tf.fused.conv2d({ x, filter: w, bias: b, strides: 1, pad: 'same', activation: 'relu' }),
+          ),
+        ),
+      );
+    const [forward, , filterGrad] = spies();
+    step();
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) step();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(forward).toHaveBeenCalledTimes(4);
+    expect(filterGrad).toHaveBeenCalledTimes(4);
+    vi.restoreAllMocks();
+    optimizer.dispose();
+    tf.dispose([x, w, b]);
   });
 });
 
