@@ -71,7 +71,7 @@ export function createFastConv2DBackpropFilterKernel(original: tf.KernelConfig):
     }
     checkShapes(g, x.shape, dy.shape, filterShape, tf.Conv2DBackpropFilter);
     const kernels = heapKernels(backend);
-    if (kernels !== undefined && takesWinograd(g, 'forward', kernels, backend, [x, dy])) {
+    if (kernels !== undefined && takesWinograd(g, 'filter-grad', kernels, backend, [x, dy])) {
       const out = backend.makeOutput([...filterShape], 'float32');
       kernels.winogradFilterGrad3x3(
         g,

@@ -11,21 +11,49 @@ import { heapOffset, isWasmBackend, type WasmBackendLike } from './wasm-heap.ts'
 const WINOGRAD_MIN_CHANNELS = 8;
 
 /**
- * Whether the Winograd kernels take this convolution: 3×3 at stride 1 with channel counts they
- * fit (see {@link winogradFits}) and at least {@link WINOGRAD_MIN_CHANNELS}, and operands free of
- * NaN and ±Infinity. A transform mixes a tile's 36 inputs, so one non-finite value would spread
- * NaN over its 4×4 outputs where the direct convolution confines it to the outputs it reaches.
+ * The most channels a Winograd convolution sums over (the conv's input channels; for the input
+ * gradient its output channels). F(4×4, 3×3)'s transforms scale values by up to 100 before the
+ * sum and back after it, so its rounding error relative to the output grows with the terms
+ * summed: max|error| / max|output| on random normal data was 4–8·10⁻⁶ at 16–64 channels,
+ * 1.75·10⁻⁵ at 256, past the 10⁻⁵ this project's kernels are held to against the cpu backend.
+ */
+const WINOGRAD_MAX_SUMMED_CHANNELS = 64;
+
+/**
+ * The least share of the 4×4 tiles' outputs that must fall inside the image: a 2×2 output uses a
+ * quarter of its tile, and 3×3 convs on AlexNet's 2×2 maps ran 3× slower than XNNPACK's (384
+ * channels, batch 128: 152 against 48 ms); 5×5 maps (39%) still ran 1.36× faster.
+ */
+const WINOGRAD_MIN_TILE_USE = 3 / 8;
+
+/** The share of its 4×4 tiles' outputs that an h × w output uses. */
+function tileUse(h: number, w: number): number {
+  return (h * w) / (16 * Math.ceil(h / 4) * Math.ceil(w / 4));
+}
+
+/**
+ * Whether the Winograd kernels take this convolution or gradient: 3×3 at stride 1, with channel
+ * counts they fit (see {@link winogradFits}), at least {@link WINOGRAD_MIN_CHANNELS} and at most
+ * {@link WINOGRAD_MAX_SUMMED_CHANNELS} summed, an output that fills its tiles (see
+ * {@link WINOGRAD_MIN_TILE_USE}), and operands free of NaN and ±Infinity. A transform mixes a
+ * tile's 36 inputs, so one non-finite value would spread NaN over its 4×4 outputs where the
+ * direct convolution confines it to the outputs it reaches.
  */
 export function takesWinograd(
   g: ConvGeometry,
-  direction: 'forward' | 'input-grad',
+  kind: 'forward' | 'input-grad' | 'filter-grad',
   kernels: HeapKernels,
   backend: WasmBackendLike,
   operands: readonly tf.TensorInfo[],
 ): boolean {
+  const inputGrad = kind === 'input-grad';
+  const summed = inputGrad ? g.outChannels : g.inChannels;
   return (
-    winogradFits(g, direction) &&
+    winogradFits(g, inputGrad ? 'input-grad' : 'forward') &&
     Math.min(g.inChannels, g.outChannels) >= WINOGRAD_MIN_CHANNELS &&
+    summed <= WINOGRAD_MAX_SUMMED_CHANNELS &&
+    (inputGrad ? tileUse(g.inHeight, g.inWidth) : tileUse(g.outHeight, g.outWidth)) >=
+      WINOGRAD_MIN_TILE_USE &&
     operands.every((t) => kernels.allFinite(heapOffset(backend, t), size(t.shape)))
   );
 }

@@ -15,6 +15,7 @@ import {
 } from './fast-channel-ops.ts';
 import { createFastTileKernel } from './fast-tile.ts';
 import { createFastConv2DKernel } from './fast-conv.ts';
+import { createFastReverseKernel } from './fast-reverse.ts';
 
 /** A kernel that wraps the one registered before it, which takes the cases it passes on. */
 interface FastKernel {
@@ -36,6 +37,7 @@ export const FAST_KERNELS: readonly FastKernel[] = [
   { kernelName: tf.Conv2DBackpropFilter, build: createFastConv2DBackpropFilterKernel },
   { kernelName: tf.Conv2DBackpropInput, build: createFastConv2DBackpropInputKernel },
   { kernelName: tf.Tile, build: createFastTileKernel },
+  { kernelName: tf.Reverse, build: createFastReverseKernel },
   { kernelName: tf.MaxPoolGrad, build: createFastMaxPoolGradKernel },
   { kernelName: tf.Identity, build: createSharedIdentityKernel },
   { kernelName: tf.Cast, build: createSharedCastKernel },

@@ -544,14 +544,19 @@ describe('Winograd F(4×4, 3×3) convolutions on wasm', () => {
     },
   );
 
-  it('leaves strided, narrow, 5×5 and PReLU convolutions to the other kernels', async () => {
+  it('leaves strided, narrow, 5×5, PReLU, 2×2-map and over-64-channel convolutions to the other kernels', async () => {
     const [forward, inputGrad, filterGrad] = spies();
     const [actual, expected] = await onBothBackends(() => {
       const x = tf.tensor4d(randomValues(2 * 8 * 8 * 8, 36), [2, 8, 8, 8]);
       const w = tf.tensor4d(randomValues(9 * 8 * 8, 37), [3, 3, 8, 8]);
       const narrow = tf.tensor4d(randomValues(9 * 8 * 4, 38), [3, 3, 8, 4]);
       const wide = tf.tensor4d(randomValues(25 * 8 * 8, 39), [5, 5, 8, 8]);
+      const small = tf.tensor4d(randomValues(2 * 2 * 2 * 8, 46), [2, 2, 2, 8]);
+      const deep = tf.tensor4d(randomValues(2 * 4 * 4 * 72, 47), [2, 4, 4, 72]);
+      const deepFilter = tf.tensor4d(randomValues(9 * 72 * 8, 48), [3, 3, 72, 8]);
       return [
+        tf.conv2d(small, w, 1, 'same'), // a quarter of its one 4×4 tile used
+        tf.conv2d(deep, deepFilter, 1, 'same'), // 72 input channels summed
         tf.conv2d(x, w, 2, 'same'),
         tf.conv2d(x, narrow, 1, 'same'),
         tf.conv2d(x, wide, 1, 'same'),
@@ -625,6 +630,22 @@ describe('Winograd F(4×4, 3×3) convolutions on wasm', () => {
     vi.restoreAllMocks();
     optimizer.dispose();
     tf.dispose([x, w, b]);
+  });
+});
+
+describe('wasm Reverse', () => {
+  it.each([
+    { shape: [5, 5, 6, 16], dims: [0, 1] }, // the input-gradient composite's filter flip
+    { shape: [3, 4, 20], dims: [1] },
+    { shape: [2, 3, 4, 16], dims: [-2, 0] },
+    { shape: [4, 0, 16], dims: [0] }, // empty
+    { shape: [3, 5], dims: [1] }, // 4-byte elements reversed one by one: the backend's kernel
+  ])('reverses $shape along $dims as the cpu backend does', async ({ shape, dims }) => {
+    const [[actual], [expected]] = await onBothBackends(() => [
+      tf.reverse(tf.tensor(randomValues(count(shape), 21), shape), dims),
+    ]);
+    expect(actual!.length).toBe(count(shape));
+    expect([...actual!]).toEqual([...expected!]);
   });
 });
 
