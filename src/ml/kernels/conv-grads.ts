@@ -9,6 +9,7 @@ import { createBatchMatMulKernel } from './batch-mat-mul.ts';
 import { createMaxPoolGradKernel } from './max-pool-grad.ts';
 import { registerFastKernels, unregisterFastKernels } from './fast-kernels.ts';
 import { registerReduceGradients, unregisterReduceGradients } from './reduce-gradients.ts';
+import { registerBatchNormGradient, unregisterBatchNormGradient } from './batch-norm-grad.ts';
 
 export { conv2dBackpropFilter } from './conv2d-backprop-filter.ts';
 export { conv2dBackpropInput } from './conv2d-backprop-input.ts';
@@ -136,6 +137,7 @@ export function registerConvGradientKernels(): void {
   // The GEMM-backed wasm kernels (fast-kernels.ts) wrap the ones above, so they go on last.
   registerFastKernels();
   registerReduceGradients();
+  registerBatchNormGradient();
 }
 
 /**
@@ -143,6 +145,7 @@ export function registerConvGradientKernels(): void {
  * backends' own. Meant for tests and benchmarks that compare against the originals.
  */
 export function unregisterConvGradientKernels(): void {
+  unregisterBatchNormGradient();
   unregisterReduceGradients();
   unregisterFastKernels();
   for (const [key, original] of displaced) {

@@ -40,6 +40,7 @@ interface HeapKernelExports {
   winograd_filter(w: number, c: number, k: number, flip: number, u: number): void;
   winograd_conv3x3(...args: number[]): void;
   winograd_filter_grad3x3(...args: number[]): void;
+  batch_norm_grad(...args: number[]): void;
 }
 
 /** Tiles per block of `winograd_conv3x3` (`WINO_BLOCK` in wasm/winograd.c). */
@@ -362,6 +363,45 @@ export class HeapKernels {
         u + uBytes + vBytes + mBytes,
       );
     });
+  }
+
+  /**
+   * Batch norm's gradient per channel over row-major `[rows, c]` float32 arrays in one pass:
+   * writes `dx[r·c + j] = (dy·rs[j])·s[j]` (tfjs-core's order of the float32 products) and
+   * returns, per channel, `Σ dy` and `Σ dy·(x − mean)` over the rows (float32 products, float64
+   * across blocks of 256 rows). `mean` is a byte offset of `c` floats; `rs` (`1/√(variance + ε)`)
+   * and `s` (the scale) are copied to scratch.
+   */
+  batchNormGrad(
+    dy: number,
+    x: number,
+    rows: number,
+    c: number,
+    mean: number,
+    [rs, s]: readonly [ArrayLike<number>, ArrayLike<number>],
+    dx: number,
+  ): { sumDy: Float64Array; sumDyXm: Float64Array } {
+    let sums = new Float64Array(0);
+    this.withScratch(16 * c + 16 * c, (acc) => {
+      const floats = acc + 16 * c;
+      const scratch = new Float32Array(this.memory.buffer, floats, 4 * c);
+      scratch.set(rs);
+      scratch.set(s, c);
+      this.exports.batch_norm_grad(
+        dy,
+        x,
+        rows,
+        c,
+        mean,
+        floats,
+        floats + 4 * c,
+        dx,
+        floats + 8 * c,
+        acc,
+      );
+      sums = new Float64Array(this.memory.buffer, acc, 2 * c).slice();
+    });
+    return { sumDy: sums.subarray(0, c), sumDyXm: sums.subarray(c) };
   }
 
   /** Whether all `n` floats at byte offset `x` are finite (no NaN, no ±Infinity). */

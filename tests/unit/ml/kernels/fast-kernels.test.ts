@@ -474,6 +474,7 @@ describe('committed gemm.wasm', () => {
       'sum_rows',
       'broadcast_rows',
       'normalize_rows',
+      'batch_norm_grad',
       'max_pool_grad',
       'conv2d_filter_grad_c1',
       'adam_update',
