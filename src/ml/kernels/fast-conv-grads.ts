@@ -9,11 +9,11 @@ import { takesWinograd } from './fast-conv.ts';
 
 /**
  * Which filter-gradient kernel is fastest for this convolution and gradient, as measured at batch
- * 128: a scatter over dy's nonzero entries when they are few (LeNet's conv2, 84% zeros behind
- * ReLU and 2×2 max pooling: 3.6 → 1.4 ms; it breaks even near 50% nonzero for 5×5 filters over 6
- * channels but near 25% for one channel, whose dense kernel is cheap), unless x holds NaN or
- * ±Infinity (the scatter would drop their products with dy's zeros); else the dense one-channel
- * kernel (stride 1) or the GEMM.
+ * 128: for one input channel at stride 1 the dense one-channel kernel (LeNet's conv1: 1.4–1.7 ms
+ * at any density, which the scatter beat only below 5% nonzero); else a scatter over dy's
+ * nonzero entries when they are few (LeNet's conv2, 84% zeros behind ReLU and 2×2 max pooling:
+ * 3.6 → 1.4 ms; it breaks even near 50% nonzero for 5×5 filters over 6 channels), unless x holds
+ * NaN or ±Infinity (the scatter would drop their products with dy's zeros); else the GEMM.
  */
 function filterGradPath(
   g: ConvGeometry,
@@ -22,6 +22,9 @@ function filterGradPath(
   x: tf.TensorInfo,
   dy: tf.TensorInfo,
 ): 'scatter' | 'one-channel' | 'gemm' {
+  if (g.inChannels === 1 && g.strideHeight === 1 && g.strideWidth === 1) {
+    return 'one-channel';
+  }
   const row = g.filterWidth * g.inChannels;
   if (row <= NARROW_FLOATS) {
     const n = size(dy.shape);
@@ -35,7 +38,7 @@ function filterGradPath(
       return 'scatter';
     }
   }
-  return g.inChannels === 1 && g.strideHeight === 1 && g.strideWidth === 1 ? 'one-channel' : 'gemm';
+  return 'gemm';
 }
 
 /**
