@@ -367,6 +367,100 @@ void conv2d_filter_grad_c1(const float *x, const float *dy, float *dw, int batch
   for (int t = 0; t < taps; t++) dw[t] = (float)acc[t];
 }
 
+/* Stores the first n (1..8) lanes of a then b at p. */
+static inline void store_lanes(float *p, v128_t a, v128_t b, int n) {
+  if (n >= 4) {
+    wasm_v128_store(p, a);
+    p += 4;
+    n -= 4;
+    a = b;
+  }
+  if (n >= 4) {
+    wasm_v128_store(p, a);
+    return;
+  }
+  if (n >= 2) {
+    wasm_v128_store64_lane(p, a, 0);
+    p += 2;
+    n -= 2;
+    a = wasm_i32x4_shuffle(a, a, 2, 3, 2, 3);
+  }
+  if (n >= 1) wasm_v128_store32_lane(p, a, 0);
+}
+
+/*
+ * Conv2D for one input channel at stride 1 (LeNet's conv1): y[b, oy, ox, o] = bias[o] + sum over
+ * kh, kw of x[b, oy + kh - pt, ox + kw - pl] * w[kh, kw, 0, o], zero outside x, then ReLU if relu.
+ * Four output pixels of a row times 8 output channels per step (8 accumulators), the input pixel
+ * broadcast, the filter taps' channels loaded 8 at a time from wp, a copy of w zero-padded to
+ * groups of 8 channels. Scratch: xp as conv2d_filter_grad_c1's, wp of (fh * fw + 1) * co8 floats
+ * (co8 = co rounded up to 8; the bias, zero-padded, last). bias: co floats or 0.
+ */
+EXPORT("conv2d_c1")
+void conv2d_c1(const float *x, const float *w, const float *bias, int relu, float *y, int batch,
+               int h, int wd, int c, int fh, int fw, int co, int sh, int sw, int pt, int pl,
+               int oh, int ow, float *xp, float *wp) {
+  (void)c; /* 1 */
+  (void)sh; /* 1 */
+  (void)sw; /* 1 */
+  const int co8 = (co + 7) & ~7;
+  const int wpp = padded_width(ow, fw);
+  const int taps = fh * fw;
+  for (int t = 0; t < taps; t++)
+    for (int o = 0; o < co8; o++) wp[t * co8 + o] = o < co ? w[t * co + o] : 0.0f;
+  float *wb = wp + taps * co8;
+  for (int o = 0; o < co8; o++) wb[o] = bias && o < co ? bias[o] : 0.0f;
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  for (int b = 0; b < batch; b++) {
+    pad_image(x, b, h, wd, pt, pl, oh + fh - 1, wpp, xp);
+    for (int g = 0; g < co8; g += 8) {
+      const int n = co - g < 8 ? co - g : 8;
+      const v128_t b0 = wasm_v128_load(wb + g), b1 = wasm_v128_load(wb + g + 4);
+      for (int oy = 0; oy < oh; oy++) {
+        for (int ox = 0; ox < ow; ox += 4) {
+          v128_t a00 = zero, a01 = zero, a10 = zero, a11 = zero;
+          v128_t a20 = zero, a21 = zero, a30 = zero, a31 = zero;
+          for (int kh = 0; kh < fh; kh++) {
+            const float *xr = xp + (oy + kh) * wpp + ox;
+            const float *wr = wp + kh * fw * co8 + g;
+            for (int kw = 0; kw < fw; kw++) {
+              const v128_t w0 = wasm_v128_load(wr + kw * co8);
+              const v128_t w1 = wasm_v128_load(wr + kw * co8 + 4);
+              const v128_t x0 = wasm_v128_load32_splat(xr + kw);
+              const v128_t x1 = wasm_v128_load32_splat(xr + kw + 1);
+              const v128_t x2 = wasm_v128_load32_splat(xr + kw + 2);
+              const v128_t x3 = wasm_v128_load32_splat(xr + kw + 3);
+              a00 = wasm_f32x4_add(a00, wasm_f32x4_mul(x0, w0));
+              a01 = wasm_f32x4_add(a01, wasm_f32x4_mul(x0, w1));
+              a10 = wasm_f32x4_add(a10, wasm_f32x4_mul(x1, w0));
+              a11 = wasm_f32x4_add(a11, wasm_f32x4_mul(x1, w1));
+              a20 = wasm_f32x4_add(a20, wasm_f32x4_mul(x2, w0));
+              a21 = wasm_f32x4_add(a21, wasm_f32x4_mul(x2, w1));
+              a30 = wasm_f32x4_add(a30, wasm_f32x4_mul(x3, w0));
+              a31 = wasm_f32x4_add(a31, wasm_f32x4_mul(x3, w1));
+            }
+          }
+          a00 = wasm_f32x4_add(a00, b0), a01 = wasm_f32x4_add(a01, b1);
+          a10 = wasm_f32x4_add(a10, b0), a11 = wasm_f32x4_add(a11, b1);
+          a20 = wasm_f32x4_add(a20, b0), a21 = wasm_f32x4_add(a21, b1);
+          a30 = wasm_f32x4_add(a30, b0), a31 = wasm_f32x4_add(a31, b1);
+          if (relu) {
+            a00 = wasm_f32x4_max(a00, zero), a01 = wasm_f32x4_max(a01, zero);
+            a10 = wasm_f32x4_max(a10, zero), a11 = wasm_f32x4_max(a11, zero);
+            a20 = wasm_f32x4_max(a20, zero), a21 = wasm_f32x4_max(a21, zero);
+            a30 = wasm_f32x4_max(a30, zero), a31 = wasm_f32x4_max(a31, zero);
+          }
+          float *out = y + ((b * oh + oy) * ow + ox) * co + g;
+          store_lanes(out, a00, a01, n);
+          if (ox + 1 < ow) store_lanes(out + co, a10, a11, n);
+          if (ox + 2 < ow) store_lanes(out + 2 * co, a20, a21, n);
+          if (ox + 3 < ow) store_lanes(out + 3 * co, a30, a31, n);
+        }
+      }
+    }
+  }
+}
+
 /*
  * One Adam step (Kingma & Ba, ICLR 2015) over n parameters, in the exact float32 operations and
  * order of tfjs-core 4.22's AdamOptimizer.applyGradients, so results are bit for bit the same:

@@ -41,6 +41,7 @@ interface HeapKernelExports {
   winograd_conv3x3(...args: number[]): void;
   winograd_filter_grad3x3(...args: number[]): void;
   batch_norm_grad(...args: number[]): void;
+  conv2d_c1(...args: number[]): void;
 }
 
 /** Tiles per block of `winograd_conv3x3` (`WINO_BLOCK` in wasm/winograd.c). */
@@ -218,6 +219,40 @@ export class HeapKernels {
         wt + wtBytes + 4 * NARROW_FLOATS,
       );
     });
+  }
+
+  /**
+   * `y [batch, outHeight, outWidth, outChannels]`, the stride-1 convolution of a one-channel
+   * `x [batch, inHeight, inWidth, 1]` with `filter [fh, fw, 1, outChannels]` (zero padding by
+   * `padTop`/`padLeft`), plus `bias [outChannels]` (byte offset, or 0 for none) and ReLU if
+   * `relu`: four output pixels by eight channels per step, each input pixel broadcast.
+   *
+   * @throws {RangeError} unless one input channel at stride 1, or when scratch cannot be allocated
+   */
+  conv2dC1(
+    g: ConvGeometry,
+    x: number,
+    filter: number,
+    bias: number,
+    relu: boolean,
+    y: number,
+  ): void {
+    const { xpBytes } = oneChannelScratch(g);
+    this.withScratch(
+      xpBytes + 4 * (g.filterHeight * g.filterWidth + 1) * Math.ceil(g.outChannels / 8) * 8,
+      (xp) => {
+        this.exports.conv2d_c1(
+          x,
+          filter,
+          bias,
+          relu ? 1 : 0,
+          y,
+          ...geometryArgs(g),
+          xp,
+          xp + xpBytes,
+        );
+      },
+    );
   }
 
   /**

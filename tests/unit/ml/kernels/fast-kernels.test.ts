@@ -477,6 +477,7 @@ describe('committed gemm.wasm', () => {
       'batch_norm_grad',
       'max_pool_grad',
       'conv2d_filter_grad_c1',
+      'conv2d_c1',
       'adam_update',
       'conv2d_input_grad_narrow',
       'count_nonzero',
@@ -487,6 +488,43 @@ describe('committed gemm.wasm', () => {
       'winograd_filter_grad3x3',
     ]);
   });
+});
+
+describe('one-channel direct convolution on wasm', () => {
+  it.each([
+    { x: [3, 28, 28, 1], f: [5, 5, 1, 6], pad: 'valid', activation: 'relu' }, // LeNet's conv1
+    { x: [2, 9, 7, 1], f: [3, 4, 1, 11], pad: 'same', activation: 'linear' }, // a group of 8 and 3
+    { x: [1, 6, 5, 1], f: [3, 3, 1, 16], pad: 2, activation: 'relu' },
+  ] as const)(
+    'gives x $x, filter $f, pad $pad, $activation the cpu backend’s output and gradients',
+    async ({ x, f, pad, activation }) => {
+      const direct = vi.spyOn(HeapKernels.prototype, 'conv2dC1');
+      const [actual, expected] = await onBothBackends(() => {
+        const xt = tf.tensor4d(randomValues(count(x), 51), [...x]);
+        const ft = tf.tensor4d(randomValues(count(f), 52), [...f]);
+        const bias = tf.tensor1d(randomValues(f[3], 53));
+        const conv = (a: tf.Tensor, b: tf.Tensor) =>
+          tf.fused.conv2d({
+            x: a as tf.Tensor4D,
+            filter: b as tf.Tensor4D,
+            strides: 1,
+            pad,
+            bias,
+            activation,
+          });
+        return [
+          conv(xt, ft),
+          ...tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.sin(conv(a, b))))([xt, ft]),
+        ];
+      });
+      expect(direct).toHaveBeenCalledTimes(2);
+      vi.restoreAllMocks();
+      expect(actual[0]!.some((v) => v === 0)).toBe(activation === 'relu');
+      actual.forEach((g, i) =>
+        expect(relativeError(g, expected[i]!)).toBeLessThanOrEqual(TOLERANCE),
+      );
+    },
+  );
 });
 
 describe('Winograd F(4×4, 3×3) convolutions on wasm', () => {
