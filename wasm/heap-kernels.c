@@ -389,30 +389,49 @@ static inline void store_lanes(float *p, v128_t a, v128_t b, int n) {
 }
 
 /*
- * Conv2D for one input channel at stride 1 (LeNet's conv1): y[b, oy, ox, o] = bias[o] + sum over
- * kh, kw of x[b, oy + kh - pt, ox + kw - pl] * w[kh, kw, 0, o], zero outside x, then ReLU if relu.
- * Four output pixels of a row times 8 output channels per step (8 accumulators), the input pixel
- * broadcast, the filter taps' channels loaded 8 at a time from wp, a copy of w zero-padded to
- * groups of 8 channels. Scratch: xp as conv2d_filter_grad_c1's, wp of (fh * fw + 1) * co8 floats
- * (co8 = co rounded up to 8; the bias, zero-padded, last). bias: co floats or 0.
+ * Image b of x [batch, h, w, c] zero-padded into xp: rows r < rows of wpp pixels (c floats each),
+ * xp[r][i] = x[b, r - pt, i - pl] or 0 outside x.
  */
-EXPORT("conv2d_c1")
-void conv2d_c1(const float *x, const float *w, const float *bias, int relu, float *y, int batch,
-               int h, int wd, int c, int fh, int fw, int co, int sh, int sw, int pt, int pl,
-               int oh, int ow, float *xp, float *wp) {
-  (void)c; /* 1 */
+static void pad_image_c(const float *x, int b, int h, int w, int c, int pt, int pl, int rows,
+                        int wpp, float *xp) {
+  for (int r = 0; r < rows; r++) {
+    const int iy = r - pt;
+    float *dst = xp + r * wpp * c;
+    const float *row = x + (b * h + iy) * w * c;
+    for (int i = 0; i < wpp; i++) {
+      const int ix = i - pl;
+      const int inside = iy >= 0 && iy < h && ix >= 0 && ix < w;
+      for (int k = 0; k < c; k++) dst[i * c + k] = inside ? row[ix * c + k] : 0.0f;
+    }
+  }
+}
+
+/*
+ * Conv2D at stride 1 for few input channels (LeNet's conv1 and conv2): y[b, oy, ox, o] = bias[o]
+ * + sum over kh, kw, k of x[b, oy + kh - pt, ox + kw - pl, k] * w[kh, kw, k, o], zero outside x,
+ * then ReLU if relu. On a zero-padded copy of each image, a filter row's fw * c taps are
+ * contiguous in x; four output pixels of a row times 8 output channels per step (8
+ * accumulators), each input value broadcast, the taps' channels loaded 8 at a time from wp, a copy
+ * of w zero-padded to groups of 8 channels. Scratch: xp of (oh + fh - 1) * wpp * c floats
+ * (wpp = padded_width(ow, fw) pixels), wp of (fh * fw * c + 1) * co8 floats (co8 = co rounded up to
+ * 8; the bias, zero-padded, last). bias: co floats or 0.
+ */
+EXPORT("conv2d_direct")
+void conv2d_direct(const float *x, const float *w, const float *bias, int relu, float *y,
+                   int batch, int h, int wd, int c, int fh, int fw, int co, int sh, int sw, int pt,
+                   int pl, int oh, int ow, float *xp, float *wp) {
   (void)sh; /* 1 */
   (void)sw; /* 1 */
   const int co8 = (co + 7) & ~7;
   const int wpp = padded_width(ow, fw);
-  const int taps = fh * fw;
+  const int taps = fh * fw * c, row_taps = fw * c;
   for (int t = 0; t < taps; t++)
     for (int o = 0; o < co8; o++) wp[t * co8 + o] = o < co ? w[t * co + o] : 0.0f;
   float *wb = wp + taps * co8;
   for (int o = 0; o < co8; o++) wb[o] = bias && o < co ? bias[o] : 0.0f;
   const v128_t zero = wasm_f32x4_splat(0.0f);
   for (int b = 0; b < batch; b++) {
-    pad_image(x, b, h, wd, pt, pl, oh + fh - 1, wpp, xp);
+    pad_image_c(x, b, h, wd, c, pt, pl, oh + fh - 1, wpp, xp);
     for (int g = 0; g < co8; g += 8) {
       const int n = co - g < 8 ? co - g : 8;
       const v128_t b0 = wasm_v128_load(wb + g), b1 = wasm_v128_load(wb + g + 4);
@@ -421,15 +440,15 @@ void conv2d_c1(const float *x, const float *w, const float *bias, int relu, floa
           v128_t a00 = zero, a01 = zero, a10 = zero, a11 = zero;
           v128_t a20 = zero, a21 = zero, a30 = zero, a31 = zero;
           for (int kh = 0; kh < fh; kh++) {
-            const float *xr = xp + (oy + kh) * wpp + ox;
-            const float *wr = wp + kh * fw * co8 + g;
-            for (int kw = 0; kw < fw; kw++) {
-              const v128_t w0 = wasm_v128_load(wr + kw * co8);
-              const v128_t w1 = wasm_v128_load(wr + kw * co8 + 4);
-              const v128_t x0 = wasm_v128_load32_splat(xr + kw);
-              const v128_t x1 = wasm_v128_load32_splat(xr + kw + 1);
-              const v128_t x2 = wasm_v128_load32_splat(xr + kw + 2);
-              const v128_t x3 = wasm_v128_load32_splat(xr + kw + 3);
+            const float *xr = xp + ((oy + kh) * wpp + ox) * c;
+            const float *wr = wp + kh * row_taps * co8 + g;
+            for (int t = 0; t < row_taps; t++) {
+              const v128_t w0 = wasm_v128_load(wr + t * co8);
+              const v128_t w1 = wasm_v128_load(wr + t * co8 + 4);
+              const v128_t x0 = wasm_v128_load32_splat(xr + t);
+              const v128_t x1 = wasm_v128_load32_splat(xr + t + c);
+              const v128_t x2 = wasm_v128_load32_splat(xr + t + 2 * c);
+              const v128_t x3 = wasm_v128_load32_splat(xr + t + 3 * c);
               a00 = wasm_f32x4_add(a00, wasm_f32x4_mul(x0, w0));
               a01 = wasm_f32x4_add(a01, wasm_f32x4_mul(x0, w1));
               a10 = wasm_f32x4_add(a10, wasm_f32x4_mul(x1, w0));

@@ -11,6 +11,20 @@ import { heapOffset, isWasmBackend, type WasmBackendLike } from './wasm-heap.ts'
 const WINOGRAD_MIN_CHANNELS = 8;
 
 /**
+ * The most input channels for which the direct convolution (`heap-kernels.c`'s `conv2d_direct`)
+ * beat XNNPACK at stride 1, batch 128: 1 channel 5×5 into 6 (LeNet's conv1) 1.6–2.4 → 1.2–1.3 ms,
+ * 6 channels 5×5 into 16 (conv2) 2.1–2.4 → 1.5–1.7, 3 channels 3×3 into 16 (ResNet-20's first)
+ * 4.9–6.7 → 4.4–5.8; from 8 channels it lost (3×3 8 into 16: 1.5–1.8 against 2.5–3.2 ms).
+ */
+const DIRECT_MAX_CHANNELS = 6;
+
+/**
+ * The fewest output channels for the direct convolution: it fills SIMD lanes with 8 output
+ * channels at a time, so 1 channel (6 into 1, 5×5: 10.4 against XNNPACK's 8.8 ms) wastes 7 of 8.
+ */
+const DIRECT_MIN_OUT_CHANNELS = 6;
+
+/**
  * The most channels a Winograd convolution sums over (the conv's input channels; for the input
  * gradient its output channels). F(4×4, 3×3)'s transforms scale values by up to 100 before the
  * sum and back after it, so its rounding error relative to the output grows with the terms
@@ -63,8 +77,8 @@ export function takesWinograd(
  * F(4×4, 3×3) (Lavin & Gray, CVPR 2016; `wasm/winograd.c`, in place on the backend's heap), with
  * `FusedConv2D`'s bias and ReLU applied as each output tile is written (ResNet-20's convs at
  * batch 128: 16 channels 26.8 → 15.6 ms, 32 channels 22.2 → 8.6 ms, 64 channels 24.4 → 7.7 ms
- * against XNNPACK), and one-channel stride-1 convolutions directly (`heap-kernels.c`'s
- * `conv2d_c1`: LeNet's conv1 2.0–2.4 → 1.2 ms, 3×3 into 32 channels 3.9 → 2.8 ms). Inputs
+ * against XNNPACK), and stride-1 convolutions of up to {@link DIRECT_MAX_CHANNELS} input channels
+ * into at least {@link DIRECT_MIN_OUT_CHANNELS} directly (`heap-kernels.c`'s `conv2d_direct`: LeNet's conv1 and conv2, ResNet-20's first). Inputs
  * `{x: [b, h, w, inC], filter: [fh, fw, inC, outC], bias?: [outC]}`, attrs as in tfjs-core;
  * output `[b, oh, ow, outC]`. Anything else (other filters or strides, other activations, PReLU
  * weights, a broadcast bias, non-float32 operands, non-finite ones for Winograd) goes to
@@ -100,9 +114,13 @@ export function createFastConv2DKernel(original: tf.KernelConfig): tf.KernelFunc
     if (g === undefined || kernels === undefined) {
       return original.kernelFunc(args);
     }
-    const oneChannel = g.inChannels === 1 && g.strideHeight === 1 && g.strideWidth === 1;
+    const direct =
+      g.inChannels <= DIRECT_MAX_CHANNELS &&
+      g.outChannels >= DIRECT_MIN_OUT_CHANNELS &&
+      g.strideHeight === 1 &&
+      g.strideWidth === 1;
     if (
-      !oneChannel &&
+      !direct &&
       !takesWinograd(g, 'forward', kernels, backend, bias ? [x, filter, bias] : [x, filter])
     ) {
       return original.kernelFunc(args);
@@ -118,8 +136,8 @@ export function createFastConv2DKernel(original: tf.KernelConfig): tf.KernelFunc
       activation === 'relu',
       heapOffset(backend, out),
     ] as const;
-    if (oneChannel) {
-      kernels.conv2dC1(...operands);
+    if (direct) {
+      kernels.conv2dDirect(...operands);
     } else {
       kernels.winogradConv3x3(...operands);
     }

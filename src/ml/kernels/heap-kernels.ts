@@ -41,7 +41,7 @@ interface HeapKernelExports {
   winograd_conv3x3(...args: number[]): void;
   winograd_filter_grad3x3(...args: number[]): void;
   batch_norm_grad(...args: number[]): void;
-  conv2d_c1(...args: number[]): void;
+  conv2d_direct(...args: number[]): void;
 }
 
 /** Tiles per block of `winograd_conv3x3` (`WINO_BLOCK` in wasm/winograd.c). */
@@ -222,14 +222,16 @@ export class HeapKernels {
   }
 
   /**
-   * `y [batch, outHeight, outWidth, outChannels]`, the stride-1 convolution of a one-channel
-   * `x [batch, inHeight, inWidth, 1]` with `filter [fh, fw, 1, outChannels]` (zero padding by
-   * `padTop`/`padLeft`), plus `bias [outChannels]` (byte offset, or 0 for none) and ReLU if
-   * `relu`: four output pixels by eight channels per step, each input pixel broadcast.
+   * `y [batch, outHeight, outWidth, outChannels]`, the stride-1 convolution of
+   * `x [batch, inHeight, inWidth, inChannels]` with `filter [fh, fw, inChannels, outChannels]`
+   * (zero padding by `padTop`/`padLeft`), plus `bias [outChannels]` (byte offset, or 0 for none)
+   * and ReLU if `relu`, directly: on a zero-padded copy of each image, four output pixels by eight
+   * channels per step, each input value broadcast (`heap-kernels.c`'s `conv2d_direct`, for few
+   * input channels).
    *
-   * @throws {RangeError} unless one input channel at stride 1, or when scratch cannot be allocated
+   * @throws {RangeError} unless stride 1, or when scratch cannot be allocated
    */
-  conv2dC1(
+  conv2dDirect(
     g: ConvGeometry,
     x: number,
     filter: number,
@@ -237,22 +239,25 @@ export class HeapKernels {
     relu: boolean,
     y: number,
   ): void {
-    const { xpBytes } = oneChannelScratch(g);
-    this.withScratch(
-      xpBytes + 4 * (g.filterHeight * g.filterWidth + 1) * Math.ceil(g.outChannels / 8) * 8,
-      (xp) => {
-        this.exports.conv2d_c1(
-          x,
-          filter,
-          bias,
-          relu ? 1 : 0,
-          y,
-          ...geometryArgs(g),
-          xp,
-          xp + xpBytes,
-        );
-      },
-    );
+    if (g.strideHeight !== 1 || g.strideWidth !== 1) {
+      throw new RangeError('conv2dDirect takes stride-1 convolutions');
+    }
+    const wpp = Math.ceil((Math.ceil(g.outWidth / 4) * 4 + g.filterWidth - 1) / 4) * 4;
+    const xpBytes = 4 * (g.outHeight + g.filterHeight - 1) * wpp * g.inChannels;
+    const co8 = Math.ceil(g.outChannels / 8) * 8;
+    const wpBytes = 4 * (g.filterHeight * g.filterWidth * g.inChannels + 1) * co8;
+    this.withScratch(xpBytes + wpBytes, (xp) => {
+      this.exports.conv2d_direct(
+        x,
+        filter,
+        bias,
+        relu ? 1 : 0,
+        y,
+        ...geometryArgs(g),
+        xp,
+        xp + xpBytes,
+      );
+    });
   }
 
   /**

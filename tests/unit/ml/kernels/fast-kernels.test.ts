@@ -477,7 +477,7 @@ describe('committed gemm.wasm', () => {
       'batch_norm_grad',
       'max_pool_grad',
       'conv2d_filter_grad_c1',
-      'conv2d_c1',
+      'conv2d_direct',
       'adam_update',
       'conv2d_input_grad_narrow',
       'count_nonzero',
@@ -490,15 +490,17 @@ describe('committed gemm.wasm', () => {
   });
 });
 
-describe('one-channel direct convolution on wasm', () => {
+describe('direct convolution of few channels on wasm', () => {
   it.each([
     { x: [3, 28, 28, 1], f: [5, 5, 1, 6], pad: 'valid', activation: 'relu' }, // LeNet's conv1
+    { x: [2, 12, 12, 6], f: [5, 5, 6, 16], pad: 'valid', activation: 'relu' }, // LeNet's conv2
     { x: [2, 9, 7, 1], f: [3, 4, 1, 11], pad: 'same', activation: 'linear' }, // a group of 8 and 3
-    { x: [1, 6, 5, 1], f: [3, 3, 1, 16], pad: 2, activation: 'relu' },
+    { x: [2, 7, 9, 3], f: [3, 3, 3, 16], pad: 'same', activation: 'relu' }, // ResNet-20's first
+    { x: [1, 6, 5, 5], f: [3, 2, 5, 7], pad: 2, activation: 'linear' },
   ] as const)(
     'gives x $x, filter $f, pad $pad, $activation the cpu backend’s output and gradients',
     async ({ x, f, pad, activation }) => {
-      const direct = vi.spyOn(HeapKernels.prototype, 'conv2dC1');
+      const direct = vi.spyOn(HeapKernels.prototype, 'conv2dDirect');
       const [actual, expected] = await onBothBackends(() => {
         const xt = tf.tensor4d(randomValues(count(x), 51), [...x]);
         const ft = tf.tensor4d(randomValues(count(f), 52), [...f]);
@@ -517,7 +519,8 @@ describe('one-channel direct convolution on wasm', () => {
           ...tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.sin(conv(a, b))))([xt, ft]),
         ];
       });
-      expect(direct).toHaveBeenCalledTimes(2);
+      // The forward pass, its replay under tf.grads and, for some, the input gradient's composite.
+      expect(direct.mock.calls.length).toBeGreaterThanOrEqual(2);
       vi.restoreAllMocks();
       expect(actual[0]!.some((v) => v === 0)).toBe(activation === 'relu');
       actual.forEach((g, i) =>
