@@ -416,12 +416,10 @@ static void pad_image_c(const float *x, int b, int h, int w, int c, int pt, int 
  * (wpp = padded_width(ow, fw) pixels), wp of (fh * fw * c + 1) * co8 floats (co8 = co rounded up to
  * 8; the bias, zero-padded, last). bias: co floats or 0.
  */
-EXPORT("conv2d_direct")
-void conv2d_direct(const float *x, const float *w, const float *bias, int relu, float *y,
-                   int batch, int h, int wd, int c, int fh, int fw, int co, int sh, int sw, int pt,
-                   int pl, int oh, int ow, float *xp, float *wp) {
-  (void)sh; /* 1 */
-  (void)sw; /* 1 */
+static inline __attribute__((always_inline)) void
+conv2d_direct_body(const float *x, const float *w, const float *bias, int relu, float *y, int batch,
+                   int h, int wd, int c, int fh, int fw, int co, int pt, int pl, int oh, int ow,
+                   float *xp, float *wp) {
   const int co8 = (co + 7) & ~7;
   const int wpp = padded_width(ow, fw);
   const int taps = fh * fw * c, row_taps = fw * c;
@@ -478,6 +476,19 @@ void conv2d_direct(const float *x, const float *w, const float *bias, int relu, 
       }
     }
   }
+}
+
+EXPORT("conv2d_direct")
+void conv2d_direct(const float *x, const float *w, const float *bias, int relu, float *y,
+                   int batch, int h, int wd, int c, int fh, int fw, int co, int sh, int sw, int pt,
+                   int pl, int oh, int ow, float *xp, float *wp) {
+  (void)sh; /* 1 */
+  (void)sw; /* 1 */
+  /* One channel compiled apart, its tap offsets constant: LeNet's conv1 about 1.6 -> 1.1-1.3 ms. */
+  if (c == 1)
+    conv2d_direct_body(x, w, bias, relu, y, batch, h, wd, 1, fh, fw, co, pt, pl, oh, ow, xp, wp);
+  else
+    conv2d_direct_body(x, w, bias, relu, y, batch, h, wd, c, fh, fw, co, pt, pl, oh, ow, xp, wp);
 }
 
 /*
