@@ -19,8 +19,8 @@ function values(n: number, k: number): Float32Array {
 }
 
 /**
- * Losses of STEPS Adam steps of a seeded ResNet-20 on 8×8 images, its final trainable weights, and how many
- * tensors the steps after the first left behind (the first creates the optimizer's slots).
+ * Losses of STEPS Adam steps of a seeded ResNet-20 on 8×8 images, its final trainable weights,
+ * and how many tensors the steps after the first left behind (the first creates Adam's slots).
  */
 async function train(): Promise<{ losses: number[]; weights: Float32Array[]; growth: number }> {
   const model = buildResNet20({ inputShape: [8, 8, 3], seed: 3 });
