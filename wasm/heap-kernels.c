@@ -148,7 +148,8 @@ void batch_norm_grad(const float *dy, const float *x, int rows, int c, const flo
         const v128_t dj = wasm_v128_load(d + j);
         const v128_t xm = wasm_f32x4_sub(wasm_v128_load(xr + j), wasm_v128_load(m + j));
         wasm_v128_store(f + j, wasm_f32x4_add(wasm_v128_load(f + j), dj));
-        wasm_v128_store(f + c + j, wasm_f32x4_add(wasm_v128_load(f + c + j), wasm_f32x4_mul(dj, xm)));
+        wasm_v128_store(f + c + j,
+                        wasm_f32x4_add(wasm_v128_load(f + c + j), wasm_f32x4_mul(dj, xm)));
         wasm_v128_store(o + j, wasm_f32x4_mul(wasm_f32x4_mul(dj, wasm_v128_load(rs + j)),
                                               wasm_v128_load(s + j)));
       }

@@ -44,7 +44,7 @@ void winograd_filter(const float *w, int c, int k, int flip, float *u) {
   const int plane = ci_n * co_n;
   for (int ci = 0; ci < ci_n; ci++) {
     for (int co = 0; co < co_n; co++) {
-      /* g[fy][fx] at w + (fy·3 + fx)·c·k + (flip ? co·k + ci : ci·k + co), rows reversed by flip. */
+      /* g[fy][fx] at w + (fy·3 + fx)·c·k + (flip ? co·k + ci : ci·k + co), reversed by flip. */
       const float *g = w + (flip ? co * k + ci : ci * k + co);
       const int step = c * k;
 #define GV(fy, fx) ((double)g[(flip ? (2 - (fy)) * 3 + (2 - (fx)) : (fy) * 3 + (fx)) * step])

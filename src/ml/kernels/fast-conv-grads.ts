@@ -48,8 +48,9 @@ function filterGradPath(
  * on ResNet-20's 3×3 convs (bench/kernels.ts). 3×3 stride-1 convolutions take Winograd's
  * F(4×4, 3×3) run backwards (`wasm/winograd.c`, see {@link takesWinograd}; ResNet-20's at batch
  * 128: about 27 → 6.4–10.8 ms); narrow filters with a mostly-zero `dy`, and one-channel inputs
- * at stride 1, take the in-place kernels of `heap-kernels.c` (see {@link filterGradPath}). Inputs `{x: [b, h, w, inC], dy: [b, oh, ow, outC]}`, attrs as in
- * tfjs-core; output `filterShape`. Anything but float32 NHWC goes to `original`.
+ * at stride 1, take the in-place kernels of `heap-kernels.c` (see {@link filterGradPath}).
+ * Inputs `{x: [b, h, w, inC], dy: [b, oh, ow, outC]}`, attrs as in tfjs-core; output
+ * `filterShape`. Anything but float32 NHWC goes to `original`.
  *
  * @throws {Error} when x, dy and `filterShape` disagree
  */

@@ -78,9 +78,9 @@ export function takesWinograd(
  * `FusedConv2D`'s bias and ReLU applied as each output tile is written (ResNet-20's convs at
  * batch 128: 16 channels 26.8 → 15.6 ms, 32 channels 22.2 → 8.6 ms, 64 channels 24.4 → 7.7 ms
  * against XNNPACK), and stride-1 convolutions of up to {@link DIRECT_MAX_CHANNELS} input channels
- * into at least {@link DIRECT_MIN_OUT_CHANNELS} directly (`heap-kernels.c`'s `conv2d_direct`: LeNet's conv1 and conv2, ResNet-20's first). Inputs
- * `{x: [b, h, w, inC], filter: [fh, fw, inC, outC], bias?: [outC]}`, attrs as in tfjs-core;
- * output `[b, oh, ow, outC]`. Anything else (other filters or strides, other activations, PReLU
+ * into at least {@link DIRECT_MIN_OUT_CHANNELS} directly (`heap-kernels.c`'s `conv2d_direct`:
+ * LeNet's conv1 and conv2, ResNet-20's first). Inputs `{x: [b, h, w, inC], filter: [fh, fw, inC,
+ * outC], bias?: [outC]}`, attrs as in tfjs-core; output `[b, oh, ow, outC]`. Anything else (other filters or strides, other activations, PReLU
  * weights, a broadcast bias, non-float32 operands, non-finite ones for Winograd) goes to
  * `original`.
  *
