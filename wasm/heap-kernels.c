@@ -297,15 +297,6 @@ static inline int padded_width(int ow, int fw) {
 }
 
 /*
- * Conv2DBackpropFilter for one input channel at stride 1 (a grayscale first layer, LeNet's conv1):
- * dw[kh, kw, 0, o] = sum over b, oy, ox of x[b, oy + kh - pt, ox + kw - pl] * dy[b, oy, ox, o],
- * zero outside x. Vectorized along the output row (ox), where both operands are contiguous once
- * each image is zero-padded and its dy transposed to channel-major rows, in scratch:
- *   xp: (oh + fh - 1) * padded_width(ow, fw) floats; dyt: oh * co * owp floats (owp = ow
- *   rounded up to 4); vacc: fh * fw * co * 4 floats (SIMD partial sums); acc: fh * fw * co
- *   doubles (totals, flushed from vacc after each image so float32 sums run over one image).
- */
-/*
  * vacc[4·k·vs ..] += the SIMD partial sums over oy < oh, ox < owp of
  * xp[(oy·wpp) + k + ox] · dyt[oy·ds + ox], for the n ≤ 5 taps k < n of one filter row and one
  * output channel: n independent accumulators over the whole image (one chain would wait on the
@@ -334,6 +325,15 @@ filter_grad_c1_taps(const float *xp, int wpp, const float *dyt, int ds, int oh, 
   if (n > 4) wasm_v128_store(vacc + 4 * vs, wasm_f32x4_add(wasm_v128_load(vacc + 4 * vs), s4));
 }
 
+/*
+ * Conv2DBackpropFilter for one input channel at stride 1 (a grayscale first layer, LeNet's conv1):
+ * dw[kh, kw, 0, o] = sum over b, oy, ox of x[b, oy + kh - pt, ox + kw - pl] * dy[b, oy, ox, o],
+ * zero outside x. Vectorized along the output row (ox), where both operands are contiguous once
+ * each image is zero-padded and its dy transposed to channel-major rows, in scratch:
+ *   xp: (oh + fh - 1) * padded_width(ow, fw) floats; dyt: oh * co * owp floats (owp = ow
+ *   rounded up to 4); vacc: fh * fw * co * 4 floats (SIMD partial sums); acc: fh * fw * co
+ *   doubles (totals, flushed from vacc after each image so float32 sums run over one image).
+ */
 EXPORT("conv2d_filter_grad_c1")
 void conv2d_filter_grad_c1(const float *x, const float *dy, float *dw, int batch, int h, int w,
                            int c, int fh, int fw, int co, int sh, int sw, int pt, int pl, int oh,

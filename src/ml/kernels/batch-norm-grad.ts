@@ -103,8 +103,8 @@ let original: tf.GradConfig | undefined;
 /**
  * `FusedBatchNorm`'s gradient in one pass on wasm (per-channel statistics, float32, ≥ 4
  * channels): tfjs-core's runs fourteen full-size elementwise operations and sums; a ResNet-20
- * training step has 21 of them. Elsewhere (other backends, shapes or dtypes) tfjs-core's own
- * gradient runs. Installs the kernel and the gradient; idempotent.
+ * training step has 21 of them. Elsewhere (other backends, shapes or dtypes, and second-order
+ * gradients, which differentiate this one) tfjs-core's own gradient runs. Installs the kernel and the gradient; idempotent.
  */
 export function registerBatchNormGradient(): void {
   if (original !== undefined) {
@@ -126,7 +126,9 @@ export function registerBatchNormGradient(): void {
     kernelName: tf.FusedBatchNorm,
     inputsToSave: core.inputsToSave ?? ['x', 'mean', 'variance', 'scale'],
     gradFunc: (dy, saved, attrs) => {
-      if (Array.isArray(dy) || !takesOnePass(dy, saved)) {
+      // Under a recording tape (a gradient of this gradient) tfjs-core's differentiable ops run:
+      // the one-pass kernel has no gradient of its own.
+      if (Array.isArray(dy) || tf.engine().isTapeOn() || !takesOnePass(dy, saved)) {
         return core.gradFunc(dy, saved, attrs);
       }
       const [x, mean, variance, scale] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];

@@ -30,7 +30,11 @@ export function createFastReverseKernel(original: tf.KernelConfig): tf.KernelFun
     const axes = (Array.isArray(dims) ? (dims as number[]) : [dims as number]).map((d) =>
       d < 0 ? d + rank : d,
     );
-    if (axes.some((a) => !Number.isInteger(a) || a < 0 || a >= rank)) {
+    // A repeated axis is reversed once per mention by the backends: leave that to them.
+    if (
+      axes.some((a) => !Number.isInteger(a) || a < 0 || a >= rank) ||
+      new Set(axes).size !== axes.length
+    ) {
       return original.kernelFunc(args);
     }
     const reversed = shape.map((_, i) => axes.includes(i));

@@ -4,8 +4,8 @@ import { isWasmBackend } from './wasm-heap.ts';
 const BYTES: Partial<Record<tf.DataType, number>> = { float32: 4, int32: 4, bool: 1 };
 
 /**
- * Below this many bytes per contiguous copy, the backend's element loop is left to do the tiling
- * (a `copyWithin` call costs about as much as copying a few dozen elements in the loop).
+ * Below this many bytes per `copyWithin` call on average, the backend's element loop is left to do
+ * the tiling (a call costs about as much as copying a few dozen elements in the loop).
  */
 const MIN_COPY_BYTES = 64;
 
@@ -15,8 +15,8 @@ const MIN_COPY_BYTES = 64;
  * is memmove speed where tfjs-backend-wasm 4.22's element-by-element loop took 1.6 s of a 5 s
  * ResNet-20 training step. It serves the broadcasts of gradients — `[1, 1, 1, C]` tiled to
  * `[B, H, W, C]` (batch norm, `Sum`/`Mean` over all but channels) or `[B, 1, 1, C]` (global
- * average pooling: 51 → 1 ms at `[128, 8, 8, 64]`) — and any tiling whose copies stay at least
- * {@link MIN_COPY_BYTES} long; shorter ones go to `original`.
+ * average pooling: 51 → 1 ms at `[128, 8, 8, 64]`) — and any tiling whose copies average at
+ * least {@link MIN_COPY_BYTES}; others go to `original`.
  *
  * Input `{x}`, attr `reps` (one per axis); output `x.shape[i]·reps[i]`, x's dtype (float32, int32
  * or bool; others go to `original`).
@@ -48,17 +48,22 @@ export function createFastTileKernel(original: tf.KernelConfig): tf.KernelFunc {
     for (let i = last + 1; i < rank; i++) {
       blockBytes *= shape[i] as number;
     }
-    // Leaf copies: one per index of the axes up to `last` in x (1 where x has size 1).
-    let leaves = 1;
+    // copyWithin calls: one per block of x (an index of the axes up to `last`), and for each
+    // repeated axis ⌈log2 reps⌉ doublings per index of the axes before it.
+    let calls = 0;
+    let prefix = 1;
     for (let i = 0; i <= last; i++) {
-      leaves *= shape[i] as number;
+      calls += prefix * Math.ceil(Math.log2(Math.max(1, r[i] as number)));
+      prefix *= shape[i] as number;
     }
-    if (leaves > 1 && blockBytes < MIN_COPY_BYTES) {
+    calls += prefix;
+    const outShape = shape.map((d, i) => d * (r[i] as number));
+    const totalBytes = outShape.reduce((p, d) => p * d, bytes);
+    if (calls > 1 && totalBytes < MIN_COPY_BYTES * calls) {
       return original.kernelFunc(args);
     }
-    const outShape = shape.map((d, i) => d * (r[i] as number));
     const out = backend.makeOutput(outShape, x.dtype);
-    if (outShape.reduce((p, d) => p * d, bytes) === 0) {
+    if (totalBytes === 0) {
       return out;
     }
     // Byte strides of x and of the output, per axis.

@@ -9,7 +9,11 @@ function broadcastBack(dy: tf.Tensor, x: tf.Tensor, axis: unknown, scale?: numbe
   const expanded = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
   const reshaped = tf.reshape(tf.cast(dy, 'float32'), expanded);
   const scaled = scale === undefined ? reshaped : tf.div(reshaped, scale);
-  return tf.broadcastTo(scaled, x.shape);
+  // tf.tile rather than tf.broadcastTo, which leaves an axis of size 0 at 1.
+  return tf.tile(
+    scaled,
+    x.shape.map((d, i) => (axes.includes(i) ? d : 1)),
+  );
 }
 
 /**

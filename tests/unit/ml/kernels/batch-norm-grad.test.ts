@@ -104,6 +104,31 @@ describe('one-pass FusedBatchNorm gradient on wasm', () => {
     },
   );
 
+  it('lets tfjs-core’s differentiable gradient serve a second-order gradient', async () => {
+    const second = () =>
+      tf.tidy(() => {
+        const x = tf.tensor4d(values(2 * 3 * 3 * 8, 0.21, 1), [2, 3, 3, 8]);
+        const scale = tf.tensor1d(values(8, 0.9, 1));
+        const offset = tf.tensor1d(values(8, 0.5));
+        const firstOrder = (a: tf.Tensor) =>
+          tf.grad((b: tf.Tensor) => {
+            const m = tf.moments(b, [0, 1, 2]);
+            return tf.sum(tf.sin(tf.batchNorm(b, m.mean, m.variance, offset, scale, 1e-3)));
+          })(a);
+        return tf
+          .grad((a: tf.Tensor) => tf.sum(tf.square(firstOrder(a))))(x)
+          .dataSync();
+      });
+    // The inner gradient, recorded on the outer tape, runs tfjs-core's ops (the one-pass kernel
+    // has no gradient); the outer backward pass may use the one-pass kernel.
+    const ours = second();
+    await tf.setBackend('cpu');
+    const cpu = second();
+    await tf.setBackend('wasm');
+    expect(relativeError(ours as Float32Array, cpu as Float32Array)).toBeLessThanOrEqual(1e-5);
+    expect(ours.some((v) => v !== 0)).toBe(true);
+  });
+
   it('leaves three channels to tfjs-core’s gradient', () => {
     const onePass = vi.spyOn(HeapKernels.prototype, 'batchNormGrad');
     const grads = gradients([4, 5, 3], false);

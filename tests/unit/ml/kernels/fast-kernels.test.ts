@@ -618,7 +618,7 @@ describe('Winograd F(4×4, 3×3) convolutions on wasm', () => {
     actual.forEach((g, i) => expect(relativeError(g, expected[i]!)).toBeLessThanOrEqual(TOLERANCE));
   });
 
-  it('leaves a NaN or infinite operand to the direct convolution, which confines it as the cpu backend', async () => {
+  it('leaves a NaN or infinite operand to XNNPACK and the composite, which confine it as the cpu backend', async () => {
     const [forward, inputGrad] = spies();
     const [actual, expected] = await onBothBackends(() => {
       const xValues = randomValues(2 * 8 * 8 * 8, 40);
@@ -675,17 +675,30 @@ describe('Winograd F(4×4, 3×3) convolutions on wasm', () => {
   });
 });
 
+/** How many `copyWithin` calls on a byte array (the in-place Tile and Reverse kernels' copies) `run` makes on wasm. */
+function heapCopies(run: () => tf.Tensor): number {
+  const copies = vi.spyOn(Uint8Array.prototype, 'copyWithin');
+  tf.tidy(() => {
+    run().dataSync();
+  });
+  const calls = copies.mock.calls.length;
+  copies.mockRestore();
+  return calls;
+}
+
 describe('wasm Reverse', () => {
   it.each([
-    { shape: [5, 5, 6, 16], dims: [0, 1] }, // the input-gradient composite's filter flip
-    { shape: [3, 4, 20], dims: [1] },
-    { shape: [2, 3, 4, 16], dims: [-2, 0] },
-    { shape: [4, 0, 16], dims: [0] }, // empty
-    { shape: [3, 5], dims: [1] }, // 4-byte elements reversed one by one: the backend's kernel
-  ])('reverses $shape along $dims as the cpu backend does', async ({ shape, dims }) => {
-    const [[actual], [expected]] = await onBothBackends(() => [
-      tf.reverse(tf.tensor(randomValues(count(shape), 21), shape), dims),
-    ]);
+    { shape: [5, 5, 6, 16], dims: [0, 1], copies: 25 }, // the input-gradient composite's filter flip
+    { shape: [3, 4, 20], dims: [1], copies: 12 },
+    { shape: [2, 3, 4, 16], dims: [-2, 0], copies: 24 },
+    { shape: [4, 0, 16], dims: [0], copies: 0 }, // empty
+    { shape: [3, 5], dims: [1], copies: 0 }, // 4-byte elements one by one: the backend's kernel
+    { shape: [4, 16], dims: [0, 0], copies: 0 }, // twice = not at all: the backend's kernel
+    { shape: [2, 3, 16], dims: [1, 1, 0], copies: 0 },
+  ])('reverses $shape along $dims as the cpu backend does', async ({ shape, dims, copies }) => {
+    const x = () => tf.tensor(randomValues(count(shape), 21), shape);
+    expect(heapCopies(() => tf.reverse(x(), dims))).toBe(copies);
+    const [[actual], [expected]] = await onBothBackends(() => [tf.reverse(x(), dims)]);
     expect(actual!.length).toBe(count(shape));
     expect([...actual!]).toEqual([...expected!]);
   });
@@ -693,17 +706,19 @@ describe('wasm Reverse', () => {
 
 describe('wasm Tile and MaxPoolGrad', () => {
   it.each([
-    { shape: [1, 1, 1, 5], reps: [3, 4, 2, 1] }, // batch-norm gradient form: block copies
-    { shape: [1, 3, 5], reps: [4, 1, 1] },
-    { shape: [3, 1, 1, 20], reps: [1, 4, 3, 1] }, // global-average-pooling gradient form
-    { shape: [2, 3, 20], reps: [3, 2, 1] }, // x's slices repeated whole, along two axes
-    { shape: [2, 1, 17], reps: [1, 5, 2] }, // innermost axis repeated: 68-byte copies
-    { shape: [1, 0, 4], reps: [3, 1, 2] }, // empty
-    { shape: [2, 3], reps: [2, 3] }, // short copies: left to the backend's kernel
-  ])('tiles $shape by $reps as the cpu backend does', async ({ shape, reps }) => {
-    const [[actual], [expected]] = await onBothBackends(() => [
-      tf.tile(tf.tensor(randomValues(count(shape), 18), shape), reps),
-    ]);
+    { shape: [1, 1, 1, 5], reps: [3, 4, 2, 1], fast: true }, // batch-norm gradient form
+    { shape: [1, 3, 5], reps: [4, 1, 1], fast: true },
+    { shape: [3, 1, 1, 20], reps: [1, 4, 3, 1], fast: true }, // global average pooling's gradient
+    { shape: [16, 1, 1, 8], reps: [1, 32, 32, 1], fast: true }, // the same, 32-byte blocks doubled
+    { shape: [2, 3, 20], reps: [3, 2, 1], fast: true }, // x's slices repeated whole, two axes
+    { shape: [2, 1, 17], reps: [1, 5, 2], fast: false }, // innermost axis repeated: 4-byte copies
+    { shape: [1, 0, 4], reps: [3, 1, 2], fast: false }, // empty: nothing to copy
+    { shape: [3, 0], reps: [0, 2], fast: false },
+    { shape: [2, 3], reps: [2, 3], fast: false }, // 9 bytes per copy: the backend's kernel
+  ])('tiles $shape by $reps as the cpu backend does', async ({ shape, reps, fast }) => {
+    const x = () => tf.tensor(randomValues(count(shape), 18), shape);
+    expect(heapCopies(() => tf.tile(x(), reps)) > 0).toBe(fast);
+    const [[actual], [expected]] = await onBothBackends(() => [tf.tile(x(), reps)]);
     expect(actual!.length).toBe(count(shape.map((d, i) => d * reps[i]!)));
     expect([...actual!]).toEqual([...expected!]);
   });

@@ -84,6 +84,15 @@ describe.each(['cpu', 'wasm'])('Sum and Mean gradients on %s', (backend) => {
     expect(new Set(ours).size).toBe(distinct);
   });
 
+  it.each([
+    ['mean', (x: tf.Tensor) => tf.mean(x, 1)],
+    ['sum', (x: tf.Tensor) => tf.sum(x, [1, 2], true)],
+  ] as const)('gives the %s over an empty axis a gradient of the input’s shape', (_, f) => {
+    const [dx] = tf.grads((x: tf.Tensor) => tf.sum(f(x)))([tf.zeros([2, 0, 3])]);
+    expect(dx!.shape).toEqual([2, 0, 3]);
+    dx!.dispose();
+  });
+
   it('replaces tfjs-core’s gradient and puts it back', () => {
     const ours = tf.getGradient(tf.Mean);
     unregisterReduceGradients();
