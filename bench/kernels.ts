@@ -1,7 +1,8 @@
 /**
- * Per-shape-class timings of the GEMM-backed wasm kernels (src/ml/kernels/fast-kernels.ts)
- * against the kernels they wrap: dense-layer products in every transpose form, AlexNet's
- * 4096-wide layers, 1×1 and 3×3 conv gradients of ResNet-20. Prints GFLOP/s for both and the
+ * Per-shape-class timings of the wasm kernels of src/ml/kernels/fast-kernels.ts against the
+ * kernels they wrap: dense-layer products in every transpose form, AlexNet's 4096-wide layers,
+ * ResNet-20's and LeNet's convolutions and their gradients (Winograd, direct, GEMM), and the
+ * in-place pool gradient, Reverse and Tile. Prints GFLOP/s for both and the
  * ratio (milliseconds by this thread's CPU time, so a busy machine does not skew it); the fast
  * kernels take only the shapes where this ratio is above 1.
  *
@@ -34,34 +35,45 @@ function matmulCase(m: number, k: number, n: number, tA: boolean, tB: boolean, n
 
 const CONV_BATCH = 128;
 
-/** A ResNet-20-style conv gradient ('same' padding, batch 128) through its kernel directly. */
-function convCase(hw: number, c: number, o: number, f: number, s: number, grad: 'dW' | 'dX'): Case {
-  const oh = Math.ceil(hw / s);
-  const common = { strides: [s, s], pad: 'same', dataFormat: 'NHWC' };
+/**
+ * A conv at batch 128 through its kernel directly: the forward pass (`Conv2D`) or a gradient,
+ * 'same' padding unless given.
+ */
+function convCase(
+  hw: number,
+  c: number,
+  o: number,
+  f: number,
+  s: number,
+  kind: 'fwd' | 'dW' | 'dX',
+  pad: 'same' | 'valid' = 'same',
+): Case {
+  const oh = pad === 'same' ? Math.ceil(hw / s) : Math.floor((hw - f) / s) + 1;
+  const common = { strides: [s, s], pad, dataFormat: 'NHWC', dilations: [1, 1] };
+  const run = ([x, dy, w]: tf.Tensor[]): tf.Tensor => {
+    const engine = tf.engine();
+    if (kind === 'fwd') return engine.runKernel(tf.Conv2D, { x: x!, filter: w! }, common);
+    return kind === 'dW'
+      ? engine.runKernel(
+          tf.Conv2DBackpropFilter,
+          { x: x!, dy: dy! },
+          { ...common, filterShape: [f, f, c, o] },
+        )
+      : engine.runKernel(
+          tf.Conv2DBackpropInput,
+          { dy: dy!, filter: w! },
+          { ...common, inputShape: [CONV_BATCH, hw, hw, c] },
+        );
+  };
   return {
-    name: `conv ${grad} ${hw}x${hw}x${c} ${f}x${f}/${s} -> ${o}`,
+    name: `conv ${kind} ${hw}x${hw}x${c} ${f}x${f}/${s}${pad === 'valid' ? ' valid' : ''} -> ${o}`,
     flops: 2 * CONV_BATCH * oh * oh * f * f * c * o,
     make: () => [
       tf.randomNormal([CONV_BATCH, hw, hw, c]),
       tf.randomNormal([CONV_BATCH, oh, oh, o]),
       tf.randomNormal([f, f, c, o]),
     ],
-    run: ([x, dy, w]): tf.Tensor =>
-      grad === 'dW'
-        ? tf
-            .engine()
-            .runKernel(
-              tf.Conv2DBackpropFilter,
-              { x: x!, dy: dy! },
-              { ...common, filterShape: [f, f, c, o] },
-            )
-        : tf
-            .engine()
-            .runKernel(
-              tf.Conv2DBackpropInput,
-              { dy: dy!, filter: w! },
-              { ...common, inputShape: [CONV_BATCH, hw, hw, c] },
-            ),
+    run,
   };
 }
 
@@ -73,9 +85,22 @@ const CASES: Case[] = [
   matmulCase(4096, 128, 4096, true, false, 'alexnet dW'),
   matmulCase(128, 4096, 4096, false, true, 'alexnet dX'),
   matmulCase(128, 64, 10, false, false, 'resnet head'),
+  // ResNet-20's 3×3 stride-1 convs: Winograd F(4×4, 3×3) (forward and both gradients).
+  convCase(32, 16, 16, 3, 1, 'fwd'),
+  convCase(16, 32, 32, 3, 1, 'fwd'),
+  convCase(8, 64, 64, 3, 1, 'fwd'),
+  convCase(32, 16, 16, 3, 1, 'dX'),
+  convCase(8, 64, 64, 3, 1, 'dX'),
   convCase(32, 16, 16, 3, 1, 'dW'),
   convCase(16, 32, 32, 3, 1, 'dW'),
   convCase(8, 64, 64, 3, 1, 'dW'),
+  // AlexNet's 3×3 convs on 2×2 maps: left to XNNPACK (speedup 1).
+  convCase(2, 384, 384, 3, 1, 'fwd'),
+  // Few input channels: the direct convolution (LeNet's conv1 and conv2, ResNet-20's first).
+  convCase(28, 1, 6, 5, 1, 'fwd', 'valid'),
+  convCase(12, 6, 16, 5, 1, 'fwd', 'valid'),
+  convCase(32, 3, 16, 3, 1, 'fwd'),
+  convCase(28, 1, 6, 5, 1, 'dW', 'valid'),
   convCase(32, 3, 16, 3, 1, 'dW'),
   convCase(32, 16, 32, 1, 2, 'dW'),
   convCase(32, 16, 32, 3, 2, 'dW'),
@@ -86,6 +111,12 @@ const CASES: Case[] = [
     flops: 0,
     make: () => [tf.randomNormal([128, 8, 8, 96])],
     run: ([x]) => tf.grad((t: tf.Tensor) => tf.maxPool(t as tf.Tensor4D, 3, 2, 'same'))(x!),
+  },
+  {
+    name: 'reverse [5,5,96,256] on axes 0, 1 (filter flip)',
+    flops: 0,
+    make: () => [tf.randomNormal([5, 5, 96, 256])],
+    run: ([x]) => tf.reverse(x!, [0, 1]),
   },
   {
     name: 'tile [1,1,1,16] to 128x32x32x16 (BN grad)',
