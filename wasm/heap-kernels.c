@@ -1,7 +1,8 @@
 /*
  * Float32 kernels that run in place on tfjs-backend-wasm's own heap (memory-bound reductions and
- * broadcasts, batch norm, the max-pool gradient, the fused Adam step, LeNet-shaped conv
- * gradients): this module
+ * broadcasts, batch norm and its gradient, the max-pool gradient, the fused Adam step, a direct
+ * convolution for few input channels, LeNet-shaped conv gradients; winograd.c, linked into the
+ * same module, adds the 3×3 Winograd convolutions): this module
  * imports the backend's WebAssembly.Memory, so tensors are read and written where they live,
  * with no copies in or out (src/ml/kernels/heap-kernels.ts passes their byte offsets).
  *

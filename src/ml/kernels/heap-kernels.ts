@@ -90,11 +90,13 @@ export const BROADCAST_OPS = { add: 0, sub: 1, mul: 2, div: 3 } as const;
 export type BroadcastOp = keyof typeof BROADCAST_OPS;
 
 /**
- * Float32 kernels compiled from `wasm/heap-kernels.c` to WebAssembly SIMD (memory-bound
- * reductions and broadcasts, batch norm, the max-pool gradient, the fused Adam step and
- * LeNet-shaped conv gradients), running in place on tfjs-backend-wasm's heap: the module imports the backend's own
- * `WebAssembly.Memory`, so tensors are read and written where they live (the GEMM module of
- * `wasm-gemm.ts` has its own memory and copies operands in). All offsets are byte offsets of
+ * Float32 kernels compiled from `wasm/heap-kernels.c` and `wasm/winograd.c` to WebAssembly SIMD
+ * (memory-bound reductions and broadcasts, batch norm and its gradient, the max-pool gradient,
+ * the fused Adam step, a direct convolution for few input channels, LeNet-shaped conv gradients,
+ * and Winograd F(4×4, 3×3) convolutions with both their gradients), running in place on
+ * tfjs-backend-wasm's heap: the module imports the backend's own `WebAssembly.Memory`, so
+ * tensors are read and written where they live (the GEMM module of `wasm-gemm.ts` has its own
+ * memory and copies operands in). All offsets are byte offsets of
  * float32 data on that heap (`dataIdMap.get(dataId).memoryOffset`).
  */
 export class HeapKernels {
