@@ -7,23 +7,36 @@ import { NARROW_FLOATS, heapKernels } from './heap-kernels.ts';
 import { heapFloats, heapOffset, isWasmBackend, type WasmBackendLike } from './wasm-heap.ts';
 import { takesWinograd } from './fast-conv.ts';
 
+/** The in-place conv-gradient kernels of {@link HeapKernels}: a geometry and three heap offsets. */
+type InPlaceConvKernel =
+  | 'winogradFilterGrad3x3'
+  | 'conv2dFilterGradC1'
+  | 'conv2dFilterGradScatter'
+  | 'winogradInputGrad3x3'
+  | 'conv2dInputGradNarrow';
+
 /**
- * Which filter-gradient kernel is fastest for this convolution and gradient, as measured at batch
- * 128: for one input channel at stride 1 the dense one-channel kernel (LeNet's conv1: 1.4–1.7 ms
- * at any density, which the scatter beat only below 5% nonzero); else a scatter over dy's
- * nonzero entries when they are few (LeNet's conv2, 84% zeros behind ReLU and 2×2 max pooling:
- * 3.6 → 1.4 ms; it breaks even near 50% nonzero for 5×5 filters over 6 channels), unless x holds
- * NaN or ±Infinity (the scatter would drop their products with dy's zeros); else the GEMM.
+ * Which in-place filter-gradient kernel is fastest for this convolution and gradient, as
+ * measured at batch 128, or undefined for the GEMM: Winograd for 3×3 stride-1 convolutions it
+ * takes (see {@link takesWinograd}); for one input channel at stride 1 the dense one-channel
+ * kernel (LeNet's conv1: 1.4–1.7 ms at any density, which the scatter beat only below 5%
+ * nonzero); else a scatter over dy's nonzero entries when they are few (LeNet's conv2, 84% zeros
+ * behind ReLU and 2×2 max pooling: 3.6 → 1.4 ms; it breaks even near 50% nonzero for 5×5 filters
+ * over 6 channels), unless x holds NaN or ±Infinity (the scatter would drop their products with
+ * dy's zeros).
  */
-function filterGradPath(
+function filterGradKernel(
   g: ConvGeometry,
   kernels: HeapKernels,
   backend: WasmBackendLike,
   x: tf.TensorInfo,
   dy: tf.TensorInfo,
-): 'scatter' | 'one-channel' | 'gemm' {
+): InPlaceConvKernel | undefined {
+  if (takesWinograd(g, 'filter-grad', kernels, backend, [x, dy])) {
+    return 'winogradFilterGrad3x3';
+  }
   if (g.inChannels === 1 && g.strideHeight === 1 && g.strideWidth === 1) {
-    return 'one-channel';
+    return 'conv2dFilterGradC1';
   }
   const row = g.filterWidth * g.inChannels;
   if (row <= NARROW_FLOATS) {
@@ -35,10 +48,46 @@ function filterGradPath(
       kernels.countNonzero(heapOffset(backend, dy), n) <= limit * n &&
       kernels.allFinite(heapOffset(backend, x), size(x.shape))
     ) {
-      return 'scatter';
+      return 'conv2dFilterGradScatter';
     }
   }
-  return 'gemm';
+  return undefined;
+}
+
+/**
+ * Which in-place input-gradient kernel takes this convolution, or undefined for the others:
+ * Winograd for 3×3 stride-1 convolutions it takes (see {@link takesWinograd}), the narrow-row
+ * scatter where it wins (see {@link takesNarrow}) unless the filter holds NaN or ±Infinity (the
+ * scatter skips dy's zeros, dropping their products with the filter, which TensorFlow keeps).
+ */
+function inputGradKernel(
+  g: ConvGeometry,
+  kernels: HeapKernels,
+  backend: WasmBackendLike,
+  dy: tf.TensorInfo,
+  filter: tf.TensorInfo,
+): InPlaceConvKernel | undefined {
+  if (takesWinograd(g, 'input-grad', kernels, backend, [dy, filter])) {
+    return 'winogradInputGrad3x3';
+  }
+  if (takesNarrow(g) && kernels.allFinite(heapOffset(backend, filter), size(filter.shape))) {
+    return 'conv2dInputGradNarrow';
+  }
+  return undefined;
+}
+
+/** Runs an in-place kernel on `a` and `b` into a new float32 output of `shape`. */
+function runInPlace(
+  backend: WasmBackendLike,
+  kernels: HeapKernels,
+  kernel: InPlaceConvKernel,
+  g: ConvGeometry,
+  [a, b]: readonly [tf.TensorInfo, tf.TensorInfo],
+  shape: readonly number[],
+): tf.TensorInfo {
+  const out = backend.makeOutput([...shape], 'float32');
+  kernels[kernel](g, heapOffset(backend, a), heapOffset(backend, b), heapOffset(backend, out));
+  return out;
 }
 
 /**
@@ -48,7 +97,7 @@ function filterGradPath(
  * on ResNet-20's 3×3 convs (bench/kernels.ts). 3×3 stride-1 convolutions take Winograd's
  * F(4×4, 3×3) run backwards (`wasm/winograd.c`, see {@link takesWinograd}; ResNet-20's at batch
  * 128: about 27 → 6.4–10.8 ms); narrow filters with a mostly-zero `dy`, and one-channel inputs
- * at stride 1, take the in-place kernels of `heap-kernels.c` (see {@link filterGradPath}).
+ * at stride 1, take the in-place kernels of `heap-kernels.c` (see {@link filterGradKernel}).
  * Inputs `{x: [b, h, w, inC], dy: [b, oh, ow, outC]}`, attrs as in tfjs-core; output
  * `filterShape`. Anything but float32 NHWC goes to `original`.
  *
@@ -75,26 +124,9 @@ export function createFastConv2DBackpropFilterKernel(original: tf.KernelConfig):
     }
     checkShapes(g, x.shape, dy.shape, filterShape, tf.Conv2DBackpropFilter);
     const kernels = heapKernels(backend);
-    if (kernels !== undefined && takesWinograd(g, 'filter-grad', kernels, backend, [x, dy])) {
-      const out = backend.makeOutput([...filterShape], 'float32');
-      kernels.winogradFilterGrad3x3(
-        g,
-        heapOffset(backend, x),
-        heapOffset(backend, dy),
-        heapOffset(backend, out),
-      );
-      return out;
-    }
-    const path = kernels === undefined ? 'gemm' : filterGradPath(g, kernels, backend, x, dy);
-    if (kernels !== undefined && path !== 'gemm') {
-      const out = backend.makeOutput([...filterShape], 'float32');
-      const offsets = [x, dy, out].map((t) => heapOffset(backend, t)) as [number, number, number];
-      if (path === 'scatter') {
-        kernels.conv2dFilterGradScatter(g, ...offsets);
-      } else {
-        kernels.conv2dFilterGradC1(g, ...offsets);
-      }
-      return out;
+    const inPlace = kernels && filterGradKernel(g, kernels, backend, x, dy);
+    if (kernels !== undefined && inPlace !== undefined) {
+      return runInPlace(backend, kernels, inPlace, g, [x, dy], filterShape);
     }
     const gemm = wasmGemm();
     const dwSize = size(filterShape);
@@ -163,40 +195,16 @@ export function createFastConv2DBackpropInputKernel(original: tf.KernelConfig): 
     }
     const inputShape = toShape4(attrs.inputShape, 'inputShape', tf.Conv2DBackpropInput);
     const g = geometry(inputShape, filter.shape, attrs, tf.Conv2DBackpropInput);
-    if (g !== undefined) {
-      checkShapes(g, inputShape, dy.shape, filter.shape, tf.Conv2DBackpropInput);
+    if (g === undefined) {
+      return original.kernelFunc(args);
     }
-    const kernels = g === undefined ? undefined : heapKernels(backend);
-    if (
-      g !== undefined &&
-      kernels !== undefined &&
-      takesWinograd(g, 'input-grad', kernels, backend, [dy, filter])
-    ) {
-      const out = backend.makeOutput([...inputShape], 'float32');
-      kernels.winogradInputGrad3x3(
-        g,
-        heapOffset(backend, dy),
-        heapOffset(backend, filter),
-        heapOffset(backend, out),
-      );
-      return out;
+    checkShapes(g, inputShape, dy.shape, filter.shape, tf.Conv2DBackpropInput);
+    const kernels = heapKernels(backend);
+    const inPlace = kernels && inputGradKernel(g, kernels, backend, dy, filter);
+    if (kernels !== undefined && inPlace !== undefined) {
+      return runInPlace(backend, kernels, inPlace, g, [dy, filter], inputShape);
     }
-    const heap = g !== undefined && takesNarrow(g) ? kernels : undefined;
-    // The scatter skips dy's zeros, dropping their products with the filter: a filter holding NaN
-    // or ±Infinity takes the composite, so the gradient carries them as in TensorFlow.
-    const narrow =
-      heap?.allFinite(heapOffset(backend, filter), size(filter.shape)) === true ? heap : undefined;
-    if (g !== undefined && narrow !== undefined) {
-      const out = backend.makeOutput([...inputShape], 'float32');
-      narrow.conv2dInputGradNarrow(
-        g,
-        heapOffset(backend, dy),
-        heapOffset(backend, filter),
-        heapOffset(backend, out),
-      );
-      return out;
-    }
-    if (g === undefined || (g.strideHeight === 1 && g.strideWidth === 1)) {
+    if (g.strideHeight === 1 && g.strideWidth === 1) {
       return original.kernelFunc(args);
     }
     const gemm = wasmGemm();
