@@ -244,8 +244,7 @@ export class HeapKernels {
     if (g.strideHeight !== 1 || g.strideWidth !== 1) {
       throw new RangeError('conv2dDirect takes stride-1 convolutions');
     }
-    const wpp = Math.ceil((Math.ceil(g.outWidth / 4) * 4 + g.filterWidth - 1) / 4) * 4;
-    const xpBytes = 4 * (g.outHeight + g.filterHeight - 1) * wpp * g.inChannels;
+    const xpBytes = paddedImageBytes(g);
     const co8 = Math.ceil(g.outChannels / 8) * 8;
     const wpBytes = 4 * (g.filterHeight * g.filterWidth * g.inChannels + 1) * co8;
     this.withScratch(xpBytes + wpBytes, (xp) => {
@@ -283,18 +282,7 @@ export class HeapKernels {
     if (!winogradFits(g, 'forward')) {
       throw new RangeError('winogradConv3x3 takes 3×3 stride-1 convs, inC % 4 = 0, outC % 8 = 0');
     }
-    this.winograd(
-      x,
-      filter,
-      false,
-      bias,
-      relu,
-      y,
-      g,
-      [g.inHeight, g.inWidth],
-      [g.outHeight, g.outWidth],
-      [g.padTop, g.padLeft],
-    );
+    this.winograd(g, false, x, filter, y, bias, relu);
   }
 
   /**
@@ -312,18 +300,7 @@ export class HeapKernels {
         'winogradInputGrad3x3 takes 3×3 stride-1 convs, outC % 4 = 0, inC % 8 = 0',
       );
     }
-    this.winograd(
-      dy,
-      filter,
-      true,
-      0,
-      false,
-      dx,
-      g,
-      [g.outHeight, g.outWidth],
-      [g.inHeight, g.inWidth],
-      [2 - g.padTop, 2 - g.padLeft],
-    );
+    this.winograd(g, true, dy, filter, dx);
   }
 
   /**
@@ -367,18 +344,23 @@ export class HeapKernels {
     });
   }
 
+  /**
+   * The Winograd convolution of `input` into `output`: `g`'s forward convolution, or with `flip`
+   * its input gradient (dy in, dx out: the rotated filter with its channel axes swapped, padding
+   * `2 − pad`).
+   */
   private winograd(
+    g: ConvGeometry,
+    flip: boolean,
     input: number,
     filter: number,
-    flip: boolean,
-    bias: number,
-    relu: boolean,
     output: number,
-    g: ConvGeometry,
-    [h, w]: readonly [number, number],
-    [oh, ow]: readonly [number, number],
-    [pt, pl]: readonly [number, number],
+    bias = 0,
+    relu = false,
   ): void {
+    const [h, w, oh, ow, pt, pl] = flip
+      ? [g.outHeight, g.outWidth, g.inHeight, g.inWidth, 2 - g.padTop, 2 - g.padLeft]
+      : [g.inHeight, g.inWidth, g.outHeight, g.outWidth, g.padTop, g.padLeft];
     const [ci, co] = flip ? [g.outChannels, g.inChannels] : [g.inChannels, g.outChannels];
     const uBytes = 4 * 36 * ci * co;
     const vBytes = 4 * 36 * WINOGRAD_BLOCK * ci;
@@ -552,9 +534,17 @@ function oneChannelScratch(g: ConvGeometry): { xpBytes: number; owp: number } {
   if (g.inChannels !== 1 || g.strideHeight !== 1 || g.strideWidth !== 1) {
     throw new RangeError('the one-channel conv kernels take one input channel at stride 1');
   }
-  const owp = Math.ceil(g.outWidth / 4) * 4;
-  const wpp = Math.ceil((owp + g.filterWidth - 1) / 4) * 4;
-  return { xpBytes: 4 * (g.outHeight + g.filterHeight - 1) * wpp, owp };
+  return { xpBytes: paddedImageBytes(g), owp: Math.ceil(g.outWidth / 4) * 4 };
+}
+
+/**
+ * Bytes of one image zero-padded for the direct kernels (`heap-kernels.c`'s `pad_image`):
+ * `outHeight + filterHeight − 1` rows of `padded_width(outWidth, filterWidth)` pixels (the output
+ * width rounded up to 4, plus the filter's overhang, rounded up to 4), `inChannels` floats each.
+ */
+function paddedImageBytes(g: ConvGeometry): number {
+  const wpp = Math.ceil((Math.ceil(g.outWidth / 4) * 4 + g.filterWidth - 1) / 4) * 4;
+  return 4 * (g.outHeight + g.filterHeight - 1) * wpp * g.inChannels;
 }
 
 /** The parts of tfjs-backend-wasm's Emscripten module past {@link WasmBackendLike}'s. */
