@@ -270,24 +270,25 @@ void max_pool_grad(const float *x, const float *dy, float *dx, int batch, int h,
 }
 
 /*
- * Zero-padded copy of image b of a one-channel [batch, h, w] x for a stride-1 convolution with
- * rows rows and owp output columns (owp a multiple of 4): xp[r * wpp + i] = x[b, r - pt, i - pl]
+ * Zero-padded copy of image b of x [batch, h, w, c] for a stride-1 convolution with rows rows and
+ * owp output columns (owp a multiple of 4): xp[(r * wpp + i) * c + k] = x[b, r - pt, i - pl, k]
  * inside x, else 0, for r < rows and i < wpp = owp + fw - 1 rounded up to 4 (so every 4-lane load
  * of a filter tap over the output columns stays inside the row).
  */
-static void pad_image(const float *x, int b, int h, int w, int pt, int pl, int rows, int wpp,
-                      float *xp) {
+static void pad_image(const float *x, int b, int h, int w, int c, int pt, int pl, int rows,
+                      int wpp, float *xp) {
   for (int r = 0; r < rows; r++) {
     const int iy = r - pt;
-    float *dst = xp + r * wpp;
+    float *dst = xp + r * wpp * c;
     if (iy < 0 || iy >= h) {
-      for (int i = 0; i < wpp; i++) dst[i] = 0.0f;
+      for (int i = 0; i < wpp * c; i++) dst[i] = 0.0f;
       continue;
     }
-    const float *row = x + (b * h + iy) * w;
+    const float *row = x + (b * h + iy) * w * c;
     for (int i = 0; i < wpp; i++) {
       const int ix = i - pl;
-      dst[i] = (ix >= 0 && ix < w) ? row[ix] : 0.0f;
+      const int inside = ix >= 0 && ix < w;
+      for (int k = 0; k < c; k++) dst[i * c + k] = inside ? row[ix * c + k] : 0.0f;
     }
   }
 }
@@ -349,7 +350,7 @@ void conv2d_filter_grad_c1(const float *x, const float *dy, float *dw, int batch
   for (int i = 0; i < oh * co * owp; i++) dyt[i] = 0.0f;
   for (int b = 0; b < batch; b++) {
     for (int t = 0; t < 4 * taps; t++) vacc[t] = 0.0f;
-    pad_image(x, b, h, w, pt, pl, oh + fh - 1, wpp, xp);
+    pad_image(x, b, h, w, 1, pt, pl, oh + fh - 1, wpp, xp);
     const float *d = dy + b * oh * ow * co;
     for (int oy = 0; oy < oh; oy++)
       for (int ox = 0; ox < ow; ox++)
@@ -391,24 +392,6 @@ static inline void store_lanes(float *p, v128_t a, v128_t b, int n) {
 }
 
 /*
- * Image b of x [batch, h, w, c] zero-padded into xp: rows r < rows of wpp pixels (c floats each),
- * xp[r][i] = x[b, r - pt, i - pl] or 0 outside x.
- */
-static void pad_image_c(const float *x, int b, int h, int w, int c, int pt, int pl, int rows,
-                        int wpp, float *xp) {
-  for (int r = 0; r < rows; r++) {
-    const int iy = r - pt;
-    float *dst = xp + r * wpp * c;
-    const float *row = x + (b * h + iy) * w * c;
-    for (int i = 0; i < wpp; i++) {
-      const int ix = i - pl;
-      const int inside = iy >= 0 && iy < h && ix >= 0 && ix < w;
-      for (int k = 0; k < c; k++) dst[i * c + k] = inside ? row[ix * c + k] : 0.0f;
-    }
-  }
-}
-
-/*
  * Conv2D at stride 1 for few input channels (LeNet's conv1 and conv2): y[b, oy, ox, o] = bias[o]
  * + sum over kh, kw, k of x[b, oy + kh - pt, ox + kw - pl, k] * w[kh, kw, k, o], zero outside x,
  * then ReLU if relu. On a zero-padded copy of each image, a filter row's fw * c taps are
@@ -431,7 +414,7 @@ conv2d_direct_body(const float *x, const float *w, const float *bias, int relu, 
   for (int o = 0; o < co8; o++) wb[o] = bias && o < co ? bias[o] : 0.0f;
   const v128_t zero = wasm_f32x4_splat(0.0f);
   for (int b = 0; b < batch; b++) {
-    pad_image_c(x, b, h, wd, c, pt, pl, oh + fh - 1, wpp, xp);
+    pad_image(x, b, h, wd, c, pt, pl, oh + fh - 1, wpp, xp);
     for (int g = 0; g < co8; g += 8) {
       const int n = co - g < 8 ? co - g : 8;
       const v128_t b0 = wasm_v128_load(wb + g), b1 = wasm_v128_load(wb + g + 4);

@@ -101,6 +101,17 @@ void winograd_filter(const float *w, int c, int k, int flip, float *u) {
     o3 = wasm_f32x4_add(wasm_f32x4_add(d12, wasm_f32x4_mul(wasm_f32x4_splat(8.0f), d34)), m5);   \
   } while (0)
 
+/* Stores o0..o5 at p, p + step, ..., p + 5 step (floats). */
+static inline void store6(float *p, int step, v128_t o0, v128_t o1, v128_t o2, v128_t o3,
+                          v128_t o4, v128_t o5) {
+  wasm_v128_store(p, o0);
+  wasm_v128_store(p + step, o1);
+  wasm_v128_store(p + 2 * step, o2);
+  wasm_v128_store(p + 3 * step, o3);
+  wasm_v128_store(p + 4 * step, o4);
+  wasm_v128_store(p + 5 * step, o5);
+}
+
 static inline v128_t load_or_zero(const float *p, int ok) {
   return ok ? wasm_v128_load(p) : wasm_f32x4_splat(0.0f);
 }
@@ -125,13 +136,7 @@ static void input_tile(const float *x, int h, int w, int ci_n, int y0, int x0, f
       v128_t d4 = load_or_zero(p + 4 * xs, rok & cok4), d5 = load_or_zero(p + 5 * xs, rok & cok5);
       v128_t o0, o1, o2, o3, o4, o5;
       BT_ROW(d0, d1, d2, d3, d4, d5, o0, o1, o2, o3, o4, o5);
-      float *q = tmp + 24 * r;
-      wasm_v128_store(q, o0);
-      wasm_v128_store(q + 4, o1);
-      wasm_v128_store(q + 8, o2);
-      wasm_v128_store(q + 12, o3);
-      wasm_v128_store(q + 16, o4);
-      wasm_v128_store(q + 20, o5);
+      store6(tmp + 24 * r, 4, o0, o1, o2, o3, o4, o5);
     }
     for (int j = 0; j < 6; j++) {
       const float *q = tmp + 4 * j;
@@ -139,13 +144,7 @@ static void input_tile(const float *x, int h, int w, int ci_n, int y0, int x0, f
       BT_ROW(wasm_v128_load(q), wasm_v128_load(q + 24), wasm_v128_load(q + 48),
              wasm_v128_load(q + 72), wasm_v128_load(q + 96), wasm_v128_load(q + 120), o0, o1, o2,
              o3, o4, o5);
-      float *o = v + j * ts + c;
-      wasm_v128_store(o, o0);
-      wasm_v128_store(o + 6 * ts, o1);
-      wasm_v128_store(o + 12 * ts, o2);
-      wasm_v128_store(o + 18 * ts, o3);
-      wasm_v128_store(o + 24 * ts, o4);
-      wasm_v128_store(o + 30 * ts, o5);
+      store6(v + j * ts + c, 6 * ts, o0, o1, o2, o3, o4, o5);
     }
   }
 }
@@ -311,26 +310,14 @@ static void grad_tile(const float *dy, int oh, int ow, int co_n, int oy0, int ox
       A_ROW(load_or_zero(p, rok), load_or_zero(p + co_n, rok & cok1),
             load_or_zero(p + 2 * co_n, rok & cok2), load_or_zero(p + 3 * co_n, rok & cok3), o0,
             o1, o2, o3, o4, o5);
-      float *q = tmp + 24 * r;
-      wasm_v128_store(q, o0);
-      wasm_v128_store(q + 4, o1);
-      wasm_v128_store(q + 8, o2);
-      wasm_v128_store(q + 12, o3);
-      wasm_v128_store(q + 16, o4);
-      wasm_v128_store(q + 20, o5);
+      store6(tmp + 24 * r, 4, o0, o1, o2, o3, o4, o5);
     }
     for (int j = 0; j < 6; j++) {
       const float *q = tmp + 4 * j;
       v128_t o0, o1, o2, o3, o4, o5;
       A_ROW(wasm_v128_load(q), wasm_v128_load(q + 24), wasm_v128_load(q + 48),
             wasm_v128_load(q + 72), o0, o1, o2, o3, o4, o5);
-      float *o = z + j * zs + k;
-      wasm_v128_store(o, o0);
-      wasm_v128_store(o + 6 * zs, o1);
-      wasm_v128_store(o + 12 * zs, o2);
-      wasm_v128_store(o + 18 * zs, o3);
-      wasm_v128_store(o + 24 * zs, o4);
-      wasm_v128_store(o + 30 * zs, o5);
+      store6(z + j * zs + k, 6 * zs, o0, o1, o2, o3, o4, o5);
     }
   }
 }
