@@ -1,19 +1,25 @@
 import * as tf from '@tensorflow/tfjs';
 
 /**
- * `dy` of a reduction over `axes` of `x` (the reduced axes kept as 1 or dropped), broadcast back
- * to `x.shape` as float32: `dy` reshaped to `x.shape` with 1 on the reduced axes, then tiled.
+ * `dy` of a reduction over `axis` of `x` (the reduced axes kept as 1 or dropped), broadcast back
+ * to `x.shape` as float32 and, for a mean, divided by the number of values reduced: `dy` reshaped
+ * to `x.shape` with 1 on the reduced axes, then tiled.
  */
-function broadcastBack(dy: tf.Tensor, x: tf.Tensor, axis: unknown, scale?: number): tf.Tensor {
+function broadcastBack(dy: tf.Tensor, x: tf.Tensor, axis: unknown, mean: boolean): tf.Tensor {
   const axes = tf.util.parseAxisParam(axis as number | number[], x.shape);
-  const expanded = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
-  const reshaped = tf.reshape(tf.cast(dy, 'float32'), expanded);
-  const scaled = scale === undefined ? reshaped : tf.div(reshaped, scale);
-  // tf.tile rather than tf.broadcastTo, which leaves an axis of size 0 at 1.
-  return tf.tile(
-    scaled,
-    x.shape.map((d, i) => (axes.includes(i) ? d : 1)),
+  const reps = x.shape.map((d, i) => (axes.includes(i) ? d : 1));
+  const reshaped = tf.reshape(
+    tf.cast(dy, 'float32'),
+    x.shape.map((d, i) => (axes.includes(i) ? 1 : d)),
   );
+  const scaled = mean
+    ? tf.div(
+        reshaped,
+        reps.reduce((n, r) => n * r, 1),
+      )
+    : reshaped;
+  // tf.tile rather than tf.broadcastTo, which leaves an axis of size 0 at 1.
+  return tf.tile(scaled, reps);
 }
 
 /**
@@ -27,27 +33,14 @@ function broadcastBack(dy: tf.Tensor, x: tf.Tensor, axis: unknown, scale?: numbe
  * Input `dy` has x's shape with the reduced axes removed or kept as 1; the gradient has x's shape,
  * float32.
  */
-const REDUCE_GRADIENTS: readonly tf.GradConfig[] = [
-  {
-    kernelName: tf.Sum,
-    inputsToSave: ['x'],
-    gradFunc: (dy, saved, attrs) => {
-      const [x] = saved as [tf.Tensor];
-      const grad = broadcastBack(dy as tf.Tensor, x, attrs.axis);
-      return { x: () => grad };
-    },
+const REDUCE_GRADIENTS: readonly tf.GradConfig[] = [tf.Sum, tf.Mean].map((kernelName) => ({
+  kernelName,
+  inputsToSave: ['x'],
+  gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: tf.NamedAttrMap) => {
+    const [x] = saved as [tf.Tensor];
+    return { x: () => broadcastBack(dy as tf.Tensor, x, attrs.axis, kernelName === tf.Mean) };
   },
-  {
-    kernelName: tf.Mean,
-    inputsToSave: ['x'],
-    gradFunc: (dy, saved, attrs) => {
-      const [x] = saved as [tf.Tensor];
-      const axes = tf.util.parseAxisParam(attrs.axis as number | number[], x.shape);
-      const reduceSize = axes.reduce((n, a) => n * (x.shape[a] as number), 1);
-      return { x: () => broadcastBack(dy as tf.Tensor, x, attrs.axis, reduceSize) };
-    },
-  },
-];
+}));
 
 const displaced = new Map<string, tf.GradConfig | undefined>();
 
