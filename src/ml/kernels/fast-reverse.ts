@@ -1,10 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
-import { isWasmBackend } from './wasm-heap.ts';
-
-const BYTES: Partial<Record<tf.DataType, number>> = { float32: 4, int32: 4, bool: 1 };
-
-/** Below this many bytes per contiguous copy the backend's element loop does the reversal. */
-const MIN_COPY_BYTES = 64;
+import { ELEMENT_BYTES, MIN_COPY_BYTES, isWasmBackend } from './wasm-heap.ts';
 
 /**
  * `Reverse` on the wasm backend when the axes past the last reversed one form blocks of at least
@@ -21,7 +16,7 @@ export function createFastReverseKernel(original: tf.KernelConfig): tf.KernelFun
     const { x } = args.inputs;
     const dims = args.attrs?.dims;
     const backend = args.backend;
-    const bytes = x === undefined ? undefined : BYTES[x.dtype];
+    const bytes = x === undefined ? undefined : ELEMENT_BYTES[x.dtype];
     if (x === undefined || bytes === undefined || !isWasmBackend(backend)) {
       return original.kernelFunc(args);
     }

@@ -1,13 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
-import { isWasmBackend } from './wasm-heap.ts';
-
-const BYTES: Partial<Record<tf.DataType, number>> = { float32: 4, int32: 4, bool: 1 };
-
-/**
- * Below this many bytes per `copyWithin` call on average, the backend's element loop is left to do
- * the tiling (a call costs about as much as copying a few dozen elements in the loop).
- */
-const MIN_COPY_BYTES = 64;
+import { ELEMENT_BYTES, MIN_COPY_BYTES, isWasmBackend } from './wasm-heap.ts';
 
 /**
  * `Tile` on the wasm backend by `copyWithin` on the heap: x's contiguous inner block is copied
@@ -26,7 +18,7 @@ export function createFastTileKernel(original: tf.KernelConfig): tf.KernelFunc {
     const { x } = args.inputs;
     const reps = args.attrs?.reps;
     const backend = args.backend;
-    const bytes = x === undefined ? undefined : BYTES[x.dtype];
+    const bytes = x === undefined ? undefined : ELEMENT_BYTES[x.dtype];
     if (
       x === undefined ||
       bytes === undefined ||

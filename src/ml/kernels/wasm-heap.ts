@@ -41,3 +41,17 @@ export function isWasmBackend(backend: unknown): backend is WasmBackendLike {
     b.wasm.HEAPF32 instanceof Float32Array
   );
 }
+
+/** Bytes per element of the dtypes whose tensors the in-place copy kernels move (not strings). */
+export const ELEMENT_BYTES: Partial<Record<tf.DataType, number>> = {
+  float32: 4,
+  int32: 4,
+  bool: 1,
+};
+
+/**
+ * Below this many bytes per `copyWithin` call on average, the in-place `Tile` and `Reverse` leave
+ * the work to the backend's element loop (a call costs about as much as copying a few dozen
+ * elements in the loop).
+ */
+export const MIN_COPY_BYTES = 64;
