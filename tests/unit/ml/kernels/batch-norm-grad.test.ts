@@ -10,18 +10,7 @@ import {
   unregisterConvGradientKernels,
 } from '../../../../src/ml/kernels/conv-grads.ts';
 import { HeapKernels } from '../../../../src/ml/kernels/heap-kernels.ts';
-
-/** max|a − b| / max|b|. */
-function relativeError(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let diff = 0;
-  let scale = 1e-30;
-  b.forEach((v, i) => {
-    diff = Math.max(diff, Math.abs((a[i] as number) - v));
-    scale = Math.max(scale, Math.abs(v));
-  });
-  return diff / scale;
-}
+import { relativeError } from './reference.ts';
 
 /** Deterministic values: sin of a scaled index, shifted. */
 function values(n: number, k: number, shift = 0): Float32Array {

@@ -8,6 +8,7 @@ import {
   registerConvGradientKernels,
   unregisterConvGradientKernels,
 } from '../../../../src/ml/kernels/conv-grads.ts';
+import { randomValues, relativeError } from './reference.ts';
 
 type Pad = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
 
@@ -29,31 +30,6 @@ interface ConvCase {
 const TOLERANCE = 1e-5;
 /** Backends the composite kernels run on, each compared with cpu's built-in kernels. */
 const BACKENDS = ['wasm', 'cpu'] as const;
-
-/** Deterministic uniform values in [-1, 1) (mulberry32), so failures reproduce. */
-function randomValues(length: number, seed: number): Float32Array {
-  let state = seed >>> 0;
-  const out = new Float32Array(length);
-  for (let i = 0; i < length; i++) {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = (((t ^ (t >>> 14)) >>> 0) / 2 ** 32) * 2 - 1;
-  }
-  return out;
-}
-
-function relativeError(actual: Float32Array, expected: Float32Array): number {
-  expect(actual.length).toBe(expected.length);
-  let diff = 0;
-  let scale = 1e-30;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs((actual[i] ?? NaN) - (expected[i] ?? NaN)));
-    scale = Math.max(scale, Math.abs(expected[i] ?? 0));
-  }
-  return diff / scale;
-}
 
 function forward(c: ConvCase, x: tf.Tensor4D, filter: tf.Tensor4D): tf.Tensor4D {
   const strides: [number, number] = [c.strides[0], c.strides[1]];

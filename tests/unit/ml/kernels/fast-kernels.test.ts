@@ -12,6 +12,7 @@ import {
 import { gemmWins } from '../../../../src/ml/kernels/fast-matmul.ts';
 import { HeapKernels } from '../../../../src/ml/kernels/heap-kernels.ts';
 import { WasmGemm, wasmGemm } from '../../../../src/ml/kernels/wasm-gemm.ts';
+import { randomValues, relativeError } from './reference.ts';
 
 /**
  * Bound on float32 results against a float64 (GEMM) or cpu-backend (kernels) reference:
@@ -21,34 +22,9 @@ import { WasmGemm, wasmGemm } from '../../../../src/ml/kernels/wasm-gemm.ts';
  */
 const TOLERANCE = 1e-5;
 
-/** Deterministic uniform values in [-1, 1) (mulberry32), so failures reproduce. */
-function randomValues(length: number, seed: number): Float32Array {
-  let state = seed >>> 0;
-  const out = new Float32Array(length);
-  for (let i = 0; i < length; i++) {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = (((t ^ (t >>> 14)) >>> 0) / 2 ** 32) * 2 - 1;
-  }
-  return out;
-}
-
 /** Number of elements of a shape. */
 function count(shape: readonly number[]): number {
   return shape.reduce((p, d) => p * d, 1);
-}
-
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  expect(actual.length).toBe(expected.length);
-  let diff = 0;
-  let scale = 1e-30;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs((actual[i] ?? NaN) - (expected[i] ?? NaN)));
-    scale = Math.max(scale, Math.abs(expected[i] ?? 0));
-  }
-  return diff / scale;
 }
 
 /** Runs `compute` on wasm (fast kernels installed) and on cpu; returns both results' values. */
