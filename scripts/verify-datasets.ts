@@ -7,7 +7,7 @@
  * Not part of the tests: the real data sets are not shipped with the project.
  */
 import { loadConfig } from '../src/config.ts';
-import { isUserError } from '../src/core/errors.ts';
+import { isUserError } from '../src/errors.ts';
 import { loadDataset } from '../src/trainer/datasets/load.ts';
 import { DATASET_NAMES, type DatasetSplit } from '../src/trainer/datasets/types.ts';
 

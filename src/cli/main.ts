@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { loadConfig } from '../config.ts';
-import { isUserError } from '../core/errors.ts';
+import { isUserError } from '../errors.ts';
 import { logger } from '../logger.ts';
 import { registerArch } from './commands/arch.ts';
 import { registerCalibrate } from './commands/calibrate.ts';

@@ -2,7 +2,7 @@
  * How the CLI reports a model it cannot load: with the command that trains it when it is a
  * shipped recipe, and as JSON for `--json` runs.
  */
-import { isUserError, UserError } from '../core/errors.ts';
+import { isUserError, UserError } from '../errors.ts';
 import { RECIPES } from '../trainer/recipes.ts';
 
 /**

@@ -3,7 +3,7 @@
  * {@link ParseResult}: a bad argument is a value (with the {@link UserError} to answer), never an
  * exception, so parsers are tested as plain input -> output tables.
  */
-import { UserError } from './errors.ts';
+import { UserError } from '../errors.ts';
 import { isLanguage, type Language } from './i18n.ts';
 
 /** The outcome of a parser: the value, or the user error to reply with. */

@@ -10,7 +10,7 @@ import type {
 } from './command.ts';
 import { commands as defaultCommands, BARE_IMAGE_COMMAND } from './commands/index.ts';
 import type { ChatContext } from './context.ts';
-import { isUserError, UserError } from './errors.ts';
+import { isUserError, UserError } from '../errors.ts';
 import {
   clientLanguage,
   formatMegabytes,

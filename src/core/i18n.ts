@@ -11,7 +11,7 @@
  * JSON, in the code and in the tests.
  */
 import i18next from 'i18next';
-import type { UserErrorId } from './errors.ts';
+import type { UserErrorId } from '../errors.ts';
 import en from './locales/en.json' with { type: 'json' };
 import ru from './locales/ru.json' with { type: 'json' };
 

@@ -5,7 +5,7 @@
  * `<nested model>/<layer>`.
  */
 import type * as tf from '@tensorflow/tfjs';
-import { UserError } from '../core/errors.ts';
+import { UserError } from '../errors.ts';
 import { graphTensors, isContainer, isInput, type Container } from './graph.ts';
 
 const RESAMPLING = /Pooling|Padding|Cropping|Dropout|UpSampling/;

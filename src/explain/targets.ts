@@ -2,7 +2,7 @@
  * The class an explanation is about, as a value (pytorch-grad-cam's "targets"): the model's top
  * prediction, a class index, or a class name.
  */
-import { UserError } from '../core/errors.ts';
+import { UserError } from '../errors.ts';
 
 /** Which class to explain. */
 export type ClassTarget =

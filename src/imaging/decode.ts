@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { UserError } from '../core/errors.ts';
+import { UserError } from '../errors.ts';
 
 /**
  * Image containers this build decodes. Judged from the file's bytes (magic numbers), never from its

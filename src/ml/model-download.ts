@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { UserError } from '../core/errors.ts';
+import { UserError } from '../errors.ts';
 import { logger } from '../logger.ts';
 import { datasetCorruptError, errorMessage } from '../trainer/datasets/dataset-errors.ts';
 import {

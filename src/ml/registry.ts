@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
-import { UserError } from '../core/errors.ts';
+import { UserError } from '../errors.ts';
 import { findImagenetModel, modelDataDirs, type ExternalModel } from './imagenet.ts';
 import { loadModel } from './model-io.ts';
 import { readModelMeta, type ModelMeta } from './model-meta.ts';

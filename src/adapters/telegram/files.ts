@@ -6,7 +6,7 @@ import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { GrammyError, type Api } from 'grammy';
 import type { File } from 'grammy/types';
-import { UserError } from '../../core/errors.ts';
+import { UserError } from '../../errors.ts';
 import type { TelegramFileRef } from './update.ts';
 
 /** The official Bot API's `getFile` limit: larger files cannot be downloaded from it. */

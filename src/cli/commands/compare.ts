@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { Config } from '../../config.ts';
 import { backendOf, compareTable, type ComparedModel } from '../../core/commands/compare.ts';
-import { isUserError } from '../../core/errors.ts';
+import { isUserError } from '../../errors.ts';
 import { BYTES_PER_MB, translator } from '../../core/i18n.ts';
 import { renderTable } from '../../imaging/table.ts';
 import { initBackend } from '../../ml/backend.ts';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { Config } from '../../config.ts';
 import { explanationText, methodName, renderExplanation } from '../../core/commands/gradcam.ts';
-import { UserError } from '../../core/errors.ts';
+import { UserError } from '../../errors.ts';
 import { translator } from '../../core/i18n.ts';
 import type { Explanation, ExplainOptions } from '../../explain/explain-image.ts';
 import { explainImage } from '../../explain/explain-image.ts';

@@ -2,7 +2,7 @@ import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { Config } from '../../config.ts';
-import { isUserError, UserError } from '../../core/errors.ts';
+import { isUserError, UserError } from '../../errors.ts';
 import { renderProbabilityChart } from '../../imaging/chart.ts';
 import { logger } from '../../logger.ts';
 import { initBackend } from '../../ml/backend.ts';

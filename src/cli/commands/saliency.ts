@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import seedrandom from 'seedrandom';
 import sharp from 'sharp';
 import type { Config } from '../../config.ts';
-import { UserError } from '../../core/errors.ts';
+import { UserError } from '../../errors.ts';
 import { explainImage } from '../../explain/explain-image.ts';
 import { SMOOTH_GRAD_DEFAULTS, type SmoothGradOptions } from '../../explain/saliency.ts';
 import { COLORMAPS } from '../../imaging/colormap.ts';

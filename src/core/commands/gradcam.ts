@@ -5,7 +5,7 @@ import type { ColormapName } from '../../imaging/colormap.ts';
 import { renderOverlay } from '../../imaging/overlay.ts';
 import { splitArgs, unwrap, type ParseResult } from '../args.ts';
 import type { Command, CommandContext, CoreServices } from '../command.ts';
-import { UserError } from '../errors.ts';
+import { UserError } from '../../errors.ts';
 import { formatPercent, type Language, type MessageKey, type Translate } from '../i18n.ts';
 import { createTaskQueue } from '../queue.ts';
 

@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { UserError } from '../../core/errors.ts';
+import { UserError } from '../../errors.ts';
 import { decodeImage, type Backdrop, type ImageLimits } from '../../imaging/decode.ts';
 import { labelComponents, type Component } from './components.ts';
 import {

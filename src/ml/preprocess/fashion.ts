@@ -24,7 +24,7 @@
  * The paper's sharpening step is left out: the resize kernel (Lanczos-3) keeps edges crisp.
  */
 import sharp from 'sharp';
-import { UserError } from '../../core/errors.ts';
+import { UserError } from '../../errors.ts';
 import { decodeImage, type ImageLimits } from '../../imaging/decode.ts';
 
 /** Longest side the photo is decoded at: enough for a garment that fills a tenth of it. */

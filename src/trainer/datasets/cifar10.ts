@@ -11,7 +11,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
-import { isUserError } from '../../core/errors.ts';
+import { isUserError } from '../../errors.ts';
 import { logger } from '../../logger.ts';
 import {
   datasetCorruptError,

@@ -1,4 +1,4 @@
-import { UserError } from '../../core/errors.ts';
+import { UserError } from '../../errors.ts';
 import type { DatasetName } from './types.ts';
 
 /**

@@ -6,7 +6,7 @@ import {
   unwrap,
   type ParseResult,
 } from '../../../src/core/args.ts';
-import { UserError } from '../../../src/core/errors.ts';
+import { UserError } from '../../../src/errors.ts';
 import { parseCommandText } from '../../../src/core/parse-command.ts';
 
 const errorId = <T>(r: ParseResult<T>): string | undefined => (r.ok ? undefined : r.error.id);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { USER_ERROR_IDS } from '../../../src/core/errors.ts';
+import { USER_ERROR_IDS } from '../../../src/errors.ts';
 import {
   clientLanguage,
   errorTitleKey,

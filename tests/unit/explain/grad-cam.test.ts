@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UserError } from '../../../src/core/errors.ts';
+import { UserError } from '../../../src/errors.ts';
 import { gradCamPlusPlus } from '../../../src/explain/grad-cam-plus-plus.ts';
 import { gradCam } from '../../../src/explain/grad-cam.ts';
 import { argMax } from '../../../src/explain/heat-map.ts';

@@ -1,7 +1,7 @@
 import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { UserError } from '../../../src/core/errors.ts';
+import { UserError } from '../../../src/errors.ts';
 import { decodeImage, inspectImage, sniffFormat } from '../../../src/imaging/decode.ts';
 
 const limits = { maxBytes: 20 * 1024 * 1024, maxPixels: 40_000_000 };

@@ -4,7 +4,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UserError } from '../../../src/core/errors.ts';
+import { UserError } from '../../../src/errors.ts';
 import { buildLeNet } from '../../../src/ml/architectures/lenet.ts';
 import { initBackend } from '../../../src/ml/backend.ts';
 import { classifyImage, classifyInput } from '../../../src/ml/classify.ts';

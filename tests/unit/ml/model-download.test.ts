@@ -8,7 +8,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../../src/config.ts';
-import { UserError } from '../../../src/core/errors.ts';
+import { UserError } from '../../../src/errors.ts';
 import {
   findImagenetModel,
   IMAGENET_CLASSES_FILE,

@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { UserError } from '../../../../src/core/errors.ts';
+import { UserError } from '../../../../src/errors.ts';
 import {
   centreOfMass,
   digitShapeWarnings,

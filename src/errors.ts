@@ -1,6 +1,6 @@
 /**
  * Identifiers of every failure a user can cause. Each maps to a localized message
- * (see `src/core/i18n`) and is the `error.code` of the CLI's JSON output.
+ * (the core maps each to a localized message: `src/core/i18n.ts`) and is the `error.code` of the CLI's JSON output.
  */
 export const USER_ERROR_IDS = [
   'image.empty',
