@@ -1,6 +1,7 @@
 /**
- * Identifiers of every failure a user can cause. Each maps to a localized message
- * (the core maps each to a localized message: `src/core/i18n.ts`) and is the `error.code` of the CLI's JSON output.
+ * Identifiers of every failure a user can cause. Each is the key of a localized message (the
+ * core's `src/core/i18n.ts`) and the `error.code` of the CLI's JSON output. This module imports
+ * nothing from `src/`, so any layer may throw a {@link UserError}.
  */
 export const USER_ERROR_IDS = [
   'image.empty',
