@@ -69,7 +69,7 @@ function percentile(sorted: number[], q: number): number {
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const info = await initBackend();
+  const info = await initBackend({ backend: config.TFJS_BACKEND });
   // The engine's worker threads first, in a process that has done nothing else yet: measured
   // after the photo and Grad-CAM figures (sharp, the registry), LeNet's training figure came out
   // 25-35% lower than in a fresh process, while PyTorch runs in a process of its own.

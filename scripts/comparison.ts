@@ -92,7 +92,7 @@ async function bars(ps: readonly ModelProfile[], title: string): Promise<Buffer>
 }
 
 async function main(registry: ModelRegistry): Promise<void> {
-  const backend = await initBackend();
+  const backend = await initBackend({ backend: loadConfig().TFJS_BACKEND });
   const profiles: ModelProfile[] = [];
   const histories = new Map<string, CurveRun['history']>();
   const skipped: string[] = [];

@@ -35,7 +35,7 @@ const config = loadConfig();
 const photos =
   values.photos ??
   path.join(
-    process.env.CNN_SHARED_DATA ?? config.DATA_DIR,
+    config.CNN_SHARED_DATA ?? config.DATA_DIR,
     'imagenet',
     'photos',
     'imagenet_samples',
@@ -46,7 +46,7 @@ const wanted = values.classes
   ? values.classes.split(',').map(Number)
   : [...new Set(files.map(classOf))].slice(0, 3);
 
-await initBackend();
+await initBackend({ backend: config.TFJS_BACKEND });
 const registry = ModelRegistry.fromConfig(config);
 const loaded = await registry.get(IMAGENET_MODEL_ID);
 const limits = { maxBytes: config.MAX_IMAGE_BYTES, maxPixels: config.MAX_IMAGE_PIXELS };

@@ -1,11 +1,14 @@
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseEnv } from 'node:util';
 import { z } from 'zod';
 
 /** Absolute path of the project root (the folder holding package.json). */
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const schema = z.object({
   /** Where datasets, the SQLite file and stored images live. */
@@ -20,7 +23,11 @@ const schema = z.object({
   MODELS_DIR: z.string().min(1).default(path.join(PROJECT_ROOT, 'models')),
   /** Forces a TF.js backend instead of the automatic choice. */
   TFJS_BACKEND: z.enum(BACKENDS).optional(),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /**
+   * Log level; unset: `info` for the bot, `warn` for the command line (which speaks through its
+   * output), `silent` under vitest.
+   */
+  LOG_LEVEL: z.enum(LOG_LEVELS).optional(),
   /** Largest accepted upload, bytes (default 20 MB, decimal as every size this project shows). */
   MAX_IMAGE_BYTES: z.coerce.number().int().positive().default(20_000_000),
   /** Largest accepted image, pixels (width x height), checked from the header before decoding. */
@@ -97,11 +104,56 @@ const schema = z.object({
 /** The validated, typed configuration. */
 export type Config = z.infer<typeof schema>;
 
+/** Variables as the environment holds them. */
+export type Environment = Readonly<Record<string, string | undefined>>;
+
 /**
- * Reads and validates the configuration from an environment.
- * @throws {Error} listing every invalid variable.
+ * The `.env` file read by {@link readEnvironment}: the one in the working directory, else the
+ * one in the project root; `undefined` when neither exists.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function findDotEnv(
+  dirs: readonly string[] = [process.cwd(), PROJECT_ROOT],
+): string | undefined {
+  return dirs.map((dir) => path.join(dir, '.env')).find((file) => existsSync(file));
+}
+
+/**
+ * The process environment over the variables of the `.env` file ({@link findDotEnv}, Node's own
+ * parser `util.parseEnv`): a variable set in the environment wins over the file. Read by the
+ * bot, the worker and the command line alike, so that `CNN_SHARED_DATA` in `.env` works for
+ * `bin/cnn-classroom` as for `npm start`.
+ * @throws {Error} when the `.env` file exists but cannot be read.
+ */
+export function readEnvironment(dotEnv: string | undefined = findDotEnv()): Environment {
+  const fromFile = dotEnv === undefined ? {} : parseEnv(readFileSync(dotEnv, 'utf8'));
+  return { ...fromFile, ...process.env };
+}
+
+/**
+ * The logger's level before any configuration is loaded: a valid `LOG_LEVEL` from the
+ * environment, else `silent` under vitest, else `info`.
+ */
+export function initialLogLevel(env: Environment = process.env): (typeof LOG_LEVELS)[number] {
+  const wanted = LOG_LEVELS.find((l) => l === env.LOG_LEVEL);
+  return wanted ?? (underTest(env) ? 'silent' : 'info');
+}
+
+/** Whether the process runs under vitest (which sets `VITEST`): the log stays silent by default. */
+export function underTest(env: Environment = process.env): boolean {
+  return env.VITEST !== undefined && env.VITEST !== '';
+}
+
+/**
+ * Reads and validates the configuration. This module is the only reader of `process.env` and
+ * `.env` in `src/`: everything else receives the values it needs from the returned object.
+ *
+ * @param env the variables to read; default {@link readEnvironment} (the environment over `.env`).
+ * @throws {Error} listing every invalid variable.
+ * @example
+ * const config = loadConfig();
+ * config.DATA_DIR; // '/srv/cnn-classroom/data'
+ */
+export function loadConfig(env: Environment = readEnvironment()): Config {
   const clean = Object.fromEntries(
     Object.entries(env).filter(([, v]) => v !== undefined && v !== ''),
   );

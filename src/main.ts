@@ -1,8 +1,6 @@
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { startAdapters, type RunningAdapter } from './adapters/index.ts';
 import { createPrismaPersistence } from './adapters/persistence/prisma-persistence.ts';
-import { loadConfig, PROJECT_ROOT, type Config } from './config.ts';
+import { loadConfig, type Config } from './config.ts';
 import { buildCoreServices, createCore, type Persistence } from './core/index.ts';
 import { openDatabase } from './db/database.ts';
 import { logger } from './logger.ts';
@@ -11,18 +9,6 @@ import { ModelRegistry } from './ml/registry.ts';
 
 /** How long shutdown waits for updates in flight before abandoning them. */
 const DRAIN_MS = 10_000;
-
-/** Loads `.env` from the working directory or the project root, if there is one. */
-function loadDotEnv(): void {
-  for (const dir of [process.cwd(), PROJECT_ROOT]) {
-    const file = path.join(dir, '.env');
-    if (existsSync(file)) {
-      // Node's own parser; variables already in the environment win.
-      process.loadEnvFile(file);
-      return;
-    }
-  }
-}
 
 /**
  * The persistence ports over the configured database (SQLite in the data folder, or PostgreSQL
@@ -42,10 +28,9 @@ async function openPersistence(config: Config): Promise<Persistence & { close():
  * once. A fatal start-up error exits with code 1.
  */
 async function main(): Promise<void> {
-  loadDotEnv();
-  const config = loadConfig();
-  logger.level = config.LOG_LEVEL;
-  const backend = await initBackend();
+  const config = loadConfig(); // the environment over .env
+  logger.level = config.LOG_LEVEL ?? 'info';
+  const backend = await initBackend({ backend: config.TFJS_BACKEND });
   const registry = ModelRegistry.fromConfig(config);
   const metas = await registry.list();
   if (!metas.some((m) => m.id === config.DEFAULT_MODEL)) {

@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { loadConfig } from '../config.ts';
+import { loadConfig, type Config } from '../config.ts';
 import { isUserError } from '../errors.ts';
 import { logger } from '../logger.ts';
 import { registerArch } from './commands/arch.ts';
@@ -12,9 +12,8 @@ import { registerQuantize } from './commands/quantize.ts';
 import { registerSaliency } from './commands/saliency.ts';
 import { registerTrain } from './commands/train.ts';
 
-/** Builds the `cnn-classroom` command line (commander). */
-export function buildProgram(): Command {
-  const config = loadConfig();
+/** Builds the `cnn-classroom` command line (commander) over a configuration. */
+export function buildProgram(config: Config): Command {
   const program = new Command('cnn-classroom')
     .description('CNN course tools: train, predict, explain and compare convolutional networks')
     .showHelpAfterError();
@@ -33,11 +32,12 @@ export function buildProgram(): Command {
 /** File-system failures caused by the paths a user typed: reported in one line, no stack. */
 const FILE_ERRORS = new Set(['ENOENT', 'EISDIR', 'ENOTDIR', 'EACCES', 'EPERM']);
 
-// A command line speaks through its output and exit status: logs only for warnings, unless asked.
-logger.level = process.env.LOG_LEVEL ?? 'warn';
-
 try {
-  await buildProgram().parseAsync(process.argv);
+  // The environment over .env, as for the bot: CNN_SHARED_DATA in .env works here too.
+  const config = loadConfig();
+  // A command line speaks through its output and exit status: logs only for warnings, unless asked.
+  logger.level = config.LOG_LEVEL ?? 'warn';
+  await buildProgram(config).parseAsync(process.argv);
 } catch (e) {
   if (e instanceof CommanderError) process.exit(e.exitCode);
   const fsCode = (e as NodeJS.ErrnoException).code;

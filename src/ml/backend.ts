@@ -20,10 +20,15 @@ export interface BackendInfo {
 /** Options of {@link initBackend}. */
 export interface InitBackendOptions {
   /**
-   * Backend to try first; when it cannot start, the automatic order continues after it with a
-   * warning. Ignored when the `TFJS_BACKEND` environment variable is set.
+   * Backend to use and nothing else (the configuration's `TFJS_BACKEND`): if it cannot start,
+   * {@link initBackend} rejects rather than silently running on something slower.
    */
-  readonly prefer?: BackendName;
+  readonly backend?: BackendName | undefined;
+  /**
+   * Backend to try first; when it cannot start, the automatic order continues after it with a
+   * warning. Ignored when `backend` is set.
+   */
+  readonly prefer?: BackendName | undefined;
 }
 
 /** Native packages, best first; both register the 'tensorflow' backend when imported. */
@@ -37,12 +42,13 @@ let initialized: Promise<BackendInfo> | undefined;
  * if installed. On wasm the conv-gradient kernels it lacks are registered
  * (see `kernels/conv-grads.ts`) so conv nets train there.
  *
- * `TFJS_BACKEND` ('tensorflow' | 'wasm' | 'cpu') forces a backend: if it cannot start, this rejects
- * rather than silently running on something slower. Later calls return the first call's result
- * whatever their options.
+ * `options.backend` (the configuration's `TFJS_BACKEND`: 'tensorflow' | 'wasm' | 'cpu') forces a
+ * backend: if it cannot start, this rejects rather than silently running on something slower.
+ * Later calls return the first call's result whatever their options; the entry point (bot, CLI,
+ * worker) makes the first call with its configuration.
  *
  * @returns the active backend and whether it uses a GPU.
- * @throws {Error} when `TFJS_BACKEND` is invalid or names a backend that cannot start.
+ * @throws {Error} when `options.backend` is not a backend name or names one that cannot start.
  *
  * @example
  * const { name, gpu } = await initBackend();
@@ -58,7 +64,7 @@ export function initBackend(options: InitBackendOptions = {}): Promise<BackendIn
 
 async function chooseBackend(options: InitBackendOptions): Promise<BackendInfo> {
   registerConvGradientKernels();
-  const forced = readForcedBackend(process.env.TFJS_BACKEND);
+  const forced = readForcedBackend(options.backend);
   if (forced !== undefined) {
     if (!(await tryStart(forced))) {
       throw new Error(

@@ -25,9 +25,6 @@ export const IMAGENET_CLASSES_FILE = path.join('imagenet', 'imagenet_classes.jso
 export const MOBILENET_MODEL_URL =
   'https://storage.googleapis.com/tfjs-models/tfjs/mobilenet_v1_0.25_224/model.json';
 
-/** The environment variable naming a shared, read-only data folder (as for the data sets). */
-const SHARED_DATA_ENV = 'CNN_SHARED_DATA';
-
 /** A model found outside the models folder. */
 export interface ExternalModel {
   readonly dir: string;
@@ -35,15 +32,16 @@ export interface ExternalModel {
 }
 
 /**
- * The data folders searched for third-party models: `DATA_DIR`, then `$CNN_SHARED_DATA`.
+ * The data folders searched for third-party models: `DATA_DIR`, then `CNN_SHARED_DATA` (the
+ * shared, read-only data folder, as for the data sets) when set.
  * @example
  * modelDataDirs(loadConfig()); // ['/srv/cnn/data', '/work/shared/data']
  */
-export function modelDataDirs(
-  config: { readonly DATA_DIR: string },
-  env: Readonly<Record<string, string | undefined>> = process.env,
-): string[] {
-  const shared = env[SHARED_DATA_ENV];
+export function modelDataDirs(config: {
+  readonly DATA_DIR: string;
+  readonly CNN_SHARED_DATA?: string | undefined;
+}): string[] {
+  const shared = config.CNN_SHARED_DATA;
   return [config.DATA_DIR, ...(shared ? [shared] : [])];
 }
 

@@ -38,16 +38,17 @@ export class ModelRegistry {
   ) {}
 
   /**
-   * The registry a configuration describes: `MODELS_DIR`, and `DATA_DIR` then `$CNN_SHARED_DATA`
+   * The registry a configuration describes: `MODELS_DIR`, and `DATA_DIR` then `CNN_SHARED_DATA`
    * for third-party models.
    * @example
    * const registry = ModelRegistry.fromConfig(loadConfig());
    */
-  static fromConfig(
-    config: { readonly MODELS_DIR: string; readonly DATA_DIR: string },
-    env: Readonly<Record<string, string | undefined>> = process.env,
-  ): ModelRegistry {
-    return new ModelRegistry(config.MODELS_DIR, { dataDirs: modelDataDirs(config, env) });
+  static fromConfig(config: {
+    readonly MODELS_DIR: string;
+    readonly DATA_DIR: string;
+    readonly CNN_SHARED_DATA?: string | undefined;
+  }): ModelRegistry {
+    return new ModelRegistry(config.MODELS_DIR, { dataDirs: modelDataDirs(config) });
   }
 
   /** Third-party models found in the data folders (none is in the models folder). */

@@ -11,7 +11,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { renderLearningCurves } from '../imaging/curves.ts';
 import { logger } from '../logger.ts';
-import { initBackend } from '../ml/backend.ts';
+import { initBackend, type BackendName } from '../ml/backend.ts';
 import { saveModel } from '../ml/model-io.ts';
 import {
   META_FILE,
@@ -138,6 +138,11 @@ export interface RunTrainingJobOptions {
    */
   readonly signal?: AbortSignal;
   readonly onProgress?: TrainingCallbacks;
+  /**
+   * The backend to force when this call is the first to start one in the process (the
+   * configuration's `TFJS_BACKEND`); see `initBackend`.
+   */
+  readonly backend?: BackendName | undefined;
 }
 
 /** The figures of a finished job. */
@@ -298,7 +303,7 @@ export async function runTrainingJob(
       `invalid training job: ${job.workers} workers cannot split a batch of ${batchSize} (at most one worker per image)`,
     );
   }
-  const backend = await initBackend();
+  const backend = await initBackend({ backend: options.backend });
   const dataset = job.dataset ?? recipe.dataset;
   const locate = job.sharedDataDir === undefined ? {} : { sharedDataDir: job.sharedDataDir };
   let train = await loadDataset(dataset, 'train', job.dataDir, locate);

@@ -127,10 +127,11 @@ describe('mobilenet-imagenet', () => {
     const names = Array.from({ length: 1000 }, (_, i) => `class ${i}, synonym ${i}`);
     await writeFile(path.join(shared, IMAGENET_CLASSES_FILE), JSON.stringify(names));
 
-    const registry = ModelRegistry.fromConfig(
-      { MODELS_DIR: path.join(PROJECT_ROOT, 'models'), DATA_DIR: path.join(tmp, 'nothing') },
-      { CNN_SHARED_DATA: shared },
-    );
+    const registry = ModelRegistry.fromConfig({
+      MODELS_DIR: path.join(PROJECT_ROOT, 'models'),
+      DATA_DIR: path.join(tmp, 'nothing'),
+      CNN_SHARED_DATA: shared,
+    });
     const ids = (await registry.list()).map((m) => m.id);
     // The data folder's model beside every shipped one, in id order.
     expect(ids).toContain('lenet-mnist');

@@ -61,7 +61,7 @@ export function registerArch(program: Command, config: Config): void {
       .description('layers, parameters, MACs, memory and measured speed of an installed model')
       .argument('<model>', 'model id (see the models folder)'),
   ).action(async (id: string, flags: ProfileFlags) => {
-    await initBackend();
+    await initBackend({ backend: config.TFJS_BACKEND });
     const registry = ModelRegistry.fromConfig(config);
     try {
       let loaded: LoadedModel;

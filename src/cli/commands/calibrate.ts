@@ -27,12 +27,13 @@ export function registerCalibrate(program: Command, config: Config): void {
     .action(async (id: string, flags: { dataDir?: string }) => {
       const recipe = RECIPES[id];
       if (!recipe?.calibrateOod) throw new Error(`model "${id}" has no calibrated criterion`);
-      await initBackend();
+      await initBackend({ backend: config.TFJS_BACKEND });
       const dir = path.join(config.MODELS_DIR, id);
       const meta = await readModelMeta(dir);
       const model = await loadModel(dir);
       const dataDir = flags.dataDir ?? config.DATA_DIR;
-      const train = await loadDataset(recipe.dataset, 'train', dataDir);
+      const locate = { sharedDataDir: config.CNN_SHARED_DATA };
+      const train = await loadDataset(recipe.dataset, 'train', dataDir, locate);
       // The validation split the training run held out, drawn again from its seed.
       const seed = meta.training?.seed ?? 42;
       const valIdx = splitValidation(
@@ -40,7 +41,7 @@ export function registerCalibrate(program: Command, config: Config): void {
         meta.training?.validationSplit ?? 0.2,
         seedrandom(String(seed)),
       ).validation;
-      meta.ood = await calibrateOod(model, train, valIdx, dataDir);
+      meta.ood = await calibrateOod(model, train, valIdx, dataDir, locate);
       const history = await readFile(path.join(dir, 'history.json')).catch(() => undefined);
       // Stored as it was: quantized weights stay quantized, and quantizing them again finds the
       // same grid points (up to float32 rounding).

@@ -58,7 +58,7 @@ export function registerCompare(program: Command, config: Config): void {
       .command('compare')
       .description('every installed model: accuracy, parameters, MACs, size and measured speed'),
   ).action(async (flags: ProfileFlags) => {
-    await initBackend();
+    await initBackend({ backend: config.TFJS_BACKEND });
     const registry = ModelRegistry.fromConfig(config);
     try {
       const models: ComparedModel[] = [];

@@ -80,7 +80,7 @@ export async function explainFile(
   config: Config,
   defaultOut: string,
 ): Promise<void> {
-  await initBackend();
+  await initBackend({ backend: config.TFJS_BACKEND });
   const registry = ModelRegistry.fromConfig(config);
   try {
     const loaded = await registry.get(flags.model ?? (await defaultExplainModel(registry, config)));

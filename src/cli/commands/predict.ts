@@ -75,7 +75,7 @@ export function registerPredict(program: Command, config: Config): void {
     )
     .option('--top <k>', 'how many classes topK holds', parseIntOption, 5)
     .action(async (inputs: string[], flags: PredictFlags) => {
-      await initBackend();
+      await initBackend({ backend: config.TFJS_BACKEND });
       const registry = ModelRegistry.fromConfig(config);
       let loaded: LoadedModel;
       try {

@@ -67,11 +67,12 @@ export function registerQuantize(program: Command, config: Config): void {
           `model "${id}" was trained on "${meta.dataset}", which has no test set here (${DATASET_NAMES.join(', ')})`,
         );
       }
-      await initBackend();
+      await initBackend({ backend: config.TFJS_BACKEND });
       const test = await loadDataset(
         meta.dataset as DatasetName,
         'test',
         flags.dataDir ?? config.DATA_DIR,
+        { sharedDataDir: config.CNN_SHARED_DATA },
       );
       const model = await loadModel(dir);
       try {

@@ -39,11 +39,13 @@ function smoothOf(flag: number | true | undefined): SmoothGradOptions | undefine
  * saliency maps in one PNG grid (images above, maps below).
  */
 async function cifarGrid(flags: SaliencyFlags, count: number, config: Config): Promise<void> {
-  await initBackend();
+  await initBackend({ backend: config.TFJS_BACKEND });
   const registry = ModelRegistry.fromConfig(config);
   try {
     const loaded = await registry.get(flags.model ?? (await defaultExplainModel(registry, config)));
-    const test = await loadDataset('cifar-10', 'test', config.DATA_DIR);
+    const test = await loadDataset('cifar-10', 'test', config.DATA_DIR, {
+      sharedDataDir: config.CNN_SHARED_DATA,
+    });
     const rng = seedrandom(String(flags.seed));
     const picked = new Set<number>();
     while (picked.size < Math.min(count, test.count)) picked.add(Math.floor(rng() * test.count));

@@ -203,7 +203,7 @@ export function registerTrain(program: Command, config: Config): void {
             quantizeAboveBytes: flags.quantize ? flags.quantizeAbove : null,
             ...(flags.extraData ? { extraData: { dir: flags.extraData } } : {}),
           },
-          { signal: abort.signal, onProgress: progress },
+          { signal: abort.signal, onProgress: progress, backend: config.TFJS_BACKEND },
         );
       } catch (e) {
         if (abort.signal.aborted) {

@@ -34,7 +34,7 @@ export interface LocateOptions {
    * course's shared copy (`CNN_SHARED_DATA` in the configuration). It is searched after
    * `DATA_DIR`, so a lab machine can train without downloading anything. Absent: none.
    */
-  readonly sharedDataDir?: string;
+  readonly sharedDataDir?: string | undefined;
   /** Replaces {@link SYSTEM_DATASET_DIRS} for this dataset. */
   readonly systemDirs?: readonly string[];
 }

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { loadConfig } from '../../../src/config.ts';
 import type * as backendModule from '../../../src/ml/backend.ts';
 
 type BackendModule = typeof backendModule;
@@ -23,26 +24,25 @@ function isInstalled(pkg: string): boolean {
 const hasTfjsNode =
   isInstalled('@tensorflow/tfjs-node') || isInstalled('@tensorflow/tfjs-node-gpu');
 
-afterEach(() => {
-  vi.unstubAllEnvs();
+/** The backend the configuration of `TFJS_BACKEND=value` forces, as the entry points pass it. */
+const configured = (value: string) => ({
+  backend: loadConfig({ TFJS_BACKEND: value }).TFJS_BACKEND,
 });
 
 describe('initBackend', () => {
   it('honours TFJS_BACKEND=cpu', async () => {
-    vi.stubEnv('TFJS_BACKEND', 'cpu');
     const { initBackend } = await freshBackendModule();
 
-    const info = await initBackend({ prefer: 'wasm' });
+    const info = await initBackend({ ...configured('cpu'), prefer: 'wasm' });
 
     expect(info).toEqual({ name: 'cpu', gpu: false });
     expect(tf.getBackend()).toBe('cpu');
   });
 
   it('honours TFJS_BACKEND=wasm and can train convolutions there', async () => {
-    vi.stubEnv('TFJS_BACKEND', 'wasm');
     const { initBackend } = await freshBackendModule();
 
-    const info = await initBackend();
+    const info = await initBackend(configured('wasm'));
     const grad = tf.tidy(() =>
       tf
         .grad((f: tf.Tensor) =>
@@ -57,22 +57,20 @@ describe('initBackend', () => {
   });
 
   it('returns the first result on later calls', async () => {
-    vi.stubEnv('TFJS_BACKEND', 'cpu');
     const { initBackend } = await freshBackendModule();
 
-    const first = await initBackend();
-    vi.stubEnv('TFJS_BACKEND', 'wasm');
-    const second = await initBackend({ prefer: 'wasm' });
+    const first = await initBackend(configured('cpu'));
+    const second = await initBackend({ ...configured('wasm'), prefer: 'wasm' });
 
     expect(second).toBe(first);
     expect(tf.getBackend()).toBe('cpu');
   });
 
   it('rejects an unknown TFJS_BACKEND, naming the allowed values', async () => {
-    vi.stubEnv('TFJS_BACKEND', 'webgpu');
+    expect(() => loadConfig({ TFJS_BACKEND: 'webgpu' })).toThrow(/TFJS_BACKEND/);
     const { initBackend } = await freshBackendModule();
 
-    await expect(initBackend()).rejects.toThrow(
+    await expect(initBackend({ backend: 'webgpu' as 'wasm' })).rejects.toThrow(
       "TFJS_BACKEND must be one of tensorflow, wasm, cpu; got 'webgpu'.",
     );
   });
@@ -80,24 +78,26 @@ describe('initBackend', () => {
   it.skipIf(hasTfjsNode)(
     'fails clearly when TFJS_BACKEND=tensorflow but tfjs-node is absent',
     async () => {
-      vi.stubEnv('TFJS_BACKEND', 'tensorflow');
       const { initBackend } = await freshBackendModule();
 
-      await expect(initBackend()).rejects.toThrow(/TFJS_BACKEND=tensorflow.*tfjs-node/);
+      await expect(initBackend(configured('tensorflow'))).rejects.toThrow(
+        /TFJS_BACKEND=tensorflow.*tfjs-node/,
+      );
     },
   );
 
   it.skipIf(hasTfjsNode)('picks wasm automatically when tfjs-node is absent', async () => {
-    vi.stubEnv('TFJS_BACKEND', '');
     const { initBackend } = await freshBackendModule();
 
-    await expect(initBackend()).resolves.toEqual({ name: 'wasm', gpu: false });
+    await expect(initBackend(configured(''))).resolves.toEqual({ name: 'wasm', gpu: false });
   });
 
-  it('follows the preferred backend when the environment says nothing', async () => {
-    vi.stubEnv('TFJS_BACKEND', '');
+  it('follows the preferred backend when the configuration says nothing', async () => {
     const { initBackend } = await freshBackendModule();
 
-    await expect(initBackend({ prefer: 'cpu' })).resolves.toEqual({ name: 'cpu', gpu: false });
+    await expect(initBackend({ ...configured(''), prefer: 'cpu' })).resolves.toEqual({
+      name: 'cpu',
+      gpu: false,
+    });
   });
 });
