@@ -34,12 +34,7 @@ if (!outDir) {
 const config = loadConfig();
 const photos =
   values.photos ??
-  path.join(
-    config.CNN_SHARED_DATA ?? config.DATA_DIR,
-    'imagenet',
-    'photos',
-    'imagenet_samples',
-  );
+  path.join(config.CNN_SHARED_DATA ?? config.DATA_DIR, 'imagenet', 'photos', 'imagenet_samples');
 const files = (await readdir(photos)).filter((f) => /^\d+\./.test(f)).sort();
 const classOf = (f: string): number => Number(f.split('.')[0]);
 const wanted = values.classes

@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DatabaseError } from './errors.ts';
+import { exists } from '../io/files.ts';
 
 /** An image kept on disk. */
 export interface StoredImage {
@@ -46,16 +47,6 @@ function relativePath(sha256: string, ext: string): string {
     throw new DatabaseError('invalid_argument', `not a SHA-256 hex digest: "${sha256}"`);
   }
   return `images/${sha256.slice(0, 2)}/${sha256.slice(2, 4)}/${sha256}.${normalizeExt(ext)}`;
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await stat(file);
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw e;
-  }
 }
 
 /**

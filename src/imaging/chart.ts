@@ -1,7 +1,7 @@
 import sharp from 'sharp';
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
-import { inputToDisplayBytes, type InputRange } from '../ml/preprocess/for-model.ts';
+import { inputToDisplayBytes, type InputRange } from './input-pixels.ts';
 
 /** What {@link renderProbabilityChart} draws. */
 export interface ProbabilityChartInput {

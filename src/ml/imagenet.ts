@@ -4,10 +4,11 @@
  * of the project: it is found in a data folder (`<DATA_DIR>/imagenet/mobilenet_v1_0.25_224/`,
  * then `$CNN_SHARED_DATA/imagenet/...`), with the class names in `imagenet/imagenet_classes.json`.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MODEL_JSON } from './model-io.ts';
 import { META_FILE, readModelMeta, type ModelMeta } from './model-meta.ts';
+import { isFile } from '../io/files.ts';
 
 /** The model id. */
 export const IMAGENET_MODEL_ID = 'mobilenet-imagenet';
@@ -48,13 +49,6 @@ export function modelDataDirs(config: {
 /** True for what `imagenet_classes.json` must hold: an array of 1000 class names. */
 export function isImagenetClassList(value: unknown): value is string[] {
   return Array.isArray(value) && value.length === 1000 && value.every((n) => typeof n === 'string');
-}
-
-async function isFile(file: string): Promise<boolean> {
-  return stat(file).then(
-    (s) => s.isFile(),
-    () => false,
-  );
 }
 
 /**

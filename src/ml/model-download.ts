@@ -17,15 +17,16 @@ import path from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../errors.ts';
 import { logger } from '../logger.ts';
-import { datasetCorruptError, errorMessage } from '../trainer/datasets/dataset-errors.ts';
 import {
+  corruptFileError,
+  errorMessage,
   fetchOptionsOf,
   fetchToFile,
   hashOf,
-  isFile,
   withTrailingSlash,
   type FetchOptions,
-} from '../trainer/datasets/download.ts';
+} from '../io/download.ts';
+import { isFile } from '../io/files.ts';
 import {
   IMAGENET_CLASSES_FILE,
   IMAGENET_MODEL_FOLDER,
@@ -228,13 +229,13 @@ async function fetchModel(
   await mkdir(tempDir, { recursive: true });
   const base = withTrailingSlash(source.baseUrl);
   const modelUrl = new URL(MODEL_JSON, base).href;
-  await fetchVerified(modelUrl, path.join(tempDir, MODEL_JSON), source.sha256, options);
+  await fetchChecked(modelUrl, path.join(tempDir, MODEL_JSON), source.sha256, options);
   const manifest = parseManifest(await readFile(path.join(tempDir, MODEL_JSON), 'utf8'), modelUrl);
   const shards = manifest.flatMap((group) => group.paths);
   for (const shard of shards) {
     const url = new URL(shard, base).href;
     try {
-      await fetchVerified(url, path.join(tempDir, shard), source.sha256, options);
+      await fetchChecked(url, path.join(tempDir, shard), source.sha256, options);
     } catch (e) {
       if (e instanceof UserError) throw e;
       throw new Error(
@@ -247,8 +248,11 @@ async function fetchModel(
   return 1 + shards.length;
 }
 
-/** Fetches `url` to `dest` (retrying transient failures) and checks its SHA-256 in `table`. */
-async function fetchVerified(
+/**
+ * Fetches `url` to `dest` (retrying transient failures) and checks its SHA-256 in `table`; `dest`
+ * lies in the temporary folder that is renamed into place once every file checks.
+ */
+async function fetchChecked(
   url: string,
   dest: string,
   table: Readonly<Record<string, string>>,
@@ -257,7 +261,7 @@ async function fetchVerified(
   const file = path.basename(dest);
   const expected = table[file];
   if (expected === undefined) {
-    throw datasetCorruptError(url, `${file} is not in the checksum table; nothing was installed`, {
+    throw corruptFileError(url, `${file} is not in the checksum table; nothing was installed`, {
       file,
     });
   }
@@ -268,7 +272,7 @@ async function fetchVerified(
   });
   const actual = await hashOf(dest, 'file');
   if (actual !== expected) {
-    throw datasetCorruptError(
+    throw corruptFileError(
       url,
       `checksum mismatch: SHA-256 is ${actual}, expected ${expected}; nothing was installed`,
       { expected, actual, file },
@@ -313,11 +317,11 @@ function parseManifest(json: string, url: string): WeightsManifest {
   try {
     raw = JSON.parse(json);
   } catch (e) {
-    throw datasetCorruptError(url, `not JSON (${errorMessage(e)})`);
+    throw corruptFileError(url, `not JSON (${errorMessage(e)})`);
   }
   const parsed = manifestSchema.safeParse(raw);
   if (!parsed.success) {
-    throw datasetCorruptError(
+    throw corruptFileError(
       url,
       `invalid weightsManifest: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
     );
@@ -336,17 +340,14 @@ async function checkShardSizes(dir: string, manifest: WeightsManifest, url: stri
       const dtype = w.quantization?.dtype ?? w.dtype;
       const bytes = DTYPE_BYTES[dtype];
       if (bytes === undefined) {
-        throw datasetCorruptError(
-          url,
-          `weight ${w.name} has dtype ${dtype}, whose size is unknown`,
-        );
+        throw corruptFileError(url, `weight ${w.name} has dtype ${dtype}, whose size is unknown`);
       }
       expected += bytes * w.shape.reduce((a, b) => a * b, 1);
     }
     let actual = 0;
     for (const shard of group.paths) actual += (await readFile(path.join(dir, shard))).byteLength;
     if (actual !== expected) {
-      throw datasetCorruptError(
+      throw corruptFileError(
         url,
         `weight files ${group.paths.join(', ')} hold ${actual} bytes, the manifest's weights need ${expected}; nothing was installed`,
         { expected, actual, file: group.paths.join(',') },
@@ -403,7 +404,7 @@ async function fetchClassNames(
   });
   const actual = await hashOf(tempIndex, 'file', 'md5');
   if (actual !== source.md5) {
-    throw datasetCorruptError(
+    throw corruptFileError(
       source.url,
       `checksum mismatch: MD5 is ${actual}, expected ${source.md5}; nothing was installed`,
       { expected: source.md5, actual, file },
@@ -413,7 +414,7 @@ async function fetchClassNames(
   try {
     index = JSON.parse(await readFile(tempIndex, 'utf8'));
   } catch (e) {
-    throw datasetCorruptError(source.url, `not JSON (${errorMessage(e)})`);
+    throw corruptFileError(source.url, `not JSON (${errorMessage(e)})`);
   }
   const names = classNamesFromKerasIndex(index, source.url);
   await writeFile(tempClasses, `${JSON.stringify(names)}\n`);
@@ -435,12 +436,12 @@ const kerasIndexSchema = z.record(z.string(), z.tuple([z.string(), z.string().tr
 export function classNamesFromKerasIndex(index: unknown, url: string): string[] {
   const parsed = kerasIndexSchema.safeParse(index);
   if (!parsed.success || Object.keys(parsed.data).length !== 1000) {
-    throw datasetCorruptError(url, 'not a class index of 1000 [wordnet id, name] entries');
+    throw corruptFileError(url, 'not a class index of 1000 [wordnet id, name] entries');
   }
   const entries = parsed.data;
   return Array.from({ length: 1000 }, (_, i) => {
     const entry = entries[String(i)];
-    if (entry === undefined) throw datasetCorruptError(url, `class index lacks entry "${i}"`);
+    if (entry === undefined) throw corruptFileError(url, `class index lacks entry "${i}"`);
     return entry[1].replaceAll('_', ' ');
   });
 }

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, open, readFile, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { bufferOf, quantizeWeights, type QuantizeDtype } from './quantize.ts';
+import { exists } from '../io/files.ts';
 
 /** Name of the topology + weights-manifest file, as tfjs-node `file://` and the converter write it. */
 export const MODEL_JSON = 'model.json';
@@ -365,14 +366,4 @@ async function swapIn(tmp: string, target: string): Promise<void> {
     throw error;
   }
   await rm(old, { recursive: true, force: true });
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await stat(file);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw error;
-  }
 }

@@ -4,16 +4,14 @@ import type { ModelMeta } from '../model-meta.ts';
 import { preprocessDigit, type DigitStats } from './digit.ts';
 import { preprocessFashion } from './fashion.ts';
 
+import { CAFFE_MEAN_BGR, type InputRange } from '../../imaging/input-pixels.ts';
+
 export type { ImageLimits } from '../../imaging/decode.ts';
-
-/**
- * How the values of a model input relate to the picture: [0, 1] (`unit`), [-1, 1] (`signed`), or
- * `caffe`: BGR order, 0..255 minus {@link CAFFE_MEAN_BGR}. {@link inputToDisplayBytes} undoes it.
- */
-export type InputRange = 'unit' | 'signed' | 'caffe';
-
-/** The ImageNet channel means (B, G, R) that Keras `preprocess_input` mode 'caffe' subtracts. */
-export const CAFFE_MEAN_BGR = [103.939, 116.779, 123.68] as const;
+export {
+  CAFFE_MEAN_BGR,
+  inputToDisplayBytes,
+  type InputRange,
+} from '../../imaging/input-pixels.ts';
 
 /** What a model receives: `[height, width, channels]` row-major, interleaved channels. */
 export interface ModelInput {
@@ -103,33 +101,4 @@ export async function preprocessForModel(
  */
 export function inputSpansImage(preprocess: ModelMeta['preprocess']): boolean {
   return preprocess !== 'mnist-digit' && preprocess !== 'fashion-gray';
-}
-
-/**
- * A model input as 8-bit pixels for display: the same layout and channel count, in RGB order,
- * with the preprocessing undone (`signed`: (v + 1) / 2; `caffe`: the means added back and BGR
- * turned into RGB). Values outside the picture's range are clamped.
- * @example
- * const bytes = inputToDisplayBytes(input); // width * height * channels values 0..255
- */
-export function inputToDisplayBytes(
-  input: Pick<ModelInput, 'data' | 'width' | 'height' | 'channels' | 'range'>,
-): Uint8Array {
-  const { data, channels, range } = input;
-  const out = new Uint8Array(input.width * input.height * channels);
-  const caffe = range === 'caffe' && channels === 3;
-  for (let i = 0; i < out.length; i++) {
-    let v: number;
-    if (caffe) {
-      // Output channel c (R, G, B) is input channel 2 - c (B, G, R).
-      const c = i % 3;
-      const bgr = 2 - c;
-      v = ((data[i - c + bgr] ?? 0) + (CAFFE_MEAN_BGR[bgr] ?? 0)) / 255;
-    } else {
-      const raw = data[i] ?? 0;
-      v = range === 'signed' ? (raw + 1) / 2 : raw;
-    }
-    out[i] = Math.round(Math.min(1, Math.max(0, v)) * 255);
-  }
-  return out;
 }

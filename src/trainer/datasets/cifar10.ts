@@ -6,7 +6,7 @@
  * convolutions take.
  */
 import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -26,6 +26,7 @@ import {
   type LocateOptions,
 } from './locations.ts';
 import type { Dataset, DatasetSplit } from './types.ts';
+import { isDirectory, isFile } from '../../io/files.ts';
 
 /** The standard CIFAR-10 class names, used when `batches.meta.txt` is absent. */
 export const CIFAR10_CLASS_NAMES: readonly string[] = [
@@ -317,12 +318,4 @@ async function readArchive(archive: string, assembler: BatchAssembler): Promise<
       missing,
     });
   }
-}
-
-async function isFile(p: string): Promise<boolean> {
-  return (await stat(p).catch(() => undefined))?.isFile() ?? false;
-}
-
-async function isDirectory(p: string): Promise<boolean> {
-  return (await stat(p).catch(() => undefined))?.isDirectory() ?? false;
 }

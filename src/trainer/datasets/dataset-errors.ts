@@ -1,4 +1,7 @@
 import { UserError } from '../../errors.ts';
+import { corruptFileError } from '../../io/download.ts';
+
+export { errorMessage } from '../../io/download.ts';
 import type { DatasetName } from './types.ts';
 
 /**
@@ -19,20 +22,9 @@ export function datasetMissingError(name: DatasetName, missingPath: string): Use
 /**
  * The `dataset.corrupt` error for `file`: the message starts with the path, `params.path` holds it.
  */
-export function datasetCorruptError(
-  file: string,
-  detail: string,
-  params: Readonly<Record<string, string | number>> = {},
-): UserError {
-  return new UserError('dataset.corrupt', `${file}: ${detail}`, { path: file, ...params });
-}
+export const datasetCorruptError = corruptFileError;
 
 /** True for a file-system error meaning "no such file or folder". */
 export function isNotFound(e: unknown): boolean {
   return e instanceof Error && 'code' in e && (e as NodeJS.ErrnoException).code === 'ENOENT';
-}
-
-/** The message of a caught value, whatever was thrown. */
-export function errorMessage(e: unknown): string {
-  return e instanceof Error ? e.message : typeof e === 'string' ? e : 'unknown error';
 }

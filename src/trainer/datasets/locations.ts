@@ -1,6 +1,6 @@
-import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { DatasetName, DatasetSplit } from './types.ts';
+import { isDirectory, isFile } from '../../io/files.ts';
 
 /**
  * Folders where operating-system packages install a dataset, searched last. Debian's
@@ -91,12 +91,4 @@ async function holdsDataset(name: DatasetName, dir: string): Promise<boolean> {
     }
   }
   return true;
-}
-
-async function isFile(p: string): Promise<boolean> {
-  return (await stat(p).catch(() => undefined))?.isFile() ?? false;
-}
-
-async function isDirectory(p: string): Promise<boolean> {
-  return (await stat(p).catch(() => undefined))?.isDirectory() ?? false;
 }
