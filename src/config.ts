@@ -17,8 +17,11 @@ const schema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Largest accepted upload, bytes (default 20 MB, decimal as every size this project shows). */
   MAX_IMAGE_BYTES: z.coerce.number().int().positive().default(20_000_000),
-  /** Largest accepted image, pixels (width x height), checked from the header before decoding. */
-  MAX_IMAGE_PIXELS: z.coerce.number().int().positive().default(40_000_000),
+  /**
+   * Most pixels decoded (width x height), checked from the header before decoding. JPEGs up to 8x
+   * this are decoded shrunk on load; the models need 224 px and overlays 1024 px (issue 19).
+   */
+  MAX_IMAGE_PIXELS: z.coerce.number().int().positive().default(16_000_000),
   /**
    * Where chat submissions are logged. Unset: the SQLite file `<DATA_DIR>/cnn-classroom.db`.
    * `postgres://` or `postgresql://` (optionally `?schema=name`): that PostgreSQL database.
