@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { registerSecrets, secretsOfConfig } from './secrets.ts';
 
 /** Absolute path of the project root (the folder holding package.json). */
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -107,5 +108,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const lines = result.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
     throw new Error(`Invalid configuration:\n${lines.join('\n')}`);
   }
+  // Before anything can fail with a secret in its message (issue 19).
+  registerSecrets(secretsOfConfig(result.data));
   return result.data;
 }

@@ -6,6 +6,7 @@ import { loadConfig, PROJECT_ROOT, type Config } from './config.ts';
 import { buildCoreServices, createCore, type Persistence } from './core/index.ts';
 import { openDatabase } from './db/database.ts';
 import { logger } from './logger.ts';
+import { scrubSecrets } from './secrets.ts';
 import { initBackend } from './ml/backend.ts';
 import { ModelRegistry } from './ml/registry.ts';
 
@@ -97,6 +98,6 @@ async function main(): Promise<void> {
 
 main().catch((e: unknown) => {
   logger.fatal({ err: e }, 'start-up failed');
-  console.error(`start-up failed: ${(e as Error).message}`);
+  console.error(`start-up failed: ${scrubSecrets((e as Error).message)}`);
   process.exit(1);
 });
