@@ -90,6 +90,17 @@ const schema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_-]{1,256}$/, 'expected 1-256 characters A-Z, a-z, 0-9, _ or -')
     .optional(),
+  // issue 19: stored images and server hardening
+  /**
+   * Most bytes of photos kept per user in the image store; over it photos are still answered and
+   * recorded (hash, size), their bytes not kept. 0: no quota. Default 200 MB.
+   */
+  IMAGE_QUOTA_BYTES: z.coerce.number().int().min(0).default(200_000_000),
+  /**
+   * Days a stored photo is kept after its last submission; `cnn-classroom images prune` deletes
+   * older ones except those an instructor keeps (`images keep`). 0: keep forever. Default 180.
+   */
+  IMAGE_RETENTION_DAYS: z.coerce.number().int().min(0).default(180),
 });
 
 /** The validated, typed configuration. */

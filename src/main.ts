@@ -32,7 +32,10 @@ function loadDotEnv(): void {
 async function openPersistence(config: Config): Promise<Persistence & { close(): Promise<void> }> {
   const db = await openDatabase(config);
   logger.info({ provider: db.provider }, 'database ready');
-  return { ...createPrismaPersistence(db), close: () => db.close() };
+  return {
+    ...createPrismaPersistence(db, { imageQuotaBytes: config.IMAGE_QUOTA_BYTES }),
+    close: () => db.close(),
+  };
 }
 
 /**

@@ -12,8 +12,11 @@ export interface TopKEntry {
 /** The stored photo a submission refers to. */
 export interface SubmissionImage {
   readonly sha256: string;
-  /** Relative to `DATA_DIR` (see the image store). */
-  readonly path: string;
+  /**
+   * Relative to `DATA_DIR` (see the image store); null when the bytes were not kept (a refused
+   * upload, or one over its sender's quota: the hash and size are still recorded).
+   */
+  readonly path: string | null;
   readonly bytes: number;
   readonly width?: number | undefined;
   readonly height?: number | undefined;
