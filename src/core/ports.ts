@@ -102,8 +102,15 @@ export interface Submission extends SubmissionInput {
 export interface SubmissionLog {
   /** Appends a submission. */
   record(submission: SubmissionInput): Promise<Submission>;
-  /** The user's `limit` most recent submissions on their platform, newest first. */
-  listRecent(user: UserKey, limit: number): Promise<Submission[]>;
+  /**
+   * The user's `limit` most recent submissions on their platform, newest first; with `chatId`,
+   * only those sent in that chat (the platform's chat id).
+   */
+  listRecent(
+    user: UserKey,
+    limit: number,
+    filter?: { readonly chatId?: string },
+  ): Promise<Submission[]>;
 }
 
 /** Uploaded image bytes, addressed by content (platform file links expire). */

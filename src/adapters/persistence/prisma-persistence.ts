@@ -142,10 +142,17 @@ export function createPrismaPersistence(
               });
         return toSubmission(rec, { platform: s.platform, userId: s.userId });
       },
-      async listRecent(user, limit) {
+      async listRecent(user, limit, filter = {}) {
+        let chatId: number | undefined;
+        if (filter.chatId !== undefined) {
+          const chat = await db.chats.findByPlatform(user.platform, filter.chatId);
+          if (!chat) return [];
+          chatId = chat.id;
+        }
         const recs = await db.submissions.listRecentByUser(
           await userId(user.platform, user.userId),
           limit,
+          chatId,
         );
         return Promise.all(recs.map((r) => toSubmission(r, user)));
       },
