@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
+import { registerSecrets, secretsOfConfig } from './secrets.ts';
 
 /** Absolute path of the project root (the folder holding package.json). */
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -30,8 +31,11 @@ const schema = z.object({
   LOG_LEVEL: z.enum(LOG_LEVELS).optional(),
   /** Largest accepted upload, bytes (default 20 MB, decimal as every size this project shows). */
   MAX_IMAGE_BYTES: z.coerce.number().int().positive().default(20_000_000),
-  /** Largest accepted image, pixels (width x height), checked from the header before decoding. */
-  MAX_IMAGE_PIXELS: z.coerce.number().int().positive().default(40_000_000),
+  /**
+   * Most pixels decoded (width x height), checked from the header before decoding. JPEGs up to 8x
+   * this are decoded shrunk on load; the models need 224 px and overlays 1024 px (issue 19).
+   */
+  MAX_IMAGE_PIXELS: z.coerce.number().int().positive().default(16_000_000),
   /**
    * Where chat submissions are logged. Unset: the SQLite file `<DATA_DIR>/cnn-classroom.db`.
    * `postgres://` or `postgresql://` (optionally `?schema=name`): that PostgreSQL database.
@@ -99,6 +103,17 @@ const schema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_-]{1,256}$/, 'expected 1-256 characters A-Z, a-z, 0-9, _ or -')
     .optional(),
+  // issue 19: stored images and server hardening
+  /**
+   * Most bytes of photos kept per user in the image store; over it photos are still answered and
+   * recorded (hash, size), their bytes not kept. 0: no quota. Default 200 MB.
+   */
+  IMAGE_QUOTA_BYTES: z.coerce.number().int().min(0).default(200_000_000),
+  /**
+   * Days a stored photo is kept after its last submission; `cnn-classroom images prune` deletes
+   * older ones except those an instructor keeps (`images keep`). 0: keep forever. Default 180.
+   */
+  IMAGE_RETENTION_DAYS: z.coerce.number().int().min(0).default(180),
 });
 
 /** The validated, typed configuration. */
@@ -162,5 +177,7 @@ export function loadConfig(env: Environment = readEnvironment()): Config {
     const lines = result.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
     throw new Error(`Invalid configuration:\n${lines.join('\n')}`);
   }
+  // Before anything can fail with a secret in its message (issue 19).
+  registerSecrets(secretsOfConfig(result.data));
   return result.data;
 }

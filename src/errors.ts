@@ -20,6 +20,13 @@ export const USER_ERROR_IDS = [
   'dataset.missing',
   'dataset.corrupt',
   'argument.invalid',
+  // issue 19: the decode budget, read from the header before any pixel is decoded
+  'image.too_many_channels',
+  'image.unsupported_sample_format',
+  'image.too_many_frames',
+  'image.extreme_aspect',
+  'image.too_many_scans',
+  'image.too_much_data',
 ] as const;
 
 /** One of {@link USER_ERROR_IDS}. */

@@ -4,6 +4,7 @@ import { loadConfig, type Config } from './config.ts';
 import { buildCoreServices, createCore, type Persistence } from './core/index.ts';
 import { openDatabase } from './db/database.ts';
 import { logger } from './logger.ts';
+import { scrubSecrets } from './secrets.ts';
 import { initBackend } from './ml/backend.ts';
 import { ModelRegistry } from './ml/registry.ts';
 
@@ -17,7 +18,10 @@ const DRAIN_MS = 10_000;
 async function openPersistence(config: Config): Promise<Persistence & { close(): Promise<void> }> {
   const db = await openDatabase(config);
   logger.info({ provider: db.provider }, 'database ready');
-  return { ...createPrismaPersistence(db), close: () => db.close() };
+  return {
+    ...createPrismaPersistence(db, { imageQuotaBytes: config.IMAGE_QUOTA_BYTES }),
+    close: () => db.close(),
+  };
 }
 
 /**
@@ -82,6 +86,6 @@ async function main(): Promise<void> {
 
 main().catch((e: unknown) => {
   logger.fatal({ err: e }, 'start-up failed');
-  console.error(`start-up failed: ${(e as Error).message}`);
+  console.error(`start-up failed: ${scrubSecrets((e as Error).message)}`);
   process.exit(1);
 });

@@ -7,6 +7,7 @@ import { registerCalibrate } from './commands/calibrate.ts';
 import { registerCompare } from './commands/compare.ts';
 import { registerDownload } from './commands/download.ts';
 import { registerGradcam } from './commands/gradcam.ts';
+import { registerImages } from './commands/images.ts';
 import { registerPredict } from './commands/predict.ts';
 import { registerQuantize } from './commands/quantize.ts';
 import { registerSaliency } from './commands/saliency.ts';
@@ -26,6 +27,7 @@ export function buildProgram(config: Config): Command {
   registerArch(program, config);
   registerCompare(program, config);
   registerQuantize(program, config);
+  registerImages(program, config);
   return program;
 }
 

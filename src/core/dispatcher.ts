@@ -265,10 +265,15 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
     }
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     fields.imageSha256 = sha256;
-    fields.imagePath = await services.images.save(sha256, bytes);
+    // Inspected before anything is stored: a refused upload leaves its hash, size and error code
+    // in the row and no file in the image store (issue 19).
     const info = await inspectImage(bytes, limits);
     fields.imageWidth = info.width;
     fields.imageHeight = info.height;
+    fields.imagePath = await services.images.save(sha256, bytes, {
+      platform: ctx.platform,
+      userId: ctx.user.id,
+    });
     return { bytes, sha256, info };
   }
 

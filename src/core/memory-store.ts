@@ -98,8 +98,17 @@ export class MemorySubmissionLog implements SubmissionLog {
   }
 
   /** The user's latest submissions, newest first. */
-  listRecent(user: UserKey, limit: number): Promise<Submission[]> {
-    const mine = this.rows.filter((r) => r.platform === user.platform && r.userId === user.userId);
+  listRecent(
+    user: UserKey,
+    limit: number,
+    filter: { readonly chatId?: string } = {},
+  ): Promise<Submission[]> {
+    const mine = this.rows.filter(
+      (r) =>
+        r.platform === user.platform &&
+        r.userId === user.userId &&
+        (filter.chatId === undefined || r.chatId === filter.chatId),
+    );
     return Promise.resolve(mine.slice(-limit).reverse());
   }
 }

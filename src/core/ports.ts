@@ -69,7 +69,10 @@ export interface SubmissionInput {
   readonly command: string;
   /** SHA-256 of the image bytes, lower-case hex. */
   readonly imageSha256: string | null;
-  /** Where {@link ImageStore.save} put the bytes. */
+  /**
+   * Where {@link ImageStore.save} put the bytes; null when they were not stored: the upload was
+   * refused (issue 19: nothing refused is stored) or was over its sender's quota.
+   */
   readonly imagePath: string | null;
   readonly imageBytes: number | null;
   /** Stored width and height from the header (before EXIF rotation); null if unreadable. */
@@ -99,17 +102,27 @@ export interface Submission extends SubmissionInput {
 export interface SubmissionLog {
   /** Appends a submission. */
   record(submission: SubmissionInput): Promise<Submission>;
-  /** The user's `limit` most recent submissions on their platform, newest first. */
-  listRecent(user: UserKey, limit: number): Promise<Submission[]>;
+  /**
+   * The user's `limit` most recent submissions on their platform, newest first; with `chatId`,
+   * only those sent in that chat (the platform's chat id).
+   */
+  listRecent(
+    user: UserKey,
+    limit: number,
+    filter?: { readonly chatId?: string },
+  ): Promise<Submission[]>;
 }
 
 /** Uploaded image bytes, addressed by content (platform file links expire). */
 export interface ImageStore {
   /**
    * Stores the bytes under their SHA-256 (idempotent: the same bytes twice are stored once).
-   * @returns where they are, e.g. a path relative to the data folder.
+   * Called only for images that passed every check.
+   * @param owner whose submission this is: a store with a per-user quota declines to keep bytes
+   *   that would take the owner over it.
+   * @returns where they are, e.g. a path relative to the data folder; null when not stored.
    */
-  save(sha256: string, bytes: Uint8Array): Promise<string>;
+  save(sha256: string, bytes: Uint8Array, owner?: UserKey): Promise<string | null>;
 }
 
 /** The persistence ports together, as `createCore` takes them. */

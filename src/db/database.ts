@@ -6,6 +6,7 @@ import {
   type DatabaseConfig,
   type DatabaseProvider,
 } from './client.ts';
+import { createImageRetention, type ImageRetention } from './image-retention.ts';
 import { createImageStore, type ImageStore } from './image-store.ts';
 import { migrate } from './migrate.ts';
 import {
@@ -29,6 +30,8 @@ export interface Database {
   readonly images: ImageStore;
   readonly modelVersions: ModelVersionRepository;
   readonly trainingRuns: TrainingRunRepository;
+  /** Per-user image quota, kept images and expiry of the rest (issue 19). */
+  readonly imageRetention: ImageRetention;
   /** Closes the connections; the object is unusable afterwards. */
   close(): Promise<void>;
 }
@@ -48,12 +51,14 @@ export async function openDatabase(config: DatabaseConfig): Promise<Database> {
   const client = createDbClient(target);
   logger.debug({ provider: target.provider }, 'database open');
   const { prisma } = client;
+  const images = createImageStore(config.DATA_DIR);
   return {
     provider: target.provider,
     users: createUserRepository(prisma),
     chats: createChatRepository(prisma),
     submissions: createSubmissionRepository(prisma),
-    images: createImageStore(config.DATA_DIR),
+    images,
+    imageRetention: createImageRetention(prisma, images),
     modelVersions: createModelVersionRepository(prisma),
     trainingRuns: createTrainingRunRepository(prisma),
     close: () => client.close(),

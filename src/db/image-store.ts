@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DatabaseError } from './errors.ts';
 import { exists } from '../io/files.ts';
@@ -28,7 +28,18 @@ export interface ImageStore {
   read(sha256: string, ext: string): Promise<Buffer | undefined>;
   /** Relative path an image has or would have. */
   relativePathOf(sha256: string, ext: string): string;
+  /** True when the image is stored. */
+  has(sha256: string, ext: string): Promise<boolean>;
+  /** Deletes a stored image; false when it was not there. */
+  remove(sha256: string, ext: string): Promise<boolean>;
 }
+
+/**
+ * Permissions of what the store creates: files readable by the bot's user only, folders
+ * searchable by it only (students' photos are personal data; issue 19).
+ */
+export const IMAGE_FILE_MODE = 0o600;
+export const IMAGE_DIR_MODE = 0o700;
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 const EXTENSION = /^[a-z0-9]{1,5}$/;
@@ -76,18 +87,31 @@ export function createImageStore(dataDir: string): ImageStore {
           created: false,
         };
       }
-      await mkdir(path.dirname(file), { recursive: true });
+      await mkdir(path.dirname(file), { recursive: true, mode: IMAGE_DIR_MODE });
       // A reader never sees a partial file: write beside it, then rename (atomic on one file
       // system). Two writers of the same bytes both rename identical content: harmless.
       const temp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
       try {
-        await writeFile(temp, bytes, { flush: true });
+        await writeFile(temp, bytes, { flush: true, mode: IMAGE_FILE_MODE });
+        await chmod(temp, IMAGE_FILE_MODE); // whatever the umask
         await rename(temp, file);
       } catch (e) {
         await unlink(temp).catch(() => undefined);
         throw e;
       }
       return { sha256, relativePath: rel, absolutePath: file, bytes: bytes.length, created: true };
+    },
+
+    has: (sha256, ext) => exists(absolute(relativePath(sha256, ext))),
+
+    async remove(sha256, ext) {
+      try {
+        await unlink(absolute(relativePath(sha256, ext)));
+        return true;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+        throw e;
+      }
     },
 
     async read(sha256, ext) {

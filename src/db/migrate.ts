@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createClient, type Client as LibsqlClient } from '@libsql/client';
 import type pg from 'pg';
@@ -101,7 +101,11 @@ async function migrateSqlite(
   file: string,
   migrations: readonly Migration[],
 ): Promise<MigrationResult> {
-  await mkdir(path.dirname(file), { recursive: true });
+  // The database holds students' names and submissions: the bot's user only (issue 19). SQLite
+  // gives its -wal and -shm files the database file's permissions.
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  await (await open(file, 'a', 0o600)).close();
+  await chmod(file, 0o600);
   const client = createClient({ url: sqliteUrl(file), timeout: SQLITE_BUSY_TIMEOUT_MS });
   try {
     // Persistent: stored in the file, so every later connection uses WAL too.

@@ -12,8 +12,11 @@ export interface TopKEntry {
 /** The stored photo a submission refers to. */
 export interface SubmissionImage {
   readonly sha256: string;
-  /** Relative to `DATA_DIR` (see the image store). */
-  readonly path: string;
+  /**
+   * Relative to `DATA_DIR` (see the image store); null when the bytes were not kept (a refused
+   * upload, or one over its sender's quota: the hash and size are still recorded).
+   */
+  readonly path: string | null;
   readonly bytes: number;
   readonly width?: number | undefined;
   readonly height?: number | undefined;
@@ -83,8 +86,8 @@ export interface SubmissionCountFilter {
 export interface SubmissionRepository {
   recordSuccess(submission: NewSuccessfulSubmission): Promise<SubmissionRecord>;
   recordRejection(submission: NewRejectedSubmission): Promise<SubmissionRecord>;
-  /** A user's last `limit` submissions, newest first. */
-  listRecentByUser(userId: number, limit: number): Promise<SubmissionRecord[]>;
+  /** A user's last `limit` submissions, newest first; with `chatId`, only those in that chat. */
+  listRecentByUser(userId: number, limit: number, chatId?: number): Promise<SubmissionRecord[]>;
   count(filter?: SubmissionCountFilter): Promise<number>;
   /** Every submission, oldest first, read page by page: JSON objects, one per line. */
   exportJsonLines(): AsyncGenerator<string>;
@@ -243,9 +246,9 @@ export function createSubmissionRepository(prisma: AppPrismaClient): SubmissionR
       return toSubmission(row);
     },
 
-    async listRecentByUser(userId, limit) {
+    async listRecentByUser(userId, limit, chatId) {
       const rows = await prisma.submission.findMany({
-        where: { userId },
+        where: { userId, ...(chatId === undefined ? {} : { chatId }) },
         orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
         take: Math.max(0, Math.floor(limit)),
       });

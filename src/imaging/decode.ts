@@ -8,13 +8,50 @@ import { UserError } from '../errors.ts';
  */
 export type ImageFormat = 'jpeg' | 'png' | 'webp' | 'gif' | 'tiff' | 'avif';
 
-/** Upper bounds checked before any pixel is decoded. */
+/**
+ * Upper bounds checked before any pixel is decoded. Only `maxBytes` and `maxPixels` are required;
+ * the rest default to {@link DECODE_BUDGET}.
+ */
 export interface ImageLimits {
   /** Largest accepted file, bytes. */
   readonly maxBytes: number;
-  /** Largest accepted image, width x height pixels (of the first frame), read from the header. */
+  /**
+   * Most pixels decoded (of the first frame). A JPEG larger than this is decoded shrunk on load
+   * (1/2, 1/4 or 1/8 of each side, libjpeg's DCT scaling), so up to `8 * maxPixels` header pixels
+   * are answered; other formats cannot shrink while decoding and are refused above it.
+   */
   readonly maxPixels: number;
+  /** Most bytes of decoded pixel data: pixels x channels x bytes per sample. */
+  readonly maxDecodeBytes?: number;
+  /** Most frames of an animation (only the first is decoded, but the decoder walks them all). */
+  readonly maxFrames?: number;
+  /** Largest ratio of the longer side to the shorter: a 1 x 40,000,000 strip is not a photo. */
+  readonly maxAspect?: number;
+  /** Most scans (SOS markers) of a JPEG: libjpeg makes a pass over the frame for each. */
+  readonly maxJpegScans?: number;
 }
+
+/**
+ * The defaults of the optional {@link ImageLimits}, and the shrink-on-load factor. Sizes are
+ * chosen from what the models need: the largest model input is 224 px, Grad-CAM overlays are drawn
+ * at most 1024 px, so the pixel cap (16 MP by default, `MAX_IMAGE_PIXELS`) is about 16 times the
+ * largest overlay and never the limiting factor for a photo.
+ */
+export const DECODE_BUDGET = {
+  /** 16-bit RGB at 16 MP, or 8-bit RGBA at 24 MP: bytes of decoded pixel data. */
+  maxDecodeBytesPerPixel: 6,
+  maxFrames: 1000,
+  maxAspect: 25,
+  /**
+   * Progressive JPEG encoders write about 10 scans (libjpeg's default script), optimisers up to
+   * 20-odd; every further scan costs a pass over the whole frame (issue 19: 3,000 scans, 10 s).
+   */
+  maxJpegScans: 40,
+  /** The largest JPEG shrink-on-load factor (per side). */
+  jpegShrink: 8,
+  /** Channels an ordinary photo has: grey, grey + alpha, RGB, RGBA or CMYK. */
+  maxChannels: 4,
+} as const;
 
 /** What the header says about an image, before decoding it. */
 export interface ImageInfo {
@@ -28,6 +65,16 @@ export interface ImageInfo {
   /** EXIF orientation tag, 1 (upright) when absent. */
   readonly orientation: number;
   readonly hasAlpha: boolean;
+  /** Samples per pixel, alpha included (1 grey ... 4 RGBA or CMYK). */
+  readonly channels: number;
+  /** Bytes per sample: 1 (8-bit) or 2 (16-bit). */
+  readonly bytesPerSample: number;
+  /**
+   * The JPEG shrink-on-load factor per side that decoding will use (1, or 2/4/8 for a JPEG over
+   * `maxPixels`): the decoded image has at most `ceil(width / shrink) * ceil(height / shrink)`
+   * pixels before any further resize.
+   */
+  readonly shrink: number;
 }
 
 /** How transparent pixels were flattened. */
@@ -173,10 +220,10 @@ function decoderError(e: unknown, limits: ImageLimits): UserError {
     : new UserError('image.corrupt', `the image cannot be decoded: ${message}`);
 }
 
-function sharpInput(bytes: Uint8Array, limits: ImageLimits): sharp.Sharp {
+function sharpInput(bytes: Uint8Array, maxInputPixels: number): sharp.Sharp {
   return sharp(bytes, {
-    // Belt and braces: the header check below already refused anything larger.
-    limitInputPixels: limits.maxPixels,
+    // Belt and braces: the header checks below already refused anything larger.
+    limitInputPixels: maxInputPixels,
     // A truncated file must fail rather than decode as a grey lower half.
     failOn: 'truncated',
     // Animations: first frame only.
@@ -185,14 +232,89 @@ function sharpInput(bytes: Uint8Array, limits: ImageLimits): sharp.Sharp {
   });
 }
 
+/** JPEG markers without a length field: TEM, RST0-7, SOI, EOI. */
+const isStandaloneMarker = (m: number): boolean => m === 0x01 || (m >= 0xd0 && m <= 0xd9);
+
 /**
- * Checks an upload from its bytes and header only: no pixel is decoded, so a 40,000 x 40,000
- * "decompression bomb" of a few hundred kilobytes is refused in milliseconds.
+ * Counts a JPEG's scans (SOS markers) by walking its marker segments and skipping each scan's
+ * entropy-coded data, without decoding anything. Stops counting past `stopAfter`.
+ *
+ * Follows ITU T.81 annex B: a segment is `FF xx` plus a big-endian length that includes itself;
+ * inside entropy-coded data `FF 00` is a stuffed byte and `FF D0`-`FF D7` restart markers.
+ */
+export function countJpegScans(bytes: Uint8Array, stopAfter = Infinity): number {
+  let scans = 0;
+  let i = 2; // after SOI
+  while (i + 1 < bytes.length && scans <= stopAfter) {
+    if (bytes[i] !== 0xff) {
+      i++; // garbage between segments: libjpeg skips it with a warning, so do we
+      continue;
+    }
+    const marker = bytes[i + 1] ?? 0;
+    if (marker === 0xff) {
+      i++; // fill byte
+      continue;
+    }
+    if (marker === 0xd9) break; // EOI
+    if (isStandaloneMarker(marker) || marker === 0x00) {
+      i += 2;
+      continue;
+    }
+    const length = ((bytes[i + 2] ?? 0) << 8) | (bytes[i + 3] ?? 0);
+    i += 2 + length;
+    if (marker !== 0xda) continue;
+    scans++;
+    // Entropy-coded data runs to the next marker that is neither stuffing nor a restart.
+    while (i + 1 < bytes.length) {
+      if (bytes[i] === 0xff) {
+        const next = bytes[i + 1] ?? 0;
+        if (next !== 0x00 && !(next >= 0xd0 && next <= 0xd7) && next !== 0xff) break;
+      }
+      i++;
+    }
+  }
+  return scans;
+}
+
+/** Bytes per sample of libvips' band formats that a photo may have; others are refused. */
+const BYTES_PER_SAMPLE: Readonly<Record<string, number>> = {
+  uchar: 1,
+  char: 1,
+  ushort: 2,
+  short: 2,
+};
+
+/** Human names of the refused sample formats, for the message. */
+const SAMPLE_FORMAT_NAMES: Readonly<Record<string, string>> = {
+  uint: '32-bit integer',
+  int: '32-bit integer',
+  float: '32-bit float',
+  double: '64-bit float',
+  complex: 'complex',
+  dpcomplex: 'complex',
+};
+
+/** The smallest JPEG shrink-on-load factor (1, 2, 4 or 8) that brings the image within the cap. */
+function jpegShrink(width: number, height: number, maxPixels: number): number {
+  for (let s = 1; s <= DECODE_BUDGET.jpegShrink; s *= 2) {
+    if (Math.ceil(width / s) * Math.ceil(height / s) <= maxPixels) return s;
+  }
+  return 0;
+}
+
+/**
+ * Checks an upload from its bytes and header only: no pixel is decoded, so a decompression bomb
+ * (a 40,000 x 40,000 PNG, a 1000-band TIFF, a JPEG of thousands of scans) of a few kilobytes is
+ * refused in milliseconds. The decode budget is the real cost of decoding: decoded pixels (after
+ * any JPEG shrink-on-load) x channels x bytes per sample, the number of frames, the aspect ratio,
+ * and for JPEG the number of scans.
  *
  * @throws {UserError} `image.empty`, `image.too_large_bytes`, `image.pdf`, `image.text`,
- *   `image.unsupported_format`, `image.too_many_pixels`, `image.truncated`, `image.corrupt`.
+ *   `image.unsupported_format`, `image.too_many_scans`, `image.too_many_channels`,
+ *   `image.unsupported_sample_format`, `image.too_many_frames`, `image.extreme_aspect`,
+ *   `image.too_many_pixels`, `image.too_much_data`, `image.truncated`, `image.corrupt`.
  * @example
- * const info = await inspectImage(bytes, { maxBytes: 20e6, maxPixels: 40e6 });
+ * const info = await inspectImage(bytes, { maxBytes: 20e6, maxPixels: 16e6 });
  * info.format; // 'jpeg'
  */
 export async function inspectImage(bytes: Uint8Array, limits: ImageLimits): Promise<ImageInfo> {
@@ -220,29 +342,85 @@ export async function inspectImage(bytes: Uint8Array, limits: ImageLimits): Prom
     default:
       break;
   }
+  if (sniffed === 'jpeg') {
+    const maxScans = limits.maxJpegScans ?? DECODE_BUDGET.maxJpegScans;
+    const scans = countJpegScans(bytes, maxScans);
+    if (scans > maxScans) {
+      throw new UserError('image.too_many_scans', `the JPEG has over ${maxScans} scans`, {
+        scans: `${maxScans}+`,
+        maxScans,
+      });
+    }
+  }
   let meta: sharp.Metadata;
   try {
-    meta = await sharpInput(bytes, limits).metadata();
+    // metadata() reads the header only; no pixel limit applies yet.
+    meta = await sharpInput(bytes, 0).metadata();
   } catch (e) {
     throw decoderError(e, limits);
   }
   const width = meta.width;
   const height = meta.pageHeight ?? meta.height;
   if (!width || !height) throw new UserError('image.corrupt', 'the header has no dimensions');
-  if (width * height > limits.maxPixels) {
+  const size = { width, height };
+  const channels = meta.channels ?? 3;
+  if (channels > DECODE_BUDGET.maxChannels) {
+    throw new UserError('image.too_many_channels', `the image has ${channels} channels`, {
+      channels,
+      ...size,
+    });
+  }
+  const bytesPerSample = BYTES_PER_SAMPLE[meta.depth ?? 'uchar'];
+  if (bytesPerSample === undefined) {
+    const depth = meta.depth ?? 'unknown';
+    throw new UserError('image.unsupported_sample_format', `the samples are ${depth}`, {
+      sampleFormat: SAMPLE_FORMAT_NAMES[depth] ?? depth,
+    });
+  }
+  const pages = meta.pages ?? 1;
+  const maxFrames = limits.maxFrames ?? DECODE_BUDGET.maxFrames;
+  if (pages > maxFrames) {
+    throw new UserError('image.too_many_frames', `the animation has ${pages} frames`, {
+      frames: pages,
+      maxFrames,
+    });
+  }
+  const maxAspect = limits.maxAspect ?? DECODE_BUDGET.maxAspect;
+  if (Math.max(width, height) > maxAspect * Math.min(width, height)) {
+    throw new UserError('image.extreme_aspect', `the image is ${width}x${height} pixels`, {
+      ...size,
+      maxAspect,
+    });
+  }
+  const shrink = sniffed === 'jpeg' ? jpegShrink(width, height, limits.maxPixels) : 1;
+  if (shrink === 0 || width * height > limits.maxPixels * (shrink === 1 ? 1 : 8)) {
+    // The factor-8 JPEG still decodes every coefficient (a progressive one keeps them all in
+    // memory): JPEGs are answered up to 8x the cap, e.g. 108 MP under the 16 MP default.
     throw new UserError('image.too_many_pixels', `the image is ${width}x${height} pixels`, {
-      width,
-      height,
+      ...size,
       maxPixels: limits.maxPixels,
+    });
+  }
+  const decodedPixels = Math.ceil(width / shrink) * Math.ceil(height / shrink);
+  const decodeBytes = decodedPixels * channels * bytesPerSample;
+  const maxDecodeBytes =
+    limits.maxDecodeBytes ?? limits.maxPixels * DECODE_BUDGET.maxDecodeBytesPerPixel;
+  if (decodeBytes > maxDecodeBytes) {
+    throw new UserError('image.too_much_data', `decoding needs ${decodeBytes} bytes`, {
+      megabytes: Math.ceil(decodeBytes / 1e6),
+      maxMegabytes: Math.floor(maxDecodeBytes / 1e6),
     });
   }
   return {
     format: sniffed,
     width,
     height,
-    pages: meta.pages ?? 1,
+    pages,
     orientation: meta.orientation ?? 1,
     hasAlpha: meta.hasAlpha,
+    channels,
+    bytesPerSample,
+    shrink,
   };
 }
 
@@ -289,7 +467,8 @@ function flatten(rgba: Uint8Array, n: number): { rgb: Uint8Array; backdrop: Back
 /**
  * Decodes an upload into upright 8-bit sRGB: first frame of an animation, EXIF orientation
  * applied, 16-bit and CMYK and grey converted, transparency flattened (see {@link Backdrop}).
- * Runs {@link inspectImage} first, so every refusal happens before decoding.
+ * Runs {@link inspectImage} first, so every refusal happens before decoding. A pure function of
+ * its arguments (bytes in, pixels out), so it can run in a worker thread.
  *
  * @throws {UserError} as {@link inspectImage}, plus `image.truncated` and `image.corrupt` for
  *   data that fails while decoding.
@@ -303,11 +482,16 @@ export async function decodeImage(
   options: DecodeOptions = {},
 ): Promise<DecodedImage> {
   const info = await inspectImage(bytes, limits);
-  let pipeline = sharpInput(bytes, limits).autoOrient();
-  if (options.maxSide !== undefined) {
+  let pipeline = sharpInput(bytes, info.width * info.height).autoOrient();
+  // A JPEG over the pixel cap must be shrunk while loading: asking for a longest side of at most
+  // 1/shrink of the original makes sharp pick libjpeg's DCT scaling by that factor.
+  const shrunkSide =
+    info.shrink > 1 ? Math.floor(Math.max(info.width, info.height) / info.shrink) : Infinity;
+  const maxSide = Math.min(options.maxSide ?? Infinity, shrunkSide);
+  if (Number.isFinite(maxSide)) {
     pipeline = pipeline.resize({
-      width: options.maxSide,
-      height: options.maxSide,
+      width: maxSide,
+      height: maxSide,
       fit: 'inside',
       withoutEnlargement: true,
     });

@@ -26,6 +26,8 @@ export interface DiscordBotOptions {
    * the gateway address is then read from its `GET /gateway/bot`.
    */
   readonly apiRoot?: string;
+  /** Largest attachment downloaded, bytes; the download stops past it (default 20 MB). */
+  readonly maxDownloadBytes?: number;
   readonly logger: Logger;
 }
 
@@ -103,6 +105,7 @@ export async function startDiscordBot(
     const { ctx, answered } = interactionContext(
       interaction,
       commands.get(interaction.commandName),
+      options.maxDownloadBytes,
     );
     await core.handle(ctx);
     // The core stays silent for some updates (rate-limited ones): remove "thinking...".
@@ -114,7 +117,11 @@ export async function startDiscordBot(
   }
 
   async function onMessage(message: Message): Promise<void> {
-    const ctx = mentionContext(message, client.user?.id ?? options.applicationId);
+    const ctx = mentionContext(
+      message,
+      client.user?.id ?? options.applicationId,
+      options.maxDownloadBytes,
+    );
     if (ctx) await core.handle(ctx);
   }
 

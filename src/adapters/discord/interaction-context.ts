@@ -26,6 +26,7 @@ export interface InteractionContext {
 export function interactionContext(
   interaction: ChatInputCommandInteraction,
   command: Command | undefined,
+  maxDownloadBytes?: number,
 ): InteractionContext {
   const options = command?.options ?? [];
   const args = options
@@ -35,7 +36,9 @@ export function interactionContext(
     .join(' ');
   const imageOption = options.find((o) => o.type === 'image');
   const attachment = imageOption ? interaction.options.getAttachment(imageOption.name) : null;
-  const image: ImageRef | undefined = attachment ? attachmentImage(attachment) : undefined;
+  const image: ImageRef | undefined = attachment
+    ? attachmentImage(attachment, maxDownloadBytes)
+    : undefined;
   const { user } = interaction;
 
   let answered = false;

@@ -16,7 +16,11 @@ import { MESSAGE_MAX, splitMessage } from './message-text.ts';
  * Discord delivers the content and attachments of messages that mention the bot, and of DMs,
  * without the privileged Message Content intent; the bot does not ask for it.
  */
-export function mentionContext(message: Message, botId: string): ChatContext | undefined {
+export function mentionContext(
+  message: Message,
+  botId: string,
+  maxDownloadBytes?: number,
+): ChatContext | undefined {
   if (message.author.bot || message.system) return undefined;
   const inGuild = message.inGuild();
   if (inGuild && !message.mentions.users.has(botId)) return undefined;
@@ -39,7 +43,7 @@ export function mentionContext(message: Message, botId: string): ChatContext | u
     chat: chatInfo(message.channelId, message.guild, message.channel, inGuild),
     messageId: message.id,
     ...(command ? { command } : {}),
-    ...(attachment ? { image: attachmentImage(attachment) } : {}),
+    ...(attachment ? { image: attachmentImage(attachment, maxDownloadBytes) } : {}),
     async reply(text) {
       for (const part of splitMessage(text)) await send(part);
     },

@@ -8,7 +8,7 @@ import { startDiscordBot } from './bot.ts';
 /** The configuration the adapter reads. */
 export type DiscordConfig = Pick<
   Config,
-  'DISCORD_TOKEN' | 'DISCORD_APPLICATION_ID' | 'DISCORD_API_ROOT'
+  'DISCORD_TOKEN' | 'DISCORD_APPLICATION_ID' | 'DISCORD_API_ROOT' | 'MAX_IMAGE_BYTES'
 >;
 
 /**
@@ -38,6 +38,7 @@ export async function startDiscord(
     token,
     applicationId,
     ...(config.DISCORD_API_ROOT ? { apiRoot: config.DISCORD_API_ROOT } : {}),
+    maxDownloadBytes: config.MAX_IMAGE_BYTES,
     logger,
   });
   return { name: 'discord', stop: () => bot.stop() };

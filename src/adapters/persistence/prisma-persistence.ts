@@ -22,12 +22,24 @@ function extensionOf(bytes: Uint8Array): string {
       : 'bin';
 }
 
+/** Options of {@link createPrismaPersistence}. */
+export interface PrismaPersistenceOptions {
+  /**
+   * Most bytes of distinct images kept per user (`IMAGE_QUOTA_BYTES`); over it a photo is still
+   * answered and recorded (hash, size) but its bytes are not kept. 0 or unset: no quota.
+   */
+  readonly imageQuotaBytes?: number;
+}
+
 /**
  * The core's persistence ports (`src/core/ports.ts`) over the Prisma database (`src/db/`): users,
  * chats and submissions in SQL, image bytes on disk by SHA-256. The core speaks in platform ids;
  * the database in its own numeric ids, looked up per call (one indexed query each).
  */
-export function createPrismaPersistence(db: Database): Persistence {
+export function createPrismaPersistence(
+  db: Database,
+  options: PrismaPersistenceOptions = {},
+): Persistence {
   const userId = async (platform: Platform, platformId: string): Promise<number> => {
     const u = await db.users.findByPlatform(platform, platformId);
     if (!u) throw new Error(`user ${platform}:${platformId} is not stored`);
@@ -94,7 +106,7 @@ export function createPrismaPersistence(db: Database): Persistence {
         const uid = await userId(s.platform, s.userId);
         const chat = await db.chats.findByPlatform(s.platform, s.chatId);
         const image =
-          s.imageSha256 && s.imagePath && s.imageBytes !== null
+          s.imageSha256 && s.imageBytes !== null
             ? {
                 sha256: s.imageSha256,
                 path: s.imagePath,
@@ -130,17 +142,32 @@ export function createPrismaPersistence(db: Database): Persistence {
               });
         return toSubmission(rec, { platform: s.platform, userId: s.userId });
       },
-      async listRecent(user, limit) {
+      async listRecent(user, limit, filter = {}) {
+        let chatId: number | undefined;
+        if (filter.chatId !== undefined) {
+          const chat = await db.chats.findByPlatform(user.platform, filter.chatId);
+          if (!chat) return [];
+          chatId = chat.id;
+        }
         const recs = await db.submissions.listRecentByUser(
           await userId(user.platform, user.userId),
           limit,
+          chatId,
         );
         return Promise.all(recs.map((r) => toSubmission(r, user)));
       },
     },
     images: {
-      async save(sha256, bytes) {
-        const stored = await db.images.put(bytes, extensionOf(bytes));
+      async save(sha256, bytes, owner) {
+        const ext = extensionOf(bytes);
+        const quota = options.imageQuotaBytes ?? 0;
+        if (owner && quota > 0 && !(await db.images.has(sha256, ext))) {
+          const used = await db.imageRetention.storedBytesOfUser(
+            await userId(owner.platform, owner.userId),
+          );
+          if (used + bytes.length > quota) return null;
+        }
+        const stored = await db.images.put(bytes, ext);
         if (stored.sha256 !== sha256) throw new Error('image store computed a different SHA-256');
         return stored.relativePath;
       },

@@ -18,9 +18,10 @@ export const ALLOWED_UPDATES = ['message'] as const;
 
 /**
  * Calls made without auto-retry: a late chat action is worse than none, and a start-up `getMe`
- * that cannot reach the server should fail the start with a clear error, not wait forever.
+ * that cannot reach the server should fail the start with a clear error, not wait forever; nor
+ * may the command menu (a convenience) hold the start while the network is down.
  */
-const NOT_RETRIED = new Set(['sendChatAction', 'getMe']);
+const NOT_RETRIED = new Set(['sendChatAction', 'getMe', 'setMyCommands']);
 
 /** Options of {@link buildTelegramBot}. */
 export interface TelegramBotOptions {
@@ -47,7 +48,7 @@ export interface TelegramBot {
  * - `@grammyjs/auto-retry`: a 429 "retry after N" is retried after N seconds, unless N is over
  *   60 (an answer minutes late is no answer in a lab); a 5xx after a growing pause; at most 5
  *   retries. Network errors are retried with a growing pause until the network is back.
- *   Chat actions and `getMe` are not retried (see {@link NOT_RETRIED}).
+ *   Chat actions, `getMe` and the command menu are not retried (see {@link NOT_RETRIED}).
  * - Updates of one user in one chat are handled in order (`sequentialize`); different users'
  *   run concurrently (the core queues the model itself).
  *

@@ -4,7 +4,10 @@ import { errorTitleKey, formatDateTime, formatPercent } from '../i18n.ts';
 /** How many submissions `/history` shows. */
 export const HISTORY_LENGTH = 5;
 
-/** `/history`: the user's last submissions on this platform, newest first. */
+/**
+ * `/history`: the user's last submissions on this platform, newest first. In a group only those
+ * sent in that group: what a student sent the bot privately is not shown to the class.
+ */
 export default {
   name: 'history',
   description: { en: 'your last submissions', ru: 'ваши последние запросы' },
@@ -14,6 +17,7 @@ export default {
       await services.submissions.listRecent(
         { platform: ctx.platform, userId: ctx.user.id },
         HISTORY_LENGTH * 4,
+        ctx.chat.type === 'group' ? { chatId: ctx.chat.id } : {},
       )
     )
       .filter((r) => r.errorCode !== 'rate_limited')

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { cp, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -14,7 +14,15 @@ import {
   type TestDatabase,
 } from './helpers.ts';
 
-const TABLES = ['chats', 'model_versions', 'submissions', 'training_runs', 'users'];
+/** Ids of the migrations the project ships for `provider`, in order. */
+async function shippedMigrations(provider: 'sqlite' | 'postgresql' = 'sqlite'): Promise<string[]> {
+  return (await readdir(path.join(MIGRATIONS_DIR, provider)))
+    .filter((f) => f.endsWith('.sql'))
+    .map((f) => f.replace(/\.sql$/, ''))
+    .sort();
+}
+
+const TABLES = ['chats', 'kept_images', 'model_versions', 'submissions', 'training_runs', 'users'];
 
 for (const { provider, available } of PROVIDERS) {
   if (!available) {
@@ -72,10 +80,13 @@ for (const { provider, available } of PROVIDERS) {
       const count = await reopened.submissions.count();
       await reopened.close();
 
+      const all = await shippedMigrations(provider);
       expect(again.applied).toEqual([]);
-      expect(again.skipped).toEqual(['0001_init']);
+      expect(again.skipped).toEqual(all);
       expect(count).toBe(0);
-      expect(countOf(await testDb.query(`SELECT COUNT(*) AS n FROM ${MIGRATIONS_TABLE}`))).toBe(1);
+      expect(countOf(await testDb.query(`SELECT COUNT(*) AS n FROM ${MIGRATIONS_TABLE}`))).toBe(
+        all.length,
+      );
       expect(countOf(await testDb.query('SELECT COUNT(*) AS n FROM users'))).toBe(1);
     });
 
@@ -86,11 +97,12 @@ for (const { provider, available } of PROVIDERS) {
         "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);\nINSERT INTO notes (id, body) VALUES (1, 'hello; world');\n",
       );
 
+      const shipped = await shippedMigrations(provider);
       const result = await migrate(testDb.target, { dir: migrationsDir });
 
-      expect(result).toEqual({ applied: ['0002_notes'], skipped: ['0001_init'] });
+      expect(result).toEqual({ applied: ['0002_notes'], skipped: shipped });
       expect(await testDb.query('SELECT body FROM notes')).toEqual([{ body: 'hello; world' }]);
-      expect((await recorded()).map((r) => r.id)).toEqual(['0001_init', '0002_notes']);
+      expect((await recorded()).map((r) => r.id)).toEqual([...shipped, '0002_notes'].sort());
     });
 
     it('rolls back a failing migration entirely and does not record it', async () => {
@@ -102,7 +114,7 @@ for (const { provider, available } of PROVIDERS) {
 
       await expect(migrate(testDb.target, { dir: migrationsDir })).rejects.toThrow(/no_such_table/);
 
-      expect((await recorded()).map((r) => r.id)).toEqual(['0001_init']);
+      expect((await recorded()).map((r) => r.id)).toEqual(await shippedMigrations(provider));
       await expect(testDb.query('SELECT * FROM half_done')).rejects.toThrow(/half_done/);
     });
 
@@ -123,7 +135,9 @@ for (const { provider, available } of PROVIDERS) {
       const appliedCount = results.filter((r) => r.applied.includes('0001_init')).length;
       expect(appliedCount).toBe(1);
       expect(results.filter((r) => r.skipped.includes('0001_init'))).toHaveLength(5);
-      expect(countOf(await testDb.query(`SELECT COUNT(*) AS n FROM ${MIGRATIONS_TABLE}`))).toBe(1);
+      expect(countOf(await testDb.query(`SELECT COUNT(*) AS n FROM ${MIGRATIONS_TABLE}`))).toBe(
+        (await shippedMigrations()).length,
+      );
     });
   });
 }
@@ -148,6 +162,20 @@ describe('the SQLite file', () => {
       file: path.join(path.resolve(testDb.config.DATA_DIR), 'cnn-classroom.db'),
     });
     expect(await testDb.query('PRAGMA journal_mode')).toEqual([{ journal_mode: 'wal' }]);
+  });
+
+  it('is readable by its owner only, in a folder only its owner can enter (issue 19)', async () => {
+    const dataDir = path.join(testDb.config.DATA_DIR, 'fresh');
+    const db = await openDatabase({ DATA_DIR: dataDir });
+    await db.users.upsertFromPlatform({ platform: 'telegram', platformId: '1' });
+    const file = path.join(dataDir, 'cnn-classroom.db');
+    const modes = {
+      dir: (await stat(dataDir)).mode & 0o777,
+      db: (await stat(file)).mode & 0o777,
+      wal: (await stat(`${file}-wal`)).mode & 0o777,
+    };
+    await db.close();
+    expect(modes).toEqual({ dir: 0o700, db: 0o600, wal: 0o600 });
   });
 
   it('makes a writer wait for another process holding the write lock', async () => {

@@ -327,6 +327,31 @@ describe('/history', () => {
   });
 });
 
+describe('/history in a group (issue 19)', () => {
+  it('shows only what was sent in that group, never the private chat', async () => {
+    const userId = 'hist-group';
+    const group = { id: 'g-19', type: 'group' as const, title: 'CNN lab' };
+    const seven = await readImg('7.png');
+    const { ctx: privately } = fakeContext({ text: '/predict', userId, image: imageOf(seven) });
+    await env.core.handle(privately);
+    const { ctx: first, out: firstOut } = fakeContext({ text: '/history', userId, chat: group });
+    await env.core.handle(first);
+    expect(firstOut.texts).toEqual([en['history.empty']]);
+
+    const { ctx: inGroup } = fakeContext({ text: '/predict', userId, chat: group });
+    await env.core.handle(inGroup); // no photo: a failed submission in the group
+    const { ctx: second, out: secondOut } = fakeContext({ text: '/history', userId, chat: group });
+    await env.core.handle(second);
+    const lines = (secondOut.texts[0] ?? '').split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toContain('/predict: ✗');
+
+    const { ctx: own, out: ownOut } = fakeContext({ text: '/history', userId });
+    await env.core.handle(own);
+    expect((ownOut.texts[0] ?? '').split('\n')).toHaveLength(3); // both, in the private chat
+  });
+});
+
 describe('/history and the rate limit', () => {
   it('leaves out messages the rate limit dropped', async () => {
     const limited = makeCore({ rateLimit: { points: 2, durationSeconds: 60 } });
