@@ -20,6 +20,9 @@ export const USER_ERROR_IDS = [
   'dataset.missing',
   'dataset.corrupt',
   'argument.invalid',
+  // issue 15: the live bot in a busy lab (back-pressure, job deadlines)
+  'server.busy',
+  'job.timeout',
 ] as const;
 
 /** One of {@link USER_ERROR_IDS}. */
