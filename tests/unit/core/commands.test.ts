@@ -328,24 +328,24 @@ describe('/history', () => {
 });
 
 describe('/history and the rate limit', () => {
-  it('leaves out messages the rate limit dropped', async () => {
+  it('lists no row for a message the rate limit dropped', async () => {
     const limited = makeCore({ rateLimit: { points: 2, durationSeconds: 60 } });
     const userId = 'hist-limited';
     const seven = await readImg('7.png');
-    const { ctx: first } = fakeContext({ text: '/predict', userId, image: imageOf(seven) });
-    await limited.core.handle(first);
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 4; i++) {
       const { ctx } = fakeContext({ text: '/predict', userId, image: imageOf(seven) });
       await limited.core.handle(ctx);
     }
-    const dropped = limited.store.submissions.rows.filter((r) => r.errorCode === 'rate_limited');
-    expect(dropped.length).toBeGreaterThan(0);
+    // Two answered; the third got the notice and waits, replaced by the fourth: no rows.
+    expect(limited.store.submissions.rows).toHaveLength(2);
+    expect(limited.core.metrics).toMatchObject({ limited: 2, superseded: 1 });
     const history = makeCore({ overrides: { submissions: limited.store.submissions } });
     const { ctx, out } = fakeContext({ text: '/history', userId });
     await history.core.handle(ctx);
     const lines = (out.texts[0] ?? '').split('\n').slice(1);
-    expect(lines.length).toBe(limited.store.submissions.rows.length - dropped.length);
+    expect(lines).toHaveLength(2);
     for (const line of lines) expect(line).toMatch(/\/predict lenet-mnist: 7 \(/);
+    await limited.core.close(100);
     await Promise.all([limited.registry.dispose(), history.registry.dispose()]);
   });
 });
