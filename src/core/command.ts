@@ -102,6 +102,10 @@ export interface Command {
   /** One line for `/help` and the platforms' command menus. */
   readonly description: LocalizedText;
   readonly options?: readonly CommandOption[];
+  /** The arguments as `/help` shows them after the name (`[model] [smooth]`); none if absent. */
+  readonly usage?: LocalizedText;
+  /** One example of a full command line with arguments, for `/help` (`/saliency lenet-mnist smooth`). */
+  readonly example?: string;
   /** True when successful runs are logged as submissions (failures always are). */
   readonly logsSubmission?: boolean;
   /**

@@ -19,6 +19,13 @@ export interface ModelProfiler {
   secondsUntilMeasured(ids: readonly string[]): number;
   /** Forgets the profile of `id` (a new model version was swapped in). */
   forget(id: string): void;
+  /** True when the last measurement of `id` failed (the model cannot be loaded). */
+  failed(id: string): boolean;
+  /**
+   * True when measurements run beside the photos (the pool's lane): `/compare` then answers at
+   * once with what is measured so far instead of waiting.
+   */
+  readonly background: boolean;
 }
 
 /** Seconds one measurement is assumed to take before any has been timed. */
@@ -34,14 +41,17 @@ const FIRST_GUESS_S = 10;
  */
 export function createCachedProfiler(
   measure: (id: string) => Promise<ModelProfile>,
+  options: { readonly background?: boolean } = {},
 ): ModelProfiler {
   const cache = new Map<string, Promise<ModelProfile>>();
   const done = new Map<string, ModelProfile>();
+  const failures = new Set<string>();
   const durations: number[] = [];
   return {
     profile(id) {
       let p = cache.get(id);
       if (!p) {
+        failures.delete(id);
         const started = performance.now();
         const measuring = measure(id);
         p = measuring;
@@ -53,12 +63,17 @@ export function createCachedProfiler(
             done.set(id, profile);
             durations.push((performance.now() - started) / 1000);
           },
-          () => cache.delete(id),
+          () => {
+            cache.delete(id);
+            failures.add(id);
+          },
         );
       }
       return p;
     },
+    background: options.background ?? false,
     measured: (id) => done.get(id),
+    failed: (id) => failures.has(id),
     secondsUntilMeasured(ids) {
       const left = ids.filter((id) => !done.has(id)).length;
       const mean =

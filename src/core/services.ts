@@ -60,7 +60,9 @@ export function buildCoreServices(parts: CoreServiceParts): CoreServices {
     explainer = {
       explain: (modelId, bytes, options) => pool.explain(modelId, bytes, limits, options),
     };
-    const cached = createCachedProfiler((id) => pool.profile(id, parts.latency));
+    const cached = createCachedProfiler((id) => pool.profile(id, parts.latency), {
+      background: true,
+    });
     pool.onReload((id) => cached.forget(id));
     profiler = cached;
   } else {

@@ -255,6 +255,11 @@ export default {
     en: 'Grad-CAM: which parts of the photo the network looked at',
     ru: 'Grad-CAM: на какие части фото смотрела сеть',
   },
+  usage: {
+    en: '[model] [class] [gradcam|gradcam++] (with a photo)',
+    ru: '[модель] [класс] [gradcam|gradcam++] (с фото)',
+  },
+  example: '/gradcam lenet-mnist 3 gradcam++',
   options: [
     {
       name: 'image',

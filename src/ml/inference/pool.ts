@@ -35,6 +35,11 @@ export interface InferencePoolOptions extends WorkerModels {
   /** Jobs allowed to wait for a worker; one more is refused with `server.busy` (default 64). */
   readonly maxQueue?: number;
   readonly deadlines?: Partial<JobDeadlines>;
+  /**
+   * Start the profiling lane's worker with the pool (default true); false starts it on the first
+   * profile. It runs at the lowest scheduling priority (nice 19) either way.
+   */
+  readonly profiling?: boolean;
   readonly logger?: Pick<Logger, 'info' | 'warn' | 'error'>;
 }
 
@@ -141,11 +146,13 @@ export class InferencePool {
       preload: [...(options.preload ?? [])],
     };
     for (let i = 0; i < size; i++) this.slots.push(this.spawn(false));
+    // Started now, not on the first /arch: starting a worker costs a core for a second or two.
+    if (options.profiling !== false) this.profileSlot = this.spawn(true);
   }
 
   /** Resolves when every inference worker has loaded its preloaded models. */
   async ready(): Promise<void> {
-    while (this.slots.some((s) => !s.ready)) {
+    while ([...this.slots, ...(this.profileSlot ? [this.profileSlot] : [])].some((s) => !s.ready)) {
       await new Promise((resolve) => setTimeout(resolve, 20));
       if (this.closed) return;
     }
@@ -325,7 +332,7 @@ export class InferencePool {
   private spawn(profileLane: boolean): Slot {
     const worker = new Worker(ENTRY, {
       // The profiling lane loads models on demand: it must not delay the first photo's worker.
-      workerData: profileLane ? { ...this.data, preload: [] } : this.data,
+      workerData: profileLane ? { ...this.data, preload: [], lowPriority: true } : this.data,
     });
     const slot: Slot = { worker, ready: false, started: 0, side: new Map() };
     worker.on('message', (r: WorkerResponse) => this.onMessage(slot, r));

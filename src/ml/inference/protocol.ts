@@ -18,6 +18,8 @@ export interface WorkerModels {
 export interface InferenceWorkerData extends WorkerModels {
   /** Models loaded (and warmed up) before the worker says it is ready. */
   readonly preload: readonly string[];
+  /** The profiling lane: the thread lowers its own scheduling priority (nice 19). */
+  readonly lowPriority?: boolean;
 }
 
 /** One job for a worker. */

@@ -4,6 +4,7 @@
  * Grad-CAM and saliency, and model profiling. Answers the {@link InferencePool}'s jobs one at a
  * time (the pool sends one at a time; `reload` may arrive beside a job).
  */
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
@@ -20,6 +21,16 @@ if (port === null) throw new Error('inference/worker.ts must run in a worker thr
 const data = workerData as InferenceWorkerData;
 
 registerConvGradientKernels();
+if (data.lowPriority === true) {
+  try {
+    // On Linux a nice value belongs to a thread: setpriority(PRIO_PROCESS, 0) (what libuv calls
+    // for the current "process") changes this worker thread alone, so profiling yields the
+    // cores to the photo workers and the event loop.
+    setPriority(19);
+  } catch {
+    // not permitted here: profiling still runs, at normal priority
+  }
+}
 
 /** A fresh registry per (re)load: the main registry's cache must not hand back the old version. */
 const freshRegistry = (): ModelRegistry =>

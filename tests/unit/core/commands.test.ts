@@ -67,7 +67,25 @@ describe('/start', () => {
 describe('/help', () => {
   it.each(['en', 'ru'] as const)('lists every command with its %s description', async (lang) => {
     const out = await send('/help', lang);
-    for (const c of commands) expect(out.texts[0]).toContain(`/${c.name}: ${c.description[lang]}`);
+    for (const c of commands) {
+      const usage = c.usage ? ` ${c.usage[lang]}` : '';
+      expect(out.texts[0]).toContain(`/${c.name}${usage}: ${c.description[lang]}`);
+    }
+  });
+
+  it.each([
+    ['en', '/gradcam [model] [class] [gradcam|gradcam++] (with a photo): ', 'Example: /gradcam'],
+    ['ru', '/saliency [модель] [smooth] (с фото): ', 'Пример: /saliency lenet-mnist smooth'],
+  ] as const)('shows the arguments and an example in %s', async (lang, usage, example) => {
+    const text = (await send('/help', lang)).texts[0] ?? '';
+    expect(text).toContain(usage);
+    expect(text).toContain(example);
+    expect(text).toContain('/predict lenet-mnist');
+    expect(text).toContain('/lang ru');
+    // Every example names its own command and only arguments the command knows of.
+    for (const c of commands.filter((c) => c.example)) {
+      expect(c.example).toMatch(new RegExp(`^/${c.name} \\S`));
+    }
   });
 });
 
