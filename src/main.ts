@@ -3,10 +3,17 @@ import path from 'node:path';
 import { startAdapters, type RunningAdapter } from './adapters/index.ts';
 import { createPrismaPersistence } from './adapters/persistence/prisma-persistence.ts';
 import { loadConfig, PROJECT_ROOT, type Config } from './config.ts';
-import { buildCoreServices, createCore, type Persistence } from './core/index.ts';
+import {
+  buildCoreServices,
+  createCore,
+  profileAllInBackground,
+  type Persistence,
+} from './core/index.ts';
 import { openDatabase } from './db/database.ts';
 import { logger } from './logger.ts';
 import { initBackend } from './ml/backend.ts';
+import { modelDataDirs } from './ml/imagenet.ts';
+import { InferencePool } from './ml/inference/pool.ts';
 import { ModelRegistry } from './ml/registry.ts';
 
 /** How long shutdown waits for updates in flight before abandoning them. */
@@ -53,16 +60,38 @@ async function main(): Promise<void> {
       { defaultModel: config.DEFAULT_MODEL, models: metas.map((m) => m.id) },
       'the default model is not installed: bare photos will be answered with model.unknown',
     );
-  } else {
-    await registry.get(config.DEFAULT_MODEL); // load now, not on the first photo
   }
-  const persistence = await openPersistence(config);
-  const core = createCore(buildCoreServices({ config, registry, persistence, logger }), {
-    rateLimit: { points: config.RATE_LIMIT_PER_MINUTE, durationSeconds: 60 },
+  // The models are loaded in the pool's workers (the default one now, not on the first photo);
+  // this thread's registry only lists them.
+  const pool = new InferencePool({
+    modelsDir: config.MODELS_DIR,
+    dataDirs: modelDataDirs(config, process.env),
+    ...(config.INFERENCE_WORKERS === undefined ? {} : { workers: config.INFERENCE_WORKERS }),
+    preload: metas.some((m) => m.id === config.DEFAULT_MODEL) ? [config.DEFAULT_MODEL] : [],
+    maxQueue: config.INFERENCE_QUEUE_MAX,
+    deadlines: {
+      classify: config.PREDICT_DEADLINE_SECONDS * 1000,
+      explain: config.EXPLAIN_DEADLINE_SECONDS * 1000,
+    },
+    logger: logger.child({ component: 'inference' }),
   });
+  await pool.ready();
+  const persistence = await openPersistence(config);
+  const services = buildCoreServices({ config, registry, persistence, logger, pool });
+  const core = createCore(services, {
+    rateLimit: { points: config.RATE_LIMIT_PER_MINUTE, durationSeconds: 60 },
+    chatRateLimit: { points: config.RATE_LIMIT_PER_CHAT_PER_MINUTE, durationSeconds: 60 },
+  });
+  // The first /compare finds the figures ready; the lane never holds up a photo.
+  void profileAllInBackground(services);
   const adapters: RunningAdapter[] = await startAdapters(config, core, logger);
   logger.info(
-    { backend, models: metas.map((m) => m.id), adapters: adapters.map((a) => a.name) },
+    {
+      backend,
+      models: metas.map((m) => m.id),
+      adapters: adapters.map((a) => a.name),
+      inferenceWorkers: pool.size,
+    },
     'ready',
   );
   console.log(`backend: ${backend.name}${backend.gpu ? ' (GPU)' : ''}`);
@@ -85,6 +114,8 @@ async function main(): Promise<void> {
         if (!drained) logger.warn({ inFlight: core.inFlight }, 'abandoning updates in flight');
         // Adapters wait for their requests; after the drain deadline do not wait for them.
         if (drained) await stopAdapters;
+        logger.info({ metrics: core.metrics, pool: pool.stats }, 'dropped and delayed updates');
+        await pool.close(1000);
         await registry.dispose();
         await persistence.close();
       })
