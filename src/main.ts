@@ -10,6 +10,7 @@ import {
   type Persistence,
 } from './core/index.ts';
 import { openDatabase } from './db/database.ts';
+import type { TelegramUpdateRepository } from './db/telegram-update-repository.ts';
 import { logger } from './logger.ts';
 import { initBackend } from './ml/backend.ts';
 import { modelDataDirs } from './ml/imagenet.ts';
@@ -35,10 +36,19 @@ function loadDotEnv(): void {
  * The persistence ports over the configured database (SQLite in the data folder, or PostgreSQL
  * from `DATABASE_URL`), migrated at start-up; closed on shutdown.
  */
-async function openPersistence(config: Config): Promise<Persistence & { close(): Promise<void> }> {
+async function openPersistence(
+  config: Config,
+): Promise<Persistence & { close(): Promise<void>; telegramUpdates: TelegramUpdateRepository }> {
   const db = await openDatabase(config);
   logger.info({ provider: db.provider }, 'database ready');
-  return { ...createPrismaPersistence(db), close: () => db.close() };
+  // Answered updates older than a week are no longer needed to recognise a repeat.
+  const pruned = await db.telegramUpdates.prune(new Date(Date.now() - 7 * 86_400_000));
+  if (pruned > 0) logger.debug({ pruned }, 'old telegram updates pruned');
+  return {
+    ...createPrismaPersistence(db),
+    telegramUpdates: db.telegramUpdates,
+    close: () => db.close(),
+  };
 }
 
 /**
@@ -84,7 +94,9 @@ async function main(): Promise<void> {
   });
   // The first /compare finds the figures ready; the lane never holds up a photo.
   void profileAllInBackground(services);
-  const adapters: RunningAdapter[] = await startAdapters(config, core, logger);
+  const adapters: RunningAdapter[] = await startAdapters(config, core, logger, undefined, {
+    telegramUpdates: persistence.telegramUpdates,
+  });
   logger.info(
     {
       backend,
