@@ -52,6 +52,17 @@ const schema = z.object({
     .default('lenet-mnist'),
   /** Updates one user may send per minute; the first one over gets a polite reply. */
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().positive().default(12),
+  // issue 15: the live bot in a busy lab
+  /** Updates one group chat may send per minute, all its users together. */
+  RATE_LIMIT_PER_CHAT_PER_MINUTE: z.coerce.number().int().positive().default(60),
+  /** Inference worker threads (decode, predict, Grad-CAM); default: one per core. */
+  INFERENCE_WORKERS: z.coerce.number().int().positive().optional(),
+  /** Photos waiting for a worker before more are answered "busy, try again in N s". */
+  INFERENCE_QUEUE_MAX: z.coerce.number().int().positive().default(64),
+  /** Deadline of one classification (decode included), seconds; over it the worker is replaced. */
+  PREDICT_DEADLINE_SECONDS: z.coerce.number().positive().default(20),
+  /** Deadline of one explanation (Grad-CAM, saliency, SmoothGrad), seconds. */
+  EXPLAIN_DEADLINE_SECONDS: z.coerce.number().positive().default(60),
   /** Port of the local web chat (127.0.0.1 only); 0 picks a free port. */
   WEB_PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   /** Telegram bot token from @BotFather; starts the Telegram adapter. Never logged. */

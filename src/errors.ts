@@ -27,6 +27,9 @@ export const USER_ERROR_IDS = [
   'image.extreme_aspect',
   'image.too_many_scans',
   'image.too_much_data',
+  // issue 15: the live bot in a busy lab (back-pressure, job deadlines)
+  'server.busy',
+  'job.timeout',
 ] as const;
 
 /** One of {@link USER_ERROR_IDS}. */

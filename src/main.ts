@@ -1,11 +1,19 @@
 import { startAdapters, type RunningAdapter } from './adapters/index.ts';
 import { createPrismaPersistence } from './adapters/persistence/prisma-persistence.ts';
 import { loadConfig, type Config } from './config.ts';
-import { buildCoreServices, createCore, type Persistence } from './core/index.ts';
+import {
+  buildCoreServices,
+  createCore,
+  profileAllInBackground,
+  type Persistence,
+} from './core/index.ts';
 import { openDatabase } from './db/database.ts';
+import type { TelegramUpdateRepository } from './db/telegram-update-repository.ts';
 import { logger } from './logger.ts';
 import { scrubSecrets } from './secrets.ts';
 import { initBackend } from './ml/backend.ts';
+import { modelDataDirs } from './ml/imagenet.ts';
+import { InferencePool } from './ml/inference/pool.ts';
 import { ModelRegistry } from './ml/registry.ts';
 
 /** How long shutdown waits for updates in flight before abandoning them. */
@@ -15,11 +23,17 @@ const DRAIN_MS = 10_000;
  * The persistence ports over the configured database (SQLite in the data folder, or PostgreSQL
  * from `DATABASE_URL`), migrated at start-up; closed on shutdown.
  */
-async function openPersistence(config: Config): Promise<Persistence & { close(): Promise<void> }> {
+async function openPersistence(
+  config: Config,
+): Promise<Persistence & { close(): Promise<void>; telegramUpdates: TelegramUpdateRepository }> {
   const db = await openDatabase(config);
   logger.info({ provider: db.provider }, 'database ready');
+  // Answered updates older than a week are no longer needed to recognise a repeat.
+  const pruned = await db.telegramUpdates.prune(new Date(Date.now() - 7 * 86_400_000));
+  if (pruned > 0) logger.debug({ pruned }, 'old telegram updates pruned');
   return {
     ...createPrismaPersistence(db, { imageQuotaBytes: config.IMAGE_QUOTA_BYTES }),
+    telegramUpdates: db.telegramUpdates,
     close: () => db.close(),
   };
 }
@@ -42,16 +56,40 @@ async function main(): Promise<void> {
       { defaultModel: config.DEFAULT_MODEL, models: metas.map((m) => m.id) },
       'the default model is not installed: bare photos will be answered with model.unknown',
     );
-  } else {
-    await registry.get(config.DEFAULT_MODEL); // load now, not on the first photo
   }
-  const persistence = await openPersistence(config);
-  const core = createCore(buildCoreServices({ config, registry, persistence, logger }), {
-    rateLimit: { points: config.RATE_LIMIT_PER_MINUTE, durationSeconds: 60 },
+  // The models are loaded in the pool's workers (the default one now, not on the first photo);
+  // this thread's registry only lists them.
+  const pool = new InferencePool({
+    modelsDir: config.MODELS_DIR,
+    dataDirs: modelDataDirs(config),
+    ...(config.INFERENCE_WORKERS === undefined ? {} : { workers: config.INFERENCE_WORKERS }),
+    preload: metas.some((m) => m.id === config.DEFAULT_MODEL) ? [config.DEFAULT_MODEL] : [],
+    maxQueue: config.INFERENCE_QUEUE_MAX,
+    deadlines: {
+      classify: config.PREDICT_DEADLINE_SECONDS * 1000,
+      explain: config.EXPLAIN_DEADLINE_SECONDS * 1000,
+    },
+    logger: logger.child({ component: 'inference' }),
   });
-  const adapters: RunningAdapter[] = await startAdapters(config, core, logger);
+  await pool.ready();
+  const persistence = await openPersistence(config);
+  const services = buildCoreServices({ config, registry, persistence, logger, pool });
+  const core = createCore(services, {
+    rateLimit: { points: config.RATE_LIMIT_PER_MINUTE, durationSeconds: 60 },
+    chatRateLimit: { points: config.RATE_LIMIT_PER_CHAT_PER_MINUTE, durationSeconds: 60 },
+  });
+  // The first /compare finds the figures ready; the lane never holds up a photo.
+  void profileAllInBackground(services);
+  const adapters: RunningAdapter[] = await startAdapters(config, core, logger, undefined, {
+    telegramUpdates: persistence.telegramUpdates,
+  });
   logger.info(
-    { backend, models: metas.map((m) => m.id), adapters: adapters.map((a) => a.name) },
+    {
+      backend,
+      models: metas.map((m) => m.id),
+      adapters: adapters.map((a) => a.name),
+      inferenceWorkers: pool.size,
+    },
     'ready',
   );
   console.log(`backend: ${backend.name}${backend.gpu ? ' (GPU)' : ''}`);
@@ -74,6 +112,8 @@ async function main(): Promise<void> {
         if (!drained) logger.warn({ inFlight: core.inFlight }, 'abandoning updates in flight');
         // Adapters wait for their requests; after the drain deadline do not wait for them.
         if (drained) await stopAdapters;
+        logger.info({ metrics: core.metrics, pool: pool.stats }, 'dropped and delayed updates');
+        await pool.close(1000);
         await registry.dispose();
         await persistence.close();
       })

@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { Core } from '../core/index.ts';
+import type { TelegramUpdateRepository } from '../db/telegram-update-repository.ts';
 import { startDiscord } from './discord/start.ts';
 import { startTelegram } from './telegram/start.ts';
 import { startWebChat } from './web/server.ts';
@@ -19,12 +20,23 @@ export interface RunningAdapter {
   stop(): Promise<void>;
 }
 
+/** What some adapters keep beyond the core's ports. */
+export interface AdapterStores {
+  /** Telegram updates received and answered, and the polling offset (`db.telegramUpdates`). */
+  readonly telegramUpdates?: TelegramUpdateRepository;
+}
+
 /** One front end that `npm start` may run. */
 export interface AdapterEntry {
   readonly name: string;
   /** True when the configuration asks for this adapter. */
   enabled(config: Config): boolean;
-  start(config: Config, core: Core, logger: Logger): Promise<RunningAdapter>;
+  start(
+    config: Config,
+    core: Core,
+    logger: Logger,
+    stores?: AdapterStores,
+  ): Promise<RunningAdapter>;
 }
 
 /** True when a Telegram or Discord bot is configured. */
@@ -49,7 +61,8 @@ export const ADAPTERS: readonly AdapterEntry[] = [
   {
     name: 'telegram',
     enabled: (config) => config.TELEGRAM_BOT_TOKEN !== undefined,
-    start: (config, core, logger) => startTelegram(config, core, logger),
+    start: (config, core, logger, stores) =>
+      startTelegram(config, core, logger, stores?.telegramUpdates),
   },
   {
     name: 'discord',
@@ -70,11 +83,12 @@ export async function startAdapters(
   core: Core,
   logger: Logger,
   adapters: readonly AdapterEntry[] = ADAPTERS,
+  stores: AdapterStores = {},
 ): Promise<RunningAdapter[]> {
   const running: RunningAdapter[] = [];
   try {
     for (const adapter of adapters.filter((a) => a.enabled(config))) {
-      running.push(await adapter.start(config, core, logger));
+      running.push(await adapter.start(config, core, logger, stores));
       logger.info({ adapter: adapter.name }, 'adapter started');
     }
   } catch (e) {

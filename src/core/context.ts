@@ -99,6 +99,12 @@ export interface ChatContext {
   readonly command?: IncomingCommand;
   /** The attached or replied-to image, if any. */
   readonly image?: ImageRef;
+  /**
+   * True for adapters that answer each message in one response (the web chat): `handle()` then
+   * resolves only after a rate-limited update's late answer, instead of right after the notice.
+   * Others (Telegram, Discord) send the late answer as a message of its own.
+   */
+  readonly waitsForAnswer?: boolean;
   /** Sends a text message in reply. Plain text: no Markdown or HTML. */
   reply(text: string): Promise<void>;
   /** Sends a PNG image with a plain-text caption (at most 1024 characters) in reply. */

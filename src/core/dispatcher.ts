@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { inspectImage } from '../imaging/decode.ts';
 import type {
   Command,
@@ -21,17 +20,35 @@ import {
   type Translate,
 } from './i18n.ts';
 import type { SubmissionInput } from './ports.ts';
+import { createRateGate, type GateStats, type RateLimit } from './rate-gate.ts';
 
 /** Options of {@link createCore}. */
 export interface CoreOptions {
   /** The commands served (default: `commands/index.ts`). */
   readonly commands?: readonly Command[];
   /**
-   * Per-user limit: at most `points` updates per `durationSeconds` (default 12 per 60 s); the
-   * first update over the limit gets a polite reply, the rest of that window are dropped
-   * silently. `false` disables the limit.
+   * Per-user limit, applied to every update before anything else (default 12 per 60 s): the
+   * first update over it gets a notice, and the user's last update of the window is answered
+   * when the window ends (see `rate-gate.ts`). `false` disables the limit.
    */
-  readonly rateLimit?: { readonly points: number; readonly durationSeconds: number } | false;
+  readonly rateLimit?: RateLimit | false;
+  /** Per-group-chat limit, the same way (default 60 per 60 s; `false` disables it). */
+  readonly chatRateLimit?: RateLimit | false;
+  /**
+   * Updates of one user handled at once (default 3); one more is answered "still working on your
+   * earlier messages" and not recorded.
+   */
+  readonly maxInFlightPerUser?: number;
+}
+
+/** What the core dropped or delayed instead of answering, since it started. */
+export interface CoreMetrics extends Readonly<GateStats> {
+  /** Updates routed to an answer (not ignored group chatter). */
+  readonly received: number;
+  /** Refused because the inference queue was full (`server.busy`): answered, not recorded. */
+  readonly busy: number;
+  /** Refused because the user had too many updates in flight: answered, not recorded. */
+  readonly busyUser: number;
 }
 
 /** The platform-neutral bot: adapters hand it every update. */
@@ -47,6 +64,8 @@ export interface Core {
   readonly commands: readonly Command[];
   /** Updates being handled now. */
   readonly inFlight: number;
+  /** Counters of dropped and delayed updates (none of them written as rows). */
+  readonly metrics: CoreMetrics;
   /**
    * Stops accepting updates and waits until those in flight are answered, or `timeoutMs` passes
    * (their replies are then abandoned by the caller shutting the adapters down).
@@ -80,12 +99,24 @@ interface ImageFields {
 export function createCore(services: CoreServices, options: CoreOptions = {}): Core {
   const commands = options.commands ?? defaultCommands;
   const byName = new Map(commands.map((c) => [c.name, c]));
-  const rate = options.rateLimit ?? { points: 12, durationSeconds: 60 };
-  const limiter =
-    rate === false
-      ? undefined
-      : new RateLimiterMemory({ points: rate.points, duration: rate.durationSeconds });
   const log = services.logger;
+  const maxPerUser = options.maxInFlightPerUser ?? 3;
+  const perUser = new Map<string, number>();
+  const counts = { received: 0, busy: 0, busyUser: 0 };
+  const gate = createRateGate(
+    options.rateLimit ?? { points: 12, durationSeconds: 60 },
+    options.chatRateLimit ?? { points: 60, durationSeconds: 60 },
+    async (ctx, admitted) => {
+      if (admitted) {
+        await track(ctx, () => process(ctx, route(ctx)));
+        return;
+      }
+      log.info({ platform: ctx.platform, chat: ctx.chat.id }, 'late update dropped: rate limited');
+      await safely('rate-limit notice', ctx, () =>
+        ctx.reply(translator(clientLanguage(ctx.user.languageCode))('rate_limited.dropped')),
+      );
+    },
+  );
 
   let inFlight = 0;
   let closing = false;
@@ -103,23 +134,6 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
     const bare = byName.get(BARE_IMAGE_COMMAND);
     if (ctx.image && bare) return { kind: 'command', command: bare, args: '' };
     return group ? { kind: 'ignore' } : { kind: 'hint' };
-  }
-
-  /** The reply for a user over the limit, or undefined when within it. */
-  async function overLimit(
-    ctx: ChatContext,
-  ): Promise<{ seconds: number; first: boolean } | undefined> {
-    if (!limiter || rate === false) return undefined;
-    try {
-      await limiter.consume(`${ctx.platform}:${ctx.user.id}`);
-      return undefined;
-    } catch (e) {
-      if (!(e instanceof RateLimiterRes)) throw e;
-      return {
-        seconds: Math.max(1, Math.ceil(e.msBeforeNext / 1000)),
-        first: e.consumedPoints === rate.points + 1,
-      };
-    }
   }
 
   function errorParams(e: UserError, lang: Language): Record<string, string | number> {
@@ -142,9 +156,8 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
     }
   }
 
-  async function process(ctx: ChatContext): Promise<void> {
+  async function process(ctx: ChatContext, r: Route): Promise<void> {
     const started = performance.now();
-    const r = route(ctx);
     if (r.kind === 'ignore') return;
     const commandName = r.kind === 'command' ? r.command.name : r.kind === 'unknown' ? r.name : '';
     let lang: Language = clientLanguage(ctx.user.languageCode);
@@ -180,13 +193,6 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
         await ctx.reply(t('hint.send_photo'));
         return;
       }
-      const limited = await overLimit(ctx);
-      if (limited) {
-        record = true;
-        errorCode = 'rate_limited';
-        if (limited.first) await ctx.reply(t('rate_limited', { count: limited.seconds }));
-        return;
-      }
       record = r.command.logsSubmission === true;
       // Built field by field, not spread: an adapter's context may be a class instance.
       const commandCtx: CommandContext = {
@@ -214,7 +220,15 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
     } catch (e) {
       record = true;
       const where = { platform: ctx.platform, chat: ctx.chat.id, messageId: ctx.messageId };
-      if (isUserError(e)) {
+      if (isUserError(e) && e.id === 'server.busy') {
+        // Refused before any work: answered with the wait, counted, not recorded.
+        record = false;
+        counts.busy++;
+        log.warn({ ...where, command: commandName }, 'update refused: inference queue full');
+        await safely('busy reply', ctx, () =>
+          ctx.reply(t(userErrorKey(e.id), errorParams(e, lang))),
+        );
+      } else if (isUserError(e)) {
         errorCode = e.id;
         log.info({ ...where, command: commandName, code: e.id, detail: e.message }, 'user error');
         await safely('error reply', ctx, () =>
@@ -240,6 +254,24 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
         };
         await safely('recording the submission', ctx, () => services.submissions.record(row));
       }
+    }
+  }
+
+  /** Runs `f` counted as in flight (overall and for the update's user). */
+  async function track(ctx: ChatContext, f: () => Promise<void>): Promise<void> {
+    const key = `${ctx.platform}:${ctx.user.id}`;
+    inFlight++;
+    perUser.set(key, (perUser.get(key) ?? 0) + 1);
+    try {
+      await f();
+    } catch (e) {
+      log.error({ err: e }, 'unexpected failure in the dispatcher');
+    } finally {
+      const n = (perUser.get(key) ?? 1) - 1;
+      if (n === 0) perUser.delete(key);
+      else perUser.set(key, n);
+      inFlight--;
+      if (inFlight === 0) for (const w of idleWaiters.splice(0)) w();
     }
   }
 
@@ -284,19 +316,46 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
     },
     async handle(ctx) {
       if (closing) return;
-      inFlight++;
       try {
-        await process(ctx);
+        const r = route(ctx);
+        if (r.kind === 'ignore') return;
+        counts.received++;
+        const decision = await gate.check(ctx);
+        if (decision.kind !== 'pass') {
+          log.info(
+            { platform: ctx.platform, chat: ctx.chat.id, limited: gate.stats.limited },
+            'update over the rate limit: kept for the end of the window',
+          );
+          if (decision.kind === 'notice') {
+            const t = translator(clientLanguage(ctx.user.languageCode));
+            await safely('rate-limit notice', ctx, () =>
+              ctx.reply(t('rate_limited.later', { count: decision.seconds })),
+            );
+          }
+          const answered = gate.defer(ctx, decision.kind === 'notice' ? decision.seconds : 0);
+          if (ctx.waitsForAnswer === true) await answered;
+          return;
+        }
+        const key = `${ctx.platform}:${ctx.user.id}`;
+        if ((perUser.get(key) ?? 0) >= maxPerUser) {
+          counts.busyUser++;
+          const t = translator(clientLanguage(ctx.user.languageCode));
+          await safely('busy reply', ctx, () => ctx.reply(t('busy.user')));
+          return;
+        }
+        await track(ctx, () => process(ctx, r));
       } catch (e) {
         // process() catches everything itself; this is the last line of defence.
         log.error({ err: e }, 'unexpected failure in the dispatcher');
-      } finally {
-        inFlight--;
-        if (inFlight === 0) for (const w of idleWaiters.splice(0)) w();
       }
+    },
+    get metrics() {
+      return { ...gate.stats, ...counts };
     },
     async close(timeoutMs = 10_000) {
       closing = true;
+      // Updates kept for the end of their window are answered now, within the drain.
+      gate.flush();
       if (inFlight === 0) return true;
       let timer: NodeJS.Timeout | undefined;
       const idle = new Promise<boolean>((resolve) => idleWaiters.push(() => resolve(true)));

@@ -1,12 +1,14 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
+import type { InferencePool } from '../ml/inference/pool.ts';
 import type { LoadedModel } from '../ml/registry.ts';
 import type { ModelMeta } from '../ml/model-meta.ts';
 import type { LatencyOptions } from '../ml/stats.ts';
-import { createClassifier } from './classifier.ts';
+import { createClassifier, type Classifier } from './classifier.ts';
 import type { CoreServices } from './command.ts';
+import { createExplainer, type Explainer } from './explainer.ts';
 import type { Persistence } from './ports.ts';
-import { createModelProfiler } from './profiler.ts';
+import { createCachedProfiler, createModelProfiler, type ModelProfiler } from './profiler.ts';
 import { createTaskQueue } from './queue.ts';
 
 /** What {@link buildCoreServices} assembles the services from. */
@@ -22,14 +24,23 @@ export interface CoreServiceParts {
   readonly logger: Logger;
   /** How `/arch` and `/compare` measure speed (default: 20 runs of one image, a batch of 1,000). */
   readonly latency?: LatencyOptions;
+  /**
+   * The inference worker pool: classification, explanations and profiling run there, off the
+   * event loop. Without it they run in this thread, one at a time (the CLI, unit tests).
+   */
+  readonly pool?: InferencePool;
 }
 
 /**
  * The core's services from the configuration, a model registry and the persistence ports: the
- * upload limits and default model from the config, and a queued classifier and a caching
- * profiler (architecture statistics, measured speed) over the registry. The two share one queue:
- * the first `/compare` measures every model for seconds, and a `/predict` sent meanwhile waits
- * for the measurement in hand instead of running beside it.
+ * upload limits and default model from the config, and a classifier, an explainer and a caching
+ * profiler (architecture statistics, measured speed).
+ *
+ * With a `pool`, all three run in its worker threads, and profiling in its lane of its own, so
+ * that `/compare` never holds up a photo; a reload of a model in the pool forgets its profile.
+ * Without one they share one in-process queue: the first `/compare` measures every model for
+ * seconds, and a `/predict` sent meanwhile waits for the measurement in hand instead of running
+ * beside it.
  *
  * @example
  * const services = buildCoreServices({ config, registry, persistence: createMemoryStore(), logger });
@@ -40,14 +51,48 @@ export function buildCoreServices(parts: CoreServiceParts): CoreServices {
     maxBytes: parts.config.MAX_IMAGE_BYTES,
     maxPixels: parts.config.MAX_IMAGE_PIXELS,
   };
-  const modelQueue = createTaskQueue(1);
+  let classifier: Classifier;
+  let explainer: Explainer;
+  let profiler: ModelProfiler;
+  const { pool } = parts;
+  if (pool) {
+    classifier = { classify: (modelId, bytes) => pool.classify(modelId, bytes, limits) };
+    explainer = {
+      explain: (modelId, bytes, options) => pool.explain(modelId, bytes, limits, options),
+    };
+    const cached = createCachedProfiler((id) => pool.profile(id, parts.latency), {
+      background: true,
+    });
+    pool.onReload((id) => cached.forget(id));
+    profiler = cached;
+  } else {
+    const modelQueue = createTaskQueue(1);
+    classifier = createClassifier(parts.registry, { limits, queue: modelQueue });
+    explainer = createExplainer(parts.registry, { limits, queue: modelQueue });
+    profiler = createModelProfiler(parts.registry, parts.latency, modelQueue);
+  }
   return {
     ...parts.persistence,
     models: parts.registry,
-    classifier: createClassifier(parts.registry, { limits, queue: modelQueue }),
-    profiler: createModelProfiler(parts.registry, parts.latency, modelQueue),
+    classifier,
+    explainer,
+    profiler,
     limits,
     defaultModel: parts.config.DEFAULT_MODEL,
     logger: parts.logger,
   };
+}
+
+/**
+ * Measures every installed model in the background (the pool's profiling lane), one after
+ * another, so that the first `/compare` finds the figures ready. Failures are logged, not thrown.
+ */
+export async function profileAllInBackground(services: CoreServices): Promise<void> {
+  for (const meta of await services.models.list()) {
+    try {
+      await services.profiler.profile(meta.id);
+    } catch (err) {
+      services.logger.warn({ err, model: meta.id }, 'background profiling failed');
+    }
+  }
 }

@@ -18,6 +18,10 @@ import {
   createTrainingRunRepository,
   type TrainingRunRepository,
 } from './training-run-repository.ts';
+import {
+  createTelegramUpdateRepository,
+  type TelegramUpdateRepository,
+} from './telegram-update-repository.ts';
 import { createUserRepository, type UserRepository } from './user-repository.ts';
 
 /** Everything the rest of the application stores, behind one interface for both providers. */
@@ -32,6 +36,8 @@ export interface Database {
   readonly trainingRuns: TrainingRunRepository;
   /** Per-user image quota, kept images and expiry of the rest (issue 19). */
   readonly imageRetention: ImageRetention;
+  /** Telegram updates received and answered: the durable polling offset (issue 15). */
+  readonly telegramUpdates: TelegramUpdateRepository;
   /** Closes the connections; the object is unusable afterwards. */
   close(): Promise<void>;
 }
@@ -61,6 +67,7 @@ export async function openDatabase(config: DatabaseConfig): Promise<Database> {
     imageRetention: createImageRetention(prisma, images),
     modelVersions: createModelVersionRepository(prisma),
     trainingRuns: createTrainingRunRepository(prisma),
+    telegramUpdates: createTelegramUpdateRepository(prisma),
     close: () => client.close(),
   };
 }

@@ -4,7 +4,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import { run } from '@grammyjs/runner';
 import { GrammyError, HttpError, webhookCallback } from 'grammy';
 import type { Logger } from 'pino';
 import type { Config } from '../../config.ts';
@@ -12,6 +11,11 @@ import type { Core } from '../../core/index.ts';
 import type { RunningAdapter } from '../index.ts';
 import { ALLOWED_UPDATES, buildTelegramBot, DEFAULT_API_ROOT } from './bot.ts';
 import { registerCommands } from './commands.ts';
+import {
+  createMemoryTelegramUpdates,
+  type TelegramUpdateRepository,
+} from '../../db/telegram-update-repository.ts';
+import { startPolling } from './poller.ts';
 
 /** The configuration the adapter reads. */
 export type TelegramConfig = Pick<
@@ -56,6 +60,11 @@ export async function startTelegram(
   config: TelegramConfig,
   core: Core,
   logger: Logger,
+  /**
+   * Where received updates and the polling offset are kept (`db.telegramUpdates`), so that a
+   * restart answers what was left unanswered, once. Default: in memory (no restart safety).
+   */
+  updates: TelegramUpdateRepository = createMemoryTelegramUpdates(),
 ): Promise<RunningTelegram> {
   const token = config.TELEGRAM_BOT_TOKEN;
   if (token === undefined) throw new Error('TELEGRAM_BOT_TOKEN is not set');
@@ -93,11 +102,14 @@ export async function startTelegram(
   const url = config.TELEGRAM_WEBHOOK_URL;
   if (url === undefined) {
     await bot.api.deleteWebhook(); // getUpdates is refused while a webhook is set
-    const runner = run(bot, {
-      runner: { fetch: { timeout: 30, allowed_updates: ALLOWED_UPDATES }, silent: true },
-      sink: { concurrency: CONCURRENCY },
+    const polling = await startPolling({
+      bot,
+      updates,
+      logger: log,
+      concurrency: CONCURRENCY,
+      allowedUpdates: ALLOWED_UPDATES,
     });
-    void runner.task()?.catch((e: unknown) => {
+    void polling.task.catch((e: unknown) => {
       // 401 (token revoked) or 409 (another instance polls): nothing more will arrive.
       log.error({ err: e }, 'telegram polling stopped');
     });
@@ -106,7 +118,7 @@ export async function startTelegram(
       name: 'telegram',
       username,
       stop: async () => {
-        if (runner.isRunning()) await runner.stop();
+        await polling.stop();
         await settled();
       },
     };

@@ -174,6 +174,8 @@ export function buildWebChat(core: Core, options: WebChatOptions): FastifyInstan
         ...(message.language ? { languageCode: message.language } : {}),
       },
       chat: { id: message.userId, type: 'private' },
+      // One HTTP response per message: a rate-limited message's late answer must come in it.
+      waitsForAnswer: true,
       messageId: String(nextMessageId++),
       ...(command ? { command } : {}),
       ...(image ? { image } : {}),

@@ -106,6 +106,8 @@ export default {
     en: 'layers, parameters, MACs and speed of a model',
     ru: 'слои, параметры, MAC и скорость модели',
   },
+  usage: { en: '[model]', ru: '[модель]' },
+  example: '/arch resnet18-cifar10',
   options: [
     {
       name: 'model',

@@ -96,9 +96,32 @@ export default {
       await ctx.reply(ctx.t('models.none'));
       return;
     }
+    const { profiler } = services;
+    let partial: string | undefined;
+    if (profiler.background) {
+      // Measuring runs in a lane of its own: answer now with what is measured so far.
+      const missing = metas.filter((m) => !profiler.measured(m.id) && !profiler.failed(m.id));
+      if (missing.length > 0) {
+        for (const m of missing) void profiler.profile(m.id).catch(() => undefined);
+        const seconds = profiler.secondsUntilMeasured(missing.map((m) => m.id));
+        if (missing.length === metas.length) {
+          await ctx.reply(ctx.t('compare.measuring', { count: seconds }));
+          return;
+        }
+        partial = ctx.t('compare.partial', {
+          missing: missing.map((m) => m.id).join(', '),
+          seconds,
+        });
+      }
+    }
     ctx.showAction('upload_photo');
     const models: ComparedModel[] = [];
     for (const meta of metas) {
+      const ready = profiler.measured(meta.id);
+      if (partial !== undefined && !ready) {
+        models.push({ meta });
+        continue;
+      }
       try {
         models.push({ meta, profile: await services.profiler.profile(meta.id) });
       } catch (err) {
@@ -108,9 +131,7 @@ export default {
       }
     }
     const png = await renderTable(compareTable(models, ctx.t, ctx.lang));
-    await ctx.replyImage(
-      png,
-      ctx.t('compare.caption', { count: models.length, backend: backendOf(models) }),
-    );
+    const caption = ctx.t('compare.caption', { count: models.length, backend: backendOf(models) });
+    await ctx.replyImage(png, partial === undefined ? caption : `${caption}\n${partial}`);
   },
 } satisfies Command;

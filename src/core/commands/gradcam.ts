@@ -1,5 +1,4 @@
 import type { Explanation, ExplainMethod, ExplainOptions } from '../../explain/explain-image.ts';
-import { explainImage } from '../../explain/explain-image.ts';
 import { parseClassTarget } from '../../explain/targets.ts';
 import type { ColormapName } from '../../imaging/colormap.ts';
 import { renderOverlay } from '../../imaging/overlay.ts';
@@ -7,7 +6,6 @@ import { splitArgs, unwrap, type ParseResult } from '../args.ts';
 import type { Command, CommandContext, CoreServices } from '../command.ts';
 import { UserError } from '../../errors.ts';
 import { formatPercent, type Language, type MessageKey, type Translate } from '../i18n.ts';
-import { createTaskQueue } from '../queue.ts';
 
 /** What `/gradcam` and `/saliency` were asked for. */
 export interface ExplainArgs {
@@ -206,9 +204,6 @@ export function renderExplanation(
   });
 }
 
-/** Explanations run one at a time: each holds a model's activations and gradients. */
-const explainQueue = createTaskQueue(1);
-
 /**
  * Runs an explanation command: resolves the model, explains the image, and replies with the
  * overlay and its explanation text. Shared by `/gradcam` and `/saliency`.
@@ -223,12 +218,10 @@ export async function runExplanation(
   ctx.submission.modelId = modelId;
   const image = await ctx.loadImage();
   ctx.showAction('upload_photo');
-  const e = await explainQueue.run(async () =>
-    explainImage(await services.models.get(modelId), image.bytes, services.limits, {
-      ...options,
-      target: parseClassTarget(args.classQuery),
-    }),
-  );
+  const e = await services.explainer.explain(modelId, image.bytes, {
+    ...options,
+    target: parseClassTarget(args.classQuery),
+  });
   Object.assign(ctx.submission, {
     predictedClass: e.predicted.label,
     confidence: e.predicted.confidence,
@@ -262,6 +255,11 @@ export default {
     en: 'Grad-CAM: which parts of the photo the network looked at',
     ru: 'Grad-CAM: на какие части фото смотрела сеть',
   },
+  usage: {
+    en: '[model] [class] [gradcam|gradcam++] (with a photo)',
+    ru: '[модель] [класс] [gradcam|gradcam++] (с фото)',
+  },
+  example: '/gradcam lenet-mnist 3 gradcam++',
   options: [
     {
       name: 'image',

@@ -6,6 +6,8 @@ import { clientLanguage, translator } from '../i18n.ts';
 export default {
   name: 'lang',
   description: { en: 'reply language: ru, en or auto', ru: 'язык ответов: ru, en или auto' },
+  usage: { en: '[ru|en|auto]', ru: '[ru|en|auto]' },
+  example: '/lang ru',
   options: [
     {
       name: 'language',

@@ -47,6 +47,11 @@ export default {
     en: 'classify the attached or replied-to photo',
     ru: 'распознать прикреплённое фото или фото из сообщения, на которое вы отвечаете',
   },
+  usage: {
+    en: '[model] (with a photo, or as a reply to one)',
+    ru: '[модель] (с фото или ответом на сообщение с фото)',
+  },
+  example: '/predict lenet-mnist',
   options: [
     {
       name: 'image',

@@ -14,6 +14,8 @@ export default {
     en: 'saliency map: which pixels change the answer most',
     ru: 'карта значимости: какие пиксели сильнее всего меняют ответ',
   },
+  usage: { en: '[model] [smooth] (with a photo)', ru: '[модель] [smooth] (с фото)' },
+  example: '/saliency lenet-mnist smooth',
   options: [
     {
       name: 'image',

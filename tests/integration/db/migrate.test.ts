@@ -22,7 +22,15 @@ async function shippedMigrations(provider: 'sqlite' | 'postgresql' = 'sqlite'): 
     .sort();
 }
 
-const TABLES = ['chats', 'kept_images', 'model_versions', 'submissions', 'training_runs', 'users'];
+const TABLES = [
+  'chats',
+  'kept_images',
+  'model_versions',
+  'submissions',
+  'telegram_updates',
+  'training_runs',
+  'users',
+];
 
 for (const { provider, available } of PROVIDERS) {
   if (!available) {

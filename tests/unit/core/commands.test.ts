@@ -67,7 +67,25 @@ describe('/start', () => {
 describe('/help', () => {
   it.each(['en', 'ru'] as const)('lists every command with its %s description', async (lang) => {
     const out = await send('/help', lang);
-    for (const c of commands) expect(out.texts[0]).toContain(`/${c.name}: ${c.description[lang]}`);
+    for (const c of commands) {
+      const usage = c.usage ? ` ${c.usage[lang]}` : '';
+      expect(out.texts[0]).toContain(`/${c.name}${usage}: ${c.description[lang]}`);
+    }
+  });
+
+  it.each([
+    ['en', '/gradcam [model] [class] [gradcam|gradcam++] (with a photo): ', 'Example: /gradcam'],
+    ['ru', '/saliency [модель] [smooth] (с фото): ', 'Пример: /saliency lenet-mnist smooth'],
+  ] as const)('shows the arguments and an example in %s', async (lang, usage, example) => {
+    const text = (await send('/help', lang)).texts[0] ?? '';
+    expect(text).toContain(usage);
+    expect(text).toContain(example);
+    expect(text).toContain('/predict lenet-mnist');
+    expect(text).toContain('/lang ru');
+    // Every example names its own command and only arguments the command knows of.
+    for (const c of commands.filter((c) => c.example)) {
+      expect(c.example).toMatch(new RegExp(`^/${c.name} \\S`));
+    }
   });
 });
 
@@ -353,24 +371,24 @@ describe('/history in a group (issue 19)', () => {
 });
 
 describe('/history and the rate limit', () => {
-  it('leaves out messages the rate limit dropped', async () => {
+  it('lists no row for a message the rate limit dropped', async () => {
     const limited = makeCore({ rateLimit: { points: 2, durationSeconds: 60 } });
     const userId = 'hist-limited';
     const seven = await readImg('7.png');
-    const { ctx: first } = fakeContext({ text: '/predict', userId, image: imageOf(seven) });
-    await limited.core.handle(first);
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 4; i++) {
       const { ctx } = fakeContext({ text: '/predict', userId, image: imageOf(seven) });
       await limited.core.handle(ctx);
     }
-    const dropped = limited.store.submissions.rows.filter((r) => r.errorCode === 'rate_limited');
-    expect(dropped.length).toBeGreaterThan(0);
+    // Two answered; the third got the notice and waits, replaced by the fourth: no rows.
+    expect(limited.store.submissions.rows).toHaveLength(2);
+    expect(limited.core.metrics).toMatchObject({ limited: 2, superseded: 1 });
     const history = makeCore({ overrides: { submissions: limited.store.submissions } });
     const { ctx, out } = fakeContext({ text: '/history', userId });
     await history.core.handle(ctx);
     const lines = (out.texts[0] ?? '').split('\n').slice(1);
-    expect(lines.length).toBe(limited.store.submissions.rows.length - dropped.length);
+    expect(lines).toHaveLength(2);
     for (const line of lines) expect(line).toMatch(/\/predict lenet-mnist: 7 \(/);
+    await limited.core.close(100);
     await Promise.all([limited.registry.dispose(), history.registry.dispose()]);
   });
 });

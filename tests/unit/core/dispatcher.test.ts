@@ -228,34 +228,108 @@ describe('unexpected errors', () => {
 });
 
 describe('rate limiting', () => {
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
   it.each([
-    ['en', /^You're sending messages too fast\. Please wait \d+ seconds? and try again\.$/],
-    ['ru', /^Вы пишете слишком часто\. Подождите \d+ секунд[уы]? и попробуйте снова\.$/],
+    ['en', /^You're sending messages too fast\. I'll answer your last message in \d+ seconds?\.$/],
+    [
+      'ru',
+      /^Вы пишете слишком часто\. Я отвечу на ваше последнее сообщение через \d+ секунд[уы]?\.$/,
+    ],
   ] as const)(
-    'answers the first update over the limit politely in %s, then stays quiet',
+    'sends one notice per window in %s, then answers the last message when the window ends',
     async (lang, text) => {
-      const { core: c, store } = core({ rateLimit: { points: 2, durationSeconds: 60 } });
+      const { core: c, store } = core({ rateLimit: { points: 2, durationSeconds: 1 } });
       const outs = [];
-      for (let i = 0; i < 4; i++) {
-        const { ctx, out } = fakeContext({ text: '/start', language: lang, userId: 'flood' });
+      for (const command of ['/start', '/start', '/help', '/models', '/start']) {
+        const { ctx, out } = fakeContext({ text: command, language: lang, userId: 'flood' });
         await c.handle(ctx);
         outs.push(out.texts);
       }
       expect(outs[0]).toHaveLength(1);
       expect(outs[1]).toHaveLength(1);
-      expect(outs[2]).toHaveLength(1);
-      expect(outs[2]![0]).toMatch(text);
+      expect(outs[2]).toEqual([expect.stringMatching(text)]);
       expect(outs[3]).toEqual([]);
-      expect(store.submissions.rows.map((r) => r.errorCode)).toEqual([
-        'rate_limited',
-        'rate_limited',
-      ]);
+      expect(outs[4]).toEqual([]);
       // Another user is not affected.
       const other = fakeContext({ text: '/start', language: lang, userId: 'calm' });
       await c.handle(other.ctx);
       expect(other.out.texts[0]).not.toMatch(text);
+      await sleep(1300);
+      // The last one (/start) is answered; /help and /models were replaced by it.
+      expect(outs[4]).toEqual([outs[0]![0]]);
+      expect(outs[2]).toHaveLength(1);
+      expect(outs[3]).toEqual([]);
+      expect(c.metrics).toMatchObject({ limited: 3, superseded: 2, answeredLate: 1 });
+      expect(store.submissions.rows).toEqual([]);
     },
   );
+
+  it('limits plain text and unknown commands before answering them', async () => {
+    const { core: c } = core({ rateLimit: { points: 1, durationSeconds: 60 } });
+    const a = fakeContext({ userId: 'chatty' });
+    await c.handle(a.ctx);
+    expect(a.out.texts[0]).toContain('Send me a photo');
+    const b = fakeContext({ text: '/frobnicate', userId: 'chatty' });
+    await c.handle(b.ctx);
+    expect(b.out.texts).toEqual([expect.stringContaining('too fast')]);
+    expect(c.metrics.limited).toBe(1);
+  });
+
+  it('writes no row for a dropped photo, and exactly one for the photo answered late', async () => {
+    const { core: c, store } = core({ rateLimit: { points: 1, durationSeconds: 1 } });
+    const seven = await readImg('7.png');
+    const outs = [];
+    for (let i = 0; i < 3; i++) {
+      const { ctx, out } = fakeContext({ userId: 'burst', image: imageOf(seven) });
+      await c.handle(ctx);
+      outs.push(out);
+    }
+    expect(store.submissions.rows).toHaveLength(1);
+    await sleep(1500);
+    expect(outs.map((o) => o.images.length)).toEqual([1, 0, 1]);
+    expect(outs[1]!.texts).toEqual([expect.stringContaining('too fast')]);
+    expect(store.submissions.rows).toHaveLength(2);
+    expect(store.submissions.rows.every((r) => r.errorCode === null)).toBe(true);
+  });
+
+  it('lets an adapter that answers in one response wait for the late answer', async () => {
+    const { core: c } = core({ rateLimit: { points: 1, durationSeconds: 1 } });
+    await c.handle(fakeContext({ text: '/start', userId: 'web-user' }).ctx);
+    const { ctx, out } = fakeContext({ text: '/start', userId: 'web-user' });
+    await c.handle({ ...ctx, waitsForAnswer: true });
+    expect(out.texts).toHaveLength(2);
+    expect(out.texts[0]).toContain('too fast');
+    expect(out.texts[1]).toMatch(/^Hi, Ann!/);
+  });
+
+  it('answers "still working" to a user with too many updates in flight, without a row', async () => {
+    let release = (): void => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const { services } = core();
+    const slow = {
+      classify: async (id: string, bytes: Uint8Array) => {
+        await gate;
+        return services.classifier.classify(id, bytes);
+      },
+    };
+    const { core: c2, store: store2 } = core({
+      maxInFlightPerUser: 1,
+      overrides: { classifier: slow },
+    });
+    const seven = await readImg('7.png');
+    const first = fakeContext({ userId: 'eager', image: imageOf(seven) });
+    const firstDone = c2.handle(first.ctx);
+    await sleep(50);
+    const second = fakeContext({ userId: 'eager', image: imageOf(seven) });
+    await c2.handle(second.ctx);
+    expect(second.out.texts).toEqual([expect.stringContaining('still working')]);
+    release();
+    await firstDone;
+    expect(first.out.images).toHaveLength(1);
+    expect(store2.submissions.rows).toHaveLength(1);
+    expect(c2.metrics.busyUser).toBe(1);
+  });
 });
 
 describe('routing', () => {

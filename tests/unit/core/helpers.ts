@@ -52,7 +52,11 @@ export function makeCore(
   };
   const coreOptions: CoreOptions = {
     rateLimit: options.rateLimit ?? false,
+    chatRateLimit: options.chatRateLimit ?? false,
     ...(options.commands ? { commands: options.commands } : {}),
+    ...(options.maxInFlightPerUser === undefined
+      ? {}
+      : { maxInFlightPerUser: options.maxInFlightPerUser }),
   };
   return {
     core: createCore(services, coreOptions),

@@ -1,0 +1,73 @@
+/**
+ * Messages between the {@link InferencePool} (`pool.ts`) and its workers (`worker.ts`). Image
+ * bytes travel by transfer; results are structured-cloned.
+ */
+import type { ExplainOptions, Explanation } from '../../explain/explain-image.ts';
+import type { ImageLimits } from '../../imaging/decode.ts';
+import type { Classification } from '../classify.ts';
+import type { ModelMeta } from '../model-meta.ts';
+import type { LatencyOptions, ModelProfile } from '../stats.ts';
+
+/** Where a worker finds its models (the same folders as the main thread's registry). */
+export interface WorkerModels {
+  readonly modelsDir: string;
+  readonly dataDirs: readonly string[];
+}
+
+/** The data a worker receives when it starts (`workerData`). */
+export interface InferenceWorkerData extends WorkerModels {
+  /** Models loaded (and warmed up) before the worker says it is ready. */
+  readonly preload: readonly string[];
+  /** The profiling lane: the thread lowers its own scheduling priority (nice 19). */
+  readonly lowPriority?: boolean;
+}
+
+/** One job for a worker. */
+export type InferenceJob =
+  | {
+      readonly kind: 'classify';
+      readonly modelId: string;
+      readonly bytes: Uint8Array;
+      readonly limits: ImageLimits;
+      readonly topK: number;
+    }
+  | {
+      readonly kind: 'explain';
+      readonly modelId: string;
+      readonly bytes: Uint8Array;
+      readonly limits: ImageLimits;
+      readonly options: ExplainOptions;
+    }
+  | { readonly kind: 'profile'; readonly modelId: string; readonly latency: LatencyOptions }
+  /** Loads the model's current files again and swaps them in once loaded. */
+  | { readonly kind: 'reload'; readonly modelId: string }
+  | { readonly kind: 'memory' };
+
+/** A job with the id its answer carries. */
+export type WorkerRequest = InferenceJob & { readonly id: number };
+
+/** What each job kind answers. */
+export interface JobResults {
+  classify: { readonly meta: ModelMeta; readonly result: Classification };
+  explain: Explanation;
+  profile: ModelProfile;
+  reload: { readonly meta: ModelMeta };
+  memory: { readonly numTensors: number; readonly numBytes: number };
+}
+
+/** A worker's answer to one request. */
+export type WorkerResponse =
+  | { readonly id: number; readonly ok: true; readonly value: JobResults[keyof JobResults] }
+  | {
+      readonly id: number;
+      readonly ok: false;
+      /** Set for a `UserError`: rebuilt as one on the main thread. */
+      readonly userError?: {
+        readonly id: string;
+        readonly message: string;
+        readonly params: Readonly<Record<string, string | number>>;
+      };
+      readonly message: string;
+    }
+  /** Sent once, after the preloaded models are in memory. */
+  | { readonly id: -1; readonly ok: true; readonly value: 'ready' };
