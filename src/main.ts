@@ -4,6 +4,8 @@ import { startAdapters, type RunningAdapter } from './adapters/index.ts';
 import { createPrismaPersistence } from './adapters/persistence/prisma-persistence.ts';
 import { loadConfig, PROJECT_ROOT, type Config } from './config.ts';
 import { buildCoreServices, createCore, type Persistence } from './core/index.ts';
+import { modelDataDirs } from './ml/imagenet.ts';
+import { createTestSets } from './trainer/datasets/test-sets.ts';
 import { openDatabase } from './db/database.ts';
 import { logger } from './logger.ts';
 import { initBackend } from './ml/backend.ts';
@@ -57,9 +59,14 @@ async function main(): Promise<void> {
     await registry.get(config.DEFAULT_MODEL); // load now, not on the first photo
   }
   const persistence = await openPersistence(config);
-  const core = createCore(buildCoreServices({ config, registry, persistence, logger }), {
-    rateLimit: { points: config.RATE_LIMIT_PER_MINUTE, durationSeconds: 60 },
-  });
+  // issue 18: /check tests students' models on the lab's test sets found in the data folders
+  const labTestSets = createTestSets(modelDataDirs(config));
+  const core = createCore(
+    buildCoreServices({ config, registry, persistence, logger, labTestSets }),
+    {
+      rateLimit: { points: config.RATE_LIMIT_PER_MINUTE, durationSeconds: 60 },
+    },
+  );
   const adapters: RunningAdapter[] = await startAdapters(config, core, logger);
   logger.info(
     { backend, models: metas.map((m) => m.id), adapters: adapters.map((a) => a.name) },

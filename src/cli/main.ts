@@ -7,6 +7,7 @@ import { registerCalibrate } from './commands/calibrate.ts';
 import { registerCompare } from './commands/compare.ts';
 import { registerDownload } from './commands/download.ts';
 import { registerGradcam } from './commands/gradcam.ts';
+import { registerCheck, registerExportKeras } from './commands/keras.ts';
 import { registerPredict } from './commands/predict.ts';
 import { registerQuantize } from './commands/quantize.ts';
 import { registerSaliency } from './commands/saliency.ts';
@@ -27,6 +28,8 @@ export function buildProgram(): Command {
   registerArch(program, config);
   registerCompare(program, config);
   registerQuantize(program, config);
+  registerExportKeras(program, config);
+  registerCheck(program, config);
   return program;
 }
 

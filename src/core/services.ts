@@ -5,6 +5,7 @@ import type { ModelMeta } from '../ml/model-meta.ts';
 import type { LatencyOptions } from '../ml/stats.ts';
 import { createClassifier } from './classifier.ts';
 import type { CoreServices } from './command.ts';
+import type { LabTestSets } from './lab-check.ts';
 import type { Persistence } from './ports.ts';
 import { createModelProfiler } from './profiler.ts';
 import { createTaskQueue } from './queue.ts';
@@ -22,6 +23,8 @@ export interface CoreServiceParts {
   readonly logger: Logger;
   /** How `/arch` and `/compare` measure speed (default: 20 runs of one image, a batch of 1,000). */
   readonly latency?: LatencyOptions;
+  /** The lab's test sets for `/check` (issue 18). */
+  readonly labTestSets?: LabTestSets;
 }
 
 /**
@@ -49,5 +52,6 @@ export function buildCoreServices(parts: CoreServiceParts): CoreServices {
     limits,
     defaultModel: parts.config.DEFAULT_MODEL,
     logger: parts.logger,
+    ...(parts.labTestSets ? { labTestSets: parts.labTestSets } : {}),
   };
 }

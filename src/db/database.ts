@@ -17,6 +17,10 @@ import {
   createTrainingRunRepository,
   type TrainingRunRepository,
 } from './training-run-repository.ts';
+import {
+  createLabSubmissionRepository,
+  type LabSubmissionRepository,
+} from './lab-submission-repository.ts';
 import { createUserRepository, type UserRepository } from './user-repository.ts';
 
 /** Everything the rest of the application stores, behind one interface for both providers. */
@@ -29,6 +33,8 @@ export interface Database {
   readonly images: ImageStore;
   readonly modelVersions: ModelVersionRepository;
   readonly trainingRuns: TrainingRunRepository;
+  /** Students' Keras models checked against the lab's tasks (issue 18). */
+  readonly labSubmissions: LabSubmissionRepository;
   /** Closes the connections; the object is unusable afterwards. */
   close(): Promise<void>;
 }
@@ -56,6 +62,7 @@ export async function openDatabase(config: DatabaseConfig): Promise<Database> {
     images: createImageStore(config.DATA_DIR),
     modelVersions: createModelVersionRepository(prisma),
     trainingRuns: createTrainingRunRepository(prisma),
+    labSubmissions: createLabSubmissionRepository(prisma),
     close: () => client.close(),
   };
 }
