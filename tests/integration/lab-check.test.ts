@@ -147,6 +147,14 @@ describe('/check and /submissions on Telegram', () => {
     expect(all).toMatch(/Test accuracy above the lab's bar: \d.*the lab asks for more than 65%/);
 
     await labEvaluationsIdle();
+    const gradcam = tg
+      .repliesTo(msg.message_id)
+      .filter((m) => /Grad-CAM|alexnet-cifar10/.test(m.caption ?? ''));
+    expect(gradcam.map((m) => m.caption)).toEqual([
+      "Grad-CAM on 3 test images: your model (upper row) and the course's alexnet-cifar10 (lower row)",
+      'alexnet-cifar10',
+    ]);
+    expect(gradcam.every((m) => isPng(m.photo!))).toBe(true);
     const rows = await db.labSubmissions.listAll('alexnet');
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({

@@ -3,6 +3,7 @@ import { unzipSync, zipSync, strToU8 } from 'fflate';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../../../src/errors.ts';
 import { initBackend } from '../../../../src/ml/backend.ts';
+import { loadModel } from '../../../../src/ml/model-io.ts';
 import { SUPPORTED_LAYERS } from '../../../../src/ml/keras/keras-graph.ts';
 import {
   readKerasGraph,
@@ -75,6 +76,19 @@ describe('Keras files round trip', () => {
       expect(back.graph.layers[0]?.className).toBe('InputLayer');
       expect(await maxDifference(model, back.model, [28, 28, 1])).toBeLessThan(1e-5);
       back.model.dispose();
+      model.dispose();
+    });
+  }
+
+  for (const id of ['lenet-mnist', 'mobilenet-fashion', 'plaincnn-fashion']) {
+    it(`exports the course's ${id} in both layouts and reads it back with the same predictions`, async () => {
+      const model = await loadModel(`models/${id}`);
+      const shape = model.inputs[0]!.shape.slice(1) as number[];
+      for (const format of ['keras', 'h5'] as const) {
+        const back = await readKerasModel(await writeKerasModel(model, format));
+        expect(await maxDifference(model, back.model, shape)).toBeLessThan(1e-5);
+        back.model.dispose();
+      }
       model.dispose();
     });
   }
