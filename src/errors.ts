@@ -30,6 +30,19 @@ export const USER_ERROR_IDS = [
   // issue 15: the live bot in a busy lab (back-pressure, job deadlines)
   'server.busy',
   'job.timeout',
+  // issue 18: student Keras model files and lab checks
+  'keras.too_large',
+  'keras.unsupported_format',
+  'keras.corrupt',
+  'keras.weights_only',
+  'keras.subclassed',
+  'keras.unsupported_layer',
+  'keras.channels_first',
+  'keras.unknown_input_size',
+  'keras.weights_mismatch',
+  'keras.missing',
+  'lab.unknown_task',
+  'lab.instructors_only',
 ] as const;
 
 /** One of {@link USER_ERROR_IDS}. */

@@ -13,6 +13,7 @@ import { logger } from './logger.ts';
 import { scrubSecrets } from './secrets.ts';
 import { initBackend } from './ml/backend.ts';
 import { modelDataDirs } from './ml/imagenet.ts';
+import { createTestSets } from './trainer/datasets/test-sets.ts';
 import { InferencePool } from './ml/inference/pool.ts';
 import { ModelRegistry } from './ml/registry.ts';
 
@@ -73,7 +74,9 @@ async function main(): Promise<void> {
   });
   await pool.ready();
   const persistence = await openPersistence(config);
-  const services = buildCoreServices({ config, registry, persistence, logger, pool });
+  // issue 18: /check tests students' models on the lab's test sets found in the data folders
+  const labTestSets = createTestSets(modelDataDirs(config));
+  const services = buildCoreServices({ config, registry, persistence, logger, pool, labTestSets });
   const core = createCore(services, {
     rateLimit: { points: config.RATE_LIMIT_PER_MINUTE, durationSeconds: 60 },
     chatRateLimit: { points: config.RATE_LIMIT_PER_CHAT_PER_MINUTE, durationSeconds: 60 },

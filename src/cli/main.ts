@@ -8,6 +8,7 @@ import { registerCompare } from './commands/compare.ts';
 import { registerDownload } from './commands/download.ts';
 import { registerGradcam } from './commands/gradcam.ts';
 import { registerImages } from './commands/images.ts';
+import { registerCheck, registerExportKeras } from './commands/keras.ts';
 import { registerPredict } from './commands/predict.ts';
 import { registerQuantize } from './commands/quantize.ts';
 import { registerSaliency } from './commands/saliency.ts';
@@ -28,6 +29,8 @@ export function buildProgram(config: Config): Command {
   registerCompare(program, config);
   registerQuantize(program, config);
   registerImages(program, config);
+  registerExportKeras(program, config);
+  registerCheck(program, config);
   return program;
 }
 

@@ -6,6 +6,7 @@ import type { ImageInfo, ImageLimits } from '../imaging/decode.ts';
 import type { Classifier, ModelCatalog } from './classifier.ts';
 import type { ChatContext } from './context.ts';
 import type { Explainer } from './explainer.ts';
+import type { LabTestSets } from './lab-check.ts';
 import type { Language, Translate } from './i18n.ts';
 import type { Persistence, StoredChat, StoredUser, SubmissionInput } from './ports.ts';
 import type { ModelProfiler } from './profiler.ts';
@@ -39,6 +40,8 @@ export interface CoreServices extends Persistence {
   /** The model for bare photos in chats without their own default (`lenet-mnist`). */
   readonly defaultModel: string;
   readonly logger: Logger;
+  /** The lab's test sets for `/check` (issue 18); without them models are checked, not tested. */
+  readonly labTestSets?: LabTestSets;
 }
 
 /** The image of the update, downloaded, stored and checked from its header. */

@@ -7,6 +7,9 @@ import type { Language } from './i18n.ts';
 import type {
   ChatDirectory,
   ImageStore,
+  LabSubmission,
+  LabSubmissionInput,
+  LabSubmissionLog,
   Persistence,
   StoredChat,
   StoredUser,
@@ -27,14 +30,24 @@ export class MemoryUserDirectory implements UserDirectory {
   /** Creates or renames the user; keeps their language choice. */
   upsert(platform: Platform, user: ChatUser): Promise<StoredUser> {
     const k = key(platform, user.id);
+    const role = this.roles.get(k);
     const stored: StoredUser = {
       platform,
       userId: user.id,
       name: user.name,
       language: this.users.get(k)?.language ?? null,
+      ...(role ? { role } : {}),
     };
     this.users.set(k, stored);
     return Promise.resolve(stored);
+  }
+
+  /** Roles given with {@link setRole}, by `platform:userId`. */
+  private readonly roles = new Map<string, NonNullable<StoredUser['role']>>();
+
+  /** Gives a user a role (what `/grant` does in the database), effective from their next message. */
+  setRole(platform: Platform, userId: string, role: NonNullable<StoredUser['role']>): void {
+    this.roles.set(key(platform, userId), role);
   }
 
   /** Sets or clears the user's language choice. */
@@ -117,6 +130,42 @@ export class MemorySubmissionLog implements SubmissionLog {
  * {@link ImageStore} in a Map, bounded: beyond `maxBytes` in total the oldest images are dropped,
  * so a long-running web chat cannot grow without limit.
  */
+/** Lab checks in memory (issue 18). */
+export class MemoryLabSubmissionLog implements LabSubmissionLog {
+  readonly rows: LabSubmission[] = [];
+
+  constructor(private readonly users: MemoryUserDirectory) {}
+
+  record(input: LabSubmissionInput): Promise<LabSubmission> {
+    const row: LabSubmission = {
+      ...input,
+      id: String(this.rows.length + 1),
+      userName: this.users.users.get(key(input.platform, input.userId))?.name ?? null,
+      createdAt: new Date(),
+    };
+    this.rows.push(row);
+    return Promise.resolve(row);
+  }
+
+  setTestAccuracy(id: string, accuracy: number): Promise<void> {
+    const i = this.rows.findIndex((r) => r.id === id);
+    const row = this.rows[i];
+    if (row) this.rows[i] = { ...row, testAccuracy: accuracy };
+    return Promise.resolve();
+  }
+
+  listByUser(user: UserKey, limit: number): Promise<LabSubmission[]> {
+    const mine = this.rows.filter((r) => r.platform === user.platform && r.userId === user.userId);
+    return Promise.resolve(mine.slice(-limit).reverse());
+  }
+
+  listAll(platform: Platform, task?: string): Promise<LabSubmission[]> {
+    return Promise.resolve(
+      this.rows.filter((r) => r.platform === platform && (task === undefined || r.task === task)),
+    );
+  }
+}
+
 export class MemoryImageStore implements ImageStore {
   /** Stored bytes by SHA-256, oldest first. */
   readonly images = new Map<string, Uint8Array>();
@@ -152,11 +201,14 @@ export function createMemoryStore(): Persistence & {
   readonly chats: MemoryChatDirectory;
   readonly submissions: MemorySubmissionLog;
   readonly images: MemoryImageStore;
+  readonly labSubmissions: MemoryLabSubmissionLog;
 } {
+  const users = new MemoryUserDirectory();
   return {
-    users: new MemoryUserDirectory(),
+    users,
     chats: new MemoryChatDirectory(),
     submissions: new MemorySubmissionLog(),
     images: new MemoryImageStore(),
+    labSubmissions: new MemoryLabSubmissionLog(users),
   };
 }

@@ -19,6 +19,8 @@ export interface StoredUser {
   readonly name: string;
   /** The user's `/lang` choice; null to follow the client's language. */
   readonly language: Language | null;
+  /** `student` (the default), `instructor` or `admin` (the `users.role` column). */
+  readonly role?: 'student' | 'instructor' | 'admin';
 }
 
 /** Users and their language choice. */
@@ -125,10 +127,56 @@ export interface ImageStore {
   save(sha256: string, bytes: Uint8Array, owner?: UserKey): Promise<string | null>;
 }
 
+// issue 18: lab submissions (a student's Keras model checked against a lab task)
+
+/** A lab check to record. */
+export interface LabSubmissionInput {
+  readonly platform: Platform;
+  readonly userId: string;
+  readonly chatId: string;
+  readonly task: string;
+  readonly fileName: string | null;
+  readonly fileSha256: string;
+  readonly filePath: string | null;
+  readonly fileBytes: number;
+  readonly format: 'keras' | 'h5';
+  readonly kerasVersion: string | null;
+  /** Each requirement's result (`RequirementResult` of src/ml/lab/check-model.ts). */
+  readonly requirements: readonly unknown[];
+  readonly passed: number;
+  readonly total: number;
+  /** Top-1 test accuracy, fraction; null until measured. */
+  readonly testAccuracy: number | null;
+  readonly params: number;
+  readonly macs: number;
+  readonly latencyMs: number;
+}
+
+/** A recorded lab check. */
+export interface LabSubmission extends LabSubmissionInput {
+  readonly id: string;
+  /** The student's display name. */
+  readonly userName: string | null;
+  readonly createdAt: Date;
+}
+
+/** Where lab checks are recorded. */
+export interface LabSubmissionLog {
+  record(input: LabSubmissionInput): Promise<LabSubmission>;
+  /** Sets the test accuracy measured after the check. */
+  setTestAccuracy(id: string, accuracy: number): Promise<void>;
+  /** The user's lab checks, newest first. */
+  listByUser(user: UserKey, limit: number): Promise<LabSubmission[]>;
+  /** Every lab check (of one task) on a platform, oldest first. */
+  listAll(platform: Platform, task?: string): Promise<LabSubmission[]>;
+}
+
 /** The persistence ports together, as `createCore` takes them. */
 export interface Persistence {
   readonly users: UserDirectory;
   readonly chats: ChatDirectory;
   readonly submissions: SubmissionLog;
   readonly images: ImageStore;
+  /** Lab checks (issue 18); without it `/check` answers but records nothing. */
+  readonly labSubmissions?: LabSubmissionLog;
 }

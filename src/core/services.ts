@@ -7,6 +7,7 @@ import type { LatencyOptions } from '../ml/stats.ts';
 import { createClassifier, type Classifier } from './classifier.ts';
 import type { CoreServices } from './command.ts';
 import { createExplainer, type Explainer } from './explainer.ts';
+import type { LabTestSets } from './lab-check.ts';
 import type { Persistence } from './ports.ts';
 import { createCachedProfiler, createModelProfiler, type ModelProfiler } from './profiler.ts';
 import { createTaskQueue } from './queue.ts';
@@ -29,6 +30,8 @@ export interface CoreServiceParts {
    * event loop. Without it they run in this thread, one at a time (the CLI, unit tests).
    */
   readonly pool?: InferencePool;
+  /** The lab's test sets for `/check` (issue 18). */
+  readonly labTestSets?: LabTestSets;
 }
 
 /**
@@ -80,6 +83,7 @@ export function buildCoreServices(parts: CoreServiceParts): CoreServices {
     limits,
     defaultModel: parts.config.DEFAULT_MODEL,
     logger: parts.logger,
+    ...(parts.labTestSets ? { labTestSets: parts.labTestSets } : {}),
   };
 }
 

@@ -22,6 +22,10 @@ import {
   createTelegramUpdateRepository,
   type TelegramUpdateRepository,
 } from './telegram-update-repository.ts';
+import {
+  createLabSubmissionRepository,
+  type LabSubmissionRepository,
+} from './lab-submission-repository.ts';
 import { createUserRepository, type UserRepository } from './user-repository.ts';
 
 /** Everything the rest of the application stores, behind one interface for both providers. */
@@ -38,6 +42,8 @@ export interface Database {
   readonly imageRetention: ImageRetention;
   /** Telegram updates received and answered: the durable polling offset (issue 15). */
   readonly telegramUpdates: TelegramUpdateRepository;
+  /** Students' Keras models checked against the lab's tasks (issue 18). */
+  readonly labSubmissions: LabSubmissionRepository;
   /** Closes the connections; the object is unusable afterwards. */
   close(): Promise<void>;
 }
@@ -68,6 +74,7 @@ export async function openDatabase(config: DatabaseConfig): Promise<Database> {
     modelVersions: createModelVersionRepository(prisma),
     trainingRuns: createTrainingRunRepository(prisma),
     telegramUpdates: createTelegramUpdateRepository(prisma),
+    labSubmissions: createLabSubmissionRepository(prisma),
     close: () => client.close(),
   };
 }

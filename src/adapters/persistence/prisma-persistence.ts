@@ -1,6 +1,8 @@
 import type { ChatInfo, ChatUser, Platform } from '../../core/context.ts';
 import { isLanguage } from '../../core/i18n.ts';
 import type {
+  LabSubmission,
+  LabSubmissionInput,
   Persistence,
   StoredChat,
   StoredUser,
@@ -9,6 +11,7 @@ import type {
   UserKey,
 } from '../../core/ports.ts';
 import type { Database } from '../../db/database.ts';
+import type { LabSubmissionRecord } from '../../db/lab-submission-repository.ts';
 import type { SubmissionRecord } from '../../db/submission-repository.ts';
 import { sniffFormat } from '../../imaging/decode.ts';
 
@@ -69,6 +72,36 @@ export function createPrismaPersistence(
       createdAt: r.createdAt,
     };
   };
+  const toLabSubmission = async (
+    r: LabSubmissionRecord,
+    platform: Platform,
+    platformUserId: string,
+    userName: string | null,
+  ): Promise<LabSubmission> => {
+    const chat = r.chatId === null ? undefined : await db.chats.get(r.chatId);
+    return {
+      id: String(r.id),
+      platform,
+      userId: platformUserId,
+      userName,
+      chatId: chat?.platformId ?? '',
+      task: r.task,
+      fileName: r.fileName,
+      fileSha256: r.fileSha256,
+      filePath: r.filePath,
+      fileBytes: r.fileBytes,
+      format: r.format,
+      kerasVersion: r.kerasVersion,
+      requirements: r.requirements,
+      passed: r.passed,
+      total: r.total,
+      testAccuracy: r.testAccuracy,
+      params: r.params,
+      macs: r.macs,
+      latencyMs: r.latencyMs,
+      createdAt: r.createdAt,
+    };
+  };
   return {
     users: {
       async upsert(platform: Platform, user: ChatUser): Promise<StoredUser> {
@@ -84,6 +117,7 @@ export function createPrismaPersistence(
           userId: user.id,
           name: u.name ?? user.name,
           language: lang && isLanguage(lang) ? lang : null,
+          role: u.role,
         };
       },
       async setLanguage(user, language) {
@@ -155,6 +189,48 @@ export function createPrismaPersistence(
           chatId,
         );
         return Promise.all(recs.map((r) => toSubmission(r, user)));
+      },
+    },
+    labSubmissions: {
+      async record(s: LabSubmissionInput): Promise<LabSubmission> {
+        const uid = await userId(s.platform, s.userId);
+        const chat = await db.chats.findByPlatform(s.platform, s.chatId);
+        const r = await db.labSubmissions.record({
+          userId: uid,
+          chatId: chat?.id,
+          task: s.task,
+          fileName: s.fileName ?? undefined,
+          fileSha256: s.fileSha256,
+          filePath: s.filePath ?? undefined,
+          fileBytes: s.fileBytes,
+          format: s.format,
+          kerasVersion: s.kerasVersion ?? undefined,
+          requirements: s.requirements,
+          passed: s.passed,
+          total: s.total,
+          testAccuracy: s.testAccuracy ?? undefined,
+          params: s.params,
+          macs: s.macs,
+          latencyMs: s.latencyMs,
+        });
+        const user = await db.users.get(uid);
+        return { ...s, id: String(r.id), userName: user?.name ?? null, createdAt: r.createdAt };
+      },
+      async setTestAccuracy(id, accuracy) {
+        await db.labSubmissions.setTestAccuracy(Number(id), accuracy);
+      },
+      async listByUser(user, limit) {
+        const uid = await userId(user.platform, user.userId);
+        const rows = await db.labSubmissions.listByUser(uid, limit);
+        return Promise.all(rows.map((r) => toLabSubmission(r, user.platform, user.userId, null)));
+      },
+      async listAll(platform, task) {
+        const rows = (await db.labSubmissions.listAll(task)).filter(
+          (r) => r.userPlatform === platform,
+        );
+        return Promise.all(
+          rows.map((r) => toLabSubmission(r, platform, r.userPlatformId, r.userName)),
+        );
       },
     },
     images: {

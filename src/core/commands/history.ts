@@ -22,7 +22,14 @@ export default {
     )
       .filter((r) => r.errorCode !== 'rate_limited')
       .slice(0, HISTORY_LENGTH);
-    if (rows.length === 0) {
+    const hasLab =
+      (
+        (await services.labSubmissions?.listByUser(
+          { platform: ctx.platform, userId: ctx.user.id },
+          1,
+        )) ?? []
+      ).length > 0;
+    if (rows.length === 0 && !hasLab) {
       await ctx.reply(ctx.t('history.empty'));
       return;
     }
@@ -40,6 +47,21 @@ export default {
         confidence: formatPercent(r.confidence ?? 0, ctx.lang),
       });
     });
-    await ctx.reply([ctx.t('history.header'), ...lines].join('\n'));
+    const labRows =
+      (await services.labSubmissions?.listByUser(
+        { platform: ctx.platform, userId: ctx.user.id },
+        HISTORY_LENGTH,
+      )) ?? [];
+    const labLines = labRows.map((r) =>
+      ctx.t('lab.history.line', {
+        date: formatDateTime(r.createdAt, ctx.lang),
+        task: r.task,
+        passed: r.passed,
+        total: r.total,
+        accuracy: r.testAccuracy === null ? '' : `, ${formatPercent(r.testAccuracy, ctx.lang)}`,
+      }),
+    );
+    const lab = labLines.length ? ['', ctx.t('lab.history.header'), ...labLines] : [];
+    await ctx.reply([ctx.t('history.header'), ...lines, ...lab].join('\n'));
   },
 } satisfies Command;

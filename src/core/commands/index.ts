@@ -5,6 +5,7 @@
  */
 import type { Command } from '../command.ts';
 import arch from './arch.ts';
+import check from './check.ts';
 import compare from './compare.ts';
 import gradcam from './gradcam.ts';
 import help from './help.ts';
@@ -14,6 +15,7 @@ import models from './models.ts';
 import predict from './predict.ts';
 import saliency from './saliency.ts';
 import start from './start.ts';
+import submissions from './submissions.ts';
 
 /** Every command, in menu order. */
 export const commands: readonly Command[] = [
@@ -27,6 +29,8 @@ export const commands: readonly Command[] = [
   compare,
   history,
   lang,
+  check,
+  submissions,
 ];
 
 /** The command for a bare image (a photo without a command). */

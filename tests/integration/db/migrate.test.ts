@@ -25,6 +25,7 @@ async function shippedMigrations(provider: 'sqlite' | 'postgresql' = 'sqlite'): 
 const TABLES = [
   'chats',
   'kept_images',
+  'lab_submissions',
   'model_versions',
   'submissions',
   'telegram_updates',
