@@ -7,6 +7,7 @@ import {
   type DatabaseProvider,
 } from './client.ts';
 import { createImageStore, type ImageStore } from './image-store.ts';
+import { createLabelRepository, type LabelRepository } from './label-repository.ts';
 import { migrate } from './migrate.ts';
 import {
   createModelVersionRepository,
@@ -29,6 +30,8 @@ export interface Database {
   readonly images: ImageStore;
   readonly modelVersions: ModelVersionRepository;
   readonly trainingRuns: TrainingRunRepository;
+  /** issue 16: labels of submissions' photos. */
+  readonly labels: LabelRepository;
   /** Closes the connections; the object is unusable afterwards. */
   close(): Promise<void>;
 }
@@ -56,6 +59,7 @@ export async function openDatabase(config: DatabaseConfig): Promise<Database> {
     images: createImageStore(config.DATA_DIR),
     modelVersions: createModelVersionRepository(prisma),
     trainingRuns: createTrainingRunRepository(prisma),
+    labels: createLabelRepository(prisma),
     close: () => client.close(),
   };
 }
