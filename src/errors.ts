@@ -20,6 +20,13 @@ export const USER_ERROR_IDS = [
   'dataset.missing',
   'dataset.corrupt',
   'argument.invalid',
+  // issue 16: the class teaches the bot
+  'permission.instructor_only',
+  'label.not_found',
+  'label.not_yours',
+  'label.invalid',
+  'classdata.not_enough',
+  'export.no_files',
 ] as const;
 
 /** One of {@link USER_ERROR_IDS}. */

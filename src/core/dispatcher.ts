@@ -8,6 +8,7 @@ import type {
   LoadedImage,
   SubmissionResult,
 } from './command.ts';
+import { handlePress } from './buttons.ts';
 import { commands as defaultCommands, BARE_IMAGE_COMMAND } from './commands/index.ts';
 import type { ChatContext } from './context.ts';
 import { isUserError, UserError } from '../errors.ts';
@@ -57,6 +58,7 @@ export interface Core {
 
 type Route =
   | { readonly kind: 'command'; readonly command: Command; readonly args: string }
+  | { readonly kind: 'press' }
   | { readonly kind: 'unknown'; readonly name: string }
   | { readonly kind: 'hint' }
   | { readonly kind: 'ignore' };
@@ -93,6 +95,7 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
 
   function route(ctx: ChatContext): Route {
     const group = ctx.chat.type === 'group';
+    if (ctx.press) return { kind: 'press' };
     if (ctx.command) {
       const name = ctx.command.name.toLowerCase();
       const command = byName.get(name);
@@ -146,7 +149,8 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
     const started = performance.now();
     const r = route(ctx);
     if (r.kind === 'ignore') return;
-    const commandName = r.kind === 'command' ? r.command.name : r.kind === 'unknown' ? r.name : '';
+    const commandName =
+      r.kind === 'command' ? r.command.name : r.kind === 'unknown' ? r.name : r.kind;
     let lang: Language = clientLanguage(ctx.user.languageCode);
     let t: Translate = translator(lang);
     const result: SubmissionResult = {
@@ -180,14 +184,15 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
         await ctx.reply(t('hint.send_photo'));
         return;
       }
-      const limited = await overLimit(ctx);
+      // A button press is one small write: it does not spend the user's photo allowance.
+      const limited = r.kind === 'press' ? undefined : await overLimit(ctx);
       if (limited) {
         record = true;
         errorCode = 'rate_limited';
         if (limited.first) await ctx.reply(t('rate_limited', { count: limited.seconds }));
         return;
       }
-      record = r.command.logsSubmission === true;
+      record = r.kind === 'command' && r.command.logsSubmission === true;
       // Built field by field, not spread: an adapter's context may be a class instance.
       const commandCtx: CommandContext = {
         platform: ctx.platform,
@@ -196,11 +201,19 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
         messageId: ctx.messageId,
         ...(ctx.command ? { command: ctx.command } : {}),
         ...(ctx.image ? { image: ctx.image } : {}),
-        reply: (text) => ctx.reply(text),
-        replyImage: (png, caption) => ctx.replyImage(png, caption),
+        ...(ctx.replyTo === undefined ? {} : { replyTo: ctx.replyTo }),
+        ...(ctx.press ? { press: ctx.press } : {}),
+        reply: (text, options) => ctx.reply(text, options),
+        replyImage: (png, caption, options) => ctx.replyImage(png, caption, options),
+        ...(ctx.replyFile
+          ? {
+              replyFile: (bytes: Uint8Array, fileName: string, caption: string) =>
+                ctx.replyFile!(bytes, fileName, caption),
+            }
+          : {}),
         lang,
         t,
-        args: r.args,
+        args: r.kind === 'command' ? r.args : '',
         storedUser,
         storedChat,
         submission: result,
@@ -210,6 +223,11 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
           if (ctx.action) void ctx.action(kind).catch(() => undefined);
         },
       };
+      if (r.kind === 'press') {
+        // issue 16: a press is answered in place, never logged as a submission.
+        await handlePress(commandCtx, ctx.press!, services);
+        return;
+      }
       await r.command.execute(commandCtx, services);
     } catch (e) {
       record = true;
