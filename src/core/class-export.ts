@@ -3,9 +3,8 @@
  * `image_dataset_from_directory` layout (`0/`, `1/`, ... one folder per class) and a CSV of every
  * submission. `/export` zips them; `bin/cnn-classroom labels export` writes them to a folder.
  *
- * Why csv-stringify: RFC 4180 quoting and its `escape_formulas` option (a cell starting with
- * `=`, `+`, `-`, `@`, tab or CR gets a leading `'`, so a spreadsheet does not run a name a student
- * chose as a formula). Why fflate: a small, dependency-free zip writer that runs in memory.
+ * Why csv-stringify: RFC 4180 quoting, headers and per-type casts (formula escaping, see
+ * {@link escapeFormula}) without hand-written quoting rules. Why fflate: a small, dependency-free zip writer that runs in memory.
  */
 import { stringify } from 'csv-stringify/sync';
 import { zipSync } from 'fflate';
@@ -49,6 +48,16 @@ export interface ClassExport {
 /** The extension of a stored image path (`images/ab/cd/<sha>.jpg` -> `jpg`). */
 function extensionOf(imagePath: string): string {
   return /\.([a-z0-9]{1,5})$/.exec(imagePath)?.[1] ?? 'bin';
+}
+
+/**
+ * Spreadsheet formula injection (OWASP "CSV injection"): a text cell starting with `=`, `+`,
+ * `-`, `@`, tab or CR gets a leading `'`, so that a name a student chose is not run as a
+ * formula. A plain number stays as it is (Telegram group ids are negative). csv-stringify's own
+ * `escape_formulas` would also quote those ids, hence this cast.
+ */
+export function escapeFormula(value: string): string {
+  return /^[=+\-@\t\r]/.test(value) && !/^[-+]?\d+(\.\d+)?$/.test(value) ? `'${value}` : value;
 }
 
 /** A submission's CSV row. */
@@ -107,7 +116,7 @@ export async function buildClassExport(
   const csv = stringify(records, {
     header: true,
     columns: [...EXPORT_CSV_COLUMNS],
-    escape_formulas: true,
+    cast: { string: escapeFormula },
     record_delimiter: 'windows',
   });
   files.set(EXPORT_CSV_NAME, new TextEncoder().encode(csv));
