@@ -6,6 +6,8 @@ import { registerArch } from './commands/arch.ts';
 import { registerCalibrate } from './commands/calibrate.ts';
 import { registerCompare } from './commands/compare.ts';
 import { registerDownload } from './commands/download.ts';
+import { registerFinetuneClass } from './commands/finetune-class.ts';
+import { registerLabels } from './commands/labels.ts';
 import { registerGradcam } from './commands/gradcam.ts';
 import { registerPredict } from './commands/predict.ts';
 import { registerQuantize } from './commands/quantize.ts';
@@ -27,6 +29,9 @@ export function buildProgram(): Command {
   registerArch(program, config);
   registerCompare(program, config);
   registerQuantize(program, config);
+  // issue 16: the class teaches the bot
+  registerLabels(program, config);
+  registerFinetuneClass(program, config);
   return program;
 }
 

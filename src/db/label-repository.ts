@@ -57,6 +57,8 @@ export interface LabelRepository {
   add(label: NewLabel): Promise<LabelRecord>;
   /** Submissions matching the filter, oldest first, each with its labels. */
   list(filter?: LabelledSubmissionFilter): Promise<LabelledSubmissionRecord[]>;
+  /** The id of the first submission of `command` with these image bytes, if any (re-imports). */
+  findByImage(sha256: string, command: string): Promise<number | undefined>;
 }
 
 const ROLES: readonly string[] = ['student', 'instructor', 'admin'];
@@ -102,6 +104,15 @@ export function createLabelRepository(prisma: AppPrismaClient): LabelRepository 
         userPlatform: who?.platform ?? null,
         userPlatformId: who?.platformId ?? null,
       };
+    },
+
+    async findByImage(sha256, command) {
+      const row = await prisma.submission.findFirst({
+        where: { imageSha256: sha256, command },
+        orderBy: { id: 'asc' },
+        select: { id: true },
+      });
+      return row?.id;
     },
 
     async list(filter = {}) {
