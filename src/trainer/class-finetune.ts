@@ -10,7 +10,7 @@
  * the MNIST test set, before and after; it may be promoted only if the class accuracy improves
  * and MNIST test accuracy drops by at most {@link ClassFinetuneOptions.maxMnistDrop}.
  */
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
 import type { PRNG } from 'seedrandom';
 import { isUserError, UserError } from '../errors.ts';
@@ -69,7 +69,8 @@ export async function buildClassDataset(
     try {
       const input = await preprocessForModel(meta, p.bytes, limits);
       const u8 = new Uint8Array(per);
-      for (let i = 0; i < per; i++) u8[i] = Math.round(Math.min(1, Math.max(0, input.data[i]!)) * 255);
+      for (let i = 0; i < per; i++)
+        u8[i] = Math.round(Math.min(1, Math.max(0, input.data[i]!)) * 255);
       images.push(u8);
       labels.push(p.label);
       students.push(p.student);
@@ -110,7 +111,8 @@ export function splitByStudent(
   seed: number,
 ): { train: number[]; heldOut: number[]; heldOutStudents: string[] } {
   const unique = [...new Set(students)].sort();
-  if (unique.length < 2) throw new Error('a split by student needs photos of two students at least');
+  if (unique.length < 2)
+    throw new Error('a split by student needs photos of two students at least');
   const order = shuffledIndices(unique.length, seedrandom(`split-${seed}`));
   const count = new Map<string, number>();
   for (const s of students) count.set(s, (count.get(s) ?? 0) + 1);
@@ -128,8 +130,51 @@ export function splitByStudent(
   return { train, heldOut, heldOutStudents: [...held].sort() };
 }
 
+/** The split that holds out exactly `held` (students absent from the photos hold out nothing). */
+function splitGiven(
+  students: readonly string[],
+  held: readonly string[],
+): { train: number[]; heldOut: number[]; heldOutStudents: string[] } {
+  const set = new Set(held);
+  const train: number[] = [];
+  const heldOut: number[] = [];
+  students.forEach((s, i) => (set.has(s) ? heldOut : train).push(i));
+  if (train.length === 0 || heldOut.length === 0) {
+    throw new Error('the held-out students must leave photos on both sides');
+  }
+  return { train, heldOut, heldOutStudents: [...set].filter((s) => students.includes(s)).sort() };
+}
+
+/**
+ * Deals the students into `k` folds of about equal photo counts (largest first, each to the
+ * fold with the fewest photos so far, ties broken by a seeded order), for cross-validation by
+ * student: every student is held out exactly once.
+ * @throws {Error} when there are fewer students than folds, or `k` < 2.
+ */
+export function studentFolds(students: readonly string[], k: number, seed: number): string[][] {
+  const unique = [...new Set(students)].sort();
+  if (k < 2 || unique.length < k) {
+    throw new Error(`${k} folds need at least ${Math.max(2, k)} students, got ${unique.length}`);
+  }
+  const count = new Map<string, number>();
+  for (const s of students) count.set(s, (count.get(s) ?? 0) + 1);
+  const order = shuffledIndices(unique.length, seedrandom(`folds-${seed}`));
+  const shuffled = Array.from(order, (i) => unique[i]!);
+  shuffled.sort((a, b) => (count.get(b) ?? 0) - (count.get(a) ?? 0));
+  const folds: string[][] = Array.from({ length: k }, () => []);
+  const sizes = new Array<number>(k).fill(0);
+  for (const s of shuffled) {
+    const f = sizes.indexOf(Math.min(...sizes));
+    folds[f]!.push(s);
+    sizes[f]! += count.get(s) ?? 0;
+  }
+  return folds.map((f) => f.sort());
+}
+
 /** Concatenates the samples `indices` of several image sets of one shape. */
-function gather(parts: readonly { data: LabelledImages; indices: ArrayLike<number> }[]): LabelledImages {
+function gather(
+  parts: readonly { data: LabelledImages; indices: ArrayLike<number> }[],
+): LabelledImages {
   const first = parts[0]!.data;
   const per = first.height * first.width * first.channels;
   const count = parts.reduce((n, p) => n + p.indices.length, 0);
@@ -144,7 +189,14 @@ function gather(parts: readonly { data: LabelledImages; indices: ArrayLike<numbe
       k++;
     }
   }
-  return { images, labels, count, height: first.height, width: first.width, channels: first.channels };
+  return {
+    images,
+    labels,
+    count,
+    height: first.height,
+    width: first.width,
+    channels: first.channels,
+  };
 }
 
 /** Options of {@link finetuneOnClass}. */
@@ -167,6 +219,11 @@ export interface ClassFinetuneOptions {
   /** Largest allowed drop of MNIST test accuracy, 0..1. Default 0.005 (half a point). */
   readonly maxMnistDrop?: number;
   readonly seed?: number;
+  /**
+   * The students to hold out, instead of a seeded draw of {@link heldOutShare} (cross-validation
+   * by student: see {@link studentFolds}).
+   */
+  readonly heldOutStudents?: readonly string[];
   readonly onProgress?: (p: TrainProgress) => void;
 }
 
@@ -191,13 +248,19 @@ export interface ClassFinetuneReport {
   /** True when the class accuracy improved and MNIST dropped by at most the allowed drop. */
   readonly promote: boolean;
   readonly reason: 'improved' | 'class-not-improved' | 'mnist-dropped';
-  readonly settings: Required<Omit<ClassFinetuneOptions, 'onProgress'>>;
+  readonly settings: Required<Omit<ClassFinetuneOptions, 'onProgress' | 'heldOutStudents'>>;
+  /** Held-out photos the model read right, before and after (for pooling folds). */
+  readonly heldOutCorrect: { readonly before: number; readonly after: number };
   readonly history: readonly EpochRecord[];
   readonly seconds: number;
 }
 
 /** Top-1 accuracy of `model` on `indices` of `data` (0..1; 0 for none). */
-async function accuracyOn(model: tf.LayersModel, data: LabelledImages, indices: number[]): Promise<number> {
+async function accuracyOn(
+  model: tf.LayersModel,
+  data: LabelledImages,
+  indices: number[],
+): Promise<number> {
   if (indices.length === 0) return 0;
   return (await evaluateClassifier(model, data, Uint32Array.from(indices))).acc;
 }
@@ -225,15 +288,21 @@ export async function finetuneOnClass(
   const n = classSet.data.count;
   const minPhotos = options.minPhotos ?? 50;
   if (n < minPhotos) {
-    throw new UserError('classdata.not_enough', `${n} usable labelled photos, ${minPhotos} needed`, {
-      count: n,
-      needed: minPhotos,
-      missing: minPhotos - n,
-    });
+    throw new UserError(
+      'classdata.not_enough',
+      `${n} usable labelled photos, ${minPhotos} needed`,
+      {
+        count: n,
+        needed: minPhotos,
+        missing: minPhotos - n,
+      },
+    );
   }
   const seed = options.seed ?? 1;
   const heldOutShare = options.heldOutShare ?? 0.25;
-  const split = splitByStudent(classSet.students, heldOutShare, seed);
+  const split = options.heldOutStudents
+    ? splitGiven(classSet.students, options.heldOutStudents)
+    : splitByStudent(classSet.students, heldOutShare, seed);
   const replay = Math.min(options.replay ?? 6000, mnistTrain.count);
   const classRepeat =
     options.classRepeat ?? Math.max(1, Math.round(replay / 3 / Math.max(1, split.train.length)));
@@ -294,6 +363,10 @@ export async function finetuneOnClass(
     before,
     after,
     promote: improved && kept,
+    heldOutCorrect: {
+      before: Math.round(before.classHeldOut * split.heldOut.length),
+      after: Math.round(after.classHeldOut * split.heldOut.length),
+    },
     reason: !improved ? 'class-not-improved' : !kept ? 'mnist-dropped' : 'improved',
     settings,
     history: result.history,

@@ -17,6 +17,7 @@ import { META_FILE, readModelMeta, type ModelMeta } from '../../ml/model-meta.ts
 import {
   buildClassDataset,
   finetuneOnClass,
+  studentFolds,
   type ClassFinetuneReport,
   type ClassPhoto,
 } from '../../trainer/class-finetune.ts';
@@ -58,6 +59,52 @@ export function describeReport(r: ClassFinetuneReport): string[] {
   ];
 }
 
+/** Cross-validation folds pooled: held-out photos over all folds, MNIST averaged. */
+export interface PooledFolds {
+  readonly folds: number;
+  readonly heldOutPhotos: number;
+  readonly classBefore: number;
+  readonly classAfter: number;
+  readonly mnistBefore: number;
+  readonly mnistAfterMean: number;
+  readonly mnistAfterMin: number;
+}
+
+/** Pools fold reports (every photo is held out once). */
+export function poolFolds(reports: readonly ClassFinetuneReport[]): PooledFolds {
+  const photos = reports.reduce((n, r) => n + r.heldOutPhotos, 0);
+  const sum = (f: (r: ClassFinetuneReport) => number): number =>
+    reports.reduce((n, r) => n + f(r), 0);
+  return {
+    folds: reports.length,
+    heldOutPhotos: photos,
+    classBefore: sum((r) => r.heldOutCorrect.before) / photos,
+    classAfter: sum((r) => r.heldOutCorrect.after) / photos,
+    mnistBefore: reports[0]?.before.mnistTest ?? NaN,
+    mnistAfterMean: sum((r) => r.after.mnistTest) / reports.length,
+    mnistAfterMin: Math.min(...reports.map((r) => r.after.mnistTest)),
+  };
+}
+
+function describePooled(p: PooledFolds): string {
+  return [
+    `pooled over ${p.folds} folds by student (${p.heldOutPhotos} held-out photos, each once):`,
+    `held-out class photos: ${pct(p.classBefore)} -> ${pct(p.classAfter)}`,
+    `MNIST test:            ${pct(p.mnistBefore)} -> ${pct(p.mnistAfterMean)} (mean; worst fold ${pct(p.mnistAfterMin)})`,
+  ].join('\n');
+}
+
+function settingsOf(flags: Flags) {
+  return {
+    minPhotos: flags.minPhotos,
+    heldOutShare: flags.heldOut,
+    seed: flags.seed,
+    ...(flags.epochs === undefined ? {} : { epochs: flags.epochs }),
+    ...(flags.lr === undefined ? {} : { learningRate: flags.lr }),
+    ...(flags.replay === undefined ? {} : { replay: flags.replay }),
+  };
+}
+
 interface Flags {
   model: string;
   minPhotos: number;
@@ -68,6 +115,7 @@ interface Flags {
   seed: number;
   mnistDir?: string;
   out?: string;
+  folds?: number;
   json?: boolean;
 }
 
@@ -87,6 +135,11 @@ export function registerFinetuneClass(program: Command, config: Config): void {
     .option('--seed <n>', 'random seed (split, replay, augmentation)', parseCountOption, 1)
     .option('--mnist-dir <dir>', 'data folder holding mnist/ (default: DATA_DIR)')
     .option('--out <dir>', 'save the fine-tuned model (with the report in meta.json) here')
+    .option(
+      '--folds <k>',
+      'measure only: cross-validate by student (each student held out once, k fine-tunes from the served model)',
+      parseCountOption,
+    )
     .option('--json', 'print the report as JSON')
     .action(async (flags: Flags) => {
       const backend = await initBackend();
@@ -106,23 +159,40 @@ export function registerFinetuneClass(program: Command, config: Config): void {
         loadDataset('mnist', 'train', dataDir),
         loadDataset('mnist', 'test', dataDir),
       ]);
+      if (flags.folds !== undefined) {
+        const folds = studentFolds(classSet.students, flags.folds, flags.seed);
+        const reports: ClassFinetuneReport[] = [];
+        for (const [i, heldOutStudents] of folds.entries()) {
+          const m = await loadModel(modelDir);
+          const r = await finetuneOnClass(m, classSet, mnistTrain, mnistTest, {
+            ...settingsOf(flags),
+            heldOutStudents,
+          });
+          m.dispose();
+          reports.push(r);
+          if (!flags.json) console.log(`fold ${i + 1}/${folds.length}: ${describeReport(r)[1]}`);
+        }
+        const pooled = poolFolds(reports);
+        if (flags.json) console.log(JSON.stringify({ pooled, folds: reports }, null, 2));
+        else console.log(describePooled(pooled));
+        return;
+      }
       const model = await loadModel(modelDir);
       const bar = flags.json
         ? undefined
         : new SingleBar(
-            { format: 'epoch {epoch} |{bar}| {value}/{total} batches | loss {loss}', hideCursor: true },
+            {
+              format: 'epoch {epoch} |{bar}| {value}/{total} batches | loss {loss}',
+              hideCursor: true,
+            },
             Presets.shades_classic,
           );
       const report = await finetuneOnClass(model, classSet, mnistTrain, mnistTest, {
-        minPhotos: flags.minPhotos,
-        heldOutShare: flags.heldOut,
-        seed: flags.seed,
-        ...(flags.epochs === undefined ? {} : { epochs: flags.epochs }),
-        ...(flags.lr === undefined ? {} : { learningRate: flags.lr }),
-        ...(flags.replay === undefined ? {} : { replay: flags.replay }),
+        ...settingsOf(flags),
         onProgress: (p) => {
           if (!bar) return;
-          if (p.kind === 'epoch-start') bar.start(p.batches, 0, { epoch: `${p.epoch + 1}/${p.epochs}`, loss: '-' });
+          if (p.kind === 'epoch-start')
+            bar.start(p.batches, 0, { epoch: `${p.epoch + 1}/${p.epochs}`, loss: '-' });
           else if (p.kind === 'batch') bar.update(p.batch, { loss: p.loss.toFixed(4) });
           else bar.stop();
         },

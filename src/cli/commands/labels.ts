@@ -97,8 +97,7 @@ export async function importLabelledFolder(
         duplicates++;
         continue;
       }
-      const student =
-        options.studentPattern?.exec(name)?.[1] ?? path.basename(path.resolve(dir));
+      const student = options.studentPattern?.exec(name)?.[1] ?? path.basename(path.resolve(dir));
       const user = await db.users.upsertFromPlatform({
         platform: IMPORT_PLATFORM,
         platformId: student,
@@ -167,10 +166,7 @@ export function registerLabels(program: Command, config: Config): void {
     )
     .option('--json', 'print the summary as JSON')
     .action(
-      async (
-        dir: string,
-        flags: { model: string; studentPattern?: string; json?: boolean },
-      ) => {
+      async (dir: string, flags: { model: string; studentPattern?: string; json?: boolean }) => {
         await initBackend();
         const registry = ModelRegistry.fromConfig(config);
         const loaded = await registry.get(flags.model);
@@ -185,7 +181,9 @@ export function registerLabels(program: Command, config: Config): void {
             console.log(
               `imported ${summary.imported} labelled photos (${Object.entries(summary.perClass)
                 .map(([k, v]) => `${k}: ${v}`)
-                .join(', ')}); ${summary.duplicates} already imported; ${summary.refused.length} refused by the preprocessing; ${summary.ignored.length} not images`,
+                .join(
+                  ', ',
+                )}); ${summary.duplicates} already imported; ${summary.refused.length} refused by the preprocessing; ${summary.ignored.length} not images`,
             );
             for (const r of summary.refused) console.log(`  refused ${r.file}: ${r.reason}`);
           }
