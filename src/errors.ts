@@ -43,6 +43,13 @@ export const USER_ERROR_IDS = [
   'keras.missing',
   'lab.unknown_task',
   'lab.instructors_only',
+  // issue 16: the class teaches the bot
+  'permission.instructor_only',
+  'label.not_found',
+  'label.not_yours',
+  'label.invalid',
+  'classdata.not_enough',
+  'export.no_files',
 ] as const;
 
 /** One of {@link USER_ERROR_IDS}. */

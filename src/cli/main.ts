@@ -6,6 +6,8 @@ import { registerArch } from './commands/arch.ts';
 import { registerCalibrate } from './commands/calibrate.ts';
 import { registerCompare } from './commands/compare.ts';
 import { registerDownload } from './commands/download.ts';
+import { registerFinetuneClass } from './commands/finetune-class.ts';
+import { registerLabels } from './commands/labels.ts';
 import { registerGradcam } from './commands/gradcam.ts';
 import { registerImages } from './commands/images.ts';
 import { registerCheck, registerExportKeras } from './commands/keras.ts';
@@ -31,6 +33,9 @@ export function buildProgram(config: Config): Command {
   registerImages(program, config);
   registerExportKeras(program, config);
   registerCheck(program, config);
+  // issue 16: the class teaches the bot
+  registerLabels(program, config);
+  registerFinetuneClass(program, config);
   return program;
 }
 

@@ -69,6 +69,36 @@ export interface IncomingCommand {
   readonly args: string;
 }
 
+/**
+ * issue 16: a button under a reply. Pressing it comes back as a {@link ButtonPress} with
+ * {@link data}, so the buttons keep working after a restart (no in-memory collectors).
+ */
+export interface ReplyButton {
+  /** The button's label. */
+  readonly text: string;
+  /** At most 64 bytes (Telegram's `callback_data` limit; Discord's `custom_id` allows 100). */
+  readonly data: string;
+}
+
+/** Extras of a reply: rows of buttons, for adapters that can show them. */
+export interface ReplyOptions {
+  readonly buttons?: readonly (readonly ReplyButton[])[];
+}
+
+/** issue 16: a press of one of the bot's {@link ReplyButton}s. */
+export interface ButtonPress {
+  /** The pressed button's {@link ReplyButton.data}. */
+  readonly data: string;
+  /**
+   * Answers the press so the client stops waiting (Telegram `answerCallbackQuery`, a Discord
+   * component interaction response); `text` is shown as a short notice to the presser alone.
+   * Call at most once; an adapter answers silently when the core did not.
+   */
+  answer(text?: string): Promise<void>;
+  /** Removes the buttons from the message that carried them and marks it with `note`. */
+  finish(note: string): Promise<void>;
+}
+
 /** What an adapter may show while the core works (Telegram chat actions, Discord "thinking"). */
 export type ChatAction = 'typing' | 'upload_photo';
 
@@ -105,10 +135,22 @@ export interface ChatContext {
    * Others (Telegram, Discord) send the late answer as a message of its own.
    */
   readonly waitsForAnswer?: boolean;
+  /** issue 16: the platform id of the message this one replies to, when it is a reply. */
+  readonly replyTo?: string;
+  /** issue 16: a button press instead of a message (the adapter leaves `command` unset). */
+  readonly press?: ButtonPress;
   /** Sends a text message in reply. Plain text: no Markdown or HTML. */
-  reply(text: string): Promise<void>;
-  /** Sends a PNG image with a plain-text caption (at most 1024 characters) in reply. */
-  replyImage(png: Uint8Array, caption: string): Promise<void>;
+  reply(text: string, options?: ReplyOptions): Promise<void>;
+  /**
+   * Sends a PNG image with a plain-text caption (at most 1024 characters) in reply; with
+   * buttons under it when the adapter can show them.
+   */
+  replyImage(png: Uint8Array, caption: string, options?: ReplyOptions): Promise<void>;
+  /**
+   * issue 16, optional: sends a file (a zip export) with a caption. Adapters without it make
+   * the commands that need it answer that the platform cannot receive files.
+   */
+  replyFile?(bytes: Uint8Array, fileName: string, caption: string): Promise<void>;
   /**
    * Optional: shows a chat action ("typing...", "sending photo...") while the core works.
    * Failures are ignored.

@@ -7,6 +7,7 @@ import type {
   LoadedImage,
   SubmissionResult,
 } from './command.ts';
+import { handlePress } from './buttons.ts';
 import { commands as defaultCommands, BARE_IMAGE_COMMAND } from './commands/index.ts';
 import type { ChatContext } from './context.ts';
 import { isUserError, UserError } from '../errors.ts';
@@ -76,6 +77,7 @@ export interface Core {
 
 type Route =
   | { readonly kind: 'command'; readonly command: Command; readonly args: string }
+  | { readonly kind: 'press' }
   | { readonly kind: 'unknown'; readonly name: string }
   | { readonly kind: 'hint' }
   | { readonly kind: 'ignore' };
@@ -124,6 +126,7 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
 
   function route(ctx: ChatContext): Route {
     const group = ctx.chat.type === 'group';
+    if (ctx.press) return { kind: 'press' };
     if (ctx.command) {
       const name = ctx.command.name.toLowerCase();
       const command = byName.get(name);
@@ -159,7 +162,8 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
   async function process(ctx: ChatContext, r: Route): Promise<void> {
     const started = performance.now();
     if (r.kind === 'ignore') return;
-    const commandName = r.kind === 'command' ? r.command.name : r.kind === 'unknown' ? r.name : '';
+    const commandName =
+      r.kind === 'command' ? r.command.name : r.kind === 'unknown' ? r.name : r.kind;
     let lang: Language = clientLanguage(ctx.user.languageCode);
     let t: Translate = translator(lang);
     const result: SubmissionResult = {
@@ -193,7 +197,7 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
         await ctx.reply(t('hint.send_photo'));
         return;
       }
-      record = r.command.logsSubmission === true;
+      record = r.kind === 'command' && r.command.logsSubmission === true;
       // Built field by field, not spread: an adapter's context may be a class instance.
       const commandCtx: CommandContext = {
         platform: ctx.platform,
@@ -202,11 +206,19 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
         messageId: ctx.messageId,
         ...(ctx.command ? { command: ctx.command } : {}),
         ...(ctx.image ? { image: ctx.image } : {}),
-        reply: (text) => ctx.reply(text),
-        replyImage: (png, caption) => ctx.replyImage(png, caption),
+        ...(ctx.replyTo === undefined ? {} : { replyTo: ctx.replyTo }),
+        ...(ctx.press ? { press: ctx.press } : {}),
+        reply: (text, options) => ctx.reply(text, options),
+        replyImage: (png, caption, options) => ctx.replyImage(png, caption, options),
+        ...(ctx.replyFile
+          ? {
+              replyFile: (bytes: Uint8Array, fileName: string, caption: string) =>
+                ctx.replyFile!(bytes, fileName, caption),
+            }
+          : {}),
         lang,
         t,
-        args: r.args,
+        args: r.kind === 'command' ? r.args : '',
         storedUser,
         storedChat,
         submission: result,
@@ -216,6 +228,11 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
           if (ctx.action) void ctx.action(kind).catch(() => undefined);
         },
       };
+      if (r.kind === 'press') {
+        // issue 16: a press is answered in place, never logged as a submission.
+        await handlePress(commandCtx, ctx.press!, services);
+        return;
+      }
       await r.command.execute(commandCtx, services);
     } catch (e) {
       record = true;

@@ -4,6 +4,9 @@
  * Commands, parsers and texts stay internal.
  */
 export type {
+  ButtonPress,
+  ReplyButton,
+  ReplyOptions,
   ChatAction,
   ChatContext,
   ChatInfo,

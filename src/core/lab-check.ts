@@ -286,11 +286,9 @@ async function testAndExplain(
     ...(bar ? resultLines([bar], ctx.t) : []),
   ];
   const png = await renderConfusionMatrix({
-    matrix: e.confusion,
+    counts: e.confusion,
     classNames: testSet.classNames,
     title: ctx.t('lab.confusion.title', { dataset: task.dataset }),
-    trueLabel: '',
-    predictedLabel: '',
   });
   await ctx.replyImage(png, lines.join('\n'));
   const passed = results.filter((r) => r.ok).length + (bar?.ok ? 1 : 0);

@@ -6,12 +6,18 @@ import type { ChatInfo, ChatUser, Platform } from './context.ts';
 import type { Language } from './i18n.ts';
 import type {
   ChatDirectory,
+  ClassData,
+  ClassDataFilter,
   ImageStore,
   LabSubmission,
   LabSubmissionInput,
   LabSubmissionLog,
+  LabelInput,
+  LabelledSubmission,
   Persistence,
+  Role,
   StoredChat,
+  StoredLabel,
   StoredUser,
   Submission,
   SubmissionInput,
@@ -30,24 +36,15 @@ export class MemoryUserDirectory implements UserDirectory {
   /** Creates or renames the user; keeps their language choice. */
   upsert(platform: Platform, user: ChatUser): Promise<StoredUser> {
     const k = key(platform, user.id);
-    const role = this.roles.get(k);
     const stored: StoredUser = {
       platform,
       userId: user.id,
       name: user.name,
       language: this.users.get(k)?.language ?? null,
-      ...(role ? { role } : {}),
+      role: this.users.get(k)?.role ?? 'student',
     };
     this.users.set(k, stored);
     return Promise.resolve(stored);
-  }
-
-  /** Roles given with {@link setRole}, by `platform:userId`. */
-  private readonly roles = new Map<string, NonNullable<StoredUser['role']>>();
-
-  /** Gives a user a role (what `/grant` does in the database), effective from their next message. */
-  setRole(platform: Platform, userId: string, role: NonNullable<StoredUser['role']>): void {
-    this.roles.set(key(platform, userId), role);
   }
 
   /** Sets or clears the user's language choice. */
@@ -59,8 +56,22 @@ export class MemoryUserDirectory implements UserDirectory {
       userId: user.userId,
       name: old?.name ?? '',
       language,
+      role: old?.role ?? 'student',
     });
     return Promise.resolve();
+  }
+
+  /** Sets a user's role (tests; the chat commands that grant roles belong to the trainer issue). */
+  setRole(user: UserKey, role: Role): void {
+    const k = key(user.platform, user.userId);
+    const old = this.users.get(k);
+    this.users.set(k, {
+      platform: user.platform,
+      userId: user.userId,
+      name: old?.name ?? '',
+      language: old?.language ?? null,
+      role,
+    });
   }
 }
 
@@ -82,15 +93,18 @@ export class MemoryChatDirectory implements ChatDirectory {
     return Promise.resolve(stored);
   }
 
-  /** Sets the model bare photos are classified with in a chat (no command does this yet). */
-  setDefaultModel(platform: Platform, chat: ChatInfo, model: string | null): void {
-    this.chats.set(key(platform, chat.id), {
+  /** Sets the model bare photos are classified with in a chat (`/model`). */
+  setDefaultModel(platform: Platform, chatId: string, model: string | null): Promise<void> {
+    const k = key(platform, chatId);
+    const old = this.chats.get(k);
+    this.chats.set(k, {
       platform,
-      chatId: chat.id,
-      type: chat.type,
-      title: chat.title ?? null,
+      chatId,
+      type: old?.type ?? 'private',
+      title: old?.title ?? null,
       defaultModel: model,
     });
+    return Promise.resolve();
   }
 }
 
@@ -188,6 +202,91 @@ export class MemoryImageStore implements ImageStore {
   }
 }
 
+/** {@link ClassData} over the in-memory submission log and image store. */
+export class MemoryClassData implements ClassData {
+  /** Every label row, oldest first. */
+  readonly labels: StoredLabel[] = [];
+
+  constructor(
+    private readonly submissions: MemorySubmissionLog,
+    private readonly images: MemoryImageStore,
+    private readonly users: MemoryUserDirectory,
+  ) {}
+
+  private withLabels(s: Submission): LabelledSubmission {
+    return {
+      ...s,
+      userName: this.users.users.get(key(s.platform, s.userId))?.name ?? null,
+      labels: this.labels.filter((l) => l.submissionId === s.id),
+    };
+  }
+
+  private matching(filter: ClassDataFilter): Submission[] {
+    return this.submissions.rows.filter(
+      (r) =>
+        (filter.platform === undefined || r.platform === filter.platform) &&
+        (filter.chatId === undefined || r.chatId === filter.chatId) &&
+        (filter.from === undefined || r.createdAt >= filter.from) &&
+        (filter.to === undefined || r.createdAt < filter.to),
+    );
+  }
+
+  findByMessage(
+    platform: Platform,
+    chatId: string,
+    messageId: string,
+  ): Promise<LabelledSubmission | undefined> {
+    const row = this.submissions.rows.findLast(
+      (r) =>
+        r.platform === platform &&
+        r.chatId === chatId &&
+        r.messageId === messageId &&
+        isClassified(r),
+    );
+    return Promise.resolve(row && this.withLabels(row));
+  }
+
+  get(submissionId: string): Promise<LabelledSubmission | undefined> {
+    const row = this.submissions.rows.find((r) => r.id === submissionId);
+    return Promise.resolve(row && this.withLabels(row));
+  }
+
+  addLabel(label: LabelInput): Promise<StoredLabel> {
+    if (!this.submissions.rows.some((r) => r.id === label.submissionId)) {
+      return Promise.reject(new Error(`no submission ${label.submissionId}`));
+    }
+    const stored: StoredLabel = {
+      ...label,
+      id: String(this.labels.length + 1),
+      createdAt: new Date(),
+    };
+    this.labels.push(stored);
+    return Promise.resolve(stored);
+  }
+
+  list(filter: ClassDataFilter = {}): Promise<LabelledSubmission[]> {
+    return Promise.resolve(
+      this.matching(filter)
+        .filter(isClassified)
+        .map((r) => this.withLabels(r)),
+    );
+  }
+
+  listAll(filter: ClassDataFilter = {}): Promise<LabelledSubmission[]> {
+    return Promise.resolve(this.matching(filter).map((r) => this.withLabels(r)));
+  }
+
+  readImage(imagePath: string): Promise<Uint8Array> {
+    const bytes = this.images.images.get(imagePath.replace(/^memory:/, ''));
+    return bytes ? Promise.resolve(bytes) : Promise.reject(new Error(`no image ${imagePath}`));
+  }
+}
+
+/** A submission whose photo was classified (image stored, prediction made, no error). */
+function isClassified(s: Submission): boolean {
+  return s.errorCode === null && s.imagePath !== null && s.predictedClass !== null;
+}
+
 /**
  * All four ports in memory, each exposed with its concrete type so tests can inspect rows.
  *
@@ -202,13 +301,17 @@ export function createMemoryStore(): Persistence & {
   readonly submissions: MemorySubmissionLog;
   readonly images: MemoryImageStore;
   readonly labSubmissions: MemoryLabSubmissionLog;
+  readonly classData: MemoryClassData;
 } {
   const users = new MemoryUserDirectory();
+  const submissions = new MemorySubmissionLog();
+  const images = new MemoryImageStore();
   return {
     users,
     chats: new MemoryChatDirectory(),
-    submissions: new MemorySubmissionLog(),
-    images: new MemoryImageStore(),
+    submissions,
+    images,
     labSubmissions: new MemoryLabSubmissionLog(users),
+    classData: new MemoryClassData(submissions, images, users),
   };
 }

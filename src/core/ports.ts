@@ -19,8 +19,16 @@ export interface StoredUser {
   readonly name: string;
   /** The user's `/lang` choice; null to follow the client's language. */
   readonly language: Language | null;
-  /** `student` (the default), `instructor` or `admin` (the `users.role` column). */
-  readonly role?: 'student' | 'instructor' | 'admin';
+  /** What the user may do (`users.role`); instructors and admins label any photo, review, export. */
+  readonly role: Role;
+}
+
+/** A user's role: students classify and label their own photos; instructors and admins more. */
+export type Role = 'student' | 'instructor' | 'admin';
+
+/** True for the roles that may use instructor commands (`instructor`, `admin`). */
+export function isInstructorRole(role: Role): boolean {
+  return role === 'instructor' || role === 'admin';
 }
 
 /** Users and their language choice. */
@@ -48,6 +56,8 @@ export interface StoredChat {
 export interface ChatDirectory {
   /** Creates the chat on first contact or updates its title; returns the stored record. */
   upsert(platform: Platform, chat: ChatInfo): Promise<StoredChat>;
+  /** Sets (null: clears) the chat's default model (`/model`). The chat exists (upserted before). */
+  setDefaultModel(platform: Platform, chatId: string, model: string | null): Promise<void>;
 }
 
 /** One class and its probability, as stored with a submission. */
@@ -179,4 +189,71 @@ export interface Persistence {
   readonly images: ImageStore;
   /** Lab checks (issue 18); without it `/check` answers but records nothing. */
   readonly labSubmissions?: LabSubmissionLog;
+  /** issue 16: labels of the class's photos. */
+  readonly classData: ClassData;
+}
+
+// --- issue 16: the class teaches the bot ------------------------------------------------------
+
+/**
+ * Where a label came from: the student tapped ✓ on the bot's answer (`confirmed`) or a digit
+ * (`corrected`); an instructor labelled, accepted, relabelled or excluded it (`instructor`).
+ */
+export type LabelSource = 'confirmed' | 'corrected' | 'instructor';
+
+/** One label of a submission's photo, as it is added. Rows are never changed or deleted. */
+export interface LabelInput {
+  readonly submissionId: string;
+  /** The class label (e.g. `'4'`); null only for an instructor's "exclude from training". */
+  readonly label: string | null;
+  /** Who labelled; null for an import from the command line. */
+  readonly by: UserKey | null;
+  /** The labeller's role when labelling. */
+  readonly role: Role;
+  readonly source: LabelSource;
+}
+
+/** A stored {@link LabelInput}. */
+export interface StoredLabel extends LabelInput {
+  readonly id: string;
+  readonly createdAt: Date;
+}
+
+/** A classified photo with its owner's name and all its labels, oldest label first. */
+export interface LabelledSubmission extends Submission {
+  readonly userName: string | null;
+  readonly labels: readonly StoredLabel[];
+}
+
+/** Filters of {@link ClassData.list}: chat (platform id) and a time range. */
+export interface ClassDataFilter {
+  readonly platform?: Platform;
+  readonly chatId?: string;
+  /** Inclusive lower bound of `createdAt`. */
+  readonly from?: Date;
+  /** Exclusive upper bound of `createdAt`. */
+  readonly to?: Date;
+}
+
+/** Labels of the class's photos, and the classified submissions they refer to. */
+export interface ClassData {
+  /**
+   * The classified submission (an image, a prediction, no error) answering the platform message
+   * `messageId` in a chat, if any: the one a button under the answer, or a reply, refers to.
+   */
+  findByMessage(
+    platform: Platform,
+    chatId: string,
+    messageId: string,
+  ): Promise<LabelledSubmission | undefined>;
+  /** One submission by id, with its labels. */
+  get(submissionId: string): Promise<LabelledSubmission | undefined>;
+  /** Appends a label row. */
+  addLabel(label: LabelInput): Promise<StoredLabel>;
+  /** Every classified submission with an image that matches the filter, oldest first. */
+  list(filter?: ClassDataFilter): Promise<LabelledSubmission[]>;
+  /** Every submission (classified or refused) that matches the filter, oldest first: for the CSV. */
+  listAll(filter?: ClassDataFilter): Promise<LabelledSubmission[]>;
+  /** The stored bytes of a submission's image (its `imagePath`). */
+  readImage(imagePath: string): Promise<Uint8Array>;
 }

@@ -9,6 +9,8 @@ export interface ChatRecord {
   /** The platform's kind of chat: `private`, `group`, `supergroup`, `guild_text`, ... */
   readonly type: string;
   readonly title: string | null;
+  /** The chat's default model (`/model`), null for the configured one. */
+  readonly defaultModel: string | null;
   readonly createdAt: Date;
   readonly updatedAt: Date;
 }
@@ -27,6 +29,8 @@ export interface ChatRepository {
   upsertFromPlatform(chat: PlatformChat): Promise<ChatRecord>;
   get(id: number): Promise<ChatRecord | undefined>;
   findByPlatform(platform: string, platformId: string): Promise<ChatRecord | undefined>;
+  /** Sets (null: clears) the chat's default model. */
+  setDefaultModel(id: number, model: string | null): Promise<ChatRecord>;
 }
 
 function toChat(row: ChatRecord): ChatRecord {
@@ -36,6 +40,7 @@ function toChat(row: ChatRecord): ChatRecord {
     platformId: row.platformId,
     type: row.type,
     title: row.title,
+    defaultModel: row.defaultModel,
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
   };
@@ -76,6 +81,10 @@ export function createChatRepository(prisma: AppPrismaClient): ChatRepository {
         where: { platform_platformId: { platform, platformId } },
       });
       return row === null ? undefined : toChat(row);
+    },
+
+    async setDefaultModel(id, model) {
+      return toChat(await prisma.chat.update({ where: { id }, data: { defaultModel: model } }));
     },
   };
 }

@@ -8,6 +8,7 @@ import {
 } from './client.ts';
 import { createImageRetention, type ImageRetention } from './image-retention.ts';
 import { createImageStore, type ImageStore } from './image-store.ts';
+import { createLabelRepository, type LabelRepository } from './label-repository.ts';
 import { migrate } from './migrate.ts';
 import {
   createModelVersionRepository,
@@ -44,6 +45,8 @@ export interface Database {
   readonly telegramUpdates: TelegramUpdateRepository;
   /** Students' Keras models checked against the lab's tasks (issue 18). */
   readonly labSubmissions: LabSubmissionRepository;
+  /** issue 16: labels of submissions' photos. */
+  readonly labels: LabelRepository;
   /** Closes the connections; the object is unusable afterwards. */
   close(): Promise<void>;
 }
@@ -75,6 +78,7 @@ export async function openDatabase(config: DatabaseConfig): Promise<Database> {
     trainingRuns: createTrainingRunRepository(prisma),
     telegramUpdates: createTelegramUpdateRepository(prisma),
     labSubmissions: createLabSubmissionRepository(prisma),
+    labels: createLabelRepository(prisma),
     close: () => client.close(),
   };
 }

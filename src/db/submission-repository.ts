@@ -122,7 +122,8 @@ export const SUBMISSION_CSV_COLUMNS = [
 
 const EXPORT_PAGE_SIZE = 500;
 
-interface SubmissionRow {
+/** The columns of a `submissions` row, as Prisma returns them. */
+export interface SubmissionRow {
   id: number;
   userId: number;
   chatId: number | null;
@@ -143,7 +144,8 @@ interface SubmissionRow {
   createdAt: Date;
 }
 
-function toSubmission(row: SubmissionRow): SubmissionRecord {
+/** A Prisma submission row as a plain {@link SubmissionRecord}. */
+export function toSubmission(row: SubmissionRow): SubmissionRecord {
   return {
     id: row.id,
     userId: row.userId,

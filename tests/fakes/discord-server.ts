@@ -90,6 +90,16 @@ export interface MessageInvocation {
   readonly dm?: boolean;
 }
 
+/** issue 16: a press of a button under one of the bot's messages. */
+export interface ButtonPressInvocation {
+  /** The bot's message carrying the button. */
+  readonly messageId: string;
+  readonly customId: string;
+  readonly user?: FakeUser;
+  readonly locale?: string;
+  readonly dm?: boolean;
+}
+
 /** The running fake. */
 export interface FakeDiscord {
   /** For discord.js's `rest.api`: `http://127.0.0.1:<port>/api`. */
@@ -118,6 +128,16 @@ export interface FakeDiscord {
   slashCommand(invocation: SlashCommandInvocation): { id: string; token: string };
   /** Dispatches MESSAGE_CREATE; returns the message's id. */
   message(invocation: MessageInvocation): string;
+  /**
+   * issue 16: dispatches INTERACTION_CREATE for a button (a message component, type 3) under one
+   * of the bot's messages; returns the interaction's id and token.
+   * @throws {Error} when that message has no button with this `custom_id`.
+   */
+  pressButton(invocation: ButtonPressInvocation): { id: string; token: string };
+  /** issue 16: one of the bot's messages as it is now (edits applied), by id. */
+  botMessage(id: string): Record<string, unknown> | undefined;
+  /** issue 16: the id of an interaction's original response message, once it was edited in. */
+  originalOf(token: string): string | undefined;
   /** Resolves with the first request (already received or coming) that matches. */
   waitForRequest(
     match: (r: RecordedRequest) => boolean,
@@ -219,6 +239,11 @@ export async function startFakeDiscord(options: FakeDiscordOptions): Promise<Fak
   const unknownRoutes: string[] = [];
   const files = new Map<string, { bytes: Uint8Array; contentType: string }>();
   const interactionTokens = new Set<string>();
+  /** Interactions whose initial response was given (Discord accepts one). */
+  const acknowledged = new Set<string>();
+  /** The bot's messages by id; a slash command's original response keeps one id per token. */
+  const botMessages = new Map<string, Record<string, unknown>>();
+  const originals = new Map<string, string>();
   const events = new EventEmitter();
   const gateway = {
     identifies: [] as Record<string, unknown>[],
@@ -236,8 +261,8 @@ export async function startFakeDiscord(options: FakeDiscordOptions): Promise<Fak
     body: unknown,
     uploaded: readonly RecordedFile[],
   ): Record<string, unknown> {
-    const b = (body ?? {}) as { content?: string };
-    return {
+    const b = (body ?? {}) as { content?: string; components?: unknown[] };
+    const message = {
       id: snowflake(),
       channel_id: channel,
       author: userObject(bot, true),
@@ -264,7 +289,25 @@ export async function startFakeDiscord(options: FakeDiscordOptions): Promise<Fak
       type: 0,
       flags: 0,
       application_id: applicationId,
+      components: b.components ?? [],
     };
+    botMessages.set(message.id, message);
+    return message;
+  }
+
+  /** The original response of an interaction: the same message id on every edit. */
+  function original(token: string, body: unknown, uploaded: readonly RecordedFile[]): unknown {
+    const made = messageObject(channelId, body, uploaded);
+    const madeId = String(made.id);
+    const id = originals.get(token);
+    if (id === undefined) {
+      originals.set(token, madeId);
+      return made;
+    }
+    botMessages.delete(madeId);
+    const kept = { ...made, id };
+    botMessages.set(id, kept);
+    return kept;
   }
 
   type Reply = { status: number; json?: unknown };
@@ -298,6 +341,13 @@ export async function startFakeDiscord(options: FakeDiscordOptions): Promise<Fak
         if (!interactionTokens.has(m[2] ?? '')) {
           return { status: 404, json: { message: 'Unknown interaction', code: 10062 } };
         }
+        if (acknowledged.has(m[2] ?? '')) {
+          return {
+            status: 400,
+            json: { message: 'Interaction has already been acknowledged.', code: 40060 },
+          };
+        }
+        acknowledged.add(m[2] ?? '');
         return { status: 204 };
       },
     ],
@@ -305,7 +355,26 @@ export async function startFakeDiscord(options: FakeDiscordOptions): Promise<Fak
       'PATCH',
       /^\/webhooks\/(\d+)\/([^/]+)\/messages\/(?:@|%40)original$/,
       false,
-      (m, r) => webhook(m, () => messageObject(channelId, r.body, r.files)),
+      (m, r) => webhook(m, () => original(m[2] ?? '', r.body, r.files)),
+    ],
+    [
+      'PATCH',
+      /^\/webhooks\/(\d+)\/([^/]+)\/messages\/(\d+)$/,
+      false,
+      (m, r) =>
+        webhook(m, () => {
+          const old = botMessages.get(m[3] ?? '');
+          if (!old) return { unknownMessage: true };
+          const b = (r.body ?? {}) as { content?: string; components?: unknown[] };
+          const edited = {
+            ...old,
+            ...(b.content === undefined ? {} : { content: b.content }),
+            ...(b.components === undefined ? {} : { components: b.components }),
+            edited_timestamp: new Date().toISOString(),
+          };
+          botMessages.set(m[3] ?? '', edited);
+          return edited;
+        }),
     ],
     [
       'DELETE',
@@ -340,6 +409,9 @@ export async function startFakeDiscord(options: FakeDiscordOptions): Promise<Fak
       return { status: 404, json: { message: 'Unknown Webhook', code: 10015 } };
     }
     const json = result();
+    if (json && typeof json === 'object' && 'unknownMessage' in json) {
+      return { status: 404, json: { message: 'Unknown Message', code: 10008 } };
+    }
     return json === undefined ? { status: 204 } : { status: 200, json };
   }
 
@@ -611,6 +683,40 @@ export async function startFakeDiscord(options: FakeDiscordOptions): Promise<Fak
           ...(options.length ? { options } : {}),
           ...(resolved ? { resolved } : {}),
         },
+        channel_id: inv.dm ? dmChannelId : channelId,
+        channel: channelOf(inv.dm),
+        ...(inv.dm
+          ? { user: userObject(user), context: 1 }
+          : { guild_id: guildId, guild_locale: 'en-US', member: memberObject(user), context: 0 }),
+        locale: inv.locale ?? 'en-US',
+        app_permissions: '2248473465835073',
+        entitlements: [],
+        authorizing_integration_owners: { '0': guildId },
+      });
+      return { id, token };
+    },
+    botMessage: (id) => botMessages.get(id),
+    originalOf: (token) => originals.get(token),
+    pressButton(inv) {
+      const message = botMessages.get(inv.messageId);
+      const buttons = ((message?.components ?? []) as { components?: { custom_id?: string }[] }[])
+        .flatMap((row) => row.components ?? [])
+        .map((c) => c.custom_id);
+      if (!message || !buttons.includes(inv.customId)) {
+        throw new Error(`message ${inv.messageId} has no button "${inv.customId}"`);
+      }
+      const id = snowflake();
+      const token = `aW50ZXJhY3Rpb24${id}`;
+      interactionTokens.add(token);
+      const user = inv.user ?? STUDENT;
+      dispatch('INTERACTION_CREATE', {
+        id,
+        application_id: applicationId,
+        type: 3,
+        token,
+        version: 1,
+        message,
+        data: { custom_id: inv.customId, component_type: 2 },
         channel_id: inv.dm ? dmChannelId : channelId,
         channel: channelOf(inv.dm),
         ...(inv.dm

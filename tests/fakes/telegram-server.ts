@@ -19,7 +19,9 @@ import type { AddressInfo } from 'node:net';
 import busboy from 'busboy';
 import type {
   BotCommand,
+  CallbackQuery,
   Chat,
+  InlineKeyboardMarkup,
   Message,
   PhotoSize,
   Update,
@@ -45,16 +47,41 @@ export interface ApiCall {
   readonly status: number;
 }
 
-/** A message the bot sent (sendMessage or sendPhoto), with the uploaded photo's bytes. */
+/** A message the bot sent (sendMessage, sendPhoto, sendDocument), with the uploaded bytes. */
 export interface SentMessage {
-  readonly method: 'sendMessage' | 'sendPhoto';
+  readonly method: 'sendMessage' | 'sendPhoto' | 'sendDocument';
   readonly chatId: number;
+  /** The message's id, as the bot got it back. */
+  readonly messageId: number;
   readonly text?: string;
   readonly caption?: string;
   readonly photo?: Buffer;
+  /** sendDocument's file and its name. */
+  readonly document?: Buffer;
+  readonly fileName?: string;
+  /** The inline keyboard sent with the message, if any. */
+  readonly replyMarkup?: InlineKeyboardMarkup;
   /** The message this one replies to (`reply_parameters.message_id`). */
   readonly replyTo?: number;
   readonly threadId?: number;
+}
+
+/** An `answerCallbackQuery` call. */
+export interface CallbackAnswer {
+  readonly callbackQueryId: string;
+  readonly text?: string;
+  readonly showAlert?: boolean;
+}
+
+/** An edit of one of the bot's messages (caption, text or keyboard). */
+export interface MessageEdit {
+  readonly method: 'editMessageCaption' | 'editMessageText' | 'editMessageReplyMarkup';
+  readonly chatId: number;
+  readonly messageId: number;
+  readonly caption?: string;
+  readonly text?: string;
+  /** The keyboard after the edit (no `reply_markup`: removed). */
+  readonly replyMarkup?: InlineKeyboardMarkup;
 }
 
 /** A failure to answer instead of the method's result. */
@@ -124,6 +151,15 @@ export interface FakeTelegram {
   failNext(method: string, times: number, failure?: InjectedFailure): void;
   /** Downloads of this file answer HTTP 500. */
   failDownload(fileId: string): void;
+  /** `answerCallbackQuery` calls, in order. */
+  readonly answers: CallbackAnswer[];
+  /** Edits of the bot's messages, in order. */
+  readonly edits: MessageEdit[];
+  /**
+   * A user presses an inline button under one of the bot's messages: queues a `callback_query`
+   * update with the button's `callback_data`; returns the query's id.
+   */
+  press(from: User, sent: SentMessage, data: string): string;
   /** Resolves when `predicate(sent)` holds; rejects after `timeoutMs`. */
   waitFor(predicate: (sent: readonly SentMessage[]) => boolean, timeoutMs?: number): Promise<void>;
   /** Messages the bot sent in reply to `messageId`. */
@@ -178,6 +214,13 @@ export async function startFakeTelegram(
   const failingDownloads = new Set<string>();
   const failures = new Map<string, { times: number; failure: InjectedFailure }>();
   const chats = new Map<number, Chat>();
+  const answers: CallbackAnswer[] = [];
+  const edits: MessageEdit[] = [];
+  /** The bot's messages by `chatId:messageId`, as they are now (edits applied). */
+  const botMessages = new Map<string, Message>();
+  /** Callback queries not yet answered (Telegram refuses a second answer). */
+  const openQueries = new Set<string>();
+  let nextQuery = 1;
   let queue: Update[] = [];
   let nextUpdateId = 1;
   let nextMessageId = 1;
@@ -281,19 +324,46 @@ export async function startFakeTelegram(
     return chats.get(id) ?? { id, type: 'private', first_name: 'someone' };
   }
 
+  /** The payload's inline keyboard, checked as Telegram does; undefined when there is none. */
+  function keyboardOf(payload: Record<string, unknown>): InlineKeyboardMarkup | undefined {
+    const markup = payload.reply_markup as InlineKeyboardMarkup | undefined;
+    if (markup === undefined) return undefined;
+    if (!Array.isArray(markup.inline_keyboard)) {
+      throw new ApiFailure(400, "Bad Request: can't parse reply keyboard markup JSON object");
+    }
+    for (const row of markup.inline_keyboard) {
+      for (const b of row) {
+        const data = 'callback_data' in b ? b.callback_data : undefined;
+        if (
+          typeof b.text !== 'string' ||
+          b.text === '' ||
+          (data !== undefined && (Buffer.byteLength(data) < 1 || Buffer.byteLength(data) > 64))
+        ) {
+          throw new ApiFailure(400, 'Bad Request: BUTTON_DATA_INVALID');
+        }
+      }
+    }
+    return markup;
+  }
+
   function sentMessage(payload: Record<string, unknown>, fields: object): Message {
-    return {
+    const markup = keyboardOf(payload);
+    const msg = {
       message_id: nextMessageId++,
       date: Math.floor(Date.now() / 1000),
       chat: chatOf(payload.chat_id),
       from: me,
       ...fields,
-    };
+      ...(markup && markup.inline_keyboard.length > 0 ? { reply_markup: markup } : {}),
+    } as Message;
+    botMessages.set(`${msg.chat.id}:${msg.message_id}`, msg);
+    return msg;
   }
 
   function record(
-    method: 'sendMessage' | 'sendPhoto',
+    method: SentMessage['method'],
     payload: Record<string, unknown>,
+    result: Message,
     extra: Partial<SentMessage>,
   ): void {
     const reply = payload.reply_parameters as { message_id?: unknown } | undefined;
@@ -301,10 +371,71 @@ export async function startFakeTelegram(
     sent.push({
       method,
       chatId: Number(payload.chat_id),
+      messageId: result.message_id,
       ...(reply?.message_id === undefined ? {} : { replyTo: Number(reply.message_id) }),
       ...(thread === undefined ? {} : { threadId: Number(thread) }),
+      ...(result.reply_markup ? { replyMarkup: result.reply_markup } : {}),
       ...extra,
     });
+  }
+
+  /** Applies an edit to one of the bot's messages, refusing what Telegram refuses. */
+  function edit(method: MessageEdit['method'], payload: Record<string, unknown>): Message {
+    const chatId = Number(payload.chat_id);
+    const messageId = Number(payload.message_id);
+    const msg = botMessages.get(`${chatId}:${messageId}`);
+    if (!msg) throw new ApiFailure(400, 'Bad Request: message to edit not found');
+    const markup = keyboardOf(payload);
+    const keyboard = markup && markup.inline_keyboard.length > 0 ? markup : undefined;
+    const next = { ...msg } as Message & Record<string, unknown>;
+    delete next.reply_markup;
+    if (keyboard) next.reply_markup = keyboard;
+    if (method === 'editMessageCaption') {
+      const caption = typeof payload.caption === 'string' ? payload.caption : undefined;
+      if (caption !== undefined && caption.length > 1024)
+        throw new ApiFailure(400, 'Bad Request: message caption is too long');
+      if (caption === undefined) delete next.caption;
+      else next.caption = caption;
+    } else if (method === 'editMessageText') {
+      if (msg.text === undefined)
+        throw new ApiFailure(400, 'Bad Request: there is no text in the message to edit');
+      if (typeof payload.text !== 'string' || payload.text === '')
+        throw new ApiFailure(400, 'Bad Request: message text is empty');
+      next.text = payload.text;
+    }
+    if (JSON.stringify(next) === JSON.stringify(msg)) {
+      throw new ApiFailure(
+        400,
+        'Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message',
+      );
+    }
+    botMessages.set(`${chatId}:${messageId}`, next);
+    edits.push({
+      method,
+      chatId,
+      messageId,
+      ...(next.caption === undefined ? {} : { caption: next.caption }),
+      ...(next.text === undefined ? {} : { text: next.text }),
+      ...(keyboard ? { replyMarkup: keyboard } : {}),
+    });
+    return next;
+  }
+
+  function press(from: User, sentMsg: SentMessage, data: string): string {
+    const msg = botMessages.get(`${sentMsg.chatId}:${sentMsg.messageId}`);
+    if (!msg) throw new Error(`the bot sent no message ${sentMsg.messageId}`);
+    const id = `Q${nextQuery++}`;
+    openQueries.add(id);
+    const query: CallbackQuery = {
+      id,
+      from,
+      message: msg,
+      chat_instance: `CI${msg.chat.id}`,
+      data,
+    };
+    queue.push({ update_id: nextUpdateId++, callback_query: query });
+    for (const w of waiters) w();
+    return id;
   }
 
   async function getUpdates(
@@ -336,6 +467,7 @@ export async function startFakeTelegram(
     payload: Record<string, unknown>,
     uploads: Map<string, Buffer>,
     req: IncomingMessage,
+    uploadNames: Map<string, string>,
   ): Promise<unknown> {
     switch (method) {
       case 'getMe':
@@ -401,7 +533,7 @@ export async function startFakeTelegram(
           throw new ApiFailure(400, 'Bad Request: message text is empty');
         if (text.length > 4096) throw new ApiFailure(400, 'Bad Request: message is too long');
         const result = sentMessage(payload, { text });
-        record('sendMessage', payload, { text });
+        record('sendMessage', payload, result, { text });
         return result;
       }
       case 'sendPhoto': {
@@ -420,9 +552,62 @@ export async function startFakeTelegram(
           ],
           ...(caption === undefined ? {} : { caption }),
         });
-        record('sendPhoto', payload, { photo, ...(caption === undefined ? {} : { caption }) });
+        record('sendPhoto', payload, result, {
+          photo,
+          ...(caption === undefined ? {} : { caption }),
+        });
         return result;
       }
+      case 'sendDocument': {
+        const ref = payload.document;
+        const attach =
+          typeof ref === 'string' && ref.startsWith('attach://') ? ref.slice(9) : undefined;
+        const document = attach === undefined ? undefined : uploads.get(attach);
+        if (!document)
+          throw new ApiFailure(400, 'Bad Request: there is no document in the request');
+        const caption = typeof payload.caption === 'string' ? payload.caption : undefined;
+        if (caption !== undefined && caption.length > 1024)
+          throw new ApiFailure(400, 'Bad Request: message caption is too long');
+        const stored = addFile(document);
+        const fileName = attach === undefined ? undefined : uploadNames.get(attach);
+        const result = sentMessage(payload, {
+          document: {
+            file_id: stored.file_id,
+            file_unique_id: stored.file_unique_id,
+            ...(fileName === undefined ? {} : { file_name: fileName }),
+          },
+          ...(caption === undefined ? {} : { caption }),
+        });
+        record('sendDocument', payload, result, {
+          document,
+          ...(fileName === undefined ? {} : { fileName }),
+          ...(caption === undefined ? {} : { caption }),
+        });
+        return result;
+      }
+      case 'answerCallbackQuery': {
+        const id = String(payload.callback_query_id);
+        if (!openQueries.delete(id)) {
+          throw new ApiFailure(
+            400,
+            'Bad Request: query is too old and response timeout expired or query ID is invalid',
+          );
+        }
+        if (typeof payload.text === 'string' && payload.text.length > 200)
+          throw new ApiFailure(400, 'Bad Request: MESSAGE_TOO_LONG');
+        answers.push({
+          callbackQueryId: id,
+          ...(typeof payload.text === 'string' ? { text: payload.text } : {}),
+          ...(payload.show_alert === true || payload.show_alert === 'true'
+            ? { showAlert: true }
+            : {}),
+        });
+        return true;
+      }
+      case 'editMessageCaption':
+      case 'editMessageText':
+      case 'editMessageReplyMarkup':
+        return edit(method, payload);
       default:
         throw new ApiFailure(404, 'Not Found');
     }
@@ -455,7 +640,7 @@ export async function startFakeTelegram(
     if (apiMatch[1] !== token)
       return json(res, 401, { ok: false, error_code: 401, description: 'Unauthorized' });
     const method = apiMatch[2] ?? '';
-    const { payload, uploads } = await readBody(req, url);
+    const { payload, uploads, uploadNames } = await readBody(req, url);
     const failure = failures.get(method);
     if (failure && failure.times > 0) {
       failure.times--;
@@ -463,7 +648,7 @@ export async function startFakeTelegram(
       return json(res, failure.failure.error_code, { ok: false, ...failure.failure });
     }
     try {
-      const result = await call(method, payload, uploads, req);
+      const result = await call(method, payload, uploads, req, uploadNames);
       calls.push({ method, payload, status: 200 });
       json(res, 200, { ok: true, result });
     } catch (e) {
@@ -504,6 +689,9 @@ export async function startFakeTelegram(
     failDownload(fileId) {
       failingDownloads.add(fileId);
     },
+    answers,
+    edits,
+    press,
     async waitFor(predicate, timeoutMs = 20_000) {
       const deadline = Date.now() + timeoutMs;
       while (!predicate(sent)) {
@@ -552,9 +740,14 @@ function fieldValue(v: string): unknown {
 async function readBody(
   req: IncomingMessage,
   url: URL,
-): Promise<{ payload: Record<string, unknown>; uploads: Map<string, Buffer> }> {
+): Promise<{
+  payload: Record<string, unknown>;
+  uploads: Map<string, Buffer>;
+  uploadNames: Map<string, string>;
+}> {
   const payload: Record<string, unknown> = {};
   const uploads = new Map<string, Buffer>();
+  const uploadNames = new Map<string, string>();
   for (const [k, v] of url.searchParams) payload[k] = fieldValue(v);
   const type = req.headers['content-type'] ?? '';
   if (type.startsWith('multipart/form-data')) {
@@ -563,7 +756,8 @@ async function readBody(
       bb.on('field', (name, value) => {
         payload[name] = fieldValue(value);
       });
-      bb.on('file', (name, stream) => {
+      bb.on('file', (name, stream, info) => {
+        if (info.filename) uploadNames.set(name, info.filename);
         const chunks: Buffer[] = [];
         stream.on('data', (c: Buffer) => chunks.push(c));
         stream.on('end', () => uploads.set(name, Buffer.concat(chunks)));
@@ -572,16 +766,16 @@ async function readBody(
       bb.on('error', reject);
       req.pipe(bb);
     });
-    return { payload, uploads };
+    return { payload, uploads, uploadNames };
   }
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
   const text = Buffer.concat(chunks).toString('utf8');
-  if (text.trim() === '') return { payload, uploads };
+  if (text.trim() === '') return { payload, uploads, uploadNames };
   if (type.startsWith('application/x-www-form-urlencoded')) {
     for (const [k, v] of new URLSearchParams(text)) payload[k] = fieldValue(v);
   } else {
     Object.assign(payload, JSON.parse(text) as Record<string, unknown>);
   }
-  return { payload, uploads };
+  return { payload, uploads, uploadNames };
 }

@@ -495,12 +495,12 @@ describe('the Telegram adapter in webhook mode', () => {
       body: JSON.stringify(update),
     });
 
-  it('registers the webhook with its secret and only message updates', () => {
+  it('registers the webhook with its secret, for messages and button presses only', () => {
     expect(hookTg.webhook).toEqual(
       expect.objectContaining({
         url: `https://bot.example.test${URL_PATH}`,
         secret_token: SECRET,
-        allowed_updates: ['message'],
+        allowed_updates: ['message', 'callback_query'],
       }),
     );
     expect(hookTg.calls.some((c) => c.method === 'getUpdates')).toBe(false);

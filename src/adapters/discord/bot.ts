@@ -7,6 +7,7 @@ import {
   Events,
   GatewayIntentBits,
   Partials,
+  type ButtonInteraction,
   type ChatInputCommandInteraction,
   type Message,
 } from 'discord.js';
@@ -14,6 +15,7 @@ import type { Logger } from 'pino';
 import type { Core } from '../../core/index.ts';
 import { interactionContext } from './interaction-context.ts';
 import { mentionContext } from './mention-context.ts';
+import { pressContext } from './press-context.ts';
 
 /** Options of {@link startDiscordBot}. */
 export interface DiscordBotOptions {
@@ -116,6 +118,17 @@ export async function startDiscordBot(
     }
   }
 
+  /** issue 16: a press of one of the bot's buttons; always acknowledged. */
+  async function onButton(interaction: ButtonInteraction): Promise<void> {
+    const { ctx, answered } = pressContext(interaction);
+    await core.handle(ctx);
+    if (!answered()) {
+      await interaction.deferUpdate().catch((e: unknown) => {
+        log.warn({ interaction: interaction.id, err: brief(e) }, 'could not acknowledge a press');
+      });
+    }
+  }
+
   async function onMessage(message: Message): Promise<void> {
     const ctx = mentionContext(
       message,
@@ -126,8 +139,9 @@ export async function startDiscordBot(
   }
 
   client.on(Events.InteractionCreate, (interaction) => {
-    if (stopping || !interaction.isChatInputCommand()) return;
-    track(onCommand(interaction));
+    if (stopping) return;
+    if (interaction.isButton()) track(onButton(interaction));
+    else if (interaction.isChatInputCommand()) track(onCommand(interaction));
   });
   client.on(Events.MessageCreate, (message) => {
     if (stopping) return;

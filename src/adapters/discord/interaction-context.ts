@@ -1,5 +1,6 @@
 import { AttachmentBuilder, type ChatInputCommandInteraction } from 'discord.js';
-import type { ChatContext, Command, ImageRef } from '../../core/index.ts';
+import type { ChatContext, Command, ImageRef, ReplyOptions } from '../../core/index.ts';
+import { componentsOf } from './components.ts';
 import { attachmentImage } from './attachment-image.ts';
 import { chatInfo } from './chat-info.ts';
 import { MESSAGE_MAX, splitMessage } from './message-text.ts';
@@ -42,8 +43,12 @@ export function interactionContext(
   const { user } = interaction;
 
   let answered = false;
-  async function send(content: string, files?: AttachmentBuilder[]): Promise<void> {
-    const payload = { content, ...(files ? { files } : {}) };
+  async function send(
+    content: string,
+    files?: AttachmentBuilder[],
+    options?: ReplyOptions,
+  ): Promise<void> {
+    const payload = { content, ...(files ? { files } : {}), ...componentsOf(options) };
     if (!answered) {
       answered = true;
       await interaction.editReply(payload);
@@ -68,11 +73,19 @@ export function interactionContext(
     messageId: interaction.id,
     command: { name: interaction.commandName, args },
     ...(image ? { image } : {}),
-    async reply(text) {
-      for (const part of splitMessage(text)) await send(part);
+    async reply(text, options) {
+      const parts = splitMessage(text);
+      for (const [i, part] of parts.entries()) {
+        await send(part, undefined, i === parts.length - 1 ? options : undefined);
+      }
     },
-    async replyImage(png, caption) {
+    async replyImage(png, caption, options) {
       const file = new AttachmentBuilder(Buffer.from(png), { name: IMAGE_NAME });
+      await send(caption.slice(0, MESSAGE_MAX), [file], options);
+    },
+    // issue 16: `/export`'s zip.
+    async replyFile(bytes, fileName, caption) {
+      const file = new AttachmentBuilder(Buffer.from(bytes), { name: fileName });
       await send(caption.slice(0, MESSAGE_MAX), [file]);
     },
     // No action: the deferred response already shows "<bot> is thinking...".

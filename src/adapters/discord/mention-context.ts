@@ -1,8 +1,9 @@
 import { AttachmentBuilder, type Message } from 'discord.js';
-import type { ChatContext } from '../../core/index.ts';
+import type { ChatContext, ReplyOptions } from '../../core/index.ts';
 import { parseCommandText } from '../../core/index.ts';
 import { attachmentImage } from './attachment-image.ts';
 import { chatInfo } from './chat-info.ts';
+import { componentsOf } from './components.ts';
 import { IMAGE_NAME } from './interaction-context.ts';
 import { MESSAGE_MAX, splitMessage } from './message-text.ts';
 
@@ -28,8 +29,12 @@ export function mentionContext(
   const command = parseCommandText(text);
   const attachment = message.attachments.first();
   const { author } = message;
-  const send = async (content: string, files?: AttachmentBuilder[]): Promise<void> => {
-    await message.reply({ content, ...(files ? { files } : {}) });
+  const send = async (
+    content: string,
+    files?: AttachmentBuilder[],
+    options?: ReplyOptions,
+  ): Promise<void> => {
+    await message.reply({ content, ...(files ? { files } : {}), ...componentsOf(options) });
   };
   return {
     platform: 'discord',
@@ -44,11 +49,19 @@ export function mentionContext(
     messageId: message.id,
     ...(command ? { command } : {}),
     ...(attachment ? { image: attachmentImage(attachment, maxDownloadBytes) } : {}),
-    async reply(text) {
-      for (const part of splitMessage(text)) await send(part);
+    ...(message.reference?.messageId ? { replyTo: message.reference.messageId } : {}),
+    async reply(text, options) {
+      const parts = splitMessage(text);
+      for (const [i, part] of parts.entries()) {
+        await send(part, undefined, i === parts.length - 1 ? options : undefined);
+      }
     },
-    async replyImage(png, caption) {
+    async replyImage(png, caption, options) {
       const file = new AttachmentBuilder(Buffer.from(png), { name: IMAGE_NAME });
+      await send(caption.slice(0, MESSAGE_MAX), [file], options);
+    },
+    async replyFile(bytes, fileName, caption) {
+      const file = new AttachmentBuilder(Buffer.from(bytes), { name: fileName });
       await send(caption.slice(0, MESSAGE_MAX), [file]);
     },
     async action() {

@@ -37,6 +37,13 @@ export const RUSSIAN_NAMES: Readonly<Record<string, string>> = {
   method: 'метод',
   model: 'модель',
   language: 'язык',
+  // issue 16
+  label: 'метка',
+  review: 'проверка',
+  export: 'экспорт',
+  stats: 'статистика',
+  submission: 'номер',
+  filters: 'фильтры',
 };
 
 /** Discord's limit on command and option descriptions. */

@@ -3,7 +3,10 @@ import { isLanguage } from '../../core/i18n.ts';
 import type {
   LabSubmission,
   LabSubmissionInput,
+  ClassDataFilter,
+  LabelledSubmission,
   Persistence,
+  Role,
   StoredChat,
   StoredUser,
   Submission,
@@ -12,6 +15,10 @@ import type {
 } from '../../core/ports.ts';
 import type { Database } from '../../db/database.ts';
 import type { LabSubmissionRecord } from '../../db/lab-submission-repository.ts';
+import type {
+  LabelledSubmissionFilter,
+  LabelledSubmissionRecord,
+} from '../../db/label-repository.ts';
 import type { SubmissionRecord } from '../../db/submission-repository.ts';
 import { sniffFormat } from '../../imaging/decode.ts';
 
@@ -102,7 +109,109 @@ export function createPrismaPersistence(
       createdAt: r.createdAt,
     };
   };
+  const toLabelled = (r: LabelledSubmissionRecord): LabelledSubmission => ({
+    id: String(r.id),
+    platform: r.userPlatform as Platform,
+    userId: r.userPlatformId,
+    chatId: r.chatPlatformId ?? '',
+    messageId: r.platformMessageId ?? '',
+    command: r.command,
+    imageSha256: r.imageSha256,
+    imagePath: r.imagePath,
+    imageBytes: r.bytes,
+    imageWidth: r.width,
+    imageHeight: r.height,
+    modelId: r.modelId,
+    modelVersion: r.modelVersion,
+    predictedClass: r.predictedClass,
+    confidence: r.confidence,
+    topK: r.topK,
+    latencyMs: r.latencyMs ?? 0,
+    errorCode: r.errorCode,
+    createdAt: r.createdAt,
+    userName: r.userName,
+    labels: r.labels.map((l) => ({
+      id: String(l.id),
+      submissionId: String(l.submissionId),
+      label: l.label,
+      by:
+        l.userPlatform === null || l.userPlatformId === null
+          ? null
+          : { platform: l.userPlatform as Platform, userId: l.userPlatformId },
+      role: l.role,
+      source: l.source,
+      createdAt: l.createdAt,
+    })),
+  });
+  /** The database filter of a core filter; undefined when the chat is not stored (no rows). */
+  const dbFilter = async (
+    f: ClassDataFilter,
+    classifiedOnly: boolean,
+  ): Promise<LabelledSubmissionFilter | undefined> => {
+    let chatId: number | undefined;
+    if (f.chatId !== undefined) {
+      const chat = await db.chats.findByPlatform(f.platform ?? 'telegram', f.chatId);
+      if (!chat) return undefined;
+      chatId = chat.id;
+    }
+    return {
+      classifiedOnly,
+      ...(chatId === undefined ? {} : { chatId }),
+      ...(f.from ? { from: f.from } : {}),
+      ...(f.to ? { to: f.to } : {}),
+    };
+  };
+  const listLabelled = async (f: ClassDataFilter, classifiedOnly: boolean) => {
+    const filter = await dbFilter(f, classifiedOnly);
+    if (!filter) return [];
+    const rows = await db.labels.list(filter);
+    return rows
+      .filter((r) => f.platform === undefined || r.userPlatform === f.platform)
+      .map(toLabelled);
+  };
+
   return {
+    classData: {
+      async findByMessage(platform, chatId, messageId) {
+        const chat = await db.chats.findByPlatform(platform, chatId);
+        if (!chat) return undefined;
+        const rows = await db.labels.list({
+          classifiedOnly: true,
+          chatId: chat.id,
+          platformMessageId: messageId,
+        });
+        const row = rows.at(-1);
+        return row && toLabelled(row);
+      },
+      async get(submissionId) {
+        const id = Number(submissionId);
+        if (!Number.isSafeInteger(id)) return undefined;
+        const row = (await db.labels.list({ submissionId: id })).at(0);
+        return row && toLabelled(row);
+      },
+      async addLabel(l) {
+        const by =
+          l.by === null ? undefined : await db.users.findByPlatform(l.by.platform, l.by.userId);
+        const rec = await db.labels.add({
+          submissionId: Number(l.submissionId),
+          label: l.label,
+          userId: by?.id ?? null,
+          role: l.role satisfies Role,
+          source: l.source,
+        });
+        return { ...l, id: String(rec.id), createdAt: rec.createdAt };
+      },
+      list: (filter = {}) => listLabelled(filter, true),
+      listAll: (filter = {}) => listLabelled(filter, false),
+      async readImage(imagePath) {
+        const m = /^images\/[0-9a-f]{2}\/[0-9a-f]{2}\/([0-9a-f]{64})\.([a-z0-9]{1,5})$/.exec(
+          imagePath,
+        );
+        const bytes = m ? await db.images.read(m[1]!, m[2]!) : undefined;
+        if (!bytes) throw new Error(`image ${imagePath} is not stored`);
+        return new Uint8Array(bytes);
+      },
+    },
     users: {
       async upsert(platform: Platform, user: ChatUser): Promise<StoredUser> {
         const u = await db.users.upsertFromPlatform({
@@ -132,7 +241,18 @@ export function createPrismaPersistence(
           type: chat.type,
           title: chat.title,
         });
-        return { platform, chatId: chat.id, type: chat.type, title: c.title, defaultModel: null };
+        return {
+          platform,
+          chatId: chat.id,
+          type: chat.type,
+          title: c.title,
+          defaultModel: c.defaultModel,
+        };
+      },
+      async setDefaultModel(platform, chatId, model) {
+        const c = await db.chats.findByPlatform(platform, chatId);
+        if (!c) throw new Error(`chat ${platform}:${chatId} is not stored`);
+        await db.chats.setDefaultModel(c.id, model);
       },
     },
     submissions: {

@@ -4,17 +4,37 @@
  */
 import { autoRetry } from '@grammyjs/auto-retry';
 import { sequentialize } from '@grammyjs/runner';
-import { Bot, InputFile, type Transformer } from 'grammy';
+import { Bot, InputFile, type Context, type Transformer } from 'grammy';
+import type { InlineKeyboardMarkup } from 'grammy/types';
 import type { Logger } from 'pino';
-import type { ChatContext, Core } from '../../core/index.ts';
+import type { ChatContext, Core, ReplyOptions } from '../../core/index.ts';
 import { createFileDownloader } from './files.ts';
 import { translateMessage } from './update.ts';
 
 /** The official Bot API server. */
 export const DEFAULT_API_ROOT = 'https://api.telegram.org';
 
-/** The update types the bot asks for: messages only (not edits, channel posts, reactions...). */
-export const ALLOWED_UPDATES = ['message'] as const;
+/**
+ * The update types the bot asks for: messages, and presses of its inline buttons (issue 16);
+ * not edits, channel posts, reactions...
+ */
+export const ALLOWED_UPDATES = ['message', 'callback_query'] as const;
+
+/** Telegram's caption limit, characters. */
+const MAX_CAPTION = 1024;
+
+/** The core's buttons as an inline keyboard (`callback_data` is the button's data). */
+export function inlineKeyboard(options: ReplyOptions | undefined): {
+  reply_markup?: InlineKeyboardMarkup;
+} {
+  const rows = options?.buttons;
+  if (!rows || rows.length === 0) return {};
+  return {
+    reply_markup: {
+      inline_keyboard: rows.map((row) => row.map((b) => ({ text: b.text, callback_data: b.data }))),
+    },
+  };
+}
 
 /**
  * Calls made without auto-retry: a late chat action is worse than none, and a start-up `getMe`
@@ -117,14 +137,19 @@ export function buildTelegramBot(core: Core, options: TelegramBotOptions): Teleg
             },
           }
         : {}),
-      reply: async (text) => {
-        await ctx.api.sendMessage(chatId, text, quote);
+      ...(m.replyTo === undefined ? {} : { replyTo: m.replyTo }),
+      reply: async (text, options) => {
+        await ctx.api.sendMessage(chatId, text, { ...quote, ...inlineKeyboard(options) });
       },
-      replyImage: async (png, caption) => {
+      replyImage: async (png, caption, options) => {
         await ctx.api.sendPhoto(chatId, new InputFile(png, 'prediction.png'), {
           caption,
           ...quote,
+          ...inlineKeyboard(options),
         });
+      },
+      replyFile: async (bytes, fileName, caption) => {
+        await ctx.api.sendDocument(chatId, new InputFile(bytes, fileName), { caption, ...quote });
       },
       action: async (kind) => {
         await ctx.api.sendChatAction(chatId, kind, topic);
@@ -138,6 +163,97 @@ export function buildTelegramBot(core: Core, options: TelegramBotOptions): Teleg
       pending.delete(handled);
     }
   });
+  bot.on('callback_query', async (ctx) => {
+    const handled = handlePress(ctx);
+    pending.add(handled);
+    try {
+      await handled;
+    } finally {
+      pending.delete(handled);
+    }
+  });
+
+  /**
+   * issue 16: a press of an inline button. The core gets the press with the button's data; the
+   * query is always answered (the button stops spinning), by the core's notice or silently.
+   */
+  async function handlePress(ctx: Context): Promise<void> {
+    const query = ctx.callbackQuery;
+    if (!query) return;
+    let answered = false;
+    const answer = async (text?: string): Promise<void> => {
+      if (answered) return;
+      answered = true;
+      await ctx.answerCallbackQuery(text === undefined ? {} : { text: text.slice(0, 200) });
+    };
+    const message = query.message;
+    const from = query.from;
+    if (query.data === undefined || !message || from.is_bot) {
+      await answer();
+      return;
+    }
+    const chat = message.chat;
+    const chatId = chat.id;
+    const topic =
+      'is_topic_message' in message && message.is_topic_message && message.message_thread_id
+        ? { message_thread_id: message.message_thread_id }
+        : {};
+    const quote = {
+      ...topic,
+      reply_parameters: { message_id: message.message_id, allow_sending_without_reply: true },
+    };
+    const name = [from.first_name, from.last_name].filter(Boolean).join(' ');
+    const title = 'title' in chat ? chat.title : undefined;
+    const chatCtx: ChatContext = {
+      platform: 'telegram',
+      user: {
+        id: String(from.id),
+        name: name || from.username || String(from.id),
+        ...(from.language_code ? { languageCode: from.language_code } : {}),
+      },
+      chat: {
+        id: String(chatId),
+        type: chat.type === 'private' ? 'private' : 'group',
+        ...(title ? { title } : {}),
+      },
+      messageId: String(message.message_id),
+      press: {
+        data: query.data,
+        answer,
+        finish: async (note) => {
+          const caption = 'caption' in message ? message.caption : undefined;
+          const text = 'text' in message ? message.text : undefined;
+          // Editing without reply_markup removes the keyboard; the note marks what was done.
+          if (text !== undefined) {
+            await ctx.api.editMessageText(chatId, message.message_id, `${text}\n\n${note}`);
+          } else {
+            const marked = caption === undefined ? note : `${caption}\n\n${note}`;
+            await ctx.api.editMessageCaption(chatId, message.message_id, {
+              caption: marked.slice(0, MAX_CAPTION),
+            });
+          }
+        },
+      },
+      reply: async (text, options) => {
+        await ctx.api.sendMessage(chatId, text, { ...quote, ...inlineKeyboard(options) });
+      },
+      replyImage: async (png, caption, options) => {
+        await ctx.api.sendPhoto(chatId, new InputFile(png, 'review.png'), {
+          caption,
+          ...quote,
+          ...inlineKeyboard(options),
+        });
+      },
+    };
+    try {
+      await core.handle(chatCtx);
+    } finally {
+      await answer().catch((e: unknown) => {
+        log.warn({ err: e }, 'could not answer a callback query');
+      });
+    }
+  }
+
   // The core never rejects; this catches failures of the translation itself.
   bot.catch((err) => {
     log.error({ err: err.error, updateId: err.ctx.update.update_id }, 'telegram update failed');

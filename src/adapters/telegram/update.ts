@@ -24,6 +24,8 @@ export interface TranslatedMessage {
   readonly command?: IncomingCommand;
   /** The attached file, or for a command the replied-to message's photo or document. */
   readonly file?: TelegramFileRef;
+  /** issue 16: the id of the message this one replies to (`/label` as a reply to a photo). */
+  readonly replyTo?: string;
 }
 
 /**
@@ -74,6 +76,7 @@ export function translateMessage(
       : {}),
     ...(command ? { command } : {}),
     ...(file ? { file } : {}),
+    ...(replied ? { replyTo: String(replied.message_id) } : {}),
   };
 }
 

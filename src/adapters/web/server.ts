@@ -17,21 +17,46 @@ import Fastify, {
   type FastifyRequest,
 } from 'fastify';
 import type { Logger } from 'pino';
-import type { ChatContext, Core, ImageRef } from '../../core/index.ts';
+import type { ButtonPress, ChatContext, Core, ImageRef, ReplyOptions } from '../../core/index.ts';
 import { parseCommandText } from '../../core/index.ts';
 
 const PAGE = readFileSync(new URL('./page.html', import.meta.url), 'utf8');
 
+/** issue 16: rows of buttons under a reply; pressing one posts its `data` as `press`. */
+export type WebButtons = readonly (readonly { readonly text: string; readonly data: string }[])[];
+
 /** One reply of the core, as the web page receives it. */
 export type WebReply =
-  | { readonly type: 'text'; readonly text: string }
+  | { readonly type: 'text'; readonly text: string; readonly buttons?: WebButtons }
   | {
       readonly type: 'image';
       readonly caption: string;
       readonly mimeType: 'image/png';
       /** The PNG, base64. */
       readonly data: string;
+      readonly buttons?: WebButtons;
+    }
+  /** issue 16: the answer to a button press, for the presser. */
+  | { readonly type: 'notice'; readonly text: string }
+  /** issue 16: the pressed message's buttons are done: remove them and add the note. */
+  | { readonly type: 'finish'; readonly note: string }
+  /** issue 16: a file to download (an `/export` zip). */
+  | {
+      readonly type: 'file';
+      readonly fileName: string;
+      readonly caption: string;
+      readonly mimeType: string;
+      /** The bytes, base64. */
+      readonly data: string;
     };
+
+/** The buttons of a reply, if it has any. */
+function buttonsOf(options: ReplyOptions | undefined): { buttons?: WebButtons } {
+  const rows = options?.buttons;
+  return rows && rows.length > 0
+    ? { buttons: rows.map((row) => row.map((b) => ({ text: b.text, data: b.data }))) }
+    : {};
+}
 
 /** The body of `POST /api/messages`' answer. */
 export interface WebAnswer {
@@ -51,6 +76,8 @@ interface WebMessage {
   userId: string;
   userName: string;
   language: string | undefined;
+  /** issue 16: the data of a pressed button, instead of a message. */
+  press: string | undefined;
 }
 
 const FIELD_LIMIT = 2048;
@@ -160,12 +187,28 @@ export function buildWebChat(core: Core, options: WebChatOptions): FastifyInstan
       userId: cleanField(fields.userId, 'local'),
       userName: cleanField(fields.userName, 'web'),
       language: cleanField(fields.language, '') || acceptLanguage(req.headers['accept-language']),
+      press: cleanField(fields.press, '') || undefined,
     };
   }
 
   async function handle(message: WebMessage, image: ImageRef | undefined): Promise<WebAnswer> {
     const replies: WebReply[] = [];
-    const command = parseCommandText(message.text);
+    const pressData = message.press;
+    const command = pressData === undefined ? parseCommandText(message.text) : undefined;
+    const press: ButtonPress | undefined =
+      pressData === undefined
+        ? undefined
+        : {
+            data: pressData,
+            answer: (text) => {
+              if (text !== undefined) replies.push({ type: 'notice', text });
+              return Promise.resolve();
+            },
+            finish: (note) => {
+              replies.push({ type: 'finish', note });
+              return Promise.resolve();
+            },
+          };
     const ctx: ChatContext = {
       platform: 'web',
       user: {
@@ -178,17 +221,29 @@ export function buildWebChat(core: Core, options: WebChatOptions): FastifyInstan
       waitsForAnswer: true,
       messageId: String(nextMessageId++),
       ...(command ? { command } : {}),
-      ...(image ? { image } : {}),
-      reply: (text) => {
-        replies.push({ type: 'text', text });
+      ...(image && !press ? { image } : {}),
+      ...(press ? { press } : {}),
+      reply: (text, options) => {
+        replies.push({ type: 'text', text, ...buttonsOf(options) });
         return Promise.resolve();
       },
-      replyImage: (png, caption) => {
+      replyImage: (png, caption, options) => {
         replies.push({
           type: 'image',
           caption,
           mimeType: 'image/png',
           data: Buffer.from(png).toString('base64'),
+          ...buttonsOf(options),
+        });
+        return Promise.resolve();
+      },
+      replyFile: (bytes, fileName, caption) => {
+        replies.push({
+          type: 'file',
+          fileName,
+          caption,
+          mimeType: fileName.endsWith('.zip') ? 'application/zip' : 'application/octet-stream',
+          data: Buffer.from(bytes).toString('base64'),
         });
         return Promise.resolve();
       },

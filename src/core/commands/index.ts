@@ -12,6 +12,11 @@ import help from './help.ts';
 import history from './history.ts';
 import lang from './lang.ts';
 import models from './models.ts';
+import label from './label.ts';
+import review from './review.ts';
+import exportCommand from './export.ts';
+import stats from './stats.ts';
+import model from './model.ts';
 import predict from './predict.ts';
 import saliency from './saliency.ts';
 import start from './start.ts';
@@ -31,6 +36,12 @@ export const commands: readonly Command[] = [
   lang,
   check,
   submissions,
+  // issue 16: the class teaches the bot
+  label,
+  review,
+  exportCommand,
+  stats,
+  model,
 ];
 
 /** The command for a bare image (a photo without a command). */

@@ -4,6 +4,7 @@ import type { ModelMeta } from '../../ml/model-meta.ts';
 import { parsePredictArgs, unwrap } from '../args.ts';
 import type { Command } from '../command.ts';
 import { formatPercent, type Language, type Translate } from '../i18n.ts';
+import { isDigitModel, labelKeyboard } from '../labels.ts';
 
 /**
  * The caption of a prediction: model, label and confidence; the top classes; and, when the model
@@ -96,6 +97,14 @@ export default {
       xTitle: ctx.t('chart.x'),
       yTitle: ctx.t('chart.y'),
     });
-    await ctx.replyImage(chart, predictionCaption(meta, result, ctx.t, ctx.lang));
+    // issue 16: confirm or correct in one tap, under every digit prediction.
+    const buttons = isDigitModel(meta)
+      ? labelKeyboard(ctx.messageId, meta.classNames, ctx.t('label.confirm_button'))
+      : undefined;
+    await ctx.replyImage(
+      chart,
+      predictionCaption(meta, result, ctx.t, ctx.lang),
+      buttons ? { buttons } : undefined,
+    );
   },
 } satisfies Command;

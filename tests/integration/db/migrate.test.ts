@@ -26,6 +26,7 @@ const TABLES = [
   'chats',
   'kept_images',
   'lab_submissions',
+  'labels',
   'model_versions',
   'submissions',
   'telegram_updates',
@@ -102,22 +103,22 @@ for (const { provider, available } of PROVIDERS) {
     it('applies only the new file when a migration is added', async () => {
       await migrate(testDb.target, { dir: migrationsDir });
       await writeFile(
-        path.join(migrationsDir, provider, '0002_notes.sql'),
+        path.join(migrationsDir, provider, '9001_notes.sql'),
         "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);\nINSERT INTO notes (id, body) VALUES (1, 'hello; world');\n",
       );
 
       const shipped = await shippedMigrations(provider);
       const result = await migrate(testDb.target, { dir: migrationsDir });
 
-      expect(result).toEqual({ applied: ['0002_notes'], skipped: shipped });
+      expect(result).toEqual({ applied: ['9001_notes'], skipped: shipped });
       expect(await testDb.query('SELECT body FROM notes')).toEqual([{ body: 'hello; world' }]);
-      expect((await recorded()).map((r) => r.id)).toEqual([...shipped, '0002_notes'].sort());
+      expect((await recorded()).map((r) => r.id)).toEqual([...shipped, '9001_notes'].sort());
     });
 
     it('rolls back a failing migration entirely and does not record it', async () => {
       await migrate(testDb.target, { dir: migrationsDir });
       await writeFile(
-        path.join(migrationsDir, provider, '0002_broken.sql'),
+        path.join(migrationsDir, provider, '9001_broken.sql'),
         'CREATE TABLE half_done (id INTEGER PRIMARY KEY);\nINSERT INTO no_such_table VALUES (1);\n',
       );
 

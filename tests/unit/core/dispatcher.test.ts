@@ -62,7 +62,7 @@ describe('a bare photo', () => {
   it("uses the chat's own default model when it has one", async () => {
     const { core: c, store } = core();
     const { ctx, out } = fakeContext({ image: imageOf(seven), language: 'ru' });
-    store.chats.setDefaultModel('web', ctx.chat, 'cifar-net');
+    await store.chats.setDefaultModel('web', ctx.chat.id, 'cifar-net');
     await c.handle(ctx);
     // The list names whatever models/ holds, lenet-mnist among them.
     expect(out.texts[0]).toMatch(

@@ -32,6 +32,7 @@ describe('the in-memory store', () => {
       userId: '1',
       name: 'B',
       language: 'ru',
+      role: 'student',
     });
     // Same id on another platform is another user.
     expect((await users.upsert('discord', { id: '1', name: 'A' })).language).toBeNull();
@@ -58,7 +59,8 @@ describe('the in-memory store', () => {
   it('keeps a chat default model across upserts', async () => {
     const { chats } = createMemoryStore();
     const chat = { id: 'g', type: 'group' as const, title: 'Lab' };
-    chats.setDefaultModel('discord', chat, 'lenet-mnist');
+    await chats.upsert('discord', chat);
+    await chats.setDefaultModel('discord', chat.id, 'lenet-mnist');
     expect((await chats.upsert('discord', { ...chat, title: 'Lab 2' })).defaultModel).toBe(
       'lenet-mnist',
     );
