@@ -42,6 +42,10 @@ interface HeapKernelExports {
   winograd_filter_grad3x3(...args: number[]): void;
   batch_norm_grad(...args: number[]): void;
   conv2d_direct(...args: number[]): void;
+  clip_grad(x: number, dy: number, n: number, lo: number, hi: number, out: number): void;
+  depthwise_conv2d(...args: number[]): void;
+  depthwise_conv2d_input_grad(...args: number[]): void;
+  depthwise_conv2d_filter_grad(...args: number[]): void;
 }
 
 /** Tiles per block of `winograd_conv3x3` (`WINO_BLOCK` in wasm/winograd.c). */
@@ -90,10 +94,12 @@ export const BROADCAST_OPS = { add: 0, sub: 1, mul: 2, div: 3 } as const;
 export type BroadcastOp = keyof typeof BROADCAST_OPS;
 
 /**
- * Float32 kernels compiled from `wasm/heap-kernels.c` and `wasm/winograd.c` to WebAssembly SIMD
+ * Float32 kernels compiled from `wasm/heap-kernels.c`, `wasm/winograd.c` and `wasm/depthwise.c`
+ * to WebAssembly SIMD
  * (memory-bound reductions and broadcasts, batch norm and its gradient, the max-pool gradient,
  * the fused Adam step, a direct convolution for few input channels, LeNet-shaped conv gradients,
- * and Winograd F(4×4, 3×3) convolutions with both their gradients), running in place on
+ * Winograd F(4×4, 3×3) convolutions with both their gradients, and depthwise convolutions with
+ * both theirs), running in place on
  * tfjs-backend-wasm's heap: the module imports the backend's own `WebAssembly.Memory`, so
  * tensors are read and written where they live (the GEMM module of `wasm-gemm.ts` has its own
  * memory and copies operands in). All offsets are byte offsets of
@@ -428,6 +434,61 @@ export class HeapKernels {
     return { sumDy: sums.subarray(0, c), sumDyXm: sums.subarray(c) };
   }
 
+  /**
+   * `y [batch, outHeight, outWidth, c]`, the depthwise convolution (channel multiplier 1) of
+   * `x [batch, inHeight, inWidth, c]` with `filter [fh, fw, c, 1]`, any stride and zero padding
+   * (`padTop`/`padLeft`), plus `bias [c]` (byte offset, or 0 for none) and ReLU if `relu`
+   * (`depthwise.c`'s `depthwise_conv2d`: 16 channels per step, the taps inside the image found
+   * once per pixel). `g.inChannels` is `c` and must be a multiple of 4; `g.outChannels` must
+   * equal it.
+   *
+   * @throws {RangeError} when the channels are not a multiple of 4 or in and out differ
+   */
+  depthwiseConv2d(
+    g: ConvGeometry,
+    x: number,
+    filter: number,
+    bias: number,
+    relu: boolean,
+    y: number,
+  ): void {
+    this.exports.depthwise_conv2d(x, filter, bias, relu ? 1 : 0, y, ...depthwiseArgs(g));
+  }
+
+  /**
+   * `dx [batch, inHeight, inWidth, c]` of {@link depthwiseConv2d} from `dy [batch, outHeight,
+   * outWidth, c]` and the filter: a gather over the taps that reach each input pixel, so every
+   * element of `dx` is written once (`depthwise_conv2d_input_grad`).
+   *
+   * @throws {RangeError} as {@link depthwiseConv2d}
+   */
+  depthwiseConv2dInputGrad(g: ConvGeometry, dy: number, filter: number, dx: number): void {
+    this.exports.depthwise_conv2d_input_grad(dy, filter, dx, ...depthwiseArgs(g));
+  }
+
+  /**
+   * `dw [fh, fw, c, 1]` of {@link depthwiseConv2d} from `x` and `dy`: float32 sums within an
+   * image, float64 across images (`depthwise_conv2d_filter_grad`; `12·fh·fw·c` bytes of scratch).
+   *
+   * @throws {RangeError} as {@link depthwiseConv2d}, or when scratch cannot be allocated
+   */
+  depthwiseConv2dFilterGrad(g: ConvGeometry, x: number, dy: number, dw: number): void {
+    const n = g.filterHeight * g.filterWidth * g.inChannels;
+    const args = depthwiseArgs(g);
+    this.withScratch(12 * n, (total) => {
+      this.exports.depthwise_conv2d_filter_grad(x, dy, dw, ...args, total + 8 * n, total);
+    });
+  }
+
+  /**
+   * `out[i] = lo ≤ x[i] ≤ hi ? dy[i] : 0` over `n` floats: the gradient of `clipByValue` (ReLU6)
+   * in one pass, bit for bit tfjs-core's `where(logicalAnd(x ≥ lo, x ≤ hi), dy, 0)` (`lo` and
+   * `hi` rounded to float32 as its scalars are).
+   */
+  clipGrad(x: number, dy: number, n: number, lo: number, hi: number, out: number): void {
+    this.exports.clip_grad(x, dy, n, Math.fround(lo), Math.fround(hi), out);
+  }
+
   /** Whether all `n` floats at byte offset `x` are finite (no NaN, no ±Infinity). */
   allFinite(x: number, n: number): boolean {
     return this.exports.all_finite(x, n) !== 0;
@@ -521,6 +582,34 @@ export class HeapKernels {
   ): void {
     this.exports.broadcast_rows(BROADCAST_OPS[op], a, rows, c, v, out, vFirst ? 1 : 0);
   }
+}
+
+/**
+ * The geometry arguments of `depthwise.c`'s kernels (`batch, h, w, c, fh, fw, sh, sw, pt, pl, oh,
+ * ow`).
+ *
+ * @throws {RangeError} when the channels are not a multiple of 4 or in and out differ
+ */
+function depthwiseArgs(g: ConvGeometry): number[] {
+  if (g.inChannels % 4 !== 0 || g.outChannels !== g.inChannels) {
+    throw new RangeError(
+      `the depthwise kernels take a multiple of 4 channels, multiplier 1 (got ${g.inChannels} into ${g.outChannels})`,
+    );
+  }
+  return [
+    g.batch,
+    g.inHeight,
+    g.inWidth,
+    g.inChannels,
+    g.filterHeight,
+    g.filterWidth,
+    g.strideHeight,
+    g.strideWidth,
+    g.padTop,
+    g.padLeft,
+    g.outHeight,
+    g.outWidth,
+  ];
 }
 
 /**
