@@ -20,7 +20,9 @@
  */
 #include <wasm_simd128.h>
 
+#ifndef EXPORT
 #define EXPORT(name) __attribute__((export_name(name)))
+#endif
 
 static inline int max_int(int a, int b) { return a > b ? a : b; }
 static inline int min_int(int a, int b) { return a < b ? a : b; }

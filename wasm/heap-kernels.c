@@ -13,7 +13,9 @@
  */
 #include <wasm_simd128.h>
 
+#ifndef EXPORT
 #define EXPORT(name) __attribute__((export_name(name)))
+#endif
 
 /* Rows summed in float32 SIMD lanes before a block's partial sums go into the float64 totals:
  * the float32 rounding error grows with the rows summed, so it is bounded at BLOCK rows. */

@@ -16,7 +16,9 @@
  */
 #include <wasm_simd128.h>
 
+#ifndef EXPORT
 #define EXPORT(name) __attribute__((export_name(name)))
+#endif
 
 /* Tiles per block: 4 rows of the 6-tile micro-kernel; the block's V and M stay in L2. */
 #define WINO_BLOCK 24

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { geometryArgs, type ConvGeometry } from './wasm-gemm.ts';
+import { nativeKernels, type NativeKernelAddon } from './native-kernels.ts';
 import type { WasmBackendLike } from './wasm-heap.ts';
 
 // tsconfig's libs (ES2023, no DOM) and @types/node 20 leave WebAssembly's JS API undeclared.
@@ -115,12 +116,16 @@ export class HeapKernels {
    * @param memory the backend's `WebAssembly.Memory` (`backend.wasm.asm.memory`)
    * @param malloc the backend's allocator (`backend.wasm._malloc`, bytes to a byte offset)
    * @param free its `_free`
+   * @param native the native build of the same kernels (`native-kernels.ts`), which then runs in
+   *   place of each WebAssembly function it has, on the same heap (its buffer taken afresh on
+   *   every call, since the memory can grow)
    */
   constructor(
     bytes: Uint8Array,
     memory: { readonly buffer: ArrayBuffer },
     malloc: (bytes: number) => number,
     free: (at: number) => void,
+    native?: NativeKernelAddon,
   ) {
     this.memory = memory;
     this.malloc = malloc;
@@ -128,8 +133,23 @@ export class HeapKernels {
     const instance = new WebAssemblyApi.Instance(new WebAssemblyApi.Module(bytes), {
       env: { memory },
     });
-    this.exports = instance.exports as unknown as HeapKernelExports;
+    const wasm = instance.exports as Record<string, unknown>;
+    const exports: Record<string, unknown> = { ...wasm };
+    if (native !== undefined) {
+      for (const name of Object.keys(wasm)) {
+        const fn = native[name];
+        if (typeof fn === 'function') {
+          const call = fn as (heap: ArrayBuffer, ...args: number[]) => unknown;
+          exports[name] = (...args: number[]) => call(memory.buffer, ...args);
+        }
+      }
+    }
+    this.exports = exports as unknown as HeapKernelExports;
+    this.engine = native === undefined ? 'wasm' : `native ${native.isa}`;
   }
+
+  /** `wasm`, or `native <isa>` when the native build runs the kernels it has. */
+  readonly engine: string;
 
   /**
    * `out[j] = Σ_{r < rows} x[r·c + j]` for `j < c`: the sum over every axis but the last of a
@@ -644,11 +664,23 @@ interface WasmModuleWithMemory {
 }
 
 let bytes: Uint8Array | undefined;
-const modules = new WeakMap<object, HeapKernels | null>();
+let modules = new WeakMap<object, HeapKernels | null>();
+let nativeAllowed = true;
+
+/**
+ * Whether {@link heapKernels} may use the native build where it loads (default true); false runs
+ * the WebAssembly kernels. For tests and benchmarks that compare the two in one process: the
+ * kernels of every backend are rebuilt on next use.
+ */
+export function allowNativeKernels(allowed: boolean): void {
+  nativeAllowed = allowed;
+  modules = new WeakMap();
+}
 
 /**
  * The in-place kernels for this wasm backend (one instance per backend, compiled on first use
- * from the committed `heap-kernels.wasm`), or undefined when the backend's memory is not
+ * from the committed `heap-kernels.wasm`; run by the native addon instead where it was built,
+ * see `native-kernels.ts`), or undefined when the backend's memory is not
  * reachable (another tfjs-backend-wasm build), in which case callers use the backend's kernels.
  */
 export function heapKernels(backend: WasmBackendLike): HeapKernels | undefined {
@@ -664,7 +696,13 @@ export function heapKernels(backend: WasmBackendLike): HeapKernels | undefined {
     kernels = null;
     if (isMemory && malloc !== undefined && free !== undefined) {
       try {
-        kernels = new HeapKernels(bytes, memory as { readonly buffer: ArrayBuffer }, malloc, free);
+        kernels = new HeapKernels(
+          bytes,
+          memory as { readonly buffer: ArrayBuffer },
+          malloc,
+          free,
+          nativeAllowed ? nativeKernels() : undefined,
+        );
       } catch {
         // A memory this module cannot import (a shared one, in a threaded build): the callers
         // fall back to the backend's kernels.
