@@ -1,6 +1,6 @@
 /**
  * The engine-speed figures of `npm run bench` (issue "Engine speed"): training samples/s of
- * LeNet, CIFAR ResNet-20 and the course's AlexNet, and inference images/s for 1,000 CIFAR images,
+ * LeNet, CIFAR ResNet-20, the course's AlexNet and MobileNet-fashion, and inference images/s for 1,000 CIFAR images,
  * each with one engine worker and with one per core (src/ml/engine/), plus the same nets in
  * PyTorch (bench/pytorch/bench.py) when Debian's python3-torch is installed.
  *
@@ -13,6 +13,7 @@ import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { buildAlexNet } from '../src/ml/architectures/alexnet.ts';
 import { buildLeNet } from '../src/ml/architectures/lenet.ts';
+import { buildMobileNetLike } from '../src/ml/architectures/mobilenet-fashion.ts';
 import { buildResNet20 } from '../src/ml/architectures/resnet20.ts';
 import { createParallelModel } from '../src/ml/engine/parallel-model.ts';
 
@@ -37,7 +38,7 @@ export interface EngineRow {
 }
 
 interface Net {
-  readonly name: 'lenet' | 'resnet20' | 'alexnet';
+  readonly name: 'lenet' | 'resnet20' | 'alexnet' | 'mobilenet';
   readonly build: () => tf.LayersModel;
   readonly inputShape: readonly number[];
 }
@@ -50,10 +51,12 @@ const NETS: readonly Net[] = [
     build: () => buildAlexNet({ seed: 1, normalization: 'none' }),
     inputShape: [32, 32, 3],
   },
+  // MobileNet-fashion (depthwise separable blocks; the trainer's `mobilenet-fashion`).
+  { name: 'mobilenet', build: () => buildMobileNetLike({ seed: 1 }), inputShape: [28, 28, 1] },
 ];
 
 /** The engine figures, by name: each net's training, and ResNet-20's inference. */
-export const ENGINE_FIGURES = ['lenet', 'resnet20', 'alexnet', 'inference'] as const;
+export const ENGINE_FIGURES = ['lenet', 'resnet20', 'alexnet', 'mobilenet', 'inference'] as const;
 
 function randomBatch(
   n: number,

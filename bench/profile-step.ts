@@ -6,12 +6,13 @@
  * Times are means over `--steps` steps after two warm-up steps (one step alone is noisy: garbage
  * collection, page faults).
  *
- *   npx tsx bench/profile-step.ts [--model resnet20|lenet|alexnet] [--batch 128] [--steps 5] [--shapes]
+ *   npx tsx bench/profile-step.ts [--model resnet20|lenet|alexnet|mobilenet|plaincnn] [--batch 128] [--steps 5] [--shapes]
  */
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { buildAlexNet } from '../src/ml/architectures/alexnet.ts';
 import { buildLeNet } from '../src/ml/architectures/lenet.ts';
+import { buildMobileNetLike } from '../src/ml/architectures/mobilenet-fashion.ts';
 import { buildResNet20 } from '../src/ml/architectures/resnet20.ts';
 import { initBackend } from '../src/ml/backend.ts';
 import { createAdam } from '../src/ml/fused-adam.ts';
@@ -30,6 +31,8 @@ const builders: Record<string, () => tf.LayersModel> = {
   resnet20: () => buildResNet20(),
   lenet: () => buildLeNet(),
   alexnet: () => buildAlexNet({ normalization: 'none' }),
+  mobilenet: () => buildMobileNetLike(),
+  plaincnn: () => buildMobileNetLike({ separable: false }),
 };
 const build = builders[values.model];
 if (!build) throw new Error(`--model must be one of ${Object.keys(builders).join(', ')}`);

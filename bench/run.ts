@@ -12,7 +12,7 @@
  *
  * Options: --samples N (training samples per backend, default 4096), --repeats N (latency passes
  * over img/, default 5), --steps N (timed engine steps per net, default 3), --skip-pytorch,
- * --engine lenet,resnet20,alexnet,inference (which engine figures, default all), --engine-only
+ * --engine lenet,resnet20,alexnet,mobilenet,inference (which engine figures, default all), --engine-only
  * (skip the app figures).
  */
 import { readFile, readdir } from 'node:fs/promises';

@@ -16,7 +16,7 @@ clang $flags -Wl,--export-dynamic -Wl,--export=__heap_base \
   -o "$out/gemm.wasm" "$root/wasm/gemm.c"
 # shellcheck disable=SC2086
 clang $flags -Wl,--import-memory -o "$out/heap-kernels.wasm" "$root/wasm/heap-kernels.c" \
-  "$root/wasm/winograd.c"
+  "$root/wasm/winograd.c" "$root/wasm/depthwise.c"
 objdump=$(command -v llvm-objdump || command -v llvm-objdump-14)
 if "$objdump" -h "$out/heap-kernels.wasm" | grep -qw DATA ||
   "$objdump" -d "$out/heap-kernels.wasm" | grep -q 'global\.[gs]et'; then

@@ -13,7 +13,9 @@
  */
 #include <wasm_simd128.h>
 
+#ifndef EXPORT
 #define EXPORT(name) __attribute__((export_name(name)))
+#endif
 
 /* Rows summed in float32 SIMD lanes before a block's partial sums go into the float64 totals:
  * the float32 rounding error grows with the rows summed, so it is bounded at BLOCK rows. */
@@ -685,4 +687,21 @@ int all_finite(const float *x, int n) {
   int ok = !wasm_v128_any_true(bad);
   for (; i < n; i++) ok &= (x[i] - x[i]) == 0.0f;
   return ok;
+}
+
+/*
+ * out[i] = lo <= x[i] <= hi ? dy[i] : 0: the gradient of clip_by_value (ReLU6 is clip(x, 0, 6)),
+ * as tfjs-core forms it (where(logicalAnd(x >= lo, x <= hi), dy, zerosLike(dy))), in one pass
+ * instead of five full-size kernels; a NaN in x compares false, so its gradient is 0 there too.
+ */
+EXPORT("clip_grad")
+void clip_grad(const float *x, const float *dy, int n, float lo, float hi, float *out) {
+  const v128_t vlo = wasm_f32x4_splat(lo), vhi = wasm_f32x4_splat(hi);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v128_t v = wasm_v128_load(x + i);
+    const v128_t keep = wasm_v128_and(wasm_f32x4_ge(v, vlo), wasm_f32x4_le(v, vhi));
+    wasm_v128_store(out + i, wasm_v128_and(wasm_v128_load(dy + i), keep));
+  }
+  for (; i < n; i++) out[i] = (x[i] >= lo && x[i] <= hi) ? dy[i] : 0.0f;
 }

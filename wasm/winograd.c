@@ -16,7 +16,9 @@
  */
 #include <wasm_simd128.h>
 
+#ifndef EXPORT
 #define EXPORT(name) __attribute__((export_name(name)))
+#endif
 
 /* Tiles per block: 4 rows of the 6-tile micro-kernel; the block's V and M stay in L2. */
 #define WINO_BLOCK 24
@@ -198,9 +200,64 @@ static void output_tile(const float *m, int ms, int co_n, const float *bias, int
   }
 }
 
+#if !defined(__wasm__) && (defined(__AVX512F__) || defined(__AVX2__))
+/*
+ * The native build's wider register tiles (native/binding.gyp): 6 rows × 16 columns in one 512-bit
+ * vector per row (AVX-512), or 6 × 8 in one 256-bit vector (AVX2), where WebAssembly's 128-bit
+ * SIMD needs two or four. Each output is the same sequence of float32 multiplies and adds over ci
+ * as in the 6×8 tile below (no fused multiply-add), so the results are the same bits.
+ */
+#if defined(__AVX512F__)
+#define WIDE 16
+#else
+#define WIDE 8
+#endif
+typedef float wide_t __attribute__((vector_size(4 * WIDE)));
+
+static inline wide_t wide_load(const float *p) {
+  wide_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline void wide_store(float *p, wide_t v) { memcpy(p, &v, sizeof v); }
+
+/* Columns [j0, co_n) of tile_product's rows r..r+5, WIDE at a time; returns the first column not
+ * done (co_n minus a remainder under WIDE). */
+static int tile_product_wide(const float *a, const float *u, float *o, int ci_n, int co_n) {
+  int j = 0;
+  for (; j + WIDE <= co_n; j += WIDE) {
+    wide_t c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, c4 = {0}, c5 = {0};
+    const float *b = u + j;
+    for (int ci = 0; ci < ci_n; ci++) {
+      const wide_t bv = wide_load(b);
+      b += co_n;
+      c0 += a[ci] * bv;
+      c1 += a[ci_n + ci] * bv;
+      c2 += a[2 * ci_n + ci] * bv;
+      c3 += a[3 * ci_n + ci] * bv;
+      c4 += a[4 * ci_n + ci] * bv;
+      c5 += a[5 * ci_n + ci] * bv;
+    }
+    wide_store(o + j, c0);
+    wide_store(o + co_n + j, c1);
+    wide_store(o + 2 * co_n + j, c2);
+    wide_store(o + 3 * co_n + j, c3);
+    wide_store(o + 4 * co_n + j, c4);
+    wide_store(o + 5 * co_n + j, c5);
+  }
+  return j;
+}
+#endif
+
 /* m[r·co_n + j] = Σ_ci v[r·ci_n + ci]·u[ci·co_n + j] for r < rows (a multiple of 6), j < co_n
  * (a multiple of 8): a 6×8 register tile of 12 f32x4 accumulators. */
 static void tile_product(const float *v, const float *u, float *m, int rows, int ci_n, int co_n) {
+#if !defined(__wasm__) && (defined(__AVX512F__) || defined(__AVX2__))
+  if (co_n % WIDE == 0) {
+    for (int r = 0; r < rows; r += 6) tile_product_wide(v + r * ci_n, u, m + r * co_n, ci_n, co_n);
+    return;
+  }
+#endif
   for (int r = 0; r < rows; r += 6) {
     const float *a = v + r * ci_n;
     for (int j = 0; j < co_n; j += 8) {

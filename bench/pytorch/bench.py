@@ -1,6 +1,7 @@
 """PyTorch peers of `npm run bench`'s networks, for the speed ratios it prints.
 
-Same nets (LeNet on 28x28x1, CIFAR ResNet-20, the course's AlexNet on 32x32x3), batch 128, Adam,
+Same nets (LeNet on 28x28x1, CIFAR ResNet-20, the course's AlexNet on 32x32x3, MobileNet-fashion
+on 28x28x1), batch 128, Adam,
 random data; training samples/s and inference images/s for 1,000 CIFAR images, per thread count,
 per wall-clock second and per second of process CPU time.
 Prints one JSON object. Not part of the product: bench/run.ts runs it when Debian's
@@ -60,8 +61,22 @@ def alexnet():
         nn.Dropout(0.5), nn.Linear(4096, 10))
 
 
+def mobilenet_fashion():
+    # src/ml/architectures/mobilenet-fashion.ts: stem 3x3 16, then five depthwise separable blocks
+    # (depthwise 3x3 > BN > ReLU6 > pointwise 1x1 > BN > ReLU6), 28 > 14 > 7 pixels.
+    layers = [nn.Conv2d(1, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU6()]
+    cin = 16
+    for cout, stride in [(32, 1), (64, 2), (64, 1), (128, 2), (128, 1)]:
+        layers += [nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False), nn.BatchNorm2d(cin),
+                   nn.ReLU6(), nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout),
+                   nn.ReLU6()]
+        cin = cout
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(cin, 10)]
+    return nn.Sequential(*layers)
+
+
 NETS = {'lenet': (lenet, (1, 28, 28)), 'resnet20': (resnet20, (3, 32, 32)),
-        'alexnet': (alexnet, (3, 32, 32))}
+        'alexnet': (alexnet, (3, 32, 32)), 'mobilenet': (mobilenet_fashion, (1, 28, 28))}
 
 
 def train_rate(build, shape, steps):
@@ -108,7 +123,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--threads', default='1,2')
     parser.add_argument('--steps', type=int, default=3)
-    parser.add_argument('--nets', default='lenet,resnet20,alexnet,inference',
+    parser.add_argument('--nets', default='lenet,resnet20,alexnet,mobilenet,inference',
                         help='training nets to run, and "inference" for ResNet-20 inference')
     args = parser.parse_args()
     wanted = args.nets.split(',')

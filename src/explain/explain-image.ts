@@ -84,10 +84,14 @@ export interface Explanation {
    * `inputSpansImage`).
    */
   readonly space: 'image' | 'model-input';
-  /** Size of what {@link space} names, pixels. */
+  /**
+   * Size of what {@link space} names, pixels: the positions below refer to it. For a photo over
+   * 1,024 pixels on a side it is larger than {@link image} and {@link map}, which are scaled to
+   * fit 1,024 (multiply a map position by `original.width / map.width` to get a photo pixel).
+   */
   readonly original: { readonly width: number; readonly height: number };
-  /** The hottest point, in {@link original} pixels. */
-  readonly peak: { readonly x: number; readonly y: number };
+  /** The hottest point, in {@link original} pixels; absent when the map is all zero. */
+  readonly peak?: { readonly x: number; readonly y: number };
   /** Share of the heat in each ninth (3x3, row-major from the top left). */
   readonly thirds: readonly number[];
   /** The main hot area, in {@link original} pixels, with its share of the area and of the heat. */
@@ -202,10 +206,14 @@ export async function explainInput(
       rawMap: r.map,
       space: view ? 'image' : 'model-input',
       original,
-      peak: {
-        x: Math.min(original.width - 1, Math.floor((regions.peak.x + 0.5) * sx)),
-        y: Math.min(original.height - 1, Math.floor((regions.peak.y + 0.5) * sy)),
-      },
+      ...(regions.peak
+        ? {
+            peak: {
+              x: Math.min(original.width - 1, Math.floor((regions.peak.x + 0.5) * sx)),
+              y: Math.min(original.height - 1, Math.floor((regions.peak.y + 0.5) * sy)),
+            },
+          }
+        : {}),
       thirds: regions.thirds,
       ...(regions.blob
         ? {

@@ -19,8 +19,8 @@ export interface MapRegions {
    * is the centre); sums to 1, or all 0 for an empty map.
    */
   readonly thirds: readonly number[];
-  /** The map's largest value's position, map pixels. */
-  readonly peak: { readonly x: number; readonly y: number };
+  /** The map's largest value's position, map pixels; absent for an empty map (no heat anywhere). */
+  readonly peak?: { readonly x: number; readonly y: number };
   /**
    * The connected region (4-neighbours) around the peak where the map is at least `threshold`
    * of its peak: its bounding box, its share of the image's area, and the share of the map's
@@ -49,7 +49,7 @@ export function describeRegions(map: HeatMap, threshold = 0.5): MapRegions {
   }
   const peak = argMax(map);
   if (!(total > 0) || !(peak.value > 0)) {
-    return { thirds: thirds.map(() => 0), peak: { x: peak.x, y: peak.y } };
+    return { thirds: thirds.map(() => 0) };
   }
   const level = threshold * peak.value;
   const seen = new Uint8Array(width * height);

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { logger } from '../logger.ts';
 import { registerConvGradientKernels } from './kernels/conv-grads.ts';
+import { kernelEngine } from './kernels/native-kernels.ts';
 
 /** The backends this project can run on; 'tensorflow' is tfjs-node (native TensorFlow). */
 export const BACKEND_NAMES = ['tensorflow', 'wasm', 'cpu'] as const;
@@ -145,6 +146,19 @@ function report(reason: string): BackendInfo {
     name,
     gpu: name === 'tensorflow' && backend.isUsingGpuDevice === true,
   };
-  logger.info({ backend: info.name, gpu: info.gpu, reason }, 'TF.js backend ready');
+  // On wasm, this project's in-place kernels run natively where the optional addon was built.
+  const kernels = name === 'wasm' ? kernelEngine() : undefined;
+  logger.info(
+    {
+      backend: info.name,
+      gpu: info.gpu,
+      reason,
+      ...(kernels && {
+        kernels: kernels.engine === 'native' ? `native ${kernels.isa ?? ''}`.trim() : 'wasm',
+        ...(kernels.reason !== undefined && { kernelsReason: kernels.reason }),
+      }),
+    },
+    'TF.js backend ready',
+  );
   return info;
 }

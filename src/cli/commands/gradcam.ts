@@ -46,7 +46,12 @@ export async function defaultExplainModel(
   return ids.includes(IMAGENET_MODEL_ID) ? IMAGENET_MODEL_ID : config.DEFAULT_MODEL;
 }
 
-/** The `--json` object of an explanation. */
+/**
+ * The `--json` object of an explanation. `size` is the size the positions (`peak`, `blob`) are
+ * in: the photo's, upright, or the model input's (`space`); `mapSize` is the size of the map and
+ * of the overlay written, which for a photo over 1,024 pixels on a side is the photo scaled to
+ * fit 1,024. `peak` is `null` for an all-zero map (`note` says why).
+ */
 export function explanationJson(file: string, e: Explanation): Record<string, unknown> {
   return {
     file,
@@ -58,9 +63,10 @@ export function explanationJson(file: string, e: Explanation): Record<string, un
     className: e.className,
     confidence: e.confidence,
     predicted: e.predicted,
-    peak: e.peak,
+    peak: e.peak ?? null,
     space: e.space,
     size: e.original,
+    mapSize: { width: e.map.width, height: e.map.height },
     blob: e.blob ?? null,
     thirds: e.thirds,
     faithfulness: e.faithfulness ?? null,
@@ -129,7 +135,10 @@ export function registerGradcam(program: Command, config: Config): void {
       '--model <id>',
       `model id (default: ${IMAGENET_MODEL_ID} when installed, else ${config.DEFAULT_MODEL})`,
     )
-    .option('--layer <name>', 'layer to explain (default: the last convolutional layer)')
+    .option(
+      '--layer <name>',
+      'layer to explain (default: the last convolutional layer on every path to the output)',
+    )
     .option('--class <index|name>', 'class to explain (default: the top prediction)')
     .option(
       '--method <method>',

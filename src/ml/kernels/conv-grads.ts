@@ -10,6 +10,7 @@ import { createMaxPoolGradKernel } from './max-pool-grad.ts';
 import { registerFastKernels, unregisterFastKernels } from './fast-kernels.ts';
 import { registerReduceGradients, unregisterReduceGradients } from './reduce-gradients.ts';
 import { registerBatchNormGradient, unregisterBatchNormGradient } from './batch-norm-grad.ts';
+import { registerClipGradient, unregisterClipGradient } from './clip-grad.ts';
 
 export { conv2dBackpropFilter } from './conv2d-backprop-filter.ts';
 export { conv2dBackpropInput } from './conv2d-backprop-input.ts';
@@ -138,6 +139,7 @@ export function registerConvGradientKernels(): void {
   registerFastKernels();
   registerReduceGradients();
   registerBatchNormGradient();
+  registerClipGradient();
 }
 
 /**
@@ -145,6 +147,7 @@ export function registerConvGradientKernels(): void {
  * backends' own. Meant for tests and benchmarks that compare against the originals.
  */
 export function unregisterConvGradientKernels(): void {
+  unregisterClipGradient();
   unregisterBatchNormGradient();
   unregisterReduceGradients();
   unregisterFastKernels();

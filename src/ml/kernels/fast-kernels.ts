@@ -16,6 +16,11 @@ import {
 import { createFastTileKernel } from './fast-tile.ts';
 import { createFastConv2DKernel } from './fast-conv.ts';
 import { createFastReverseKernel } from './fast-reverse.ts';
+import {
+  createFastDepthwiseBackpropFilterKernel,
+  createFastDepthwiseBackpropInputKernel,
+  createFastDepthwiseConv2DKernel,
+} from './fast-depthwise.ts';
 
 /** A kernel that wraps the one registered before it, which takes the cases it passes on. */
 interface FastKernel {
@@ -29,7 +34,8 @@ interface FastKernel {
  * wrapping whatever kernel was registered before (tfjs-backend-wasm's own, or this project's
  * composites from `conv-grads.ts`) and passing it the shapes it does not take. Measured per shape
  * class in docs/engine-speed.md: 3×3 stride-1 convolutions by Winograd's F(4×4, 3×3), other
- * forward convolutions stay with XNNPACK.
+ * forward convolutions stay with XNNPACK; depthwise convolutions and both their gradients in
+ * place (`wasm/depthwise.c`).
  */
 export const FAST_KERNELS: readonly FastKernel[] = [
   { kernelName: tf.BatchMatMul, build: createFastBatchMatMulKernel },
@@ -50,6 +56,16 @@ export const FAST_KERNELS: readonly FastKernel[] = [
   { kernelName: tf.FusedBatchNorm, build: createFastFusedBatchNormKernel },
   { kernelName: tf.Conv2D, build: createFastConv2DKernel },
   { kernelName: tf.FusedConv2D, build: createFastConv2DKernel },
+  { kernelName: tf.DepthwiseConv2dNative, build: createFastDepthwiseConv2DKernel },
+  { kernelName: tf.FusedDepthwiseConv2D, build: createFastDepthwiseConv2DKernel },
+  {
+    kernelName: tf.DepthwiseConv2dNativeBackpropInput,
+    build: createFastDepthwiseBackpropInputKernel,
+  },
+  {
+    kernelName: tf.DepthwiseConv2dNativeBackpropFilter,
+    build: createFastDepthwiseBackpropFilterKernel,
+  },
 ];
 
 const BACKEND = 'wasm';

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { geometryArgs, type ConvGeometry } from './wasm-gemm.ts';
+import { nativeKernels, type NativeKernelAddon } from './native-kernels.ts';
 import type { WasmBackendLike } from './wasm-heap.ts';
 
 // tsconfig's libs (ES2023, no DOM) and @types/node 20 leave WebAssembly's JS API undeclared.
@@ -42,7 +43,22 @@ interface HeapKernelExports {
   winograd_filter_grad3x3(...args: number[]): void;
   batch_norm_grad(...args: number[]): void;
   conv2d_direct(...args: number[]): void;
+  clip_grad(x: number, dy: number, n: number, lo: number, hi: number, out: number): void;
+  depthwise_conv2d(...args: number[]): void;
+  depthwise_conv2d_input_grad(...args: number[]): void;
+  depthwise_conv2d_filter_grad(...args: number[]): void;
 }
+
+/**
+ * Kernels whose WebAssembly build measured faster than the native one (`bench/native-kernels.ts`,
+ * CPU time, batch 128, AVX-512 machine): the depthwise forward convolution (28×28×16: 4.4 against
+ * 5.9 ms) and filter gradient (2.7 against 4.4 ms). Both run the same 128-bit C; the wasm build
+ * keeps them.
+ */
+const WASM_FASTER: ReadonlySet<string> = new Set([
+  'depthwise_conv2d',
+  'depthwise_conv2d_filter_grad',
+]);
 
 /** Tiles per block of `winograd_conv3x3` (`WINO_BLOCK` in wasm/winograd.c). */
 const WINOGRAD_BLOCK = 24;
@@ -90,10 +106,12 @@ export const BROADCAST_OPS = { add: 0, sub: 1, mul: 2, div: 3 } as const;
 export type BroadcastOp = keyof typeof BROADCAST_OPS;
 
 /**
- * Float32 kernels compiled from `wasm/heap-kernels.c` and `wasm/winograd.c` to WebAssembly SIMD
+ * Float32 kernels compiled from `wasm/heap-kernels.c`, `wasm/winograd.c` and `wasm/depthwise.c`
+ * to WebAssembly SIMD
  * (memory-bound reductions and broadcasts, batch norm and its gradient, the max-pool gradient,
  * the fused Adam step, a direct convolution for few input channels, LeNet-shaped conv gradients,
- * and Winograd F(4×4, 3×3) convolutions with both their gradients), running in place on
+ * Winograd F(4×4, 3×3) convolutions with both their gradients, and depthwise convolutions with
+ * both theirs), running in place on
  * tfjs-backend-wasm's heap: the module imports the backend's own `WebAssembly.Memory`, so
  * tensors are read and written where they live (the GEMM module of `wasm-gemm.ts` has its own
  * memory and copies operands in). All offsets are byte offsets of
@@ -109,12 +127,16 @@ export class HeapKernels {
    * @param memory the backend's `WebAssembly.Memory` (`backend.wasm.asm.memory`)
    * @param malloc the backend's allocator (`backend.wasm._malloc`, bytes to a byte offset)
    * @param free its `_free`
+   * @param native the native build of the same kernels (`native-kernels.ts`), which then runs in
+   *   place of each WebAssembly function it has, on the same heap (its buffer taken afresh on
+   *   every call, since the memory can grow)
    */
   constructor(
     bytes: Uint8Array,
     memory: { readonly buffer: ArrayBuffer },
     malloc: (bytes: number) => number,
     free: (at: number) => void,
+    native?: NativeKernelAddon,
   ) {
     this.memory = memory;
     this.malloc = malloc;
@@ -122,8 +144,24 @@ export class HeapKernels {
     const instance = new WebAssemblyApi.Instance(new WebAssemblyApi.Module(bytes), {
       env: { memory },
     });
-    this.exports = instance.exports as unknown as HeapKernelExports;
+    const wasm = instance.exports as Record<string, unknown>;
+    const exports: Record<string, unknown> = { ...wasm };
+    if (native !== undefined) {
+      for (const name of Object.keys(wasm)) {
+        if (WASM_FASTER.has(name)) continue;
+        const fn = native[name];
+        if (typeof fn === 'function') {
+          const call = fn as (heap: ArrayBuffer, ...args: number[]) => unknown;
+          exports[name] = (...args: number[]) => call(memory.buffer, ...args);
+        }
+      }
+    }
+    this.exports = exports as unknown as HeapKernelExports;
+    this.engine = native === undefined ? 'wasm' : `native ${native.isa}`;
   }
+
+  /** `wasm`, or `native <isa>` when the native build runs the kernels it has. */
+  readonly engine: string;
 
   /**
    * `out[j] = Σ_{r < rows} x[r·c + j]` for `j < c`: the sum over every axis but the last of a
@@ -428,6 +466,61 @@ export class HeapKernels {
     return { sumDy: sums.subarray(0, c), sumDyXm: sums.subarray(c) };
   }
 
+  /**
+   * `y [batch, outHeight, outWidth, c]`, the depthwise convolution (channel multiplier 1) of
+   * `x [batch, inHeight, inWidth, c]` with `filter [fh, fw, c, 1]`, any stride and zero padding
+   * (`padTop`/`padLeft`), plus `bias [c]` (byte offset, or 0 for none) and ReLU if `relu`
+   * (`depthwise.c`'s `depthwise_conv2d`: 16 channels per step, the taps inside the image found
+   * once per pixel). `g.inChannels` is `c` and must be a multiple of 4; `g.outChannels` must
+   * equal it.
+   *
+   * @throws {RangeError} when the channels are not a multiple of 4 or in and out differ
+   */
+  depthwiseConv2d(
+    g: ConvGeometry,
+    x: number,
+    filter: number,
+    bias: number,
+    relu: boolean,
+    y: number,
+  ): void {
+    this.exports.depthwise_conv2d(x, filter, bias, relu ? 1 : 0, y, ...depthwiseArgs(g));
+  }
+
+  /**
+   * `dx [batch, inHeight, inWidth, c]` of {@link depthwiseConv2d} from `dy [batch, outHeight,
+   * outWidth, c]` and the filter: a gather over the taps that reach each input pixel, so every
+   * element of `dx` is written once (`depthwise_conv2d_input_grad`).
+   *
+   * @throws {RangeError} as {@link depthwiseConv2d}
+   */
+  depthwiseConv2dInputGrad(g: ConvGeometry, dy: number, filter: number, dx: number): void {
+    this.exports.depthwise_conv2d_input_grad(dy, filter, dx, ...depthwiseArgs(g));
+  }
+
+  /**
+   * `dw [fh, fw, c, 1]` of {@link depthwiseConv2d} from `x` and `dy`: float32 sums within an
+   * image, float64 across images (`depthwise_conv2d_filter_grad`; `12·fh·fw·c` bytes of scratch).
+   *
+   * @throws {RangeError} as {@link depthwiseConv2d}, or when scratch cannot be allocated
+   */
+  depthwiseConv2dFilterGrad(g: ConvGeometry, x: number, dy: number, dw: number): void {
+    const n = g.filterHeight * g.filterWidth * g.inChannels;
+    const args = depthwiseArgs(g);
+    this.withScratch(12 * n, (total) => {
+      this.exports.depthwise_conv2d_filter_grad(x, dy, dw, ...args, total + 8 * n, total);
+    });
+  }
+
+  /**
+   * `out[i] = lo ≤ x[i] ≤ hi ? dy[i] : 0` over `n` floats: the gradient of `clipByValue` (ReLU6)
+   * in one pass, bit for bit tfjs-core's `where(logicalAnd(x ≥ lo, x ≤ hi), dy, 0)` (`lo` and
+   * `hi` rounded to float32 as its scalars are).
+   */
+  clipGrad(x: number, dy: number, n: number, lo: number, hi: number, out: number): void {
+    this.exports.clip_grad(x, dy, n, Math.fround(lo), Math.fround(hi), out);
+  }
+
   /** Whether all `n` floats at byte offset `x` are finite (no NaN, no ±Infinity). */
   allFinite(x: number, n: number): boolean {
     return this.exports.all_finite(x, n) !== 0;
@@ -524,6 +617,34 @@ export class HeapKernels {
 }
 
 /**
+ * The geometry arguments of `depthwise.c`'s kernels (`batch, h, w, c, fh, fw, sh, sw, pt, pl, oh,
+ * ow`).
+ *
+ * @throws {RangeError} when the channels are not a multiple of 4 or in and out differ
+ */
+function depthwiseArgs(g: ConvGeometry): number[] {
+  if (g.inChannels % 4 !== 0 || g.outChannels !== g.inChannels) {
+    throw new RangeError(
+      `the depthwise kernels take a multiple of 4 channels, multiplier 1 (got ${g.inChannels} into ${g.outChannels})`,
+    );
+  }
+  return [
+    g.batch,
+    g.inHeight,
+    g.inWidth,
+    g.inChannels,
+    g.filterHeight,
+    g.filterWidth,
+    g.strideHeight,
+    g.strideWidth,
+    g.padTop,
+    g.padLeft,
+    g.outHeight,
+    g.outWidth,
+  ];
+}
+
+/**
  * Scratch of the one-channel filter gradient: a zero-padded image of `oh + fh − 1` rows of
  * `wpp` floats (`wpp` = the output width rounded up to 4, plus `fw − 1`, rounded up to 4), and the
  * rounded output width `owp`.
@@ -555,11 +676,23 @@ interface WasmModuleWithMemory {
 }
 
 let bytes: Uint8Array | undefined;
-const modules = new WeakMap<object, HeapKernels | null>();
+let modules = new WeakMap<object, HeapKernels | null>();
+let nativeAllowed = true;
+
+/**
+ * Whether {@link heapKernels} may use the native build where it loads (default true); false runs
+ * the WebAssembly kernels. For tests and benchmarks that compare the two in one process: the
+ * kernels of every backend are rebuilt on next use.
+ */
+export function allowNativeKernels(allowed: boolean): void {
+  nativeAllowed = allowed;
+  modules = new WeakMap();
+}
 
 /**
  * The in-place kernels for this wasm backend (one instance per backend, compiled on first use
- * from the committed `heap-kernels.wasm`), or undefined when the backend's memory is not
+ * from the committed `heap-kernels.wasm`; run by the native addon instead where it was built,
+ * see `native-kernels.ts`), or undefined when the backend's memory is not
  * reachable (another tfjs-backend-wasm build), in which case callers use the backend's kernels.
  */
 export function heapKernels(backend: WasmBackendLike): HeapKernels | undefined {
@@ -575,7 +708,13 @@ export function heapKernels(backend: WasmBackendLike): HeapKernels | undefined {
     kernels = null;
     if (isMemory && malloc !== undefined && free !== undefined) {
       try {
-        kernels = new HeapKernels(bytes, memory as { readonly buffer: ArrayBuffer }, malloc, free);
+        kernels = new HeapKernels(
+          bytes,
+          memory as { readonly buffer: ArrayBuffer },
+          malloc,
+          free,
+          nativeAllowed ? nativeKernels() : undefined,
+        );
       } catch {
         // A memory this module cannot import (a shared one, in a threaded build): the callers
         // fall back to the backend's kernels.

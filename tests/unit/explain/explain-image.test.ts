@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { explanationJson } from '../../../src/cli/commands/gradcam.ts';
 import { explanationText } from '../../../src/core/commands/gradcam.ts';
 import { explainImage, explainInput } from '../../../src/explain/explain-image.ts';
 import { initBackend } from '../../../src/ml/backend.ts';
@@ -38,11 +39,30 @@ describe('explainImage', () => {
     expect(e.space).toBe('image');
     expect(e.layer).toBe('features');
     expect(e.label).toBe('corner square');
-    expect(e.peak.x).toBeLessThan(334 / 4);
-    expect(e.peak.y).toBeLessThan(500 / 4);
+    expect(e.peak!.x).toBeLessThan(334 / 4);
+    expect(e.peak!.y).toBeLessThan(500 / 4);
     expect(e.thirds[0]).toBeGreaterThan(0.9);
     expect(e.blob).toMatchObject({ x: 0, y: 0 });
     expect(e.blob!.width).toBeLessThanOrEqual(Math.ceil(334 / 4) + 21);
+  });
+
+  it('reports a photo over 1024 px in its own pixels and the map at the display size', async () => {
+    const e = await explainImage(loaded, await photo(2000, 1200), limits, {
+      method: 'gradcam',
+      faithfulness: false,
+    });
+    expect(e.original).toEqual({ width: 2000, height: 1200 });
+    expect([e.map.width, e.map.height]).toEqual([1024, 614]);
+    expect([e.image.width, e.image.height]).toEqual([1024, 614]);
+    // The white square covers the photo's top-left 500 x 300: peak and blob in photo pixels.
+    expect(e.peak!.x).toBeLessThan(500);
+    expect(e.peak!.y).toBeLessThan(300);
+    expect(e.blob!.x + e.blob!.width).toBeGreaterThan(400);
+    expect(e.blob!.x + e.blob!.width).toBeLessThanOrEqual(500 + 2000 / 16);
+    const j = explanationJson('big.png', e);
+    expect(j.size).toEqual({ width: 2000, height: 1200 });
+    expect(j.mapSize).toEqual({ width: 1024, height: 614 });
+    expect(j.peak).toEqual(e.peak);
   });
 
   it('reports that blurring the hot area lowers the confidence more than a random one', async () => {
@@ -64,6 +84,8 @@ describe('explainImage', () => {
     expect(e.note).toBe('flat');
     expect(e.faithfulness).toBeUndefined();
     expect(e.blob).toBeUndefined();
+    expect(e.peak).toBeUndefined();
+    expect(explanationJson('flat.png', e)).toMatchObject({ peak: null, note: 'flat' });
     expect(e.map.data.some(Number.isNaN)).toBe(false);
     expect(e.space).toBe('model-input');
   });

@@ -1,11 +1,19 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../../../src/config.ts';
 import { UserError } from '../../../src/errors.ts';
+import { explainImage } from '../../../src/explain/explain-image.ts';
 import { gradCamPlusPlus } from '../../../src/explain/grad-cam-plus-plus.ts';
 import { gradCam } from '../../../src/explain/grad-cam.ts';
 import { argMax } from '../../../src/explain/heat-map.ts';
 import { findTargetLayer, spatialLayers } from '../../../src/explain/target-layer.ts';
+import { buildResNet18 } from '../../../src/ml/architectures/resnet18.ts';
 import { initBackend } from '../../../src/ml/backend.ts';
+import { loadModel } from '../../../src/ml/model-io.ts';
+import { readModelMeta } from '../../../src/ml/model-meta.ts';
+import type { LoadedModel } from '../../../src/ml/registry.ts';
 import { buildCornerModel, squareImage } from './tiny-models.ts';
 
 let flat: tf.LayersModel;
@@ -143,5 +151,101 @@ describe('the target layer', () => {
     const m = tf.sequential({ layers: [tf.layers.dense({ units: 2, inputShape: [4] })] });
     expect(() => findTargetLayer(m)).toThrow(/no layer with a spatial output/);
     m.dispose();
+  });
+});
+
+describe('the default target layer of residual networks', () => {
+  /** conv > [branch: a > b] + shortcut > add > relu 'out' > conv 'branchy' on one side only. */
+  function residual(): tf.LayersModel {
+    const inp = tf.input({ shape: [8, 8, 2] });
+    const stem = tf.layers
+      .conv2d({ filters: 2, kernelSize: 3, padding: 'same', name: 'stem' })
+      .apply(inp) as tf.SymbolicTensor;
+    let y = tf.layers
+      .conv2d({ filters: 2, kernelSize: 3, padding: 'same', name: 'a' })
+      .apply(stem) as tf.SymbolicTensor;
+    y = tf.layers.reLU({ name: 'a_relu' }).apply(y) as tf.SymbolicTensor;
+    y = tf.layers
+      .conv2d({ filters: 2, kernelSize: 3, padding: 'same', name: 'b' })
+      .apply(y) as tf.SymbolicTensor;
+    const sum = tf.layers.add({ name: 'add' }).apply([y, stem]) as tf.SymbolicTensor;
+    const out = tf.layers.reLU({ name: 'out' }).apply(sum) as tf.SymbolicTensor;
+    // A second block whose 'inner' layer is the last spatial one but inside the branch.
+    const inner = tf.layers
+      .conv2d({ filters: 2, kernelSize: 3, strides: 2, padding: 'same', name: 'inner' })
+      .apply(out) as tf.SymbolicTensor;
+    const down = tf.layers.globalAveragePooling2d({ name: 'gap1' }).apply(inner);
+    const skip = tf.layers.globalAveragePooling2d({ name: 'gap2' }).apply(out);
+    const joined = tf.layers
+      .add({ name: 'join' })
+      .apply([down as tf.SymbolicTensor, skip as tf.SymbolicTensor]) as tf.SymbolicTensor;
+    const scores = tf.layers.dense({ units: 2, name: 'scores' }).apply(joined) as tf.SymbolicTensor;
+    return tf.model({ inputs: inp, outputs: scores });
+  }
+
+  it('is a block output after the addition, not a layer the shortcut bypasses', () => {
+    const m = residual();
+    expect(spatialLayers(m).map((l) => l.name)).toContain('inner');
+    expect(findTargetLayer(m).name).toBe('out');
+    // A branch layer can still be asked for by name.
+    expect(findTargetLayer(m, 'inner').shape).toEqual([4, 4, 2]);
+    m.dispose();
+  });
+
+  it('applies inside a nested model too', () => {
+    const base = residual();
+    const inp = tf.input({ shape: [8, 8, 2] });
+    const head = tf.layers.dense({ units: 3, activation: 'softmax', name: 'head' });
+    const m = tf.model({
+      inputs: inp,
+      outputs: head.apply(base.apply(inp)) as tf.SymbolicTensor,
+    });
+    expect(findTargetLayer(m).name).toBe(`${base.name}/out`);
+    m.dispose();
+  });
+
+  it("is the course ResNet-18's last block output with a position, its plain twin's last conv", () => {
+    const resnet = buildResNet18();
+    const plain = buildResNet18({ shortcuts: false });
+    try {
+      // Stage 4 works at 1x1: the last 2x2 activations every path crosses are stage 3's output.
+      const r = findTargetLayer(resnet);
+      expect(r.name).toBe('stage3_block2_out');
+      expect(r.shape).toEqual([2, 2, 256]);
+      expect(findTargetLayer(plain).name).toBe('stage4_block1_reduce_relu');
+    } finally {
+      resnet.dispose();
+      plain.dispose();
+    }
+  });
+
+  it('gives the shipped ResNet-18 a map with heat on img/3.png (empty at the branch layer)', async () => {
+    const dir = path.join(PROJECT_ROOT, 'models', 'resnet18-cifar10');
+    const loaded: LoadedModel = {
+      model: await loadModel(dir),
+      meta: await readModelMeta(dir),
+      dir,
+    };
+    try {
+      const bytes = await readFile(path.join(PROJECT_ROOT, 'img', '3.png'));
+      const limits = { maxBytes: 1 << 22, maxPixels: 1 << 22 };
+      const e = await explainImage(loaded, bytes, limits, {
+        method: 'gradcam',
+        faithfulness: false,
+      });
+      expect(e.layer).toBe('stage3_block2_out');
+      expect(e.note).toBeUndefined();
+      expect(e.peak).toBeDefined();
+      expect(Math.max(...e.rawMap.data)).toBeGreaterThan(0);
+      const branch = await explainImage(loaded, bytes, limits, {
+        method: 'gradcam',
+        layer: 'stage4_block1_reduce_relu',
+        faithfulness: false,
+      });
+      expect(branch.rawMap.data.every((v) => v === 0)).toBe(true);
+      expect(branch.peak).toBeUndefined();
+    } finally {
+      loaded.model.dispose();
+    }
   });
 });

@@ -12,7 +12,7 @@ import {
 import { gemmWins } from '../../../../src/ml/kernels/fast-matmul.ts';
 import { HeapKernels } from '../../../../src/ml/kernels/heap-kernels.ts';
 import { WasmGemm, wasmGemm } from '../../../../src/ml/kernels/wasm-gemm.ts';
-import { randomValues, relativeError } from './reference.ts';
+import { onBothBackends, randomValues, relativeError } from './reference.ts';
 
 /**
  * Bound on float32 results against a float64 (GEMM) or cpu-backend (kernels) reference:
@@ -25,20 +25,6 @@ const TOLERANCE = 1e-5;
 /** Number of elements of a shape. */
 function count(shape: readonly number[]): number {
   return shape.reduce((p, d) => p * d, 1);
-}
-
-/** Runs `compute` on wasm (fast kernels installed) and on cpu; returns both results' values. */
-async function onBothBackends(
-  compute: () => tf.Tensor[],
-): Promise<[Float32Array[], Float32Array[]]> {
-  const run = () => tf.tidy(() => compute().map((t) => t.dataSync() as Float32Array));
-  const before = tf.memory().numTensors;
-  const wasm = run();
-  expect(tf.memory().numTensors).toBe(before);
-  await tf.setBackend('cpu');
-  const cpu = run();
-  await tf.setBackend('wasm');
-  return [wasm, cpu];
 }
 
 beforeAll(async () => {
@@ -459,9 +445,13 @@ describe('committed gemm.wasm', () => {
       'count_nonzero',
       'conv2d_filter_grad_scatter',
       'all_finite',
+      'clip_grad',
       'winograd_filter',
       'winograd_conv3x3',
       'winograd_filter_grad3x3',
+      'depthwise_conv2d',
+      'depthwise_conv2d_input_grad',
+      'depthwise_conv2d_filter_grad',
     ]);
   });
 });

@@ -1,3 +1,4 @@
+import * as tf from '@tensorflow/tfjs';
 import { expect } from 'vitest';
 
 /** Deterministic uniform values in [-1, 1) (mulberry32), so failures reproduce. */
@@ -27,4 +28,21 @@ export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<num
     scale = Math.max(scale, Math.abs(expected[i] ?? 0));
   }
   return diff / scale;
+}
+
+/**
+ * Runs `compute` on wasm (fast kernels installed; the current backend) and on cpu, asserting that
+ * the wasm run leaves the number of tensors unchanged; returns both results' values.
+ */
+export async function onBothBackends(
+  compute: () => tf.Tensor[],
+): Promise<[Float32Array[], Float32Array[]]> {
+  const run = () => tf.tidy(() => compute().map((t) => t.dataSync() as Float32Array));
+  const before = tf.memory().numTensors;
+  const wasm = run();
+  expect(tf.memory().numTensors).toBe(before);
+  await tf.setBackend('cpu');
+  const cpu = run();
+  await tf.setBackend('wasm');
+  return [wasm, cpu];
 }

@@ -1,0 +1,167 @@
+/*
+ * cnn_classroom_kernels: a Node-API addon running the project's C kernels (wasm/heap-kernels.c,
+ * wasm/winograd.c, wasm/depthwise.c) natively, in place on tfjs-backend-wasm's heap.
+ *
+ * Each export has the name and arguments of the WebAssembly export it stands in for, preceded by
+ * the heap: fn(heap: ArrayBuffer, ...args), where pointer arguments are byte offsets into the heap
+ * (0 meaning none) and the rest numbers. The heap is the backend's WebAssembly.Memory buffer,
+ * passed afresh on every call (memory.grow detaches the old buffer and may move the data), and
+ * its address is taken on every call. No argument may exceed the buffer's length (a coarse guard:
+ * the kernel wrappers in src/ml/kernels/ check shapes as for the wasm kernels).
+ *
+ * The instruction set is chosen once, at load, from what the CPU supports: AVX-512 (F, VL, BW,
+ * DQ), AVX2 with FMA, or the x86-64 baseline (SSE2); NEON on 64-bit ARM. `isa` names it.
+ */
+#include <node_api.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+extern const struct cc_kernels avx512_kernels, avx2_kernels, base_kernels;
+#define CC_X86 1
+#else
+extern const struct cc_kernels base_kernels;
+#endif
+
+static const struct cc_kernels *kernels;
+static const char *isa;
+
+#define MAX_ARGS 24
+
+/* The heap's address and length, and the numeric arguments after it. NULL with a pending
+ * exception on a bad call. */
+static uint8_t *begin(napi_env env, napi_callback_info info, size_t n, double *out, size_t *len) {
+  napi_value argv[MAX_ARGS + 1];
+  size_t argc = MAX_ARGS + 1;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc != n + 1) {
+    napi_throw_type_error(env, NULL, "wrong number of arguments");
+    return NULL;
+  }
+  bool is_buffer = false;
+  napi_is_arraybuffer(env, argv[0], &is_buffer);
+  if (!is_buffer) {
+    napi_throw_type_error(env, NULL, "the first argument must be the heap's ArrayBuffer");
+    return NULL;
+  }
+  void *data = NULL;
+  if (napi_get_arraybuffer_info(env, argv[0], &data, len) != napi_ok || data == NULL) {
+    napi_throw_error(env, NULL, "the heap's ArrayBuffer is detached");
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (napi_get_value_double(env, argv[i + 1], &out[i]) != napi_ok) {
+      napi_throw_type_error(env, NULL, "kernel arguments must be numbers");
+      return NULL;
+    }
+    if (!(out[i] <= (double)*len)) {
+      napi_throw_range_error(env, NULL, "argument outside the heap");
+      return NULL;
+    }
+  }
+  return (uint8_t *)data;
+}
+
+/* Converts argument i: a heap offset to a pointer (0 to NULL), or an int or float. */
+#define PTR(i) ((void *)(a[i] == 0 ? NULL : base + (size_t)a[i]))
+#define INT(i) ((int)a[i])
+#define FLT(i) ((float)a[i])
+
+#define WRAP(name, n, ...)                                                                         \
+  static napi_value w_##name(napi_env env, napi_callback_info info) {                             \
+    double a[MAX_ARGS];                                                                            \
+    size_t len = 0;                                                                                \
+    uint8_t *base = begin(env, info, n, a, &len);                                                  \
+    if (base == NULL) return NULL;                                                                 \
+    kernels->name(__VA_ARGS__);                                                                    \
+    return NULL;                                                                                   \
+  }
+
+#define WRAP_INT(name, n, ...)                                                                     \
+  static napi_value w_##name(napi_env env, napi_callback_info info) {                             \
+    double a[MAX_ARGS];                                                                            \
+    size_t len = 0;                                                                                \
+    uint8_t *base = begin(env, info, n, a, &len);                                                  \
+    if (base == NULL) return NULL;                                                                 \
+    napi_value result;                                                                             \
+    napi_create_int32(env, kernels->name(__VA_ARGS__), &result);                                   \
+    return result;                                                                                 \
+  }
+
+#define P13 INT(3), INT(4), INT(5), INT(6), INT(7), INT(8), INT(9), INT(10), INT(11), INT(12), INT(13), INT(14), INT(15)
+
+WRAP(sum_rows, 5, PTR(0), INT(1), INT(2), PTR(3), PTR(4))
+WRAP(broadcast_rows, 7, INT(0), PTR(1), INT(2), INT(3), PTR(4), PTR(5), INT(6))
+WRAP(normalize_rows, 7, PTR(0), INT(1), INT(2), PTR(3), PTR(4), PTR(5), PTR(6))
+WRAP(batch_norm_grad, 10, PTR(0), PTR(1), INT(2), INT(3), PTR(4), PTR(5), PTR(6), PTR(7), PTR(8),
+     PTR(9))
+WRAP(max_pool_grad, 16, PTR(0), PTR(1), PTR(2), P13)
+WRAP(conv2d_filter_grad_c1, 20, PTR(0), PTR(1), PTR(2), P13, PTR(16), PTR(17), PTR(18), PTR(19))
+WRAP(conv2d_direct, 20, PTR(0), PTR(1), PTR(2), INT(3), PTR(4), INT(5), INT(6), INT(7), INT(8),
+     INT(9), INT(10), INT(11), INT(12), INT(13), INT(14), INT(15), INT(16), INT(17), PTR(18),
+     PTR(19))
+WRAP(adam_update, 16, PTR(0), PTR(1), PTR(2), PTR(3), INT(4), FLT(5), FLT(6), FLT(7), FLT(8),
+     FLT(9), FLT(10), FLT(11), FLT(12), PTR(13), PTR(14), PTR(15))
+WRAP(conv2d_input_grad_narrow, 19, PTR(0), PTR(1), PTR(2), P13, PTR(16), PTR(17), PTR(18))
+WRAP_INT(count_nonzero, 2, PTR(0), INT(1))
+WRAP(conv2d_filter_grad_scatter, 19, PTR(0), PTR(1), PTR(2), P13, PTR(16), PTR(17), PTR(18))
+WRAP_INT(all_finite, 2, PTR(0), INT(1))
+WRAP(clip_grad, 6, PTR(0), PTR(1), INT(2), FLT(3), FLT(4), PTR(5))
+WRAP(winograd_filter, 5, PTR(0), INT(1), INT(2), INT(3), PTR(4))
+WRAP(winograd_conv3x3, 17, PTR(0), PTR(1), PTR(2), INT(3), PTR(4), INT(5), INT(6), INT(7), INT(8),
+     INT(9), INT(10), INT(11), INT(12), INT(13), PTR(14), PTR(15), PTR(16))
+WRAP(winograd_filter_grad3x3, 16, PTR(0), PTR(1), PTR(2), INT(3), INT(4), INT(5), INT(6), INT(7),
+     INT(8), INT(9), INT(10), INT(11), PTR(12), PTR(13), PTR(14), PTR(15))
+WRAP(depthwise_conv2d, 17, PTR(0), PTR(1), PTR(2), INT(3), PTR(4), INT(5), INT(6), INT(7), INT(8),
+     INT(9), INT(10), INT(11), INT(12), INT(13), INT(14), INT(15), INT(16))
+WRAP(depthwise_conv2d_input_grad, 15, PTR(0), PTR(1), PTR(2), INT(3), INT(4), INT(5), INT(6),
+     INT(7), INT(8), INT(9), INT(10), INT(11), INT(12), INT(13), INT(14))
+WRAP(depthwise_conv2d_filter_grad, 17, PTR(0), PTR(1), PTR(2), INT(3), INT(4), INT(5), INT(6),
+     INT(7), INT(8), INT(9), INT(10), INT(11), INT(12), INT(13), INT(14), PTR(15), PTR(16))
+
+static void choose(void) {
+#ifdef CC_X86
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")) {
+    kernels = &avx512_kernels;
+    isa = "avx512";
+  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    kernels = &avx2_kernels;
+    isa = "avx2";
+  } else {
+    kernels = &base_kernels;
+    isa = "sse2";
+  }
+#elif defined(__aarch64__)
+  kernels = &base_kernels;
+  isa = "neon";
+#else
+  kernels = &base_kernels;
+  isa = "generic";
+#endif
+}
+
+#define EXPORT_FN(name) {#name, NULL, w_##name, NULL, NULL, NULL, napi_enumerable, NULL},
+
+static napi_value init(napi_env env, napi_value exports) {
+  choose();
+  napi_value isa_value;
+  napi_create_string_utf8(env, isa, NAPI_AUTO_LENGTH, &isa_value);
+  napi_property_descriptor props[] = {
+      EXPORT_FN(sum_rows) EXPORT_FN(broadcast_rows) EXPORT_FN(normalize_rows)
+      EXPORT_FN(batch_norm_grad) EXPORT_FN(max_pool_grad) EXPORT_FN(conv2d_filter_grad_c1)
+      EXPORT_FN(conv2d_direct) EXPORT_FN(adam_update) EXPORT_FN(conv2d_input_grad_narrow)
+      EXPORT_FN(count_nonzero) EXPORT_FN(conv2d_filter_grad_scatter) EXPORT_FN(all_finite)
+      EXPORT_FN(clip_grad) EXPORT_FN(winograd_filter) EXPORT_FN(winograd_conv3x3)
+      EXPORT_FN(winograd_filter_grad3x3) EXPORT_FN(depthwise_conv2d)
+      EXPORT_FN(depthwise_conv2d_input_grad) EXPORT_FN(depthwise_conv2d_filter_grad)
+      {"isa", NULL, NULL, NULL, NULL, isa_value, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,23 @@
+/* Forced into every kernel source of a variant (-include): gives each exported kernel its
+ * variant's name and drops the wasm export attribute. */
+#include "kernels.h"
+#define EXPORT(name)
+#define sum_rows CC_PASTE(CC_VARIANT, sum_rows)
+#define broadcast_rows CC_PASTE(CC_VARIANT, broadcast_rows)
+#define normalize_rows CC_PASTE(CC_VARIANT, normalize_rows)
+#define batch_norm_grad CC_PASTE(CC_VARIANT, batch_norm_grad)
+#define max_pool_grad CC_PASTE(CC_VARIANT, max_pool_grad)
+#define conv2d_filter_grad_c1 CC_PASTE(CC_VARIANT, conv2d_filter_grad_c1)
+#define conv2d_direct CC_PASTE(CC_VARIANT, conv2d_direct)
+#define adam_update CC_PASTE(CC_VARIANT, adam_update)
+#define conv2d_input_grad_narrow CC_PASTE(CC_VARIANT, conv2d_input_grad_narrow)
+#define count_nonzero CC_PASTE(CC_VARIANT, count_nonzero)
+#define conv2d_filter_grad_scatter CC_PASTE(CC_VARIANT, conv2d_filter_grad_scatter)
+#define all_finite CC_PASTE(CC_VARIANT, all_finite)
+#define clip_grad CC_PASTE(CC_VARIANT, clip_grad)
+#define winograd_filter CC_PASTE(CC_VARIANT, winograd_filter)
+#define winograd_conv3x3 CC_PASTE(CC_VARIANT, winograd_conv3x3)
+#define winograd_filter_grad3x3 CC_PASTE(CC_VARIANT, winograd_filter_grad3x3)
+#define depthwise_conv2d CC_PASTE(CC_VARIANT, depthwise_conv2d)
+#define depthwise_conv2d_input_grad CC_PASTE(CC_VARIANT, depthwise_conv2d_input_grad)
+#define depthwise_conv2d_filter_grad CC_PASTE(CC_VARIANT, depthwise_conv2d_filter_grad)

@@ -1,0 +1,201 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../../../../src/config.ts';
+import { buildMobileNetLike } from '../../../../src/ml/architectures/mobilenet-fashion.ts';
+import { buildResNet20 } from '../../../../src/ml/architectures/resnet20.ts';
+import { createAdam } from '../../../../src/ml/fused-adam.ts';
+import {
+  registerConvGradientKernels,
+  unregisterConvGradientKernels,
+} from '../../../../src/ml/kernels/conv-grads.ts';
+import { allowNativeKernels, heapKernels } from '../../../../src/ml/kernels/heap-kernels.ts';
+import { kernelEngine, nativeKernels } from '../../../../src/ml/kernels/native-kernels.ts';
+import { heapOffset, isWasmBackend } from '../../../../src/ml/kernels/wasm-heap.ts';
+import { randomValues } from './reference.ts';
+
+/**
+ * The native build of the in-place kernels (native/, built at install where a compiler exists)
+ * against the same kernels in WebAssembly: compiled from the same C with floating-point
+ * contraction off, they give the same bits. Skipped where the addon was not built (then the wasm
+ * kernels run, as the last test checks in a child process).
+ */
+const built = kernelEngine().engine === 'native';
+
+beforeAll(async () => {
+  tf.env().set('IS_TEST', true);
+  registerConvGradientKernels();
+  await tf.setBackend('wasm');
+});
+
+afterAll(async () => {
+  allowNativeKernels(true);
+  unregisterConvGradientKernels();
+  await tf.setBackend('cpu');
+});
+
+/** `compute`'s results with the WebAssembly kernels and with the native ones. */
+function bothEngines(compute: () => tf.Tensor[]): [Float32Array[], Float32Array[]] {
+  const run = () => tf.tidy(() => compute().map((t) => t.dataSync() as Float32Array));
+  allowNativeKernels(false);
+  const wasm = run();
+  allowNativeKernels(true);
+  const before = tf.memory().numTensors;
+  const native = run();
+  expect(tf.memory().numTensors).toBe(before);
+  return [wasm, native];
+}
+
+describe.skipIf(!built)('native kernels', () => {
+  it('run in place of the wasm ones and say which instruction set they chose', () => {
+    const backend = tf.backend();
+    if (!isWasmBackend(backend)) throw new Error('wasm backend expected');
+    expect(heapKernels(backend)?.engine).toMatch(/^native (avx512|avx2|sse2|neon|generic)$/);
+    allowNativeKernels(false);
+    expect(heapKernels(backend)?.engine).toBe('wasm');
+    allowNativeKernels(true);
+  });
+
+  it.each([
+    { name: 'Winograd 3x3 (ResNet-20, 16 channels)', x: [2, 12, 12, 16], f: [3, 3, 16, 16], s: 1 },
+    { name: 'Winograd 3x3 over 64 channels', x: [1, 8, 8, 64], f: [3, 3, 64, 32], s: 1 },
+    { name: 'direct 5x5 (LeNet conv1)', x: [3, 28, 28, 1], f: [5, 5, 1, 6], s: 1 },
+    { name: 'direct 3x3 of 3 channels (ResNet-20 first)', x: [2, 9, 9, 3], f: [3, 3, 3, 16], s: 1 },
+  ] as const)('$name: the same output and gradients, bit for bit', ({ x, f, s }) => {
+    const count = (shape: readonly number[]) => shape.reduce((p, d) => p * d, 1);
+    const [wasm, native] = bothEngines(() => {
+      const xt = tf.tensor4d(randomValues(count(x), 11), [...x]);
+      const ft = tf.tensor4d(randomValues(count(f), 12), [...f]);
+      const bias = tf.tensor1d(randomValues(f[3], 13));
+      const conv = (a: tf.Tensor, b: tf.Tensor) =>
+        tf.fused.conv2d({
+          x: a as tf.Tensor4D,
+          filter: b as tf.Tensor4D,
+          strides: s,
+          pad: 'same',
+          bias,
+          activation: 'relu',
+        });
+      return [
+        conv(xt, ft),
+        ...tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.sin(conv(a, b))))([xt, ft]),
+      ];
+    });
+    native.forEach((v, i) => expect(v).toEqual(wasm[i]));
+  });
+
+  it('gives the same bits for depthwise convolutions, batch norm, ReLU6 and Adam over training steps', async () => {
+    const losses = async (): Promise<{ loss: number[]; weights: Float32Array[] }> => {
+      const model = buildMobileNetLike({
+        seed: 5,
+        inputShape: [12, 12, 1],
+        stemFilters: 8,
+        blocks: [
+          { filters: 16, strides: 1 },
+          { filters: 32, strides: 2 },
+        ],
+      });
+      model.compile({ optimizer: createAdam(1e-3), loss: 'categoricalCrossentropy' });
+      const x = tf.tensor4d(
+        randomValues(4 * 144, 21).map((v) => (v + 1) / 2),
+        [4, 12, 12, 1],
+      );
+      const y = tf.oneHot(tf.tensor1d([1, 3, 5, 7], 'int32'), 10);
+      const loss: number[] = [];
+      for (let s = 0; s < 3; s++) loss.push((await model.trainOnBatch(x, y)) as number);
+      const weights = model.getWeights().map((w) => w.dataSync() as Float32Array);
+      tf.dispose([x, y]);
+      model.dispose();
+      return { loss, weights };
+    };
+    allowNativeKernels(false);
+    const wasm = await losses();
+    allowNativeKernels(true);
+    const native = await losses();
+    expect(native.loss).toEqual(wasm.loss);
+    native.weights.forEach((w, i) => expect(w).toEqual(wasm.weights[i]));
+  });
+
+  it('keeps ResNet-20 training on the wasm kernels’ loss curve', async () => {
+    const run = async (): Promise<number[]> => {
+      const model = buildResNet20({ seed: 2 });
+      model.compile({ optimizer: createAdam(1e-3), loss: 'categoricalCrossentropy' });
+      const x = tf.tensor4d(randomValues(4 * 32 * 32 * 3, 31), [4, 32, 32, 3]);
+      const y = tf.oneHot(tf.tensor1d([0, 2, 4, 6], 'int32'), 10);
+      const out: number[] = [];
+      for (let s = 0; s < 2; s++) out.push((await model.trainOnBatch(x, y)) as number);
+      tf.dispose([x, y]);
+      model.dispose();
+      return out;
+    };
+    allowNativeKernels(false);
+    const wasm = await run();
+    allowNativeKernels(true);
+    const native = await run();
+    // The same C and no contraction: the same bits, so the same losses.
+    expect(native).toEqual(wasm);
+  });
+
+  it('takes the heap’s address afresh on every call, after the memory grew', () => {
+    const backend = tf.backend();
+    if (!isWasmBackend(backend)) throw new Error('wasm backend expected');
+    const kernels = heapKernels(backend)!;
+    const x = tf.tensor2d(randomValues(64 * 8, 41), [64, 8]);
+    const first = tf.sum(x, 0).dataSync();
+    const memory = (backend.wasm as unknown as { asm: { memory: { buffer: ArrayBuffer } } }).asm
+      .memory;
+    const bytesBefore = memory.buffer.byteLength;
+    // 256 MB more than the heap holds now makes it grow (and detach the old buffer).
+    const big = tf.zeros([Math.ceil(bytesBefore / 4) + (64 << 20)]);
+    expect(memory.buffer.byteLength).toBeGreaterThan(bytesBefore);
+    expect(tf.sum(x, 0).dataSync()).toEqual(first);
+    expect(kernels.countNonzero(heapOffset(backend, big), 1000)).toBe(0);
+    tf.dispose([x, big]);
+  });
+
+  it('refuses a call without the heap or with an offset past its end', () => {
+    const addon = nativeKernels()!;
+    const count = addon.count_nonzero as (...args: unknown[]) => number;
+    expect(() => count(new Float32Array(4), 0, 1)).toThrow(/ArrayBuffer/);
+    expect(() => count(new ArrayBuffer(16), 64, 1)).toThrow(/outside the heap/);
+    expect(() => count(new ArrayBuffer(16), 0)).toThrow(/number of arguments/);
+    const heap = new Float32Array([0, 1, 0, 2]);
+    expect(count(heap.buffer, 4, 3)).toBe(2);
+  });
+});
+
+describe('the kernels’ engine', () => {
+  it('is wasm, with the reason in the start-up log, when CNN_CLASSROOM_KERNELS=wasm', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'kernels-engine-'));
+    try {
+      const script = path.join(dir, 'start.mts');
+      const backend = pathToFileURL(path.join(PROJECT_ROOT, 'src', 'ml', 'backend.ts')).href;
+      writeFileSync(
+        script,
+        `import { initBackend } from '${backend}';\nawait initBackend({ prefer: 'wasm' });\n`,
+      );
+      const r = spawnSync(path.join(PROJECT_ROOT, 'node_modules', '.bin', 'tsx'), [script], {
+        cwd: PROJECT_ROOT,
+        encoding: 'utf8',
+        env: { ...process.env, CNN_CLASSROOM_KERNELS: 'wasm', LOG_LEVEL: 'info', VITEST: '' },
+      });
+      expect(r.status).toBe(0);
+      const line = r.stderr
+        .split('\n')
+        .filter((l) => l.includes('TF.js backend ready'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)[0];
+      expect(line).toMatchObject({
+        backend: 'wasm',
+        kernels: 'wasm',
+        kernelsReason: 'CNN_CLASSROOM_KERNELS=wasm',
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
