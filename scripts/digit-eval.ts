@@ -10,13 +10,13 @@
  *   and font. Seeded, so every run draws the same scenes.
  *
  *   npx tsx scripts/digit-eval.ts [--models lenet-mnist,digits-photo] [--set real,rendered]
- *     [--n 30] [--seed 1] [--json out.json] [--misses]
+ *     [--n 30] [--seed 1] [--json out.json] [--misses] [--cache /tmp/digit-eval-cache]
  *
  * Prints one table per set and breakdown, and with `--json` writes every figure. Needs the
  * fonts of {@link EVAL_FONTS} (Debian packages in `.ci/run`'s font line); missing ones are
  * skipped with a warning.
  */
-import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import seedrandom from 'seedrandom';
@@ -241,7 +241,27 @@ async function styledInk(
   return { alpha, size };
 }
 
+/**
+ * The rendered set, drawn once per seed and size and kept in `--cache` (default
+ * `/tmp/digit-eval-cache`): drawing 12-megapixel scenes takes minutes, preprocessing them seconds.
+ */
 async function renderedSamples(): Promise<Sample[]> {
+  const dir = path.join(arg('cache', '/tmp/digit-eval-cache'), `seed${SEED}-n${N}`);
+  const index = path.join(dir, 'index.json');
+  if (existsSync(index)) {
+    const listed = JSON.parse(await readFile(index, 'utf8')) as Omit<Sample, 'bytes'>[];
+    return Promise.all(
+      listed.map(async (s) => ({ ...s, bytes: await readFile(path.join(dir, s.name)) })),
+    );
+  }
+  const samples = await drawRenderedSamples();
+  await mkdir(dir, { recursive: true });
+  for (const s of samples) await writeFile(path.join(dir, s.name), s.bytes);
+  await writeFile(index, JSON.stringify(samples.map(({ bytes: _, ...rest }) => rest)));
+  return samples;
+}
+
+async function drawRenderedSamples(): Promise<Sample[]> {
   const fonts = EVAL_FONTS.filter((f) => {
     if (existsSync(f.file)) return true;
     console.warn(`digit-eval: font ${f.file} missing, skipped`);
@@ -368,9 +388,6 @@ async function main(): Promise<void> {
   if (SETS.includes('real')) report.real = await evaluate('real', await realSamples(), models);
   if (SETS.includes('rendered')) {
     const samples = await renderedSamples();
-    if (arg('dump', '')) {
-      for (const s of samples) await writeFile(path.join(arg('dump', ''), s.name), s.bytes);
-    }
     report.rendered = await evaluate('rendered', samples, models);
   }
   if (JSON_OUT) await writeFile(JSON_OUT, JSON.stringify(report, null, 2));

@@ -8,6 +8,7 @@ import type { ModelMeta } from '../ml/model-meta.ts';
 import { augmentCropFlipBatch, augmentDigitBatch } from './augment.ts';
 import { addWritingVariant } from './digit-variants.ts';
 import { buildDigitOutliers } from './outliers.ts';
+import { photoDigitFiller } from './photo-augment.ts';
 import type { BatchFiller, LabelledImages, OutlierSet } from './train.ts';
 
 /** Everything `train <id>` needs to know about one shipped model. */
@@ -112,6 +113,29 @@ export const RECIPES: Readonly<Record<string, Recipe>> = {
       schedule: 'cosine',
     },
     augment: digitAugment,
+    outliers: (dataDir) => buildDigitOutliers(dataDir, 4000, 8),
+    calibrateOod: true,
+  },
+  /**
+   * The bot's digit model for photos: the course's LeNet layers, trained on MNIST widened toward
+   * real handwriting (`photo-augment.ts`: synthetic handwritten digits of styles MNIST lacks,
+   * slant and rotation up to 30 degrees, elastic distortion, hairline to marker strokes, hollow
+   * strokes, low resolution, chalk grain, grid lines). `lenet-mnist` stays the course's example.
+   */
+  'digits-photo': {
+    id: 'digits-photo',
+    architecture: 'lenet',
+    dataset: 'mnist',
+    preprocess: 'mnist-digit',
+    build: (seed) => buildLeNet({ seed }),
+    defaults: {
+      epochs: 8,
+      batchSize: 64,
+      learningRate: 2e-3,
+      validationSplit: 0.1,
+      schedule: 'cosine',
+    },
+    augment: (data) => photoDigitFiller(data),
     outliers: (dataDir) => buildDigitOutliers(dataDir, 4000, 8),
     calibrateOod: true,
   },
