@@ -32,7 +32,7 @@ const schema = z.object({
   DEFAULT_MODEL: z
     .string()
     .regex(/^[a-z0-9][a-z0-9-]*$/)
-    .default('lenet-mnist'),
+    .default('digits-photo'),
   /** Updates one user may send per minute; the first one over gets a polite reply. */
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().positive().default(12),
   /** Port of the local web chat (127.0.0.1 only); 0 picks a free port. */
