@@ -49,7 +49,7 @@ const schema = z.object({
   DEFAULT_MODEL: z
     .string()
     .regex(/^[a-z0-9][a-z0-9-]*$/)
-    .default('lenet-mnist'),
+    .default('digits-photo'),
   /** Updates one user may send per minute; the first one over gets a polite reply. */
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().positive().default(12),
   // issue 15: the live bot in a busy lab

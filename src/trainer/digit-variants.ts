@@ -1,4 +1,5 @@
 import type { PRNG } from 'seedrandom';
+import { drawSegment } from './handwriting.ts';
 
 /**
  * Writing conventions that MNIST (American high-school students and Census employees) rarely
@@ -16,35 +17,6 @@ export interface VariantRates {
 }
 
 export const DEFAULT_VARIANT_RATES: VariantRates = { oneFlag: 0.35, oneBase: 0.3, sevenBar: 0.3 };
-
-/** Draws an anti-aliased segment of width `w` pixels into a float image (values 0..1), keeping the brighter value. */
-function drawSegment(
-  img: Float32Array,
-  size: number,
-  x0: number,
-  y0: number,
-  x1: number,
-  y1: number,
-  w: number,
-): void {
-  const dx = x1 - x0;
-  const dy = y1 - y0;
-  const len2 = dx * dx + dy * dy || 1;
-  const pad = Math.ceil(w) + 1;
-  const minX = Math.max(0, Math.floor(Math.min(x0, x1)) - pad);
-  const maxX = Math.min(size - 1, Math.ceil(Math.max(x0, x1)) + pad);
-  const minY = Math.max(0, Math.floor(Math.min(y0, y1)) - pad);
-  const maxY = Math.min(size - 1, Math.ceil(Math.max(y0, y1)) + pad);
-  for (let y = minY; y <= maxY; y++) {
-    for (let x = minX; x <= maxX; x++) {
-      const t = Math.max(0, Math.min(1, ((x - x0) * dx + (y - y0) * dy) / len2));
-      const d = Math.hypot(x - (x0 + t * dx), y - (y0 + t * dy));
-      const v = Math.max(0, Math.min(1, w / 2 + 0.5 - d));
-      const i = y * size + x;
-      if (v > (img[i] ?? 0)) img[i] = v;
-    }
-  }
-}
 
 /** Ink box and the mean column of the ink in a given row band. */
 function inkGeometry(

@@ -10,6 +10,7 @@ import { addWritingVariant } from './digit-variants.ts';
 import { buildDigitOutliers } from './outliers.ts';
 import type { LocateOptions } from './datasets/locations.ts';
 import type { SCHEDULE_NAMES } from './job-spec.ts';
+import { photoDigitFiller } from './photo-augment.ts';
 import type { BatchFiller, LabelledImages, OutlierSet } from './train.ts';
 
 /** Everything `train <id>` needs to know about one shipped model. */
@@ -115,6 +116,29 @@ export const RECIPES: Readonly<Record<string, Recipe>> = {
     },
     augment: digitAugment,
     outliers: (dataDir, locate) => buildDigitOutliers(dataDir, 4000, 8, locate),
+    calibrateOod: true,
+  },
+  /**
+   * The bot's digit model for photos: the course's LeNet layers, trained on MNIST widened toward
+   * real handwriting (`photo-augment.ts`: synthetic handwritten digits of styles MNIST lacks,
+   * slant and rotation up to 30 degrees, elastic distortion, hairline to marker strokes, hollow
+   * strokes, low resolution, chalk grain, grid lines). `lenet-mnist` stays the course's example.
+   */
+  'digits-photo': {
+    id: 'digits-photo',
+    architecture: 'lenet',
+    dataset: 'mnist',
+    preprocess: 'mnist-digit',
+    build: (seed) => buildLeNet({ seed }),
+    defaults: {
+      epochs: 8,
+      batchSize: 64,
+      learningRate: 2e-3,
+      validationSplit: 0.1,
+      schedule: 'cosine',
+    },
+    augment: (data) => photoDigitFiller(data),
+    outliers: (dataDir) => buildDigitOutliers(dataDir, 4000, 8),
     calibrateOod: true,
   },
   'alexnet-cifar10': {

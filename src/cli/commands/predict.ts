@@ -67,7 +67,7 @@ export function registerPredict(program: Command, config: Config): void {
       'classify images (files or folders) with a model; exit status 0 only when every input succeeded',
     )
     .argument('<images...>', 'image files or folders')
-    .option('--model <id>', 'model id', 'lenet-mnist')
+    .option('--model <id>', "model id (default: DEFAULT_MODEL, the bot's)", config.DEFAULT_MODEL)
     .option('--json', 'one JSON object per input per line', false)
     .option(
       '--chart <out.png>',

@@ -1,0 +1,75 @@
+import seedrandom from 'seedrandom';
+import { describe, expect, it } from 'vitest';
+import { SKELETONS, drawHandwrittenDigit } from '../../../src/trainer/handwriting.ts';
+
+/** Bounding box of the pixels above 0.5 and the centre of mass. */
+function measure(img: Float32Array): { w: number; h: number; cx: number; cy: number } {
+  let minX = 28;
+  let maxX = -1;
+  let minY = 28;
+  let maxY = -1;
+  let m = 0;
+  let sx = 0;
+  let sy = 0;
+  img.forEach((v, i) => {
+    const x = i % 28;
+    const y = Math.floor(i / 28);
+    m += v;
+    sx += v * x;
+    sy += v * y;
+    if (v > 0.5) {
+      minX = Math.min(minX, x);
+      maxX = Math.max(maxX, x);
+      minY = Math.min(minY, y);
+      maxY = Math.max(maxY, y);
+    }
+  });
+  return { w: maxX - minX + 1, h: maxY - minY + 1, cx: sx / m, cy: sy / m };
+}
+
+describe('drawHandwrittenDigit', () => {
+  it('has several ways of writing every digit, among them closed-top 4s, flagged 1s, crossed 7s', () => {
+    expect(SKELETONS).toHaveLength(10);
+    for (const variants of SKELETONS) expect(variants.length).toBeGreaterThanOrEqual(2);
+    expect(SKELETONS[1]!.length).toBeGreaterThanOrEqual(4);
+    expect(SKELETONS[4]!.length).toBeGreaterThanOrEqual(4);
+    expect(SKELETONS[7]!.length).toBeGreaterThanOrEqual(4);
+  });
+
+  it('normalises as MNIST: the larger side fills about 20 px, centre of mass at (14, 14)', () => {
+    const rng = seedrandom('h');
+    const img = new Float32Array(784);
+    for (let k = 0; k < 100; k++) {
+      drawHandwrittenDigit(k % 10, img, 28, rng);
+      const { w, h, cx, cy } = measure(img);
+      expect(Math.max(w, h)).toBeGreaterThanOrEqual(17);
+      expect(Math.max(w, h)).toBeLessThanOrEqual(22);
+      expect(Math.abs(cx - 14)).toBeLessThanOrEqual(0.5);
+      expect(Math.abs(cy - 14)).toBeLessThanOrEqual(0.5);
+      expect(Math.min(...img)).toBeGreaterThanOrEqual(0);
+      expect(Math.max(...img)).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it('draws a 1 tall and narrow, a 0 wide', () => {
+    const rng = seedrandom('i');
+    const img = new Float32Array(784);
+    drawHandwrittenDigit(0, img, 28, rng);
+    expect(measure(img).w).toBeGreaterThan(12);
+    for (let k = 0; k < 10; k++) {
+      drawHandwrittenDigit(1, img, 28, rng);
+      const { w, h } = measure(img);
+      expect(h).toBeGreaterThanOrEqual(17);
+      expect(w).toBeLessThan(h);
+    }
+  });
+
+  it('is deterministic for a seed and refuses a digit outside 0..9', () => {
+    const a = new Float32Array(784);
+    const b = new Float32Array(784);
+    drawHandwrittenDigit(5, a, 28, seedrandom('j'));
+    drawHandwrittenDigit(5, b, 28, seedrandom('j'));
+    expect(a).toEqual(b);
+    expect(() => drawHandwrittenDigit(10, a, 28, seedrandom('j'))).toThrow(RangeError);
+  });
+});

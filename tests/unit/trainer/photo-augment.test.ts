@@ -1,0 +1,169 @@
+import * as tf from '@tensorflow/tfjs';
+import seedrandom from 'seedrandom';
+import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_PHOTO_AUGMENT,
+  degradeDigit,
+  morph,
+  photoDigitFiller,
+  warpDigit,
+  type PhotoAugmentOptions,
+} from '../../../src/trainer/photo-augment.ts';
+import type { LabelledImages } from '../../../src/trainer/train.ts';
+
+/** An 8x8 bright square in the middle of a 28x28 image, float [0, 1]. */
+function square(): Float32Array {
+  const img = new Float32Array(784);
+  for (let y = 10; y < 18; y++) for (let x = 10; x < 18; x++) img[y * 28 + x] = 1;
+  return img;
+}
+
+const sum = (a: Float32Array): number => a.reduce((s, v) => s + v, 0);
+
+const NONE: PhotoAugmentOptions = {
+  synthetic: 0,
+  maxRotationDeg: 0,
+  commonRotationDeg: 0,
+  maxShear: 0,
+  maxScale: 0,
+  maxAspect: 0,
+  maxShiftPx: 0,
+  elastic: 0,
+  elasticPx: 0,
+  thicken: 0,
+  thin: 0,
+  hollow: 0,
+  lowRes: 0,
+  grain: 0,
+  gridLine: 0,
+};
+
+describe('warpDigit', () => {
+  it('is the identity with zero ranges', () => {
+    const src = square();
+    const dst = new Float32Array(784);
+    warpDigit(src, dst, 28, seedrandom('a'), NONE);
+    expect(Array.from(dst)).toEqual(Array.from(src));
+  });
+
+  it('keeps the ink near the centre and its mass within the scale range, elastic included', () => {
+    const src = square();
+    const dst = new Float32Array(784);
+    const rng = seedrandom('b');
+    for (let k = 0; k < 50; k++) {
+      warpDigit(src, dst, 28, rng, { ...DEFAULT_PHOTO_AUGMENT, elastic: 1 });
+      const mass = sum(dst);
+      let cx = 0;
+      let cy = 0;
+      dst.forEach((v, i) => {
+        cx += v * (i % 28);
+        cy += v * Math.floor(i / 28);
+      });
+      expect(mass).toBeGreaterThan(64 * 0.6);
+      expect(mass).toBeLessThan(64 * 1.9);
+      expect(Math.abs(cx / mass - 13.5)).toBeLessThan(4);
+      expect(Math.abs(cy / mass - 13.5)).toBeLessThan(4);
+    }
+  });
+
+  it('rotates by up to 30 degrees: a horizontal bar can come out visibly tilted', () => {
+    const bar = new Float32Array(784);
+    for (let x = 4; x < 24; x++) bar[14 * 28 + x] = 1;
+    const dst = new Float32Array(784);
+    const rng = seedrandom('c');
+    let steepest = 0;
+    for (let k = 0; k < 200; k++) {
+      warpDigit(bar, dst, 28, rng, { ...NONE, maxRotationDeg: 30, commonRotationDeg: 30 });
+      // Rows touched by the bar: 1 when flat, about 20 * sin(30 deg) = 10 at 30 degrees.
+      const rows = new Set<number>();
+      dst.forEach((v, i) => {
+        if (v > 0.5) rows.add(Math.floor(i / 28));
+      });
+      steepest = Math.max(steepest, rows.size);
+    }
+    expect(steepest).toBeGreaterThanOrEqual(8);
+    expect(steepest).toBeLessThanOrEqual(12);
+  });
+});
+
+describe('morph', () => {
+  it('dilation grows an 8x8 square to the 10x10 cross shape, erosion shrinks it to 6x6', () => {
+    const src = square();
+    const out = new Float32Array(784);
+    morph(src, out, 28, 'dilate');
+    expect(sum(out)).toBe(64 + 4 * 8);
+    morph(src, out, 28, 'erode');
+    expect(sum(out)).toBe(36);
+  });
+});
+
+describe('degradeDigit', () => {
+  it('outlines the stroke when hollow: the middle of a broad stroke is empty', () => {
+    const img = square();
+    degradeDigit(img, new Float32Array(784), 28, seedrandom('d'), { ...NONE, hollow: 1 });
+    expect(img[14 * 28 + 14]).toBe(0);
+    expect(img[9 * 28 + 14]).toBe(1);
+    expect(img[8 * 28 + 14]).toBe(1);
+  });
+
+  it('keeps every value in [0, 1] under all degradations', () => {
+    const rng = seedrandom('e');
+    const all: PhotoAugmentOptions = {
+      ...NONE,
+      thicken: 0.3,
+      hollow: 0.3,
+      lowRes: 1,
+      grain: 1,
+      gridLine: 1,
+    };
+    for (let k = 0; k < 20; k++) {
+      const img = square();
+      degradeDigit(img, new Float32Array(784), 28, rng, all);
+      expect(Math.min(...img)).toBeGreaterThanOrEqual(0);
+      expect(Math.max(...img)).toBeLessThanOrEqual(1);
+      expect(sum(img)).toBeGreaterThan(10);
+    }
+  });
+});
+
+describe('photoDigitFiller', () => {
+  const data: LabelledImages = {
+    images: Uint8Array.from(square(), (v) => v * 255),
+    labels: Uint8Array.of(4),
+    count: 1,
+    height: 28,
+    width: 28,
+    channels: 1,
+  };
+
+  it('fills [n, 28, 28, 1] with values in [0, 1], the same for the same seed, without tensors', () => {
+    const before = tf.memory().numTensors;
+    const fill = photoDigitFiller(data);
+    const a = new Float32Array(16 * 784);
+    const b = new Float32Array(16 * 784);
+    fill(new Array<number>(16).fill(0), a, seedrandom('f'));
+    photoDigitFiller(data)(new Array<number>(16).fill(0), b, seedrandom('f'));
+    expect(a).toEqual(b);
+    expect(Math.min(...a)).toBeGreaterThanOrEqual(0);
+    expect(Math.max(...a)).toBeLessThanOrEqual(1);
+    for (let k = 0; k < 16; k++)
+      expect(sum(a.subarray(k * 784, (k + 1) * 784))).toBeGreaterThan(10);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('replaces samples by synthetic digits of the same class at the synthetic rate', () => {
+    const out = new Float32Array(784);
+    photoDigitFiller(data, { ...NONE, synthetic: 1 })([0], out, seedrandom('g'));
+    // A synthetic 4, not the square: ink outside the square's rows and columns.
+    let outside = 0;
+    out.forEach((v, i) => {
+      const x = i % 28;
+      const y = Math.floor(i / 28);
+      if (x < 10 || x >= 18 || y < 10 || y >= 18) outside += v;
+    });
+    expect(outside).toBeGreaterThan(20);
+    const plain = new Float32Array(784);
+    photoDigitFiller(data, NONE)([0], plain, seedrandom('g'));
+    expect(Array.from(plain)).toEqual(Array.from(square()));
+  });
+});
