@@ -83,16 +83,14 @@ export function registerClipGradient(): void {
       }
       return {
         x: () =>
-          tf
-            .engine()
-            .runKernel<tf.Tensor>(
-              CLIP_GRAD,
-              { dy, x },
-              {
-                clipValueMin: attrs.clipValueMin as number,
-                clipValueMax: attrs.clipValueMax as number,
-              },
-            ),
+          tf.engine().runKernel<tf.Tensor>(
+            CLIP_GRAD,
+            { dy, x },
+            {
+              clipValueMin: attrs.clipValueMin as number,
+              clipValueMax: attrs.clipValueMax as number,
+            },
+          ),
       };
     },
   });

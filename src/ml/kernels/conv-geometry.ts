@@ -4,13 +4,15 @@ import { convGeometryOf, type ConvGeometry } from './wasm-gemm.ts';
 
 /**
  * The conv geometry of a conv kernel's attributes (float32 NHWC, dilation 1), or undefined when
- * the GEMM and in-place paths can't take it (another data format, dilations).
+ * the GEMM and in-place paths can't take it (another data format, dilations). With `depthwise`,
+ * the filter is `[fh, fw, inC, multiplier]` and `outChannels` is `inC · multiplier`.
  */
 export function geometry(
   xShape: readonly number[],
   filterShape: readonly number[],
   attrs: tf.NamedAttrMap,
   kernelName: string,
+  depthwise = false,
 ): ConvGeometry | undefined {
   const format = attrs.dataFormat;
   if (format != null && format !== 'NHWC' && format !== 'channelsLast') {
@@ -28,17 +30,16 @@ export function geometry(
     1,
     toPad(attrs.pad, kernelName),
     toRounding(attrs.dimRoundingMode, kernelName),
-    false,
+    depthwise,
     'channelsLast',
   );
   return convGeometryOf(info);
 }
 
 /**
- * The geometry of a depthwise conv kernel's attributes (float32 NHWC, dilation 1), with
- * `outChannels` the input channels times the channel multiplier, or undefined where the in-place
- * depthwise kernels can't take it (another data format, dilations, a channel multiplier other
- * than 1, channels not a multiple of 4).
+ * The geometry of a depthwise conv kernel's attributes as {@link geometry}'s, or undefined where
+ * the in-place depthwise kernels can't take it (another data format, dilations, a channel
+ * multiplier other than 1, channels not a multiple of 4).
  */
 export function depthwiseGeometry(
   xShape: readonly number[],
@@ -46,35 +47,11 @@ export function depthwiseGeometry(
   attrs: tf.NamedAttrMap,
   kernelName: string,
 ): ConvGeometry | undefined {
-  const format = attrs.dataFormat;
-  if (format != null && format !== 'NHWC' && format !== 'channelsLast') {
-    return undefined;
-  }
-  const dilations =
-    attrs.dilations == null ? [1, 1] : toPair(attrs.dilations, 'dilations', kernelName);
   const inC = xShape[3] ?? 0;
-  if (
-    dilations[0] !== 1 ||
-    dilations[1] !== 1 ||
-    xShape.length !== 4 ||
-    filterShape.length !== 4 ||
-    filterShape[3] !== 1 ||
-    inC % 4 !== 0 ||
-    inC === 0
-  ) {
+  if (xShape.length !== 4 || filterShape.length !== 4 || filterShape[3] !== 1 || inC % 4 !== 0) {
     return undefined;
   }
-  const info = tf.backend_util.computeConv2DInfo(
-    xShape as [number, number, number, number],
-    filterShape as [number, number, number, number],
-    toPair(attrs.strides, 'strides', kernelName),
-    1,
-    toPad(attrs.pad, kernelName),
-    toRounding(attrs.dimRoundingMode, kernelName),
-    true,
-    'channelsLast',
-  );
-  return convGeometryOf(info);
+  return inC === 0 ? undefined : geometry(xShape, filterShape, attrs, kernelName, true);
 }
 
 /**

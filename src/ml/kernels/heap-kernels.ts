@@ -628,20 +628,10 @@ function depthwiseArgs(g: ConvGeometry): number[] {
       `the depthwise kernels take a multiple of 4 channels, multiplier 1 (got ${g.inChannels} into ${g.outChannels})`,
     );
   }
-  return [
-    g.batch,
-    g.inHeight,
-    g.inWidth,
-    g.inChannels,
-    g.filterHeight,
-    g.filterWidth,
-    g.strideHeight,
-    g.strideWidth,
-    g.padTop,
-    g.padLeft,
-    g.outHeight,
-    g.outWidth,
-  ];
+  // geometryArgs without the output channels (the same as the input ones).
+  const args = geometryArgs(g);
+  args.splice(6, 1);
+  return args;
 }
 
 /**
