@@ -156,6 +156,15 @@ export function readEnvironment(dotEnv: string | undefined = findDotEnv()): Envi
 }
 
 /**
+ * `CNN_CLASSROOM_KERNELS` (`native`, `wasm` or unset): which engine runs the in-place kernels,
+ * read where the kernels load (in every thread that trains or infers, before any configuration
+ * object reaches it); `src/ml/kernels/native-kernels.ts` validates it.
+ */
+export function kernelsSetting(env: Environment = process.env): string | undefined {
+  return env.CNN_CLASSROOM_KERNELS;
+}
+
+/**
  * The logger's level before any configuration is loaded: a valid `LOG_LEVEL` from the
  * environment, else `silent` under vitest, else `info`.
  */

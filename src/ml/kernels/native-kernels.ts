@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { kernelsSetting } from '../../config.ts';
 
 /**
  * The optional native build of the in-place kernels (`native/`, a Node-API addon compiled by
@@ -42,7 +43,7 @@ let loaded: { addon?: NativeKernelAddon; engine: KernelEngine } | undefined;
  * @throws {Error} when `CNN_CLASSROOM_KERNELS` is neither `native`, `wasm` nor empty
  */
 export function nativeKernels(): NativeKernelAddon | undefined {
-  loaded ??= load(process.env[KERNELS_ENV]);
+  loaded ??= load(kernelsSetting());
   return loaded.addon;
 }
 
