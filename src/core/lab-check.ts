@@ -24,7 +24,7 @@ import { evaluateClassifier, type Evaluation, type LabelledImages } from '../ml/
 import { labTask, labTasks, type LabTask } from '../ml/lab/lab-task.ts';
 import type { LoadedModel } from '../ml/registry.ts';
 import { architectureStats, type ArchitectureStats } from '../ml/stats.ts';
-import { formatShape } from './commands/arch.ts';
+import { formatShape, layerTableBody } from './commands/arch.ts';
 import type { ChatContext } from './context.ts';
 import { formatNumber, type Language, type Translate } from './i18n.ts';
 import {
@@ -93,33 +93,7 @@ export function studentArchTable(
   lang: Language,
   name: string,
 ): TableInput {
-  return {
-    title: `${name}: ${formatShape(stats.inputShape)}`,
-    header: [
-      t('arch.col.layer'),
-      t('arch.col.type'),
-      t('arch.col.output'),
-      t('arch.col.params'),
-      t('arch.col.macs'),
-    ],
-    align: ['left', 'left', 'left', 'right', 'right'],
-    rows: stats.layers.map((l) => [
-      l.name,
-      l.className,
-      formatShape(l.outputShape),
-      formatNumber(l.trainableParams + l.nonTrainableParams, lang),
-      formatNumber(l.macs, lang),
-    ]),
-    footerRows: [
-      [
-        t('arch.total'),
-        '',
-        '',
-        formatNumber(stats.params.total, lang),
-        formatNumber(stats.macs, lang),
-      ],
-    ],
-  };
+  return { title: `${name}: ${formatShape(stats.inputShape)}`, ...layerTableBody(stats, t, lang) };
 }
 
 /** The task list for usage texts: `alexnet, lenet, ...`. */
