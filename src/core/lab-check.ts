@@ -236,19 +236,17 @@ async function testAndExplain(
   rowId: string | undefined,
   results: readonly RequirementResult[],
 ): Promise<void> {
-  let e: Evaluation;
-  try {
-    e = await evaluateClassifier(model, testSet);
-  } catch (err) {
-    const want = model.inputs[0]?.shape.slice(1) ?? [];
+  const want = model.inputs[0]?.shape.slice(1) ?? [];
+  const have = [testSet.height, testSet.width, testSet.channels];
+  if (want.length !== 3 || want.some((d, i) => d !== have[i])) {
     const reason = ctx.t('lab.eval.input_mismatch', {
       found: want.join('×'),
-      expected: [testSet.height, testSet.width, testSet.channels].join('×'),
+      expected: have.join('×'),
     });
-    services.logger.info({ err }, 'lab evaluation refused');
     await ctx.reply(ctx.t('lab.eval.failed', { dataset: task.dataset, reason }));
     return;
   }
+  const e: Evaluation = await evaluateClassifier(model, testSet);
   if (rowId !== undefined) await services.labSubmissions?.setTestAccuracy(rowId, e.accuracy);
   const bar = accuracyResult(task, e.accuracy);
   const lines = [
