@@ -24,7 +24,7 @@ import { evaluateClassifier, type Evaluation, type LabelledImages } from '../ml/
 import { labTask, labTasks, type LabTask } from '../ml/lab/lab-task.ts';
 import type { LoadedModel } from '../ml/registry.ts';
 import { architectureStats, type ArchitectureStats } from '../ml/stats.ts';
-import { formatShape } from './commands/arch.ts';
+import { formatShape, layerTableBody } from './commands/arch.ts';
 import type { ChatContext } from './context.ts';
 import { formatNumber, type Language, type Translate } from './i18n.ts';
 import {
@@ -93,33 +93,7 @@ export function studentArchTable(
   lang: Language,
   name: string,
 ): TableInput {
-  return {
-    title: `${name}: ${formatShape(stats.inputShape)}`,
-    header: [
-      t('arch.col.layer'),
-      t('arch.col.type'),
-      t('arch.col.output'),
-      t('arch.col.params'),
-      t('arch.col.macs'),
-    ],
-    align: ['left', 'left', 'left', 'right', 'right'],
-    rows: stats.layers.map((l) => [
-      l.name,
-      l.className,
-      formatShape(l.outputShape),
-      formatNumber(l.trainableParams + l.nonTrainableParams, lang),
-      formatNumber(l.macs, lang),
-    ]),
-    footerRows: [
-      [
-        t('arch.total'),
-        '',
-        '',
-        formatNumber(stats.params.total, lang),
-        formatNumber(stats.macs, lang),
-      ],
-    ],
-  };
+  return { title: `${name}: ${formatShape(stats.inputShape)}`, ...layerTableBody(stats, t, lang) };
 }
 
 /** The task list for usage texts: `alexnet, lenet, ...`. */
@@ -262,19 +236,17 @@ async function testAndExplain(
   rowId: string | undefined,
   results: readonly RequirementResult[],
 ): Promise<void> {
-  let e: Evaluation;
-  try {
-    e = await evaluateClassifier(model, testSet);
-  } catch (err) {
-    const want = model.inputs[0]?.shape.slice(1) ?? [];
+  const want = model.inputs[0]?.shape.slice(1) ?? [];
+  const have = [testSet.height, testSet.width, testSet.channels];
+  if (want.length !== 3 || want.some((d, i) => d !== have[i])) {
     const reason = ctx.t('lab.eval.input_mismatch', {
       found: want.join('×'),
-      expected: [testSet.height, testSet.width, testSet.channels].join('×'),
+      expected: have.join('×'),
     });
-    services.logger.info({ err }, 'lab evaluation refused');
     await ctx.reply(ctx.t('lab.eval.failed', { dataset: task.dataset, reason }));
     return;
   }
+  const e: Evaluation = await evaluateClassifier(model, testSet);
   if (rowId !== undefined) await services.labSubmissions?.setTestAccuracy(rowId, e.accuracy);
   const bar = accuracyResult(task, e.accuracy);
   const lines = [

@@ -1,6 +1,6 @@
 import type { TableInput } from '../../imaging/table.ts';
 import { paginateTable, renderTable } from '../../imaging/table.ts';
-import type { ModelProfile } from '../../ml/stats.ts';
+import type { ArchitectureStats, ModelProfile } from '../../ml/stats.ts';
 import { parsePredictArgs, unwrap } from '../args.ts';
 import type { Command } from '../command.ts';
 import {
@@ -45,19 +45,15 @@ export function archNotes(p: ModelProfile, t: Translate, lang: Language): string
 }
 
 /**
- * The layer table of a model, as Keras' `model.summary()` lays it out: a row per layer (a
- * nested model's layers indented), output shape, parameters and MACs, totals, and the
- * footnotes. Rendered to PNG by `/arch`, printed as text by the CLI's `arch`.
+ * The columns, rows and totals of a layer table (name, type, output shape, parameters, MACs), for
+ * any model's statistics: `/arch` and `/check` (a student's model) draw the same table.
  */
-export function archTable(p: ModelProfile, t: Translate, lang: Language): TableInput {
-  const s = p.stats;
+export function layerTableBody(
+  s: ArchitectureStats,
+  t: Translate,
+  lang: Language,
+): Pick<TableInput, 'header' | 'align' | 'rows' | 'footerRows'> {
   return {
-    title: t('arch.title', {
-      model: p.meta.id,
-      architecture: p.meta.architecture,
-      dataset: p.meta.dataset,
-      input: formatShape(s.inputShape),
-    }),
     header: [
       t('arch.col.layer'),
       t('arch.col.type'),
@@ -76,6 +72,24 @@ export function archTable(p: ModelProfile, t: Translate, lang: Language): TableI
     footerRows: [
       [t('arch.total'), '', '', formatNumber(s.params.total, lang), formatNumber(s.macs, lang)],
     ],
+  };
+}
+
+/**
+ * The layer table of a model, as Keras' `model.summary()` lays it out: a row per layer (a
+ * nested model's layers indented), output shape, parameters and MACs, totals, and the
+ * footnotes. Rendered to PNG by `/arch`, printed as text by the CLI's `arch`.
+ */
+export function archTable(p: ModelProfile, t: Translate, lang: Language): TableInput {
+  const s = p.stats;
+  return {
+    title: t('arch.title', {
+      model: p.meta.id,
+      architecture: p.meta.architecture,
+      dataset: p.meta.dataset,
+      input: formatShape(s.inputShape),
+    }),
+    ...layerTableBody(s, t, lang),
     footnotes: archNotes(p, t, lang),
   };
 }

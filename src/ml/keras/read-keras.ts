@@ -275,11 +275,8 @@ export async function readKerasModel(
   const format = sniff(bytes);
   if (format === 'keras') {
     const files = unzipKeras(bytes, limits);
-    const config = files['config.json'];
+    const info = archiveInfo(files);
     const weights = files['model.weights.h5'];
-    if (!config) {
-      throw corrupt('config.json is missing from the .keras archive');
-    }
     if (!weights) {
       throw corrupt(
         files['model.weights.npz']
@@ -287,23 +284,16 @@ export async function readKerasModel(
           : 'model.weights.h5 is missing',
       );
     }
-    const meta = files['metadata.json'] ? parseJson(files['metadata.json'], 'metadata.json') : {};
-    const version = (meta as { keras_version?: unknown }).keras_version;
-    const graph = parseModelConfig(parseJson(config, 'config.json'));
     const model = await withH5Bytes(weights, (root) =>
-      buildModel(graph, keras3Source(root, graph)),
+      buildModel(info.graph, keras3Source(root, info.graph)),
     ).catch(rethrowH5);
-    return { format, kerasVersion: typeof version === 'string' ? version : null, graph, model };
+    return { ...info, model };
   }
   return withH5Bytes(bytes, async (root) => {
-    const json = h5Config(root);
-    const graph = parseModelConfig(json);
+    const info = h5Info(root);
     const weightsGroup = groupAt(root, 'model_weights');
     if (!weightsGroup) throw corrupt('the .h5 file has no model_weights group');
-    const model = await buildModel(graph, keras2Source(weightsGroup));
-    const version =
-      stringAttribute(root, 'keras_version') ?? stringAttribute(weightsGroup, 'keras_version');
-    return { format, kerasVersion: version ?? null, graph, model };
+    return { ...info, model: await buildModel(info.graph, keras2Source(weightsGroup)) };
   }).catch(rethrowH5);
 }
 
@@ -317,31 +307,34 @@ export async function readKerasGraph(
   limits: KerasLimits = DEFAULT_KERAS_LIMITS,
 ): Promise<KerasFileInfo> {
   checkSize(bytes, limits);
-  const format = sniff(bytes);
-  if (format === 'keras') {
-    const files = unzipKeras(
-      bytes,
-      { ...limits, maxUnzippedBytes: limits.maxConfigBytes * 2 },
-      false,
-    );
-    const config = files['config.json'];
-    if (!config) throw corrupt('config.json is missing from the .keras archive');
-    const meta = files['metadata.json'] ? parseJson(files['metadata.json'], 'metadata.json') : {};
-    const version = (meta as { keras_version?: unknown }).keras_version;
-    return {
-      format,
-      kerasVersion: typeof version === 'string' ? version : null,
-      graph: parseModelConfig(parseJson(config, 'config.json')),
-    };
+  if (sniff(bytes) === 'keras') {
+    const configOnly = { ...limits, maxUnzippedBytes: limits.maxConfigBytes * 2 };
+    return archiveInfo(unzipKeras(bytes, configOnly, false));
   }
-  return withH5Bytes(bytes, (root) => {
-    const graph = parseModelConfig(h5Config(root));
-    const weightsGroup = groupAt(root, 'model_weights');
-    const version =
-      stringAttribute(root, 'keras_version') ??
-      (weightsGroup ? stringAttribute(weightsGroup, 'keras_version') : undefined);
-    return { format, kerasVersion: version ?? null, graph };
-  }).catch(rethrowH5);
+  return withH5Bytes(bytes, h5Info).catch(rethrowH5);
+}
+
+/** The graph and Keras version of an unzipped `.keras` archive. */
+function archiveInfo(files: Record<string, Uint8Array>): KerasFileInfo {
+  const config = files['config.json'];
+  if (!config) throw corrupt('config.json is missing from the .keras archive');
+  const meta = files['metadata.json'] ? parseJson(files['metadata.json'], 'metadata.json') : {};
+  const version = (meta as { keras_version?: unknown }).keras_version;
+  return {
+    format: 'keras',
+    kerasVersion: typeof version === 'string' ? version : null,
+    graph: parseModelConfig(parseJson(config, 'config.json')),
+  };
+}
+
+/** The graph and Keras version of an open Keras 2 `.h5` file. */
+function h5Info(root: H5Group): KerasFileInfo {
+  const graph = parseModelConfig(h5Config(root));
+  const weightsGroup = groupAt(root, 'model_weights');
+  const version =
+    stringAttribute(root, 'keras_version') ??
+    (weightsGroup ? stringAttribute(weightsGroup, 'keras_version') : undefined);
+  return { format: 'h5', kerasVersion: version ?? null, graph };
 }
 
 function h5Config(root: H5Group): unknown {
