@@ -21,6 +21,28 @@ export const DEFAULT_DIGIT_AUGMENT: DigitAugmentOptions = {
 };
 
 /**
+ * The inverse of the forward map `A = R(theta) * Shear(shear) * diag(scaleX, scaleY)` as
+ * `[a, b, d, e]` of the 2x2 matrix `[[a, b], [d, e]]`: output pixel offsets from the centre times
+ * it give the source offsets to sample.
+ * @param theta rotation, radians. @param shear horizontal shear (tangent).
+ */
+export function inverseAffine(
+  theta: number,
+  shear: number,
+  scaleX: number,
+  scaleY: number,
+): [number, number, number, number] {
+  const cos = Math.cos(theta);
+  const sin = Math.sin(theta);
+  const a = cos * scaleX;
+  const b = (cos * shear - sin) * scaleY;
+  const d = sin * scaleX;
+  const e = (sin * shear + cos) * scaleY;
+  const det = a * e - b * d;
+  return [e / det, -b / det, -d / det, a / det];
+}
+
+/**
  * Writes a randomly distorted copy of each `size x size` grayscale image into `out` (float32,
  * [0, 1]) by an inverse-mapped affine transform about the image centre with bilinear
  * sampling: the elastic-free part of the augmentations of Simard et al. 2003 ("Best practices for
@@ -48,18 +70,7 @@ export function augmentDigitBatch(
     const shear = u(opt.maxShear);
     const tx = u(opt.maxShiftPx);
     const ty = u(opt.maxShiftPx);
-    // Forward map A = R(theta) * Shear * scale; sample with its inverse.
-    const cos = Math.cos(theta);
-    const sin = Math.sin(theta);
-    const a = cos * scale;
-    const b = (cos * shear - sin) * scale;
-    const d = sin * scale;
-    const e = (sin * shear + cos) * scale;
-    const det = a * e - b * d;
-    const ia = e / det;
-    const ib = -b / det;
-    const id = -d / det;
-    const ie = a / det;
+    const [ia, ib, id, ie] = inverseAffine(theta, shear, scale, scale);
     const o = k * area;
     for (let y = 0; y < size; y++) {
       for (let x = 0; x < size; x++) {

@@ -1,4 +1,5 @@
 import type { PRNG } from 'seedrandom';
+import { inverseAffine } from './augment.ts';
 import { addWritingVariant } from './digit-variants.ts';
 import { drawHandwrittenDigit } from './handwriting.ts';
 import type { BatchFiller, LabelledImages } from './train.ts';
@@ -83,18 +84,7 @@ export function warpDigit(
   const sys = scale / aspect;
   const tx = u(opt.maxShiftPx);
   const ty = u(opt.maxShiftPx);
-  // Forward map A = R(theta) * Shear * diag(sx, sy); sample with its inverse.
-  const cos = Math.cos(theta);
-  const sin = Math.sin(theta);
-  const a = cos * sxs;
-  const b = (cos * shear - sin) * sys;
-  const d = sin * sxs;
-  const e = (sin * shear + cos) * sys;
-  const det = a * e - b * d;
-  const ia = e / det;
-  const ib = -b / det;
-  const id = -d / det;
-  const ie = a / det;
+  const [ia, ib, id, ie] = inverseAffine(theta, shear, sxs, sys);
   let field: Float32Array | undefined;
   if (rng() < opt.elastic) {
     field = new Float32Array(GRID * GRID * 2);
