@@ -42,7 +42,8 @@ async function main(): Promise<void> {
     await registry.get(config.DEFAULT_MODEL); // load now, not on the first photo
   }
   const persistence = await openPersistence(config);
-  const core = createCore(buildCoreServices({ config, registry, persistence, logger }), {
+  const services = buildCoreServices({ config, registry, persistence, logger });
+  const core = createCore(services, {
     rateLimit: { points: config.RATE_LIMIT_PER_MINUTE, durationSeconds: 60 },
   });
   const adapters: RunningAdapter[] = await startAdapters(config, core, logger);
@@ -70,6 +71,8 @@ async function main(): Promise<void> {
         if (!drained) logger.warn({ inFlight: core.inFlight }, 'abandoning updates in flight');
         // Adapters wait for their requests; after the drain deadline do not wait for them.
         if (drained) await stopAdapters;
+        // No model is disposed under an explanation's activations and gradients.
+        if (drained) await services.explainer.close();
         await registry.dispose();
         await persistence.close();
       })

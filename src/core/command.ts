@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { ImageInfo, ImageLimits } from '../imaging/decode.ts';
 import type { Classifier, ModelCatalog } from './classifier.ts';
 import type { ChatContext } from './context.ts';
+import type { Explainer } from './explainer.ts';
 import type { Language, Translate } from './i18n.ts';
 import type { Persistence, StoredChat, StoredUser, SubmissionInput } from './ports.ts';
 import type { ModelProfiler } from './profiler.ts';
@@ -29,6 +30,8 @@ export interface CommandOption {
 export interface CoreServices extends Persistence {
   readonly models: ModelCatalog;
   readonly classifier: Classifier;
+  /** Grad-CAM, saliency and the like, one at a time (`/gradcam`, `/saliency`). */
+  readonly explainer: Explainer;
   /** Architecture statistics and measured speed per model, cached (`/arch`, `/compare`). */
   readonly profiler: ModelProfiler;
   /** Upload limits, checked before download (declared size) and before decoding. */

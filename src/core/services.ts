@@ -4,6 +4,7 @@ import type { LoadedModel } from '../ml/registry.ts';
 import type { ModelMeta } from '../ml/model-meta.ts';
 import type { LatencyOptions } from '../ml/stats.ts';
 import { createClassifier } from './classifier.ts';
+import { createExplainer } from './explainer.ts';
 import type { CoreServices } from './command.ts';
 import type { Persistence } from './ports.ts';
 import { createModelProfiler } from './profiler.ts';
@@ -26,8 +27,9 @@ export interface CoreServiceParts {
 
 /**
  * The core's services from the configuration, a model registry and the persistence ports: the
- * upload limits and default model from the config, and a queued classifier and a caching
- * profiler (architecture statistics, measured speed) over the registry. The two share one queue:
+ * upload limits and default model from the config, and a queued classifier, a queued explainer
+ * (Grad-CAM, saliency; one at a time, in a queue of its own) and a caching profiler
+ * (architecture statistics, measured speed) over the registry. The two share one queue:
  * the first `/compare` measures every model for seconds, and a `/predict` sent meanwhile waits
  * for the measurement in hand instead of running beside it.
  *
@@ -45,6 +47,7 @@ export function buildCoreServices(parts: CoreServiceParts): CoreServices {
     ...parts.persistence,
     models: parts.registry,
     classifier: createClassifier(parts.registry, { limits, queue: modelQueue }),
+    explainer: createExplainer(parts.registry, { limits }),
     profiler: createModelProfiler(parts.registry, parts.latency, modelQueue),
     limits,
     defaultModel: parts.config.DEFAULT_MODEL,
