@@ -13,7 +13,7 @@ import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config.ts';
-import { explanationText, methodName, renderExplanation } from '../src/core/commands/gradcam.ts';
+import { explanationText, methodName, renderExplanation } from '../src/core/explanation-reply.ts';
 import { translator } from '../src/core/i18n.ts';
 import { explainImage } from '../src/explain/explain-image.ts';
 import { initBackend } from '../src/ml/backend.ts';

@@ -116,6 +116,8 @@ async function main(): Promise<void> {
         // Adapters wait for their requests; after the drain deadline do not wait for them.
         if (drained) await stopAdapters;
         logger.info({ metrics: core.metrics, pool: pool.stats }, 'dropped and delayed updates');
+        // No model is disposed under an explanation's activations and gradients.
+        if (drained) await services.explainer.close();
         await pool.close(1000);
         await registry.dispose();
         await persistence.close();

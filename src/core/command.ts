@@ -31,7 +31,7 @@ export interface CommandOption {
 export interface CoreServices extends Persistence {
   readonly models: ModelCatalog;
   readonly classifier: Classifier;
-  /** Grad-CAM, Grad-CAM++ and saliency of an image (`/gradcam`, `/saliency`). */
+  /** Grad-CAM, saliency and the like, one at a time (`/gradcam`, `/saliency`). */
   readonly explainer: Explainer;
   /** Architecture statistics and measured speed per model, cached (`/arch`, `/compare`). */
   readonly profiler: ModelProfiler;

@@ -26,6 +26,6 @@ export type * from './ports.ts';
 export { createMemoryStore } from './memory-store.ts';
 export { buildCoreServices, profileAllInBackground, type CoreServiceParts } from './services.ts';
 export { createClassifier, type Classifier, type ModelCatalog } from './classifier.ts';
-export { createModelProfiler, type ModelProfiler } from './profiler.ts';
 export { createExplainer, type Explainer } from './explainer.ts';
+export { createModelProfiler, type ModelProfiler } from './profiler.ts';
 export { parseCommandText } from './parse-command.ts';

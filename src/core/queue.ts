@@ -11,6 +11,8 @@ export interface TaskQueue {
   run<T>(task: () => Promise<T>): Promise<T>;
   /** Tasks running or waiting. */
   readonly size: number;
+  /** Resolves when no task is running or waiting (at once when none is). */
+  idle(): Promise<void>;
 }
 
 /**
@@ -26,17 +28,26 @@ export function createTaskQueue(concurrency = 1): TaskQueue {
   }
   let running = 0;
   const waiting: (() => void)[] = [];
+  const idleWaiters: (() => void)[] = [];
+  // A finished task hands its slot straight to the next waiting one, so that the queue is never
+  // seen empty between the two.
   const next = (): void => {
+    const waiter = waiting.shift();
+    if (waiter) return waiter();
     running--;
-    waiting.shift()?.();
+    if (running === 0) for (const w of idleWaiters.splice(0)) w();
   };
   return {
     get size() {
       return running + waiting.length;
     },
+    idle() {
+      if (running === 0 && waiting.length === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => idleWaiters.push(resolve));
+    },
     async run<T>(task: () => Promise<T>): Promise<T> {
       if (running >= concurrency) await new Promise<void>((resolve) => waiting.push(resolve));
-      running++;
+      else running++;
       try {
         return await task();
       } finally {

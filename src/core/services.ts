@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
+import type { ImageLimits } from '../imaging/decode.ts';
 import type { InferencePool } from '../ml/inference/pool.ts';
 import type { LoadedModel } from '../ml/registry.ts';
 import type { ModelMeta } from '../ml/model-meta.ts';
@@ -60,9 +61,7 @@ export function buildCoreServices(parts: CoreServiceParts): CoreServices {
   const { pool } = parts;
   if (pool) {
     classifier = { classify: (modelId, bytes) => pool.classify(modelId, bytes, limits) };
-    explainer = {
-      explain: (modelId, bytes, options) => pool.explain(modelId, bytes, limits, options),
-    };
+    explainer = createPoolExplainer(pool, limits);
     const cached = createCachedProfiler((id) => pool.profile(id, parts.latency), {
       background: true,
     });
@@ -99,4 +98,36 @@ export async function profileAllInBackground(services: CoreServices): Promise<vo
       services.logger.warn({ err, model: meta.id }, 'background profiling failed');
     }
   }
+}
+
+/**
+ * An {@link Explainer} over the inference pool: each explanation runs in a worker thread with its
+ * deadline; `close()` refuses new ones and waits for those in flight.
+ */
+function createPoolExplainer(pool: InferencePool, limits: ImageLimits): Explainer {
+  let pending = 0;
+  let closed = false;
+  let idle: (() => void) | undefined;
+  return {
+    async explain(modelId, bytes, options) {
+      if (closed) throw new Error('explainer closed');
+      pending++;
+      try {
+        return await pool.explain(modelId, bytes, limits, options);
+      } finally {
+        pending--;
+        if (pending === 0) idle?.();
+      }
+    },
+    get pending() {
+      return pending;
+    },
+    close() {
+      closed = true;
+      if (pending === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        idle = resolve;
+      });
+    },
+  };
 }

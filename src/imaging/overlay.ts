@@ -5,6 +5,7 @@
  */
 import sharp from 'sharp';
 import { applyColormap, colormapTable, type ColormapName } from './colormap.ts';
+import { escapeXml } from './svg.ts';
 
 /** An 8-bit RGB image, interleaved, row-major. */
 export interface RgbImage {
@@ -111,8 +112,6 @@ function colourBar(height: number, name: ColormapName): Raw {
   }
   return { data, width: BAR_WIDTH, height };
 }
-
-const escapeXml = (s: string): string => s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 function text(
   x: number,

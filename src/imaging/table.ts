@@ -5,6 +5,7 @@
  * (Command-line tables are text: `cli-table3`, in `src/cli/`.)
  */
 import sharp from 'sharp';
+import { escapeXml } from './svg.ts';
 
 /** What {@link renderTable} draws. */
 export interface TableInput {
@@ -44,10 +45,6 @@ export function isNumericCell(cell: string): boolean {
 function defaultAlign(column: readonly string[]): 'left' | 'right' {
   const cells = column.map((c) => c.trim()).filter((c) => c !== '' && c !== '—' && c !== '-');
   return cells.length > 0 && cells.every(isNumericCell) ? 'right' : 'left';
-}
-
-function escapeXml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 /** Splits `text` into lines of at most `width` characters, at spaces where possible. */

@@ -3,41 +3,13 @@ import { availableParallelism } from 'node:os';
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import seedrandom from 'seedrandom';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/config.ts';
+import { writeBandedIdx } from '../fixtures/datasets/banded-idx.ts';
 
 const BIN = path.join(PROJECT_ROOT, 'bin', 'cnn-classroom');
 let tmp: string;
-
-/** IDX files of `count` 28x28 images: class c is a bright band at rows 2c..2c+4 over noise. */
-async function writeFashionLike(
-  dir: string,
-  split: 'train' | 't10k',
-  count: number,
-): Promise<void> {
-  const rng = seedrandom(split);
-  const images = Buffer.alloc(16 + count * 784);
-  images.writeUInt32BE(0x803, 0);
-  images.writeUInt32BE(count, 4);
-  images.writeUInt32BE(28, 8);
-  images.writeUInt32BE(28, 12);
-  const labels = Buffer.alloc(8 + count);
-  labels.writeUInt32BE(0x801, 0);
-  labels.writeUInt32BE(count, 4);
-  for (let i = 0; i < count; i++) {
-    const c = i % 10;
-    labels[8 + i] = c;
-    for (let p = 0; p < 784; p++) {
-      const row = Math.floor(p / 28);
-      images[16 + i * 784 + p] =
-        Math.floor(rng() * 60) + (row >= 2 * c && row < 2 * c + 5 ? 190 : 0);
-    }
-  }
-  await writeFile(path.join(dir, `${split}-images-idx3-ubyte`), images);
-  await writeFile(path.join(dir, `${split}-labels-idx1-ubyte`), labels);
-}
 
 interface Run {
   code: number | null;
@@ -74,10 +46,7 @@ function train(args: string[], killWhen?: string): Promise<Run> {
 
 beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'cli-train-'));
-  const data = path.join(tmp, 'data', 'fashion-mnist');
-  await mkdir(data, { recursive: true });
-  await writeFashionLike(data, 'train', 400);
-  await writeFashionLike(data, 't10k', 100);
+  await writeBandedIdx(path.join(tmp, 'data'), 'fashion-mnist', { train: 400, test: 100 });
 });
 afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });

@@ -2,7 +2,7 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { Config } from '../../config.ts';
-import { explanationText, methodName, renderExplanation } from '../../core/commands/gradcam.ts';
+import { explanationText, methodName, renderExplanation } from '../../core/explanation-reply.ts';
 import { UserError } from '../../errors.ts';
 import { translator } from '../../core/i18n.ts';
 import type { Explanation, ExplainOptions } from '../../explain/explain-image.ts';

@@ -1,7 +1,7 @@
 import { SMOOTH_GRAD_DEFAULTS } from '../../explain/saliency.ts';
 import { unwrap } from '../args.ts';
 import type { Command } from '../command.ts';
-import { parseExplainArgs, runExplanation } from './gradcam.ts';
+import { parseExplainArgs, runExplanation } from '../explanation-reply.ts';
 
 /**
  * `/saliency [model] [smooth]`: the saliency map (gradient of the class score with respect to

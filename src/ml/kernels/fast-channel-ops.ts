@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import { heapKernels, type BroadcastOp } from './heap-kernels.ts';
-import { heapOffset as offsetOf, isWasmBackend } from './wasm-heap.ts';
+import { float32OnWasm, heapOffset as offsetOf } from './wasm-heap.ts';
 
 /** Below this many channels the SIMD kernels gain nothing over the backend's. */
 const MIN_CHANNELS = 4;
@@ -37,17 +37,15 @@ function reducesLeadingAxes(shape: readonly number[], axis: unknown): boolean {
  */
 function createChannelReduceKernel(original: tf.KernelConfig, mean: boolean): tf.KernelFunc {
   return (args) => {
-    const { x } = args.inputs;
+    const fast = float32OnWasm(args, ['x']);
     const attrs = args.attrs ?? {};
-    const backend = args.backend;
-    if (
-      x === undefined ||
-      x.dtype !== 'float32' ||
-      !isWasmBackend(backend) ||
-      !reducesLeadingAxes(x.shape, attrs.axis)
-    ) {
+    if (fast === undefined || !reducesLeadingAxes(fast.inputs.x.shape, attrs.axis)) {
       return original.kernelFunc(args);
     }
+    const {
+      backend,
+      inputs: { x },
+    } = fast;
     const c = x.shape[x.shape.length - 1]!;
     const rows = x.shape.slice(0, -1).reduce((p, d) => p * d, 1);
     const kernels = heapKernels(backend);
@@ -107,17 +105,14 @@ export function createFastBroadcastKernel(
   op: BroadcastOp,
 ): (original: tf.KernelConfig) => tf.KernelFunc {
   return (original) => (args) => {
-    const { a, b } = args.inputs;
-    const backend = args.backend;
-    if (
-      a === undefined ||
-      b === undefined ||
-      a.dtype !== 'float32' ||
-      b.dtype !== 'float32' ||
-      !isWasmBackend(backend)
-    ) {
+    const fast = float32OnWasm(args, ['a', 'b']);
+    if (fast === undefined) {
       return original.kernelFunc(args);
     }
+    const {
+      backend,
+      inputs: { a, b },
+    } = fast;
     const cB = channelVectorOf(a.shape, b.shape);
     const cA = cB === 0 ? channelVectorOf(b.shape, a.shape) : 0;
     const c = cB || cA;
@@ -155,24 +150,24 @@ export function createFastBroadcastKernel(
  */
 export function createFastFusedBatchNormKernel(original: tf.KernelConfig): tf.KernelFunc {
   return (args) => {
-    const { x, mean, variance, offset, scale } = args.inputs;
+    const fast = float32OnWasm(args, ['x', 'mean', 'variance']);
+    const { offset, scale } = args.inputs;
     const eps = args.attrs?.varianceEpsilon;
-    const backend = args.backend;
-    const c = x?.shape.at(-1) ?? 0;
+    const c = fast?.inputs.x.shape.at(-1) ?? 0;
     const perChannel = (t: tf.TensorInfo | undefined): boolean =>
       t === undefined || (t.dtype === 'float32' && channelVectorOf([2, c], t.shape) === c);
     if (
-      x === undefined ||
-      mean === undefined ||
-      variance === undefined ||
-      x.dtype !== 'float32' ||
+      fast === undefined ||
       typeof eps !== 'number' ||
       c < MIN_CHANNELS ||
-      ![mean, variance, offset, scale].every(perChannel) ||
-      !isWasmBackend(backend)
+      ![fast.inputs.mean, fast.inputs.variance, offset, scale].every(perChannel)
     ) {
       return original.kernelFunc(args);
     }
+    const {
+      backend,
+      inputs: { x, mean, variance },
+    } = fast;
     const kernels = heapKernels(backend);
     if (kernels === undefined) {
       return original.kernelFunc(args);

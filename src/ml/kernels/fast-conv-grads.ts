@@ -4,7 +4,7 @@ import { checkShapes, geometry, size } from './conv-geometry.ts';
 import { WasmGemm, wasmGemm, type ConvGeometry } from './wasm-gemm.ts';
 import type { HeapKernels } from './heap-kernels.ts';
 import { NARROW_FLOATS, heapKernels } from './heap-kernels.ts';
-import { heapFloats, heapOffset, isWasmBackend, type WasmBackendLike } from './wasm-heap.ts';
+import { float32OnWasm, heapFloats, heapOffset, type WasmBackendLike } from './wasm-heap.ts';
 import { takesWinograd } from './fast-conv.ts';
 
 /** The in-place conv-gradient kernels of {@link HeapKernels}: a geometry and three heap offsets. */
@@ -105,18 +105,15 @@ function runInPlace(
  */
 export function createFastConv2DBackpropFilterKernel(original: tf.KernelConfig): tf.KernelFunc {
   return (args) => {
-    const { x, dy } = args.inputs;
-    const attrs = args.attrs ?? {};
-    const backend = args.backend;
-    if (
-      x === undefined ||
-      dy === undefined ||
-      x.dtype !== 'float32' ||
-      dy.dtype !== 'float32' ||
-      !isWasmBackend(backend)
-    ) {
+    const fast = float32OnWasm(args, ['x', 'dy']);
+    if (fast === undefined) {
       return original.kernelFunc(args);
     }
+    const {
+      backend,
+      inputs: { x, dy },
+    } = fast;
+    const attrs = args.attrs ?? {};
     const filterShape = toShape4(attrs.filterShape, 'filterShape', tf.Conv2DBackpropFilter);
     const g = geometry(x.shape, filterShape, attrs, tf.Conv2DBackpropFilter);
     if (g === undefined) {
@@ -181,18 +178,15 @@ function takesNarrow(g: ConvGeometry): boolean {
  */
 export function createFastConv2DBackpropInputKernel(original: tf.KernelConfig): tf.KernelFunc {
   return (args) => {
-    const { dy, filter } = args.inputs;
-    const attrs = args.attrs ?? {};
-    const backend = args.backend;
-    if (
-      dy === undefined ||
-      filter === undefined ||
-      dy.dtype !== 'float32' ||
-      filter.dtype !== 'float32' ||
-      !isWasmBackend(backend)
-    ) {
+    const fast = float32OnWasm(args, ['dy', 'filter']);
+    if (fast === undefined) {
       return original.kernelFunc(args);
     }
+    const {
+      backend,
+      inputs: { dy, filter },
+    } = fast;
+    const attrs = args.attrs ?? {};
     const inputShape = toShape4(attrs.inputShape, 'inputShape', tf.Conv2DBackpropInput);
     const g = geometry(inputShape, filter.shape, attrs, tf.Conv2DBackpropInput);
     if (g === undefined) {

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { checkShapes, geometry, size } from './conv-geometry.ts';
 import { heapKernels, winogradFits, type HeapKernels } from './heap-kernels.ts';
 import type { ConvGeometry } from './wasm-gemm.ts';
-import { heapOffset, isWasmBackend, type WasmBackendLike } from './wasm-heap.ts';
+import { float32OnWasm, heapOffset, type WasmBackendLike } from './wasm-heap.ts';
 
 /**
  * The fewest channels on either side Winograd takes: at 8 it still beat XNNPACK 2.4× (8 into 8
@@ -92,24 +92,24 @@ export function takesWinograd(
  */
 export function createFastConv2DKernel(original: tf.KernelConfig): tf.KernelFunc {
   return (args) => {
-    const { x, filter, bias, preluActivationWeights } = args.inputs;
+    const fast = float32OnWasm(args, ['x', 'filter']);
+    const { bias, preluActivationWeights } = args.inputs;
     const attrs = args.attrs ?? {};
-    const backend = args.backend;
     const activation = attrs.activation ?? 'linear';
+    if (fast === undefined) {
+      return original.kernelFunc(args);
+    }
+    const {
+      backend,
+      inputs: { x, filter },
+    } = fast;
     if (
-      x === undefined ||
-      filter === undefined ||
-      x.dtype !== 'float32' ||
-      filter.dtype !== 'float32' ||
       x.shape.length !== 4 ||
       filter.shape.length !== 4 ||
       preluActivationWeights !== undefined ||
       (activation !== 'linear' && activation !== 'relu') ||
       (bias !== undefined &&
-        (bias.dtype !== 'float32' ||
-          bias.shape.length !== 1 ||
-          bias.shape[0] !== filter.shape[3])) ||
-      !isWasmBackend(backend)
+        (bias.dtype !== 'float32' || bias.shape.length !== 1 || bias.shape[0] !== filter.shape[3]))
     ) {
       return original.kernelFunc(args);
     }

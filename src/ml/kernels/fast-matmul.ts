@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { wasmGemm } from './wasm-gemm.ts';
-import { heapFloats, isWasmBackend, type WasmBackendLike } from './wasm-heap.ts';
+import { float32OnWasm, heapFloats, type WasmBackendLike } from './wasm-heap.ts';
 
 /** Products below this many multiply-adds stay with the backend's kernel (call and copy overhead). */
 export const MIN_GEMM_MACS = 1 << 15;
@@ -41,7 +41,7 @@ function plan(
   transposeA: boolean,
   transposeB: boolean,
 ): Plan | undefined {
-  if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length < 2 || b.shape.length < 2) {
+  if (a.shape.length < 2 || b.shape.length < 2) {
     return undefined;
   }
   const ra = a.shape.length;
@@ -144,15 +144,16 @@ function run(
  */
 export function createFastBatchMatMulKernel(original: tf.KernelConfig): tf.KernelFunc {
   return (args) => {
-    const { a, b } = args.inputs;
-    const attrs = args.attrs ?? {};
-    if (a === undefined || b === undefined || !isWasmBackend(args.backend)) {
+    const fast = float32OnWasm(args, ['a', 'b']);
+    if (fast === undefined) {
       return original.kernelFunc(args);
     }
+    const { a, b } = fast.inputs;
+    const attrs = args.attrs ?? {};
     const p = plan(a, b, attrs.transposeA === true, attrs.transposeB === true);
     return p === undefined
       ? original.kernelFunc(args)
-      : run(args.backend, p, a, b, undefined, false);
+      : run(fast.backend, p, a, b, undefined, false);
   };
 }
 
@@ -185,23 +186,23 @@ export function createFastFusedMatMulKernel(original: tf.KernelConfig): tf.Kerne
     }
   };
   return (args) => {
-    const { a, b, bias, preluActivationWeights } = args.inputs;
+    const fast = float32OnWasm(args, ['a', 'b']);
+    const { bias, preluActivationWeights } = args.inputs;
     const attrs = args.attrs ?? {};
     const activation = attrs.activation ?? 'linear';
     if (
-      a === undefined ||
-      b === undefined ||
+      fast === undefined ||
       preluActivationWeights !== undefined ||
-      (activation !== 'linear' && activation !== 'relu') ||
-      !isWasmBackend(args.backend)
+      (activation !== 'linear' && activation !== 'relu')
     ) {
       return fallback(args);
     }
+    const { a, b } = fast.inputs;
     const p = plan(a, b, attrs.transposeA === true, attrs.transposeB === true);
     if (p === undefined || !biasFits(bias, p.n)) {
       return fallback(args);
     }
-    return run(args.backend, p, a, b, bias, activation === 'relu');
+    return run(fast.backend, p, a, b, bias, activation === 'relu');
   };
 }
 

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { assertShape, toPad, toPair, toRounding } from './composite-kernel.ts';
 import { heapKernels } from './heap-kernels.ts';
 import { convGeometryOf } from './wasm-gemm.ts';
-import { heapOffset, isWasmBackend } from './wasm-heap.ts';
+import { float32OnWasm, heapOffset } from './wasm-heap.ts';
 
 /**
  * `MaxPoolGrad` on the wasm backend in C (`wasm/heap-kernels.c`, `max_pool_grad`, in place on
@@ -15,18 +15,15 @@ import { heapOffset, isWasmBackend } from './wasm-heap.ts';
  */
 export function createFastMaxPoolGradKernel(original: tf.KernelConfig): tf.KernelFunc {
   return (args) => {
-    const { dy, input } = args.inputs;
-    const attrs = args.attrs ?? {};
-    const backend = args.backend;
-    if (
-      dy === undefined ||
-      input === undefined ||
-      dy.dtype !== 'float32' ||
-      input.dtype !== 'float32' ||
-      !isWasmBackend(backend)
-    ) {
+    const fast = float32OnWasm(args, ['dy', 'input']);
+    if (fast === undefined) {
       return original.kernelFunc(args);
     }
+    const {
+      backend,
+      inputs: { dy, input },
+    } = fast;
+    const attrs = args.attrs ?? {};
     const info = tf.backend_util.computePool2DInfo(
       input.shape as [number, number, number, number],
       toPair(attrs.filterSize, 'filterSize', tf.MaxPoolGrad),

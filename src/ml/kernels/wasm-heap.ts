@@ -42,6 +42,31 @@ export function isWasmBackend(backend: unknown): backend is WasmBackendLike {
   );
 }
 
+/**
+ * The guard every `fast-*` kernel wrapper starts with: "float32 on wasm, else the original
+ * kernel". Returns the wasm backend and the inputs `names`, or `undefined` when the backend is not
+ * tfjs-backend-wasm's or one of those inputs is absent or not float32; the wrapper then runs the
+ * kernel it replaces.
+ * @example
+ * const fast = float32OnWasm(args, ['dy', 'input']);
+ * if (fast === undefined) return original.kernelFunc(args);
+ * const { backend, inputs: { dy, input } } = fast;
+ */
+export function float32OnWasm<K extends string>(
+  args: { readonly inputs: tf.NamedTensorInfoMap; readonly backend: unknown },
+  names: readonly K[],
+): { backend: WasmBackendLike; inputs: Record<K, tf.TensorInfo> } | undefined {
+  const backend = args.backend;
+  if (!isWasmBackend(backend)) return undefined;
+  const inputs = {} as Record<K, tf.TensorInfo>;
+  for (const name of names) {
+    const t = args.inputs[name];
+    if (t === undefined || t.dtype !== 'float32') return undefined;
+    inputs[name] = t;
+  }
+  return { backend, inputs };
+}
+
 /** Bytes per element of the dtypes whose tensors the in-place copy kernels move (not strings). */
 export const ELEMENT_BYTES: Partial<Record<tf.DataType, number>> = {
   float32: 4,

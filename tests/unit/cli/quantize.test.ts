@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
@@ -10,33 +10,22 @@ import { loadModel, saveModel } from '../../../src/ml/model-io.ts';
 import { readModelMeta } from '../../../src/ml/model-meta.ts';
 import { FASHION_MNIST_CLASS_NAMES } from '../../../src/trainer/datasets/mnist.ts';
 import { buildColumnsModel, meta } from '../../fixtures/class-models.ts';
+import { writeIdxPair } from '../../fixtures/datasets/banded-idx.ts';
 
 let tmp: string;
 let config: Config;
 
 /** Fashion-MNIST-like test set: even images a bright centre band (Trouser), odd ones bright sides (Bag). */
 async function writeTestSet(dir: string, count: number): Promise<void> {
-  const images = Buffer.alloc(16 + count * 784);
-  images.writeUInt32BE(0x803, 0);
-  images.writeUInt32BE(count, 4);
-  images.writeUInt32BE(28, 8);
-  images.writeUInt32BE(28, 12);
-  const labels = Buffer.alloc(8 + count);
-  labels.writeUInt32BE(0x801, 0);
-  labels.writeUInt32BE(count, 4);
-  for (let i = 0; i < count; i++) {
-    const trouser = i % 2 === 0;
-    labels[8 + i] = trouser ? 1 : 8;
-    for (let p = 0; p < 784; p++) {
-      const x = p % 28;
-      const bright = trouser ? x >= 10 && x <= 17 : x <= 5 || x >= 22;
-      images[16 + i * 784 + p] = bright ? 200 + (i % 50) : i % 20;
-    }
-  }
+  const trouser = (i: number): boolean => i % 2 === 0;
+  const pixel = (i: number, p: number): number => {
+    const x = p % 28;
+    const bright = trouser(i) ? x >= 10 && x <= 17 : x <= 5 || x >= 22;
+    return bright ? 200 + (i % 50) : i % 20;
+  };
   // The loader wants the four files; the training split is never read here.
   for (const split of ['train', 't10k']) {
-    await writeFile(path.join(dir, `${split}-images-idx3-ubyte`), images);
-    await writeFile(path.join(dir, `${split}-labels-idx1-ubyte`), labels);
+    await writeIdxPair(dir, split, count, pixel, (i) => (trouser(i) ? 1 : 8));
   }
 }
 

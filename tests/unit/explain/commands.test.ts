@@ -1,6 +1,6 @@
 /** `/gradcam` and `/saliency` through the real core, over the shipped LeNet and in-memory storage. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseExplainArgs } from '../../../src/core/commands/gradcam.ts';
+import { parseExplainArgs } from '../../../src/core/explanation-reply.ts';
 import type { Language } from '../../../src/core/i18n.ts';
 import { initBackend } from '../../../src/ml/backend.ts';
 import { fakeContext, imageOf, isPng, makeCore, readImg } from '../core/helpers.ts';

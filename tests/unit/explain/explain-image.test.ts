@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { explanationJson } from '../../../src/cli/commands/gradcam.ts';
-import { explanationText } from '../../../src/core/commands/gradcam.ts';
+import { explanationText } from '../../../src/core/explanation-reply.ts';
 import { explainImage, explainInput } from '../../../src/explain/explain-image.ts';
 import { initBackend } from '../../../src/ml/backend.ts';
 import type { LoadedModel } from '../../../src/ml/registry.ts';
