@@ -104,6 +104,11 @@ const schema = z.object({
    * older ones except those an instructor keeps (`images keep`). 0: keep forever. Default 180.
    */
   IMAGE_RETENTION_DAYS: z.coerce.number().int().min(0).default(180),
+  /**
+   * Key that signs the web chat's identity cookie; unset: a random one per start (identities
+   * then last until a restart). Never logged.
+   */
+  WEB_SESSION_SECRET: z.string().min(16).optional(),
 });
 
 /** The validated, typed configuration. */
