@@ -4,7 +4,6 @@
  * 400. The loopback-only binding and the Host/Origin checks are in web-chat.test.ts.
  */
 import { connect } from 'node:net';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   IDENTITY_COOKIE,
@@ -12,7 +11,7 @@ import {
   type RunningWebChat,
 } from '../../src/adapters/web/server.ts';
 import type { ChatContext, Core } from '../../src/core/index.ts';
-import { createLogger } from '../../src/logger.ts';
+import { captureLogger } from '../fixtures/log-lines.ts';
 
 /** A core that records who sent what and, while held, answers only when released. */
 function gatedCore() {
@@ -46,16 +45,7 @@ function gatedCore() {
   };
 }
 
-const lines: string[] = [];
-const logger = createLogger(
-  new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(chunk.toString());
-      done();
-    },
-  }),
-  'info',
-);
+const { logger, lines } = captureLogger('info');
 
 let env: ReturnType<typeof gatedCore>;
 let web: RunningWebChat;
