@@ -103,8 +103,11 @@ const schema = z.object({
     .default(20 * 1024 * 1024),
   /** Public HTTPS address Telegram posts updates to; unset: long polling. */
   TELEGRAM_WEBHOOK_URL: z.url({ protocol: /^https$/ }).optional(),
-  /** Where the webhook server listens (behind the TLS proxy that serves the URL above). */
-  TELEGRAM_WEBHOOK_HOST: z.string().min(1).default('0.0.0.0'),
+  /**
+   * Where the webhook server listens: loopback by default, behind the TLS proxy that serves the
+   * URL above (issue 19); `0.0.0.0` only when the proxy runs on another machine.
+   */
+  TELEGRAM_WEBHOOK_HOST: z.string().min(1).default('127.0.0.1'),
   TELEGRAM_WEBHOOK_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   /**
    * Secret Telegram sends with every webhook request (`X-Telegram-Bot-Api-Secret-Token`);
@@ -125,6 +128,11 @@ const schema = z.object({
    * older ones except those an instructor keeps (`images keep`). 0: keep forever. Default 180.
    */
   IMAGE_RETENTION_DAYS: z.coerce.number().int().min(0).default(180),
+  /**
+   * Key that signs the web chat's identity cookie; unset: a random one per start (identities
+   * then last until a restart). Never logged.
+   */
+  WEB_SESSION_SECRET: z.string().min(16).optional(),
 });
 
 /** The validated, typed configuration. */

@@ -53,6 +53,7 @@ export const ADAPTERS: readonly AdapterEntry[] = [
       const web = await startWebChat(core, {
         port: config.WEB_PORT,
         maxImageBytes: config.MAX_IMAGE_BYTES,
+        ...(config.WEB_SESSION_SECRET ? { sessionSecret: config.WEB_SESSION_SECRET } : {}),
         logger,
       });
       return { name: 'web', url: web.url, stop: () => web.stop() };

@@ -9,7 +9,6 @@ import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { inspect, promisify } from 'node:util';
 import { Bot } from 'grammy';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,11 +16,11 @@ import { startDiscord } from '../../src/adapters/discord/start.ts';
 import { startTelegram } from '../../src/adapters/telegram/start.ts';
 import { loadConfig, PROJECT_ROOT } from '../../src/config.ts';
 import { openDatabase } from '../../src/db/database.ts';
-import { createLogger } from '../../src/logger.ts';
 import { registerSecrets, secretsOfConfig } from '../../src/secrets.ts';
 import { startFakeTelegram, type FakeTelegram } from '../fakes/telegram-server.ts';
 import { makeCore } from '../unit/core/helpers.ts';
 import { TEST_DATABASE_URL } from './db/helpers.ts';
+import { captureLogger } from '../fixtures/log-lines.ts';
 
 const TELEGRAM_TOKEN = '987654321:AAF-known-telegram-token_0123456789xyz';
 const DISCORD_TOKEN = 'OTg3NjU0MzIx.known-discord.token-value-for-the-test';
@@ -30,16 +29,7 @@ const REDIS_PASSWORD = 'known-redis-pass';
 const WEBHOOK_SECRET = 'known_webhook_secret_value';
 const SECRETS = [TELEGRAM_TOKEN, DISCORD_TOKEN, DB_PASSWORD, REDIS_PASSWORD, WEBHOOK_SECRET];
 
-const lines: string[] = [];
-const logger = createLogger(
-  new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(chunk.toString());
-      done();
-    },
-  }),
-  'trace',
-);
+const { logger, lines } = captureLogger('trace');
 
 /** Every secret, in every form a line could carry it. */
 function leaks(text: string): string[] {

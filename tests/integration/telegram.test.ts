@@ -10,7 +10,11 @@ import { pino } from 'pino';
 import type { Message } from 'grammy/types';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ADAPTERS } from '../../src/adapters/index.ts';
-import { startTelegram, type RunningTelegram } from '../../src/adapters/telegram/start.ts';
+import {
+  WEBHOOK_MAX_BODY_BYTES,
+  startTelegram,
+  type RunningTelegram,
+} from '../../src/adapters/telegram/start.ts';
 import { loadConfig } from '../../src/config.ts';
 import {
   buildCoreServices,
@@ -504,6 +508,43 @@ describe('the Telegram adapter in webhook mode', () => {
       }),
     );
     expect(hookTg.calls.some((c) => c.method === 'getUpdates')).toBe(false);
+  });
+
+  it('listens on 127.0.0.1 unless told otherwise (issue 19)', () => {
+    expect(loadConfig({}).TELEGRAM_WEBHOOK_HOST).toBe('127.0.0.1');
+  });
+
+  it('answers 413 to a body over the limit, counted while streaming, and handles nothing', async () => {
+    const msg = hookTg.message({ from: ann, text: '/help' });
+    const huge = { update_id: 3, message: { ...msg, text: 'x'.repeat(WEBHOOK_MAX_BODY_BYTES) } };
+    const body = JSON.stringify(huge);
+    // Chunked, without a content-length: the limit is counted on the stream.
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        const bytes = new TextEncoder().encode(body);
+        for (let at = 0; at < bytes.length; at += 65_536) {
+          controller.enqueue(bytes.subarray(at, at + 65_536));
+        }
+        controller.close();
+      },
+    });
+    const res = await fetch(`http://127.0.0.1:${hooked.webhookPort}${URL_PATH}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': SECRET },
+      body: stream,
+      duplex: 'half',
+    }).catch(() => undefined);
+    // The server answers 413 and closes; the client may see the answer or the closed socket.
+    if (res) expect(res.status).toBe(413);
+    const declared = await fetch(`http://127.0.0.1:${hooked.webhookPort}${URL_PATH}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': SECRET },
+      body,
+    }).catch(() => undefined);
+    if (declared) expect(declared.status).toBe(413);
+    expect(res ?? declared).toBeDefined();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(hookTg.repliesTo(msg.message_id)).toEqual([]);
   });
 
   it('refuses a request without the secret token', async () => {

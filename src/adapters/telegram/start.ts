@@ -3,8 +3,9 @@
  * webhook served on node:http when `TELEGRAM_WEBHOOK_URL` is set.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { GrammyError, HttpError, webhookCallback } from 'grammy';
+import type { Update } from 'grammy/types';
 import type { Logger } from 'pino';
 import type { Config } from '../../config.ts';
 import type { Core } from '../../core/index.ts';
@@ -45,6 +46,66 @@ const CONCURRENCY = 50;
 
 /** How long a webhook request waits for its update before answering Telegram anyway. */
 const WEBHOOK_ANSWER_MS = 9_000;
+
+/**
+ * Largest webhook body, bytes. An update is a message's JSON: 4096 characters of text or a
+ * 1024-character caption, entities and file ids fit in a few tens of kilobytes.
+ */
+export const WEBHOOK_MAX_BODY_BYTES = 1 << 20;
+
+/** A webhook body over {@link WEBHOOK_MAX_BODY_BYTES}. */
+class BodyTooLarge extends Error {
+  override readonly name = 'BodyTooLarge';
+}
+
+/**
+ * grammY's `http` adapter with a body limit: grammY compares the secret (in constant time) before
+ * it asks for the update, so only a request with the right secret is read at all, and then at most
+ * {@link WEBHOOK_MAX_BODY_BYTES}, counted while streaming.
+ */
+function limitedHttpAdapter(req: IncomingMessage, res: ServerResponse) {
+  const header = req.headers['x-telegram-bot-api-secret-token'];
+  return {
+    get update(): Promise<Update> {
+      return new Promise<Update>((resolve, reject) => {
+        if (Number(req.headers['content-length'] ?? 0) > WEBHOOK_MAX_BODY_BYTES) {
+          reject(new BodyTooLarge('content-length over the limit'));
+          return;
+        }
+        const chunks: Buffer[] = [];
+        let total = 0;
+        req.on('data', (chunk: Buffer) => {
+          total += chunk.length;
+          if (total > WEBHOOK_MAX_BODY_BYTES) {
+            req.removeAllListeners('data');
+            req.pause();
+            reject(new BodyTooLarge(`body over ${WEBHOOK_MAX_BODY_BYTES} bytes`));
+            return;
+          }
+          chunks.push(chunk);
+        });
+        req.once('end', () => {
+          try {
+            resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as Update);
+          } catch (e) {
+            reject(e instanceof Error ? e : new Error(String(e)));
+          }
+        });
+        req.once('error', reject);
+      });
+    },
+    header: (Array.isArray(header) ? header[0] : header) ?? '',
+    end: () => {
+      res.end();
+    },
+    respond: (json: string) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(json);
+    },
+    unauthorized: () => {
+      res.writeHead(401).end('secret token is wrong');
+    },
+  };
+}
 
 /**
  * Starts the bot: checks the token (getMe), sets the command menu (en, ru), then polls or serves
@@ -126,13 +187,14 @@ export async function startTelegram(
 
   const secret = config.TELEGRAM_WEBHOOK_SECRET ?? randomBytes(32).toString('base64url');
   const webhookPath = new URL(url).pathname;
-  const callback = webhookCallback(bot, 'http', {
+  // A custom adapter's handler is typed loosely: it is (req, res) => Promise, as for 'http'.
+  const callback = webhookCallback(bot, limitedHttpAdapter, {
     secretToken: secret,
     // Answer Telegram within its timeout even while the model queue is long; the update keeps
     // being handled (Telegram would otherwise send it again).
     onTimeout: 'return',
     timeoutMilliseconds: WEBHOOK_ANSWER_MS,
-  });
+  }) as (req: IncomingMessage, res: ServerResponse) => Promise<unknown>;
   const server = createServer((req, res) => {
     const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
     if (req.method !== 'POST' || pathname !== webhookPath) {
@@ -141,8 +203,11 @@ export async function startTelegram(
     }
     callback(req, res).catch((e: unknown) => {
       log.warn({ err: e }, 'bad webhook request');
-      if (!res.headersSent) res.writeHead(400);
+      if (!res.headersSent) {
+        res.writeHead(e instanceof BodyTooLarge ? 413 : 400, { connection: 'close' });
+      }
       res.end();
+      if (e instanceof BodyTooLarge) req.destroy();
     });
   });
   const port = await listen(server, config.TELEGRAM_WEBHOOK_HOST, config.TELEGRAM_WEBHOOK_PORT);

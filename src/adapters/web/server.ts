@@ -8,12 +8,16 @@
  * limits, a clean `close()` that stops accepting and lets in-flight requests finish, and
  * `inject()` for tests. Both are maintained by the fastify team and have no native parts.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import cookie from '@fastify/cookie';
 import multipart from '@fastify/multipart';
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
   type FastifyInstance,
+  type FastifyReply,
   type FastifyRequest,
 } from 'fastify';
 import type { Logger } from 'pino';
@@ -68,17 +72,38 @@ export interface WebChatOptions {
   /** Largest accepted upload, bytes (the core refuses larger ones with a localized message). */
   readonly maxImageBytes: number;
   readonly logger: Logger;
+  /**
+   * Key that signs the identity cookie (`WEB_SESSION_SECRET`); unset: a random one per start, so
+   * identities (and their `/history`) last until the server restarts.
+   */
+  readonly sessionSecret?: string;
+  /** Most seconds a request may take to arrive whole (default 30). */
+  readonly requestTimeoutSeconds?: number;
+  /** Most uploads handled at once; more are answered 503 with `Retry-After` (default 4). */
+  readonly maxConcurrentUploads?: number;
 }
 
-/** What the page sends besides the image. */
+/** What the page sends besides the image. The sender's identity is not in it: see the cookie. */
 interface WebMessage {
   text: string;
-  userId: string;
   userName: string;
   language: string | undefined;
   /** issue 16: the data of a pressed button, instead of a message. */
   press: string | undefined;
 }
+
+/** The identity cookie: a random id the server assigned, signed with the session secret. */
+export const IDENTITY_COOKIE = 'cnn_web_id';
+
+/**
+ * Headers on every answer (issue 19): no MIME sniffing of the JSON or the page, no framing of the
+ * page by another site (clickjacking), no referrer leaving it.
+ */
+const SECURITY_HEADERS = {
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+} as const;
 
 const FIELD_LIMIT = 2048;
 
@@ -105,8 +130,14 @@ const cleanField = (v: unknown, fallback: string): string =>
 
 /**
  * Builds the web chat server (not listening): `GET /` serves the page, `POST /api/messages`
- * takes `multipart/form-data` (`text`, `userId`, `language`, optional file `image`) or JSON
- * (`{ text, userId, language }`), hands one update to the core, and answers with its replies.
+ * takes `multipart/form-data` (`text`, `userName`, `language`, optional file `image`) or JSON
+ * (`{ text, userName, language }`), hands one update to the core, and answers with its replies.
+ *
+ * The sender is who the signed identity cookie says, an id the server assigned (issue 19): a
+ * `userId` the client sends is ignored, so nobody can act as, or read the history of, another
+ * user, nor dodge the rate limit by changing it. Hardening: every answer carries `nosniff` and
+ * no-framing headers; a request must arrive whole within `requestTimeoutSeconds`; at most
+ * `maxConcurrentUploads` uploads at once (503 beyond); a malformed form is a logged 400.
  *
  * @example
  * const app = buildWebChat(core, { maxImageBytes: 20 << 20, logger });
@@ -115,11 +146,55 @@ const cleanField = (v: unknown, fallback: string): string =>
 export function buildWebChat(core: Core, options: WebChatOptions): FastifyInstance {
   // Typed as Fastify's logger (pino's, minus its generics) so the app has the default type.
   const logger: FastifyBaseLogger = options.logger.child({ adapter: 'web' });
+  const requestTimeoutMs = (options.requestTimeoutSeconds ?? 30) * 1000;
   const app = Fastify({
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024,
+    // Node enforces the request timeout on a timer that runs every `connectionsCheckingInterval`
+    // (30 s by default): check every second so a slow sender is cut off on time.
+    serverFactory: (handler) =>
+      createServer(
+        {
+          requestTimeout: requestTimeoutMs,
+          headersTimeout: Math.min(requestTimeoutMs, 10_000),
+          connectionsCheckingInterval: 1000,
+        },
+        handler,
+      ),
   });
+  const sessionSecret = options.sessionSecret ?? randomBytes(32).toString('base64url');
+  void app.register(cookie, { secret: sessionSecret });
+  app.addHook('onSend', async (_req, reply) => {
+    void reply.headers(SECURITY_HEADERS);
+  });
+  // Errors of the request itself (bad JSON, oversized body...) are the client's: logged, 4xx.
+  app.setErrorHandler(async (error: { statusCode?: number }, _req, reply) => {
+    const status = error.statusCode ?? 500;
+    if (status >= 500) logger.error({ err: error }, 'web chat request failed');
+    else logger.warn({ err: error, status }, 'bad web chat request');
+    return reply.code(status).send({ error: status >= 500 ? 'internal error' : 'bad request' });
+  });
+  const maxUploads = options.maxConcurrentUploads ?? 4;
+  let uploads = 0;
+
+  /** The sender's id from the signed cookie; a new random one (and its cookie) when absent. */
+  function identity(req: FastifyRequest, reply: FastifyReply): string {
+    const raw = req.cookies[IDENTITY_COOKIE];
+    if (raw !== undefined) {
+      const unsigned = req.unsignCookie(raw);
+      if (unsigned.valid && unsigned.value !== null) return unsigned.value;
+    }
+    const id = `w${randomBytes(12).toString('base64url')}`;
+    void reply.setCookie(IDENTITY_COOKIE, id, {
+      signed: true,
+      httpOnly: true,
+      sameSite: 'strict',
+      path: '/',
+      maxAge: 365 * 86_400,
+    });
+    return id;
+  }
   void app.register(multipart, {
     throwFileSizeLimit: false,
     limits: {
@@ -132,66 +207,95 @@ export function buildWebChat(core: Core, options: WebChatOptions): FastifyInstan
   });
   let nextMessageId = 1;
 
-  app.get('/', async (_req, reply) => {
+  app.get('/', async (req, reply) => {
+    identity(req, reply);
     await reply
       .type('text/html; charset=utf-8')
       .header('cache-control', 'no-store')
       .header(
         'content-security-policy',
-        "default-src 'self'; img-src 'self' data: blob:; style-src 'unsafe-inline'; script-src 'unsafe-inline'",
+        "default-src 'self'; img-src 'self' data: blob:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; frame-ancestors 'none'",
       )
       .send(PAGE);
   });
 
   app.post('/api/messages', async (req, reply) => {
     if (!isOwnPage(req)) return reply.code(403).send({ error: 'forbidden' });
+    const userId = identity(req, reply);
     let message: WebMessage;
     let image: ImageRef | undefined;
     if (req.isMultipart()) {
-      const fields: Record<string, string> = {};
-      for await (const part of req.parts()) {
-        if (part.type === 'file') {
-          const bytes = await part.toBuffer();
-          if (part.fieldname !== 'image') continue;
-          const fileName = part.filename;
-          image = {
-            fetch: () => Promise.resolve(new Uint8Array(bytes)),
-            // Over the limit the parser kept only the first bytes: declare the request's size
-            // (an upper bound of the file's) so the core refuses it without reading them.
-            ...(part.file.truncated
-              ? {
-                  declaredBytes: Math.max(
-                    Number(req.headers['content-length'] ?? 0) || 0,
-                    options.maxImageBytes + 1,
-                  ),
-                }
-              : {}),
-            ...(fileName ? { fileName } : {}),
-          };
-        } else if (typeof part.value === 'string') {
-          fields[part.fieldname] = part.value;
-        }
+      if (uploads >= maxUploads) {
+        logger.warn({ uploads }, 'too many uploads at once');
+        return reply.code(503).header('retry-after', '5').send({ error: 'busy' });
       }
-      message = toMessage(fields, req);
-    } else {
-      const body = (req.body ?? {}) as Record<string, unknown>;
-      message = toMessage(body, req);
+      uploads++;
+      try {
+        const fields: Record<string, string> = {};
+        try {
+          for await (const part of req.parts()) {
+            if (part.type === 'file') {
+              const bytes = await part.toBuffer();
+              if (part.fieldname !== 'image') continue;
+              const fileName = part.filename;
+              image = {
+                fetch: () => Promise.resolve(new Uint8Array(bytes)),
+                // Over the limit the parser kept only the first bytes: declare the request's
+                // size (an upper bound of the file's) so the core refuses it without them.
+                ...(part.file.truncated
+                  ? {
+                      declaredBytes: Math.max(
+                        Number(req.headers['content-length'] ?? 0) || 0,
+                        options.maxImageBytes + 1,
+                      ),
+                    }
+                  : {}),
+                ...(fileName ? { fileName } : {}),
+              };
+            } else if (typeof part.value === 'string') {
+              fields[part.fieldname] = part.value;
+            }
+          }
+        } catch (e) {
+          // A broken form (cut short, no boundary, bad part headers) is the client's fault.
+          logger.warn({ err: e }, 'malformed multipart request');
+          return await reply.code(400).send({ error: 'malformed multipart/form-data' });
+        }
+        message = toMessage(fields, req);
+        return await answer(reply, message, image, userId);
+      } finally {
+        uploads--;
+      }
     }
-    const answer = await handle(message, image);
-    return reply.header('cache-control', 'no-store').send(answer);
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    message = toMessage(body, req);
+    return answer(reply, message, image, userId);
   });
+
+  async function answer(
+    reply: FastifyReply,
+    message: WebMessage,
+    image: ImageRef | undefined,
+    userId: string,
+  ): Promise<FastifyReply> {
+    const result = await handle(message, image, userId);
+    return reply.header('cache-control', 'no-store').send(result);
+  }
 
   function toMessage(fields: Record<string, unknown>, req: FastifyRequest): WebMessage {
     return {
       text: cleanField(fields.text, ''),
-      userId: cleanField(fields.userId, 'local'),
       userName: cleanField(fields.userName, 'web'),
       language: cleanField(fields.language, '') || acceptLanguage(req.headers['accept-language']),
       press: cleanField(fields.press, '') || undefined,
     };
   }
 
-  async function handle(message: WebMessage, image: ImageRef | undefined): Promise<WebAnswer> {
+  async function handle(
+    message: WebMessage,
+    image: ImageRef | undefined,
+    userId: string,
+  ): Promise<WebAnswer> {
     const replies: WebReply[] = [];
     const pressData = message.press;
     const command = pressData === undefined ? parseCommandText(message.text) : undefined;
@@ -212,11 +316,11 @@ export function buildWebChat(core: Core, options: WebChatOptions): FastifyInstan
     const ctx: ChatContext = {
       platform: 'web',
       user: {
-        id: message.userId,
+        id: userId,
         name: message.userName,
         ...(message.language ? { languageCode: message.language } : {}),
       },
-      chat: { id: message.userId, type: 'private' },
+      chat: { id: userId, type: 'private' },
       // One HTTP response per message: a rate-limited message's late answer must come in it.
       waitsForAnswer: true,
       messageId: String(nextMessageId++),

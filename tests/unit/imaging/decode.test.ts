@@ -3,6 +3,7 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../../../src/errors.ts';
 import { decodeImage, inspectImage, sniffFormat } from '../../../src/imaging/decode.ts';
+import { pngChunk } from '../../fixtures/hostile-files.ts';
 
 const limits = { maxBytes: 20 * 1024 * 1024, maxPixels: 40_000_000 };
 
@@ -25,24 +26,6 @@ const scene = () =>
     },
   ]);
 
-const crc32 = (buf: Buffer): number => {
-  let c = ~0;
-  for (const b of buf) {
-    c ^= b;
-    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
-  }
-  return ~c >>> 0;
-};
-
-function chunk(type: string, data: Buffer): Buffer {
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(data.length);
-  const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(body));
-  return Buffer.concat([len, body, crc]);
-}
-
 /** A valid-looking 40,000 x 40,000 PNG of a few hundred bytes: the header claims, the data lies. */
 function pngBomb(): Buffer {
   const ihdr = Buffer.alloc(13);
@@ -52,9 +35,9 @@ function pngBomb(): Buffer {
   const idat = deflateSync(Buffer.alloc(4 * (1 + 40_000 * 3)));
   return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', idat),
-    chunk('IEND', Buffer.alloc(0)),
+    pngChunk('IHDR', ihdr),
+    pngChunk('IDAT', idat),
+    pngChunk('IEND', Buffer.alloc(0)),
   ]);
 }
 
