@@ -22,6 +22,15 @@ function gatedCore() {
   const core: Core = {
     commands: [],
     inFlight: 0,
+    metrics: {
+      received: 0,
+      busy: 0,
+      busyUser: 0,
+      limited: 0,
+      superseded: 0,
+      answeredLate: 0,
+      droppedLate: 0,
+    },
     async handle(ctx) {
       seen.push(ctx);
       waiting++;
