@@ -1,6 +1,6 @@
 /**
  * `npm run soak`: no leaks. After a warm-up, 10,000 predictions and 1,000 Grad-CAMs through the
- * inference pool (decode, preprocess, predict, chart; decode, Grad-CAM with the blur check),
+ * inference pool (decode, preprocess, predict; decode, Grad-CAM with the blur check),
  * sampling `tf.memory().numTensors` of every worker and the process's resident memory as it
  * goes. Prints JSON, then a table: tensors and RSS after warm-up, at each tenth, and at the end,
  * with the growth of RSS over the second half (flat: within noise).
@@ -72,16 +72,7 @@ async function main(): Promise<void> {
     await Promise.all(Array.from({ length: pool.size * 2 }, lane));
   }
 
-  const predict = async (i: number): Promise<void> => {
-    const { meta, result } = await pool.classify(MODEL, photos[i % 10]!, limits);
-    await pool.chart({
-      probabilities: result.probabilities,
-      classNames: meta.classNames,
-      predicted: result.classIndex,
-      input: result.input,
-      title: result.label,
-    });
-  };
+  const predict = (i: number): Promise<unknown> => pool.classify(MODEL, photos[i % 10]!, limits);
   const gradcam = (i: number): Promise<unknown> =>
     pool.explain(MODEL, photos[i % 10]!, limits, { method: 'gradcam' });
 
