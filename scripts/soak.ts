@@ -50,6 +50,7 @@ async function main(): Promise<void> {
   const sample = async (phase: string, done: number): Promise<void> => {
     const tensors = (await pool.memory()).reduce((a, m) => a + m.numTensors, 0);
     samples.push({ phase, done, tensors, rssMB: Math.round(process.memoryUsage().rss / 1e6) });
+    console.error(`${phase} ${done}: ${tensors} tensors, RSS ${samples.at(-1)!.rssMB} MB`);
   };
 
   /** Runs `n` jobs, `pool.size` at a time, sampling at each tenth. */
