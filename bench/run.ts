@@ -10,12 +10,17 @@
  *   preprocess, map, regions, the 7-inference blur check) for LeNet and, when a data folder
  *   holds it, the 224x224 MobileNet (on the same photos: the cost does not depend on content).
  *
- * Options: --samples N (training samples per backend, default 4096), --repeats N (latency passes
+ * - inference-pool throughput, photos/s with 1 worker thread and with 2, and the ratio
+ *   (`bench/inference-pool.ts`).
+ *
+ * Options: --pool-only (just the pool figure), --pool-jobs N (photos per pool size, default
+ * 600), --samples N (training samples per backend, default 4096), --repeats N (latency passes
  * over img/, default 5), --steps N (timed engine steps per net, default 3), --skip-pytorch,
  * --engine lenet,resnet20,alexnet,mobilenet,inference (which engine figures, default all), --engine-only
  * (skip the app figures).
  */
 import { readFile, readdir } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
@@ -24,9 +29,11 @@ import { buildLeNet } from '../src/ml/architectures/lenet.ts';
 import { initBackend } from '../src/ml/backend.ts';
 import { explainImage } from '../src/explain/explain-image.ts';
 import { classifyImage } from '../src/ml/classify.ts';
+import type { ImageLimits } from '../src/imaging/decode.ts';
 import { IMAGENET_MODEL_ID } from '../src/ml/imagenet.ts';
 import { ModelRegistry } from '../src/ml/registry.ts';
 import { ENGINE_FIGURES, engineFigures } from './engine.ts';
+import { poolThroughput } from './inference-pool.ts';
 
 const { values } = parseArgs({
   options: {
@@ -36,6 +43,8 @@ const { values } = parseArgs({
     'skip-pytorch': { type: 'boolean', default: false },
     engine: { type: 'string', default: ENGINE_FIGURES.join(',') },
     'engine-only': { type: 'boolean', default: false },
+    'pool-only': { type: 'boolean', default: false },
+    'pool-jobs': { type: 'string', default: '600' },
   },
 });
 const BATCH = 128;
@@ -63,12 +72,42 @@ async function trainThroughput(backend: string, samples: number): Promise<number
   return (steps * BATCH) / s;
 }
 
+/** The photos of img/ (the project's own digits). */
+async function readPhotos(): Promise<Buffer[]> {
+  const imgDir = path.join(PROJECT_ROOT, 'img');
+  const files = (await readdir(imgDir))
+    .filter((f) => f.endsWith('.png'))
+    .map((f) => path.join(imgDir, f));
+  return Promise.all(files.map((f) => readFile(f)));
+}
+
 function percentile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 }
 
+/** The inference pool's figure: 1 worker, 2 workers, and the ratio. */
+async function poolFigure(photos: readonly Uint8Array[], limits: ImageLimits): Promise<Row[]> {
+  const figures = await poolThroughput(photos, limits, Number(values['pool-jobs']));
+  return [
+    ...figures.rows.map((r) => ({
+      metric: `inference-pool ${r.workers} worker${r.workers === 1 ? '' : 's'}`,
+      backend: 'wasm',
+      value: r.photosPerSecond,
+      unit: 'photos/s',
+    })),
+    { metric: 'inference-pool speed-up', backend: 'wasm', value: figures.speedup, unit: 'x' },
+  ];
+}
+
 async function main(): Promise<void> {
   const config = loadConfig();
+  if (values['pool-only']) {
+    const limits = { maxBytes: config.MAX_IMAGE_BYTES, maxPixels: config.MAX_IMAGE_PIXELS };
+    const rows = await poolFigure(await readPhotos(), limits);
+    console.log(JSON.stringify({ cores: availableParallelism(), results: rows }, null, 2));
+    console.table(rows.map((r) => ({ ...r, value: Number(r.value.toFixed(2)) })));
+    return;
+  }
   const info = await initBackend({ backend: config.TFJS_BACKEND });
   // The engine's worker threads first, in a process that has done nothing else yet: measured
   // after the photo and Grad-CAM figures (sharp, the registry), LeNet's training figure came out
@@ -106,11 +145,8 @@ async function main(): Promise<void> {
 
   const registry = ModelRegistry.fromConfig(config);
   const loaded = await registry.get('lenet-mnist');
-  const imgDir = path.join(PROJECT_ROOT, 'img');
-  const files = (await readdir(imgDir))
-    .filter((f) => f.endsWith('.png'))
-    .map((f) => path.join(imgDir, f));
-  const photos = await Promise.all(files.map((f) => readFile(f)));
+  const photos = await readPhotos();
+  const files = photos;
   const limits = { maxBytes: config.MAX_IMAGE_BYTES, maxPixels: config.MAX_IMAGE_PIXELS };
   await classifyImage(loaded, photos[0]!, limits); // warm-up
   const ms: number[] = [];
@@ -176,6 +212,7 @@ async function main(): Promise<void> {
     });
   }
   await registry.dispose();
+  rows.push(...(await poolFigure(photos, limits)));
 
   console.log(
     JSON.stringify({ backend: info, photos: files.length, results: rows, engine }, null, 2),

@@ -108,13 +108,22 @@ async function main(): Promise<void> {
     }
     stopping = true;
     logger.info({ signal, inFlight: core.inFlight }, 'shutting down');
-    const stopAdapters = Promise.allSettled(adapters.map((a) => a.stop()));
-    void core
-      .close(DRAIN_MS)
-      .then(async (drained) => {
-        if (!drained) logger.warn({ inFlight: core.inFlight }, 'abandoning updates in flight');
-        // Adapters wait for their requests; after the drain deadline do not wait for them.
-        if (drained) await stopAdapters;
+    const started = Date.now();
+    // Adapters first: they stop taking updates and wait for those in hand, which the core (still
+    // open) answers; closing the core first would turn away updates already fetched, and Telegram
+    // would count them as answered. After the drain deadline, what is left is abandoned: the
+    // Telegram updates among it stay unanswered in the database and are handled after restart.
+    const stopAdapters = Promise.allSettled(adapters.map((a) => a.stop())).then(() => true);
+    const deadline = new Promise<boolean>((resolve) =>
+      setTimeout(() => resolve(false), DRAIN_MS).unref(),
+    );
+    void Promise.race([stopAdapters, deadline])
+      .then(async (stopped) => {
+        // Rate-limited updates kept for the end of their window are answered now.
+        const drained = await core.close(Math.max(0, DRAIN_MS - (Date.now() - started)));
+        if (!stopped || !drained) {
+          logger.warn({ inFlight: core.inFlight }, 'abandoning updates in flight');
+        }
         logger.info({ metrics: core.metrics, pool: pool.stats }, 'dropped and delayed updates');
         // No model is disposed under an explanation's activations and gradients.
         if (drained) await services.explainer.close();

@@ -2,6 +2,7 @@
  * What a command is, and what it gets when it runs. One command per file in `commands/`.
  */
 import type { Logger } from 'pino';
+import type { ProbabilityChartInput } from '../imaging/chart.ts';
 import type { ImageInfo, ImageLimits } from '../imaging/decode.ts';
 import type { Classifier, ModelCatalog } from './classifier.ts';
 import type { ChatContext } from './context.ts';
@@ -33,6 +34,11 @@ export interface CoreServices extends Persistence {
   readonly classifier: Classifier;
   /** Grad-CAM, saliency and the like, one at a time (`/gradcam`, `/saliency`). */
   readonly explainer: Explainer;
+  /**
+   * Renders `/predict`'s probability chart to PNG: in the inference pool when there is one
+   * (vega's layout is JavaScript and would hold the event loop), else `renderProbabilityChart`.
+   */
+  readonly renderChart: (input: ProbabilityChartInput) => Promise<Uint8Array>;
   /** Architecture statistics and measured speed per model, cached (`/arch`, `/compare`). */
   readonly profiler: ModelProfiler;
   /** Upload limits, checked before download (declared size) and before decoding. */

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { ImageLimits } from '../imaging/decode.ts';
+import { renderProbabilityChart } from '../imaging/chart.ts';
 import type { InferencePool } from '../ml/inference/pool.ts';
 import type { LoadedModel } from '../ml/registry.ts';
 import type { ModelMeta } from '../ml/model-meta.ts';
@@ -58,6 +59,7 @@ export function buildCoreServices(parts: CoreServiceParts): CoreServices {
   let classifier: Classifier;
   let explainer: Explainer;
   let profiler: ModelProfiler;
+  let renderChart: CoreServices['renderChart'] = renderProbabilityChart;
   const { pool } = parts;
   if (pool) {
     classifier = { classify: (modelId, bytes) => pool.classify(modelId, bytes, limits) };
@@ -66,6 +68,7 @@ export function buildCoreServices(parts: CoreServiceParts): CoreServices {
       background: true,
     });
     pool.onReload((id) => cached.forget(id));
+    renderChart = (input) => pool.chart(input);
     profiler = cached;
   } else {
     const modelQueue = createTaskQueue(1);
@@ -79,6 +82,7 @@ export function buildCoreServices(parts: CoreServiceParts): CoreServices {
     classifier,
     explainer,
     profiler,
+    renderChart,
     limits,
     defaultModel: parts.config.DEFAULT_MODEL,
     logger: parts.logger,

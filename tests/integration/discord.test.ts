@@ -238,7 +238,7 @@ describe('the Discord adapter against a fake Discord', () => {
     const help = discord.slashCommand({ name: 'help', locale: 'ru' });
     const helpEdit = await discord.waitForRequest(editOf(help.token));
     expect(content(helpEdit)).toContain(ru['help.header']);
-    expect(content(helpEdit)).toContain('/predict:');
+    expect(content(helpEdit)).toContain('/predict [модель]');
 
     const lang = discord.slashCommand({ name: 'lang', strings: { language: 'ru' } });
     expect(content(await discord.waitForRequest(editOf(lang.token)))).toBe(ru['lang.set']);

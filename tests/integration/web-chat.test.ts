@@ -198,5 +198,121 @@ describe.skipIf(!haveChromium)(
         await context.close();
       },
     );
+
+    it('sends text alone after a photo; a photo command applies to the last photo and says so', async () => {
+      const context = await browser.newContext({ locale: 'en-US' });
+      const page = await context.newPage();
+      await page.goto(web.url);
+      await page.locator('.bot', { hasText: 'Hi, student!' }).waitFor();
+      await page.setInputFiles('#image', 'img/3.png');
+      await page.locator('.bot img').first().waitFor({ timeout: 30_000 });
+      const rows = env.store.submissions.rows.length;
+
+      for (const [text, reply] of [
+        ['hello', 'Send me a photo'],
+        ['/help', '/gradcam [model] [class]'],
+      ] as const) {
+        await page.fill('#text', text);
+        await page.click('#send');
+        const last = page.locator('.exchange').last();
+        await last.locator('.bot', { hasText: reply }).waitFor({ timeout: 30_000 });
+        expect(await last.locator('img').count()).toBe(0);
+        expect(await last.locator('.applies').count()).toBe(0);
+      }
+      // Neither text uploaded the photo again, so neither was classified or recorded.
+      expect(env.store.submissions.rows.length).toBe(rows);
+
+      await page.fill('#text', '/predict');
+      await page.click('#send');
+      const last = page.locator('.exchange').last();
+      await last.locator('.bot img').waitFor({ timeout: 30_000 });
+      expect(await last.locator('.applies').innerText()).toBe('applies to: 3.png');
+      expect(await last.locator('.bot').innerText()).toMatch(/^lenet-mnist: 3 /);
+      expect(env.store.submissions.rows.length).toBe(rows + 1);
+      await context.close();
+    });
+
+    it('shows each reply under the message it answers, with a working sign meanwhile', async () => {
+      const context = await browser.newContext({ locale: 'en-US' });
+      const page = await context.newPage();
+      await page.goto(web.url);
+      await page.locator('.bot', { hasText: 'Hi, ' }).waitFor();
+      await page.setInputFiles('#image', 'img/7.png');
+      await page.locator('.exchange .working').first().waitFor();
+      // Sent while the photo is being answered: /help's answer comes first, under /help.
+      await page.fill('#text', '/help');
+      await page.click('#send');
+      const exchanges = page.locator('.exchange');
+      await exchanges.nth(0).locator('.bot img').waitFor({ timeout: 30_000 });
+      await exchanges.nth(1).locator('.bot', { hasText: '/predict' }).waitFor({ timeout: 30_000 });
+      expect(await exchanges.count()).toBe(2);
+      expect(await exchanges.nth(0).locator('.bot').innerText()).toMatch(/^lenet-mnist: 7 /);
+      expect(await exchanges.nth(0).locator('.user img').count()).toBe(1);
+      expect(await exchanges.nth(1).locator('.bot img').count()).toBe(0);
+      expect(await page.locator('.working').count()).toBe(0);
+      // The chart opens full size on click.
+      await exchanges.nth(0).locator('.bot img').click();
+      const viewer = page.locator('#viewer');
+      expect(await viewer.isVisible()).toBe(true);
+      const full = await viewer
+        .locator('img')
+        .evaluate((img) => (img as { naturalWidth: number }).naturalWidth);
+      expect(full).toBeGreaterThan(300);
+      await viewer.click();
+      expect(await viewer.isVisible()).toBe(false);
+      await context.close();
+    });
+
+    it('shows a refused upload with its error and its name, not a broken image', async () => {
+      const context = await browser.newContext({ locale: 'en-US' });
+      const page = await context.newPage();
+      await page.goto(web.url);
+      await page.locator('.bot', { hasText: 'Hi, ' }).waitFor();
+      await page.setInputFiles('#image', {
+        name: 'notes.png',
+        mimeType: 'image/png',
+        buffer: Buffer.from('These are my lab notes, not a picture.\n'),
+      });
+      const last = page.locator('.exchange').last();
+      const reply = last.locator('.replies .bot').first();
+      await reply.waitFor({ timeout: 30_000 });
+      await expect.poll(() => last.locator('.working').count()).toBe(0);
+      expect(await reply.innerText()).toMatch(/text/i);
+      await expect.poll(() => last.locator('.user').innerText()).toContain('📎 notes.png');
+      expect(
+        await page
+          .locator('img')
+          .evaluateAll(
+            (imgs) =>
+              imgs.filter(
+                (i) =>
+                  (i as { complete: boolean; naturalWidth: number }).complete &&
+                  (i as { naturalWidth: number }).naturalWidth === 0 &&
+                  (i as { src: string }).src !== '',
+              ).length,
+          ),
+      ).toBe(0);
+      // The refused file is not what a later command applies to.
+      expect(await page.locator('#attached').isHidden()).toBe(true);
+      await context.close();
+    });
+
+    it('greets with the display name the user sets', async () => {
+      const context = await browser.newContext({ locale: 'ru-RU' });
+      const page = await context.newPage();
+      await page.goto(web.url);
+      await page.locator('.bot', { hasText: 'Привет, студент!' }).waitFor();
+      await page.fill('#name', 'Аня');
+      await page.locator('#name').dispatchEvent('change');
+      await page.fill('#text', '/start');
+      await page.click('#send');
+      await page.locator('.exchange .bot', { hasText: 'Привет, Аня!' }).waitFor();
+      await page.reload();
+      expect(await page.locator('#name').inputValue()).toBe('Аня');
+      expect(await page.locator('link[rel="icon"]').getAttribute('href')).toMatch(
+        /^data:image\/svg/,
+      );
+      await context.close();
+    });
   },
 );

@@ -1,4 +1,3 @@
-import { renderProbabilityChart } from '../../imaging/chart.ts';
 import type { Classification } from '../../ml/classify.ts';
 import type { ModelMeta } from '../../ml/model-meta.ts';
 import { parsePredictArgs, unwrap } from '../args.ts';
@@ -85,7 +84,7 @@ export default {
         probability,
       })),
     });
-    const chart = await renderProbabilityChart({
+    const chart = await services.renderChart({
       probabilities: result.probabilities,
       classNames: meta.classNames,
       predicted: result.classIndex,

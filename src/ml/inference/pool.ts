@@ -3,6 +3,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { UserError, USER_ERROR_IDS, type UserErrorId } from '../../errors.ts';
 import type { ExplainOptions, Explanation } from '../../explain/explain-image.ts';
+import type { ProbabilityChartInput } from '../../imaging/chart.ts';
 import type { ImageLimits } from '../../imaging/decode.ts';
 import type { LatencyOptions, ModelProfile } from '../stats.ts';
 import type {
@@ -205,6 +206,15 @@ export class InferencePool {
     const copy = new Uint8Array(bytes);
     const job = { kind: 'explain', modelId, bytes: copy, limits, options } as const;
     return this.submit(this.queue, job, [copy.buffer], jobOptions);
+  }
+
+  /**
+   * Renders `/predict`'s probability chart (see `renderProbabilityChart`) in a worker.
+   * @returns PNG bytes.
+   * @throws {UserError} `server.busy`, `job.timeout`.
+   */
+  chart(input: ProbabilityChartInput): Promise<Uint8Array> {
+    return this.submit(this.queue, { kind: 'chart', input }, []);
   }
 
   /**

@@ -3,6 +3,7 @@
  * bytes travel by transfer; results are structured-cloned.
  */
 import type { ExplainOptions, Explanation } from '../../explain/explain-image.ts';
+import type { ProbabilityChartInput } from '../../imaging/chart.ts';
 import type { ImageLimits } from '../../imaging/decode.ts';
 import type { Classification } from '../classify.ts';
 import type { ModelMeta } from '../model-meta.ts';
@@ -39,6 +40,8 @@ export type InferenceJob =
       readonly options: ExplainOptions;
     }
   | { readonly kind: 'profile'; readonly modelId: string; readonly latency: LatencyOptions }
+  /** The probability chart of `/predict` (vega's layout is JavaScript: it would hold the loop). */
+  | { readonly kind: 'chart'; readonly input: ProbabilityChartInput }
   /** Loads the model's current files again and swaps them in once loaded. */
   | { readonly kind: 'reload'; readonly modelId: string }
   | { readonly kind: 'memory' };
@@ -51,6 +54,7 @@ export interface JobResults {
   classify: { readonly meta: ModelMeta; readonly result: Classification };
   explain: Explanation;
   profile: ModelProfile;
+  chart: Uint8Array;
   reload: { readonly meta: ModelMeta };
   memory: { readonly numTensors: number; readonly numBytes: number };
 }

@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { isUserError } from '../../errors.ts';
 import { explainImage } from '../../explain/explain-image.ts';
+import { renderProbabilityChart } from '../../imaging/chart.ts';
 import { registerConvGradientKernels } from '../kernels/conv-grads.ts';
 import { classifyImage } from '../classify.ts';
 import { ModelRegistry, type LoadedModel } from '../registry.ts';
@@ -78,6 +79,8 @@ async function run(job: WorkerRequest): Promise<JobResults[keyof JobResults]> {
       return explainImage(await model(job.modelId), job.bytes, job.limits, job.options);
     case 'profile':
       return profileModel(await model(job.modelId), job.latency);
+    case 'chart':
+      return new Uint8Array(await renderProbabilityChart(job.input));
     case 'reload':
       return reload(job.modelId);
     case 'memory': {
