@@ -20,6 +20,13 @@ export const USER_ERROR_IDS = [
   'dataset.missing',
   'dataset.corrupt',
   'argument.invalid',
+  // issue 14: roles and training jobs
+  'role.required',
+  'user.unknown',
+  'job.unknown',
+  'job.limit',
+  'job.busy',
+  'version.unknown',
 ] as const;
 
 /** One of {@link USER_ERROR_IDS}. */

@@ -57,9 +57,12 @@ async function main(): Promise<void> {
     await registry.get(config.DEFAULT_MODEL); // load now, not on the first photo
   }
   const persistence = await openPersistence(config);
-  const core = createCore(buildCoreServices({ config, registry, persistence, logger }), {
-    rateLimit: { points: config.RATE_LIMIT_PER_MINUTE, durationSeconds: 60 },
-  });
+  const core = createCore(
+    buildCoreServices({ config, registry, persistence, logger, admins: config.ADMINS }),
+    {
+      rateLimit: { points: config.RATE_LIMIT_PER_MINUTE, durationSeconds: 60 },
+    },
+  );
   const adapters: RunningAdapter[] = await startAdapters(config, core, logger);
   logger.info(
     { backend, models: metas.map((m) => m.id), adapters: adapters.map((a) => a.name) },

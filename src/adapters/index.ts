@@ -3,6 +3,7 @@
  * starts. Telegram and Discord join this list (one entry each) in their own change; the web chat
  * runs when no bot token is set, so a fresh machine has something to talk to.
  */
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { Core } from '../core/index.ts';
@@ -38,12 +39,15 @@ export const ADAPTERS: readonly AdapterEntry[] = [
     name: 'web',
     enabled: (config) => !hasBotToken(config),
     start: async (config, core, logger) => {
+      // The operator's token, printed in the URL (as Jupyter does) and never logged.
+      const operatorToken = config.WEB_OPERATOR_TOKEN ?? randomBytes(24).toString('base64url');
       const web = await startWebChat(core, {
         port: config.WEB_PORT,
         maxImageBytes: config.MAX_IMAGE_BYTES,
         logger,
+        operatorToken,
       });
-      return { name: 'web', url: web.url, stop: () => web.stop() };
+      return { name: 'web', url: `${web.url}?token=${operatorToken}`, stop: () => web.stop() };
     },
   },
   {

@@ -99,6 +99,19 @@ export interface ChatContext {
   readonly command?: IncomingCommand;
   /** The attached or replied-to image, if any. */
   readonly image?: ImageRef;
+  /** The author of the message this one replies to, when it is a reply (`/grant` by reply). */
+  readonly replyTo?: ChatUser;
+  /**
+   * Users the message mentions in a way the platform resolved to an id (Telegram text mentions,
+   * Discord `<@id>` mentions and user options), in order.
+   */
+  readonly mentions?: readonly ChatUser[];
+  /**
+   * Set only by an adapter that verified the machine operator's secret (the web chat's
+   * `?token=` URL): the core treats the user as admin. Never set from anything a remote user
+   * can choose.
+   */
+  readonly operator?: boolean;
   /** Sends a text message in reply. Plain text: no Markdown or HTML. */
   reply(text: string): Promise<void>;
   /** Sends a PNG image with a plain-text caption (at most 1024 characters) in reply. */

@@ -5,6 +5,7 @@
  */
 import type { ChatInfo, ChatUser, Platform } from './context.ts';
 import type { Language } from './i18n.ts';
+import type { Role } from './roles.ts';
 
 /** Identifies a user across the platforms: ids are only unique within one platform. */
 export interface UserKey {
@@ -19,6 +20,12 @@ export interface StoredUser {
   readonly name: string;
   /** The user's `/lang` choice; null to follow the client's language. */
   readonly language: Language | null;
+  /**
+   * What the user may do. From the database, raised to `admin` by the dispatcher for users the
+   * configuration names (`ADMINS`) and the web chat's operator: in a command, this is the
+   * effective role.
+   */
+  readonly role: Role;
 }
 
 /** Users and their language choice. */
@@ -30,6 +37,13 @@ export interface UserDirectory {
   upsert(platform: Platform, user: ChatUser): Promise<StoredUser>;
   /** Stores the user's `/lang` choice; null clears it. The user exists (upserted before). */
   setLanguage(user: UserKey, language: Language | null): Promise<void>;
+  /** The stored user, or undefined if they never wrote (and were never granted a role). */
+  find(user: UserKey): Promise<StoredUser | undefined>;
+  /**
+   * Stores the user's role (`/grant`, `/revoke`), creating the user when they have not written
+   * yet (an admin may grant by id beforehand).
+   */
+  setRole(user: UserKey, role: Role): Promise<StoredUser>;
 }
 
 /** What the core keeps about a chat. */

@@ -8,6 +8,7 @@ import type { CoreServices } from './command.ts';
 import type { Persistence } from './ports.ts';
 import { createModelProfiler } from './profiler.ts';
 import { createTaskQueue } from './queue.ts';
+import type { AdminKey } from './roles.ts';
 
 /** What {@link buildCoreServices} assembles the services from. */
 export interface CoreServiceParts {
@@ -20,6 +21,8 @@ export interface CoreServiceParts {
   /** The database repositories, or `createMemoryStore()`. */
   readonly persistence: Persistence;
   readonly logger: Logger;
+  /** Users the configuration names as admins (`config.ADMINS`). */
+  readonly admins?: readonly AdminKey[];
   /** How `/arch` and `/compare` measure speed (default: 20 runs of one image, a batch of 1,000). */
   readonly latency?: LatencyOptions;
 }
@@ -49,5 +52,6 @@ export function buildCoreServices(parts: CoreServiceParts): CoreServices {
     limits,
     defaultModel: parts.config.DEFAULT_MODEL,
     logger: parts.logger,
+    admins: parts.admins ?? [],
   };
 }

@@ -107,6 +107,8 @@ export function buildTelegramBot(core: Core, options: TelegramBotOptions): Teleg
       chat: m.chat,
       messageId: m.messageId,
       ...(m.command ? { command: m.command } : {}),
+      ...(m.replyTo ? { replyTo: m.replyTo } : {}),
+      ...(m.mentions ? { mentions: m.mentions } : {}),
       ...(file
         ? {
             image: {

@@ -7,11 +7,13 @@ import type { Command } from '../command.ts';
 import arch from './arch.ts';
 import compare from './compare.ts';
 import gradcam from './gradcam.ts';
+import grant from './grant.ts';
 import help from './help.ts';
 import history from './history.ts';
 import lang from './lang.ts';
 import models from './models.ts';
 import predict from './predict.ts';
+import revoke from './revoke.ts';
 import saliency from './saliency.ts';
 import start from './start.ts';
 
@@ -27,6 +29,8 @@ export const commands: readonly Command[] = [
   compare,
   history,
   lang,
+  grant,
+  revoke,
 ];
 
 /** The command for a bare image (a photo without a command). */

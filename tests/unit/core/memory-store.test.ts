@@ -32,6 +32,7 @@ describe('the in-memory store', () => {
       userId: '1',
       name: 'B',
       language: 'ru',
+      role: 'student',
     });
     // Same id on another platform is another user.
     expect((await users.upsert('discord', { id: '1', name: 'A' })).language).toBeNull();
