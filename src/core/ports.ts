@@ -90,7 +90,10 @@ export interface SubmissionInput {
   readonly imageWidth: number | null;
   readonly imageHeight: number | null;
   readonly modelId: string | null;
-  /** The model's training date (`meta.json` `training.date`), null when not recorded. */
+  /**
+   * The exact model version that answered (`0`: the shipped `models/<id>/`; `n`: the promoted
+   * `<DATA_DIR>/models/<id>/<n>/`), also for a rejected photo; null without a model.
+   */
   readonly modelVersion: string | null;
   /** Label of the predicted class. */
   readonly predictedClass: string | null;

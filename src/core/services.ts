@@ -1,9 +1,8 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
-import type { LoadedModel } from '../ml/registry.ts';
-import type { ModelMeta } from '../ml/model-meta.ts';
 import type { LatencyOptions } from '../ml/stats.ts';
 import { createClassifier } from './classifier.ts';
+import type { ModelCatalog } from './classifier.ts';
 import type { CoreServices } from './command.ts';
 import type { Persistence } from './ports.ts';
 import { createModelProfiler } from './profiler.ts';
@@ -14,10 +13,7 @@ import type { AdminKey } from './roles.ts';
 export interface CoreServiceParts {
   readonly config: Pick<Config, 'MAX_IMAGE_BYTES' | 'MAX_IMAGE_PIXELS' | 'DEFAULT_MODEL'>;
   /** The model registry (`ModelRegistry.fromConfig(config)`). */
-  readonly registry: {
-    list(): Promise<ModelMeta[]>;
-    get(id: string): Promise<LoadedModel>;
-  };
+  readonly registry: ModelCatalog;
   /** The database repositories, or `createMemoryStore()`. */
   readonly persistence: Persistence;
   readonly logger: Logger;

@@ -287,6 +287,8 @@ describe('quantized weights', () => {
         models: {
           list: () => Promise.resolve([lenet!, meta]),
           get: (id) => env.registry.get(id),
+          use: (id, fn) => env.registry.use(id, fn),
+          servedVersion: (id) => env.registry.servedVersion(id),
         },
       },
     });
