@@ -10,6 +10,12 @@ const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
 const schema = z.object({
   /** Where datasets, the SQLite file and stored images live. */
   DATA_DIR: z.string().min(1).default(path.join(PROJECT_ROOT, 'data')),
+  /**
+   * A read-only folder laid out like `DATA_DIR` (`mnist/`, `cifar-10/`, `imagenet/`...), for
+   * instance a course's shared copy, searched after `DATA_DIR` for data sets and third-party
+   * models, so a lab machine can train without downloading anything.
+   */
+  CNN_SHARED_DATA: z.string().min(1).optional(),
   /** Where trained models (model.json + weights + meta.json) live. */
   MODELS_DIR: z.string().min(1).default(path.join(PROJECT_ROOT, 'models')),
   /** Forces a TF.js backend instead of the automatic choice. */
