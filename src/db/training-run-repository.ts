@@ -83,6 +83,11 @@ export interface TrainingJobQueue {
     leaseMs: number,
     progress?: JsonObject,
   ): Promise<{ readonly lost: boolean; readonly cancel: boolean }>;
+  /**
+   * Gives a running job back to the queue (a worker shutting down): queued again, to resume from
+   * its checkpoint; the run does not count as a try.
+   */
+  release(id: number, owner: string): Promise<void>;
   /** Records the worker's backend and device. */
   setBackend(id: number, backend: string, device: string): Promise<void>;
   /**
@@ -367,6 +372,18 @@ export function createTrainingRunRepository(
         select: { cancelRequested: true },
       });
       return { lost: false, cancel: row?.cancelRequested === true };
+    },
+
+    async release(id, owner) {
+      await prisma.trainingRun.updateMany({
+        where: { id, status: 'running', leaseOwner: owner },
+        data: {
+          status: 'queued',
+          leaseOwner: null,
+          leaseExpiresAt: null,
+          attempts: { decrement: 1 },
+        },
+      });
     },
 
     async setBackend(id, backend, device) {
