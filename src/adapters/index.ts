@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
-import type { Core } from '../core/index.ts';
+import type { ChatMessenger, Core } from '../core/index.ts';
 import { startDiscord } from './discord/start.ts';
 import { startTelegram } from './telegram/start.ts';
 import { startWebChat } from './web/server.ts';
@@ -18,6 +18,8 @@ export interface RunningAdapter {
   readonly url?: string;
   /** Stops taking updates and waits for its requests in flight. */
   stop(): Promise<void>;
+  /** Edits and posts outside an update (training progress), where the platform allows it. */
+  readonly messenger?: ChatMessenger;
 }
 
 /** One front end that `npm start` may run. */

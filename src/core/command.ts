@@ -9,6 +9,7 @@ import type { Language, Translate } from './i18n.ts';
 import type { Persistence, StoredChat, StoredUser, SubmissionInput } from './ports.ts';
 import type { ModelProfiler } from './profiler.ts';
 import type { AdminKey, Role } from './roles.ts';
+import type { TrainingService } from './training.ts';
 
 /** A text in every language the core speaks. */
 export type LocalizedText = Readonly<Record<Language, string>>;
@@ -37,6 +38,8 @@ export interface CoreServices extends Persistence {
   /** The model for bare photos in chats without their own default (`lenet-mnist`). */
   readonly defaultModel: string;
   readonly logger: Logger;
+  /** The trainer (jobs and model versions); absent where no database backs the bot. */
+  readonly training?: TrainingService;
   /** Users the configuration names as admins (`ADMINS`); default none. */
   readonly admins?: readonly AdminKey[];
 }

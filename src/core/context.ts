@@ -69,6 +69,13 @@ export interface IncomingCommand {
   readonly args: string;
 }
 
+/** A message the bot sent, by the ids its platform edits it with. */
+export interface SentMessageRef {
+  /** The chat (Telegram) or channel (Discord) id. */
+  readonly chatId: string;
+  readonly messageId: string;
+}
+
 /** What an adapter may show while the core works (Telegram chat actions, Discord "thinking"). */
 export type ChatAction = 'typing' | 'upload_photo';
 
@@ -114,6 +121,11 @@ export interface ChatContext {
   readonly operator?: boolean;
   /** Sends a text message in reply. Plain text: no Markdown or HTML. */
   reply(text: string): Promise<void>;
+  /**
+   * Optional: sends a text reply and returns where it is, so that it can be edited later (a
+   * training job's progress). Adapters that cannot edit messages leave it out.
+   */
+  replyEditable?(text: string): Promise<SentMessageRef>;
   /** Sends a PNG image with a plain-text caption (at most 1024 characters) in reply. */
   replyImage(png: Uint8Array, caption: string): Promise<void>;
   /**

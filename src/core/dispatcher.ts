@@ -216,6 +216,7 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
         ...(ctx.mentions ? { mentions: ctx.mentions } : {}),
         ...(ctx.operator === undefined ? {} : { operator: ctx.operator }),
         reply: (text) => ctx.reply(text),
+        ...(ctx.replyEditable ? { replyEditable: (text: string) => ctx.replyEditable!(text) } : {}),
         replyImage: (png, caption) => ctx.replyImage(png, caption),
         lang,
         t,

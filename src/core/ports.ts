@@ -136,3 +136,14 @@ export interface Persistence {
   readonly submissions: SubmissionLog;
   readonly images: ImageStore;
 }
+
+/**
+ * What an adapter offers for messages sent outside an update (a training job's progress): edit a
+ * message, post an image, by the platform's ids. Discord edits with the bot token by channel and
+ * message id, as interaction tokens expire after 15 minutes.
+ */
+export interface ChatMessenger {
+  readonly platform: Platform;
+  editText(chatId: string, messageId: string, text: string): Promise<void>;
+  sendImage(chatId: string, png: Uint8Array, caption: string, replyTo?: string): Promise<void>;
+}

@@ -87,7 +87,7 @@ export interface TrainingJobQueue {
    * Gives a running job back to the queue (a worker shutting down): queued again, to resume from
    * its checkpoint; the run does not count as a try.
    */
-  release(id: number, owner: string): Promise<void>;
+  release(id: number, owner: string, options?: { readonly countsAsTry?: boolean }): Promise<void>;
   /** Records the worker's backend and device. */
   setBackend(id: number, backend: string, device: string): Promise<void>;
   /**
@@ -110,6 +110,8 @@ export interface TrainingJobQueue {
   listForDisplay(recent: number): Promise<TrainingRunRecord[]>;
   /** Jobs with a chat to report to that are not finished, or finished within `sinceMs`. */
   listToReport(sinceMs: number): Promise<TrainingRunRecord[]>;
+  /** Sets where to report: the chat message to edit with progress. */
+  setNotify(id: number, notify: JsonObject): Promise<void>;
   /** Clears where to report (after the final message was sent). */
   clearNotify(id: number): Promise<void>;
 }
@@ -374,14 +376,14 @@ export function createTrainingRunRepository(
       return { lost: false, cancel: row?.cancelRequested === true };
     },
 
-    async release(id, owner) {
+    async release(id, owner, options = {}) {
       await prisma.trainingRun.updateMany({
         where: { id, status: 'running', leaseOwner: owner },
         data: {
           status: 'queued',
           leaseOwner: null,
           leaseExpiresAt: null,
-          attempts: { decrement: 1 },
+          ...(options.countsAsTry ? {} : { attempts: { decrement: 1 } }),
         },
       });
     },
@@ -461,6 +463,13 @@ export function createTrainingRunRepository(
         orderBy: { id: 'asc' },
       });
       return rows.map(toTrainingRun);
+    },
+
+    async setNotify(id, notify) {
+      await prisma.trainingRun.updateMany({
+        where: { id },
+        data: { notifyJson: JSON.stringify(notify) },
+      });
     },
 
     async clearNotify(id) {

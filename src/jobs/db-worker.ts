@@ -100,12 +100,7 @@ export async function executeJob(
   };
   stop.addEventListener('abort', onStop, { once: true });
   const beat = async (): Promise<void> => {
-    const r = await o.trainingRuns.heartbeat(
-      run.id,
-      owner,
-      o.leaseMs,
-      progress && ({ ...progress }),
-    );
+    const r = await o.trainingRuns.heartbeat(run.id, owner, o.leaseMs, progress && { ...progress });
     if (r.lost || r.cancel) {
       why ??= r.lost ? 'lost' : 'cancel';
       abort.abort(new Error(r.lost ? 'lease lost' : 'cancelled'));
@@ -142,6 +137,16 @@ export async function executeJob(
       log.info('job cancelled');
     } else if (why === 'lost') {
       log.warn('job lease lost: another worker has it');
+    } else if (
+      e instanceof JobFailure &&
+      e.reason === 'worker' &&
+      run.attempts < o.maxAttempts &&
+      !stop.aborted
+    ) {
+      // The job's process died (killed, out of memory): run it again from its checkpoint.
+      await o.trainingRuns.release(run.id, owner, { countsAsTry: true });
+      log.warn({ attempt: run.attempts, detail: e.message }, 'job process died: resuming');
+      return;
     } else {
       const f = e instanceof JobFailure ? e : new JobFailure('other', (e as Error).message);
       await o.trainingRuns

@@ -55,6 +55,17 @@ export interface SentMessage {
   /** The message this one replies to (`reply_parameters.message_id`). */
   readonly replyTo?: number;
   readonly threadId?: number;
+  /** The id the fake gave the message. */
+  readonly messageId?: number;
+}
+
+/** An `editMessageText` the fake accepted. */
+export interface EditedMessage {
+  readonly chatId: number;
+  readonly messageId: number;
+  readonly text: string;
+  /** When the fake received it, ms since the epoch. */
+  readonly at: number;
 }
 
 /** A failure to answer instead of the method's result. */
@@ -104,6 +115,8 @@ export interface FakeTelegram {
   readonly me: UserFromGetMe;
   readonly calls: ApiCall[];
   readonly sent: SentMessage[];
+  /** Accepted `editMessageText` calls, in order. */
+  readonly edits: EditedMessage[];
   /** File paths served by the download endpoint, in order. */
   readonly downloads: string[];
   /** `setMyCommands` calls: the language (undefined: default) and the list. */
@@ -171,6 +184,9 @@ export async function startFakeTelegram(
   };
   const calls: ApiCall[] = [];
   const sent: SentMessage[] = [];
+  const edits: EditedMessage[] = [];
+  /** The text of every message the bot sent, by `chat:message`. */
+  const botTexts = new Map<string, string>();
   const downloads: string[] = [];
   const menus: { languageCode: string | undefined; commands: BotCommand[] }[] = [];
   const files = new Map<string, FakeFile>();
@@ -401,8 +417,38 @@ export async function startFakeTelegram(
           throw new ApiFailure(400, 'Bad Request: message text is empty');
         if (text.length > 4096) throw new ApiFailure(400, 'Bad Request: message is too long');
         const result = sentMessage(payload, { text });
-        record('sendMessage', payload, { text });
+        record('sendMessage', payload, { text, messageId: result.message_id });
+        botTexts.set(`${result.chat.id}:${result.message_id}`, text);
         return result;
+      }
+      case 'editMessageText': {
+        const text = payload.text;
+        const key = `${String(payload.chat_id)}:${String(payload.message_id)}`;
+        const old = botTexts.get(key);
+        if (old === undefined) throw new ApiFailure(400, 'Bad Request: message to edit not found');
+        if (typeof text !== 'string' || text.length === 0)
+          throw new ApiFailure(400, 'Bad Request: message text is empty');
+        if (text === old) {
+          throw new ApiFailure(
+            400,
+            'Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message',
+          );
+        }
+        botTexts.set(key, text);
+        edits.push({
+          chatId: Number(payload.chat_id),
+          messageId: Number(payload.message_id),
+          text,
+          at: Date.now(),
+        });
+        return {
+          message_id: Number(payload.message_id),
+          date: Math.floor(Date.now() / 1000),
+          edit_date: Math.floor(Date.now() / 1000),
+          chat: chatOf(payload.chat_id),
+          from: me,
+          text,
+        };
       }
       case 'sendPhoto': {
         const ref = payload.photo;
@@ -420,7 +466,11 @@ export async function startFakeTelegram(
           ],
           ...(caption === undefined ? {} : { caption }),
         });
-        record('sendPhoto', payload, { photo, ...(caption === undefined ? {} : { caption }) });
+        record('sendPhoto', payload, {
+          photo,
+          messageId: result.message_id,
+          ...(caption === undefined ? {} : { caption }),
+        });
         return result;
       }
       default:
@@ -488,6 +538,7 @@ export async function startFakeTelegram(
     me,
     calls,
     sent,
+    edits,
     downloads,
     menus,
     get webhook() {

@@ -1,4 +1,4 @@
-import { AttachmentBuilder, type ChatInputCommandInteraction } from 'discord.js';
+import { AttachmentBuilder, type ChatInputCommandInteraction, type Message } from 'discord.js';
 import type { ChatContext, Command, ImageRef } from '../../core/index.ts';
 import { attachmentImage } from './attachment-image.ts';
 import { chatInfo } from './chat-info.ts';
@@ -39,14 +39,13 @@ export function interactionContext(
   const { user } = interaction;
 
   let answered = false;
-  async function send(content: string, files?: AttachmentBuilder[]): Promise<void> {
+  async function send(content: string, files?: AttachmentBuilder[]): Promise<Message> {
     const payload = { content, ...(files ? { files } : {}) };
     if (!answered) {
       answered = true;
-      await interaction.editReply(payload);
-    } else {
-      await interaction.followUp(payload);
+      return interaction.editReply(payload);
     }
+    return interaction.followUp(payload);
   }
 
   const ctx: ChatContext = {
@@ -67,6 +66,12 @@ export function interactionContext(
     ...(image ? { image } : {}),
     async reply(text) {
       for (const part of splitMessage(text)) await send(part);
+    },
+    async replyEditable(text) {
+      // Edited later by channel and message id with the bot token: the interaction's own
+      // token expires after 15 minutes, long before a training job ends.
+      const m = await send(text.slice(0, MESSAGE_MAX));
+      return { chatId: m.channelId, messageId: m.id };
     },
     async replyImage(png, caption) {
       const file = new AttachmentBuilder(Buffer.from(png), { name: IMAGE_NAME });

@@ -24,9 +24,8 @@ export function mentionContext(message: Message, botId: string): ChatContext | u
   const command = parseCommandText(text);
   const attachment = message.attachments.first();
   const { author } = message;
-  const send = async (content: string, files?: AttachmentBuilder[]): Promise<void> => {
-    await message.reply({ content, ...(files ? { files } : {}) });
-  };
+  const send = (content: string, files?: AttachmentBuilder[]): Promise<Message> =>
+    message.reply({ content, ...(files ? { files } : {}) });
   return {
     platform: 'discord',
     user: {
@@ -42,6 +41,10 @@ export function mentionContext(message: Message, botId: string): ChatContext | u
     ...(attachment ? { image: attachmentImage(attachment) } : {}),
     async reply(text) {
       for (const part of splitMessage(text)) await send(part);
+    },
+    async replyEditable(text) {
+      const m = await send(text.slice(0, MESSAGE_MAX));
+      return { chatId: m.channelId, messageId: m.id };
     },
     async replyImage(png, caption) {
       const file = new AttachmentBuilder(Buffer.from(png), { name: IMAGE_NAME });

@@ -6,7 +6,7 @@ import { autoRetry } from '@grammyjs/auto-retry';
 import { sequentialize } from '@grammyjs/runner';
 import { Bot, InputFile, type Transformer } from 'grammy';
 import type { Logger } from 'pino';
-import type { ChatContext, Core } from '../../core/index.ts';
+import type { ChatContext, ChatMessenger, Core } from '../../core/index.ts';
 import { createFileDownloader } from './files.ts';
 import { translateMessage } from './update.ts';
 
@@ -35,6 +35,8 @@ export interface TelegramBotOptions {
 /** A bot wired to the core, and a way to wait for the updates it is handling. */
 export interface TelegramBot {
   readonly bot: Bot;
+  /** Edits and posts outside an update (training progress). */
+  readonly messenger: ChatMessenger;
   /** Resolves when every update handed to the core so far has been answered. */
   readonly settled: () => Promise<void>;
 }
@@ -121,6 +123,10 @@ export function buildTelegramBot(core: Core, options: TelegramBotOptions): Teleg
       reply: async (text) => {
         await ctx.api.sendMessage(chatId, text, quote);
       },
+      replyEditable: async (text) => {
+        const sent = await ctx.api.sendMessage(chatId, text, quote);
+        return { chatId: String(chatId), messageId: String(sent.message_id) };
+      },
       replyImage: async (png, caption) => {
         await ctx.api.sendPhoto(chatId, new InputFile(png, 'prediction.png'), {
           caption,
@@ -144,8 +150,29 @@ export function buildTelegramBot(core: Core, options: TelegramBotOptions): Teleg
     log.error({ err: err.error, updateId: err.ctx.update.update_id }, 'telegram update failed');
   });
 
+  const messenger: ChatMessenger = {
+    platform: 'telegram',
+    async editText(chatId, messageId, text) {
+      await bot.api.editMessageText(chatId, Number(messageId), text);
+    },
+    async sendImage(chatId, png, caption, replyTo) {
+      await bot.api.sendPhoto(chatId, new InputFile(png, 'learning-curves.png'), {
+        caption: caption.slice(0, 1024),
+        ...(replyTo === undefined
+          ? {}
+          : {
+              reply_parameters: {
+                message_id: Number(replyTo),
+                allow_sending_without_reply: true,
+              },
+            }),
+      });
+    },
+  };
+
   return {
     bot,
+    messenger,
     settled: async () => {
       while (pending.size > 0) await Promise.allSettled([...pending]);
     },

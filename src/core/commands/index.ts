@@ -5,17 +5,22 @@
  */
 import type { Command } from '../command.ts';
 import arch from './arch.ts';
+import cancel from './cancel.ts';
 import compare from './compare.ts';
 import gradcam from './gradcam.ts';
 import grant from './grant.ts';
 import help from './help.ts';
 import history from './history.ts';
+import jobs from './jobs.ts';
 import lang from './lang.ts';
 import models from './models.ts';
 import predict from './predict.ts';
+import retrain from './retrain.ts';
 import revoke from './revoke.ts';
+import rollback from './rollback.ts';
 import saliency from './saliency.ts';
 import start from './start.ts';
+import versions from './versions.ts';
 
 /** Every command, in menu order. */
 export const commands: readonly Command[] = [
@@ -29,6 +34,11 @@ export const commands: readonly Command[] = [
   compare,
   history,
   lang,
+  retrain,
+  jobs,
+  cancel,
+  versions,
+  rollback,
   grant,
   revoke,
 ];

@@ -83,4 +83,99 @@ describe('the database-leased trainer worker', () => {
       await w.close();
     }
   }, 150_000);
+
+  it('cancel kills a running job within seconds; the served version stays', async () => {
+    const served = (await db.modelVersions.served()).get('lenet-mnist');
+    const run = await db.trainingRuns.create({ modelId: 'lenet-mnist', params: { epochs: 30 } });
+    const pids: number[] = [];
+    const w = worker({ onSpawn: (_job, pid) => pids.push(pid) });
+    try {
+      await vi.waitFor(
+        async () => {
+          const r = await db.trainingRuns.get(run.id);
+          if (!r?.progress) throw new Error('no progress yet');
+        },
+        { timeout: 60_000, interval: 100 },
+      );
+      const asked = Date.now();
+      await db.trainingRuns.requestCancel(run.id);
+      await vi.waitFor(
+        async () => {
+          if ((await db.trainingRuns.get(run.id))?.status !== 'cancelled') throw new Error('still');
+        },
+        { timeout: 10_000, interval: 100 },
+      );
+      expect(Date.now() - asked).toBeLessThan(5000);
+      // The child is gone (reaped within moments of the kill).
+      await vi.waitFor(() => expect(() => process.kill(pids[0]!, 0)).toThrow(), {
+        timeout: 3000,
+        interval: 50,
+      });
+      expect((await db.modelVersions.served()).get('lenet-mnist')).toBe(served);
+    } finally {
+      await w.close();
+    }
+  }, 90_000);
+
+  it('a killed job process is resumed; after the last try it fails with the reason', async () => {
+    const served = (await db.modelVersions.served()).get('lenet-mnist');
+    const run = await db.trainingRuns.create({ modelId: 'lenet-mnist', params: { epochs: 30 } });
+    const pids: number[] = [];
+    const w = worker({
+      onSpawn: (_job, pid) => {
+        pids.push(pid);
+      },
+    });
+    try {
+      for (let i = 0; i < 2; i++) {
+        await vi.waitFor(
+          async () => {
+            const r = await db.trainingRuns.get(run.id);
+            if (pids.length <= i || !r?.progress || r.attempts !== i + 1) throw new Error('wait');
+          },
+          { timeout: 60_000, interval: 100 },
+        );
+        process.kill(pids[i]!, 'SIGKILL');
+      }
+      const failed = await vi.waitFor(
+        async () => {
+          const r = await db.trainingRuns.get(run.id);
+          if (r?.status !== 'failed') throw new Error(`job is ${r?.status}`);
+          return r;
+        },
+        { timeout: 30_000, interval: 100 },
+      );
+      expect(pids).toHaveLength(2);
+      expect(failed.attempts).toBe(2);
+      expect(failed.error).toMatch(
+        /^worker: the job's process ended without a result \(signal SIGKILL\)/,
+      );
+      expect(failed.metrics).toMatchObject({ reason: 'worker' });
+      expect((await db.modelVersions.served()).get('lenet-mnist')).toBe(served);
+    } finally {
+      await w.close();
+    }
+  }, 150_000);
+
+  it('a worker that dies holding a job leaves its lease to expire; another worker resumes it', async () => {
+    const run = await db.trainingRuns.create({ modelId: 'lenet-mnist', params: { epochs: 1 } });
+    // A worker that claimed the job and vanished (no heartbeats).
+    const claimed = await db.trainingRuns.claim('dead-worker', 500, 3);
+    expect(claimed.run?.id).toBe(run.id);
+    await new Promise((r) => setTimeout(r, 600));
+    const w = worker({ owner: 'second-worker' });
+    try {
+      const done = await vi.waitFor(
+        async () => {
+          const r = await db.trainingRuns.get(run.id);
+          if (r?.status !== 'succeeded') throw new Error(`job is ${r?.status}`);
+          return r;
+        },
+        { timeout: 120_000, interval: 250 },
+      );
+      expect(done.attempts).toBe(2);
+    } finally {
+      await w.close();
+    }
+  }, 150_000);
 });
