@@ -2,9 +2,10 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { startAdapters, type RunningAdapter } from './adapters/index.ts';
 import { createPrismaPersistence } from './adapters/persistence/prisma-persistence.ts';
-import { loadConfig, PROJECT_ROOT, type Config } from './config.ts';
-import { buildCoreServices, createCore, type Persistence } from './core/index.ts';
+import { loadConfig, PROJECT_ROOT } from './config.ts';
+import { buildCoreServices, createCore } from './core/index.ts';
 import { openDatabase } from './db/database.ts';
+import { startTrainerRuntime } from './jobs/trainer-runtime.ts';
 import { logger } from './logger.ts';
 import { initBackend } from './ml/backend.ts';
 import { ModelRegistry } from './ml/registry.ts';
@@ -28,12 +29,6 @@ function loadDotEnv(): void {
  * The persistence ports over the configured database (SQLite in the data folder, or PostgreSQL
  * from `DATABASE_URL`), migrated at start-up; closed on shutdown.
  */
-async function openPersistence(config: Config): Promise<Persistence & { close(): Promise<void> }> {
-  const db = await openDatabase(config);
-  logger.info({ provider: db.provider }, 'database ready');
-  return { ...createPrismaPersistence(db), close: () => db.close() };
-}
-
 /**
  * `npm start`: reads the configuration (environment and `.env`), starts the TF.js backend and
  * the model registry, builds the core and starts the configured adapters (the local web chat when
@@ -47,6 +42,10 @@ async function main(): Promise<void> {
   logger.level = config.LOG_LEVEL;
   const backend = await initBackend();
   const registry = ModelRegistry.fromConfig(config);
+  const db = await openDatabase(config);
+  logger.info({ provider: db.provider }, 'database ready');
+  // Serves the promoted versions (loaded on first use), and runs the embedded trainer worker.
+  const trainer = await startTrainerRuntime(config, db, registry, logger);
   const metas = await registry.list();
   if (!metas.some((m) => m.id === config.DEFAULT_MODEL)) {
     logger.warn(
@@ -56,11 +55,18 @@ async function main(): Promise<void> {
   } else {
     await registry.get(config.DEFAULT_MODEL); // load now, not on the first photo
   }
-  const persistence = await openPersistence(config);
-  const core = createCore(buildCoreServices({ config, registry, persistence, logger }), {
-    rateLimit: { points: config.RATE_LIMIT_PER_MINUTE, durationSeconds: 60 },
-  });
+  const persistence = createPrismaPersistence(db);
+  const core = createCore(
+    {
+      ...buildCoreServices({ config, registry, persistence, logger, admins: config.ADMINS }),
+      training: trainer.training,
+    },
+    {
+      rateLimit: { points: config.RATE_LIMIT_PER_MINUTE, durationSeconds: 60 },
+    },
+  );
   const adapters: RunningAdapter[] = await startAdapters(config, core, logger);
+  trainer.startReporter(adapters.flatMap((a) => (a.messenger ? [a.messenger] : [])));
   logger.info(
     { backend, models: metas.map((m) => m.id), adapters: adapters.map((a) => a.name) },
     'ready',
@@ -85,8 +91,10 @@ async function main(): Promise<void> {
         if (!drained) logger.warn({ inFlight: core.inFlight }, 'abandoning updates in flight');
         // Adapters wait for their requests; after the drain deadline do not wait for them.
         if (drained) await stopAdapters;
+        // The embedded worker gives its job back to the queue (resumed on the next start).
+        await trainer.close();
         await registry.dispose();
-        await persistence.close();
+        await db.close();
       })
       .catch((e: unknown) => logger.error({ err: e }, 'error while shutting down'))
       .finally(() => process.exit(0));

@@ -3,9 +3,10 @@
  * starts. Telegram and Discord join this list (one entry each) in their own change; the web chat
  * runs when no bot token is set, so a fresh machine has something to talk to.
  */
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
-import type { Core } from '../core/index.ts';
+import type { ChatMessenger, Core } from '../core/index.ts';
 import { startDiscord } from './discord/start.ts';
 import { startTelegram } from './telegram/start.ts';
 import { startWebChat } from './web/server.ts';
@@ -17,6 +18,8 @@ export interface RunningAdapter {
   readonly url?: string;
   /** Stops taking updates and waits for its requests in flight. */
   stop(): Promise<void>;
+  /** Edits and posts outside an update (training progress), where the platform allows it. */
+  readonly messenger?: ChatMessenger;
 }
 
 /** One front end that `npm start` may run. */
@@ -38,12 +41,15 @@ export const ADAPTERS: readonly AdapterEntry[] = [
     name: 'web',
     enabled: (config) => !hasBotToken(config),
     start: async (config, core, logger) => {
+      // The operator's token, printed in the URL (as Jupyter does) and never logged.
+      const operatorToken = config.WEB_OPERATOR_TOKEN ?? randomBytes(24).toString('base64url');
       const web = await startWebChat(core, {
         port: config.WEB_PORT,
         maxImageBytes: config.MAX_IMAGE_BYTES,
         logger,
+        operatorToken,
       });
-      return { name: 'web', url: web.url, stop: () => web.stop() };
+      return { name: 'web', url: `${web.url}?token=${operatorToken}`, stop: () => web.stop() };
     },
   },
   {

@@ -8,6 +8,8 @@ import type { ChatContext } from './context.ts';
 import type { Language, Translate } from './i18n.ts';
 import type { Persistence, StoredChat, StoredUser, SubmissionInput } from './ports.ts';
 import type { ModelProfiler } from './profiler.ts';
+import type { AdminKey, Role } from './roles.ts';
+import type { TrainingService } from './training.ts';
 
 /** A text in every language the core speaks. */
 export type LocalizedText = Readonly<Record<Language, string>>;
@@ -36,6 +38,10 @@ export interface CoreServices extends Persistence {
   /** The model for bare photos in chats without their own default (`lenet-mnist`). */
   readonly defaultModel: string;
   readonly logger: Logger;
+  /** The trainer (jobs and model versions); absent where no database backs the bot. */
+  readonly training?: TrainingService;
+  /** Users the configuration names as admins (`ADMINS`); default none. */
+  readonly admins?: readonly AdminKey[];
 }
 
 /** The image of the update, downloaded, stored and checked from its header. */
@@ -99,6 +105,11 @@ export interface Command {
   /** One line for `/help` and the platforms' command menus. */
   readonly description: LocalizedText;
   readonly options?: readonly CommandOption[];
+  /**
+   * The weakest role allowed to run it (default `student`: everyone). The dispatcher refuses
+   * anyone weaker with `role.required` and a log line; `/help` lists it only to those allowed.
+   */
+  readonly role?: Role;
   /** True when successful runs are logged as submissions (failures always are). */
   readonly logsSubmission?: boolean;
   /**

@@ -21,7 +21,8 @@ import {
   type Language,
   type Translate,
 } from './i18n.ts';
-import type { SubmissionInput } from './ports.ts';
+import type { StoredUser, SubmissionInput } from './ports.ts';
+import { effectiveRole, isRole, requireRole } from './roles.ts';
 
 /** Options of {@link createCore}. */
 export interface CoreOptions {
@@ -127,9 +128,13 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
 
   function errorParams(e: UserError, lang: Language): Record<string, string | number> {
     const { limits } = services;
+    const role = e.params.role;
     return {
       ...e.params,
       ...(e.params.known === '' ? { known: '—' } : {}),
+      ...(typeof role === 'string' && isRole(role)
+        ? { role: translator(lang)(`role.name.${role}`) }
+        : {}),
       maxSize: formatMegabytes(limits.maxBytes, lang),
       maxMegapixels: new Intl.NumberFormat(lang, { maximumFractionDigits: 1 }).format(
         limits.maxPixels / 1e6,
@@ -170,10 +175,20 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
     let record = false;
     let errorCode: string | null = null;
     try {
-      const [storedUser, storedChat] = await Promise.all([
+      const [dbUser, storedChat] = await Promise.all([
         services.users.upsert(ctx.platform, ctx.user),
         services.chats.upsert(ctx.platform, ctx.chat),
       ]);
+      const storedUser: StoredUser = {
+        ...dbUser,
+        role: effectiveRole(
+          dbUser.role,
+          ctx.platform,
+          ctx.user.id,
+          services.admins ?? [],
+          ctx.operator === true,
+        ),
+      };
       lang = resolveLanguage(storedUser.language, ctx.user.languageCode);
       t = translator(lang);
       if (r.kind === 'unknown') {
@@ -193,6 +208,9 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
         return;
       }
       record = r.kind === 'command' && r.command.logsSubmission === true;
+      if (r.kind === 'command' && r.command.role !== undefined) {
+        requireRole(storedUser, r.command.role, r.command.name);
+      }
       // Built field by field, not spread: an adapter's context may be a class instance.
       const commandCtx: CommandContext = {
         platform: ctx.platform,
@@ -201,9 +219,13 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
         messageId: ctx.messageId,
         ...(ctx.command ? { command: ctx.command } : {}),
         ...(ctx.image ? { image: ctx.image } : {}),
-        ...(ctx.replyTo === undefined ? {} : { replyTo: ctx.replyTo }),
+        ...(ctx.replyTo ? { replyTo: ctx.replyTo } : {}),
+        ...(ctx.mentions ? { mentions: ctx.mentions } : {}),
+        ...(ctx.operator === undefined ? {} : { operator: ctx.operator }),
+        ...(ctx.replyToMessageId === undefined ? {} : { replyToMessageId: ctx.replyToMessageId }),
         ...(ctx.press ? { press: ctx.press } : {}),
         reply: (text, options) => ctx.reply(text, options),
+        ...(ctx.replyEditable ? { replyEditable: (text: string) => ctx.replyEditable!(text) } : {}),
         replyImage: (png, caption, options) => ctx.replyImage(png, caption, options),
         ...(ctx.replyFile
           ? {
@@ -234,7 +256,10 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
       const where = { platform: ctx.platform, chat: ctx.chat.id, messageId: ctx.messageId };
       if (isUserError(e)) {
         errorCode = e.id;
-        log.info({ ...where, command: commandName, code: e.id, detail: e.message }, 'user error');
+        log.info(
+          { ...where, user: ctx.user.id, command: commandName, code: e.id, detail: e.message },
+          e.id === 'role.required' ? 'refused: role required' : 'user error',
+        );
         await safely('error reply', ctx, () =>
           ctx.reply(t(userErrorKey(e.id), errorParams(e, lang))),
         );

@@ -1,25 +1,24 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
-import type { LoadedModel } from '../ml/registry.ts';
-import type { ModelMeta } from '../ml/model-meta.ts';
 import type { LatencyOptions } from '../ml/stats.ts';
 import { createClassifier } from './classifier.ts';
+import type { ModelCatalog } from './classifier.ts';
 import type { CoreServices } from './command.ts';
 import type { Persistence } from './ports.ts';
 import { createModelProfiler } from './profiler.ts';
 import { createTaskQueue } from './queue.ts';
+import type { AdminKey } from './roles.ts';
 
 /** What {@link buildCoreServices} assembles the services from. */
 export interface CoreServiceParts {
   readonly config: Pick<Config, 'MAX_IMAGE_BYTES' | 'MAX_IMAGE_PIXELS' | 'DEFAULT_MODEL'>;
   /** The model registry (`ModelRegistry.fromConfig(config)`). */
-  readonly registry: {
-    list(): Promise<ModelMeta[]>;
-    get(id: string): Promise<LoadedModel>;
-  };
+  readonly registry: ModelCatalog;
   /** The database repositories, or `createMemoryStore()`. */
   readonly persistence: Persistence;
   readonly logger: Logger;
+  /** Users the configuration names as admins (`config.ADMINS`). */
+  readonly admins?: readonly AdminKey[];
   /** How `/arch` and `/compare` measure speed (default: 20 runs of one image, a batch of 1,000). */
   readonly latency?: LatencyOptions;
 }
@@ -49,5 +48,6 @@ export function buildCoreServices(parts: CoreServiceParts): CoreServices {
     limits,
     defaultModel: parts.config.DEFAULT_MODEL,
     logger: parts.logger,
+    admins: parts.admins ?? [],
   };
 }

@@ -14,10 +14,7 @@ import {
   type ModelVersionRepository,
 } from './model-version-repository.ts';
 import { createSubmissionRepository, type SubmissionRepository } from './submission-repository.ts';
-import {
-  createTrainingRunRepository,
-  type TrainingRunRepository,
-} from './training-run-repository.ts';
+import { createTrainingRunRepository, type TrainingRuns } from './training-run-repository.ts';
 import { createUserRepository, type UserRepository } from './user-repository.ts';
 
 /** Everything the rest of the application stores, behind one interface for both providers. */
@@ -29,7 +26,7 @@ export interface Database {
   /** Photos on disk under `<DATA_DIR>/images`, addressed by SHA-256. */
   readonly images: ImageStore;
   readonly modelVersions: ModelVersionRepository;
-  readonly trainingRuns: TrainingRunRepository;
+  readonly trainingRuns: TrainingRuns;
   /** issue 16: labels of submissions' photos. */
   readonly labels: LabelRepository;
   /** Closes the connections; the object is unusable afterwards. */
@@ -58,7 +55,7 @@ export async function openDatabase(config: DatabaseConfig): Promise<Database> {
     submissions: createSubmissionRepository(prisma),
     images: createImageStore(config.DATA_DIR),
     modelVersions: createModelVersionRepository(prisma),
-    trainingRuns: createTrainingRunRepository(prisma),
+    trainingRuns: createTrainingRunRepository(prisma, target.provider),
     labels: createLabelRepository(prisma),
     close: () => client.close(),
   };

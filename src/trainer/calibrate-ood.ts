@@ -3,6 +3,7 @@ import seedrandom from 'seedrandom';
 import { logger } from '../logger.ts';
 import type { OodCriterion } from '../ml/model-meta.ts';
 import { loadDataset } from './datasets/load.ts';
+import type { LocateOptions } from './datasets/locations.ts';
 import {
   datasetThroughPipeline,
   pngsThroughPipeline,
@@ -74,6 +75,7 @@ export async function calibrateOod(
   train: LabelledImages,
   validationIndices: Uint32Array,
   dataDir: string,
+  locate: LocateOptions = {},
 ): Promise<OodCriterion> {
   const pick = shuffledIndices(validationIndices.length, seedrandom('ood-val')).subarray(
     0,
@@ -103,7 +105,7 @@ export async function calibrateOod(
   ] as const;
   for (const [name, key, isDigit] of heldOut) {
     try {
-      const data = await loadDataset(name, 'test', dataDir);
+      const data = await loadDataset(name, 'test', dataDir, locate);
       await measure(
         key,
         await datasetThroughPipeline(data, HELD_OUT_SAMPLES, `ood-${name}`),

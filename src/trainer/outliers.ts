@@ -3,6 +3,7 @@ import sharp from 'sharp';
 import { logger } from '../logger.ts';
 import { preprocessDigit } from '../ml/preprocess/digit.ts';
 import { loadDataset } from './datasets/load.ts';
+import type { LocateOptions } from './datasets/locations.ts';
 import type { DatasetName, DatasetSplit } from './datasets/types.ts';
 import { shuffledIndices, type LabelledImages, type OutlierSet } from './train.ts';
 
@@ -118,6 +119,7 @@ export async function buildDigitOutliers(
   dataDir: string,
   perSource: number,
   perBatch: number,
+  locate: LocateOptions = {},
 ): Promise<OutlierSet> {
   const parts: Float32Array[] = [];
   const sources: [DatasetName, DatasetSplit][] = [
@@ -126,7 +128,7 @@ export async function buildDigitOutliers(
   ];
   for (const [name, split] of sources) {
     try {
-      const data = await loadDataset(name, split, dataDir);
+      const data = await loadDataset(name, split, dataDir, locate);
       const p = await datasetThroughPipeline(data, perSource, `oe-${name}`);
       parts.push(p.inputs);
       logger.info({ dataset: name, count: p.count, rejected: p.rejected }, 'outlier images ready');

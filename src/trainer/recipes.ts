@@ -8,6 +8,8 @@ import type { ModelMeta } from '../ml/model-meta.ts';
 import { augmentCropFlipBatch, augmentDigitBatch } from './augment.ts';
 import { addWritingVariant } from './digit-variants.ts';
 import { buildDigitOutliers } from './outliers.ts';
+import type { LocateOptions } from './datasets/locations.ts';
+import type { SCHEDULE_NAMES } from './job-spec.ts';
 import type { BatchFiller, LabelledImages, OutlierSet } from './train.ts';
 
 /** Everything `train <id>` needs to know about one shipped model. */
@@ -31,7 +33,7 @@ export interface Recipe {
   /** Augmenting batch filler, when the recipe augments. */
   readonly augment?: (data: LabelledImages) => BatchFiller;
   /** Outlier Exposure set, when the recipe trains with one (see `TrainOptions.outliers`). */
-  readonly outliers?: (dataDir: string) => Promise<OutlierSet>;
+  readonly outliers?: (dataDir: string, locate?: LocateOptions) => Promise<OutlierSet>;
   /** Whether `train` calibrates a "not one of the classes" criterion (digit models). */
   readonly calibrateOod?: boolean;
 }
@@ -55,7 +57,7 @@ export const SCHEDULES = {
   cosine: cosineSchedule,
   step: stepSchedule,
   constant: (base: number) => base,
-} as const satisfies Record<string, Schedule>;
+} as const satisfies Record<(typeof SCHEDULE_NAMES)[number], Schedule>;
 export type ScheduleName = keyof typeof SCHEDULES;
 
 /** Random crop from a 4-pixel zero padding and a horizontal flip (CIFAR). */
@@ -112,7 +114,7 @@ export const RECIPES: Readonly<Record<string, Recipe>> = {
       schedule: 'cosine',
     },
     augment: digitAugment,
-    outliers: (dataDir) => buildDigitOutliers(dataDir, 4000, 8),
+    outliers: (dataDir, locate) => buildDigitOutliers(dataDir, 4000, 8, locate),
     calibrateOod: true,
   },
   'alexnet-cifar10': {

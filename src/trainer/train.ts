@@ -52,7 +52,17 @@ export type TrainProgress =
       readonly epochs: number;
       readonly batches: number;
     }
-  | { readonly kind: 'batch'; readonly batch: number; readonly loss: number; readonly acc: number }
+  | {
+      readonly kind: 'batch';
+      /** 0-based epoch. */
+      readonly epoch: number;
+      /** 1-based batch of the epoch, of `batches`. */
+      readonly batch: number;
+      readonly batches: number;
+      /** Running means over the epoch so far. */
+      readonly loss: number;
+      readonly acc: number;
+    }
   | { readonly kind: 'epoch-end'; readonly record: EpochRecord };
 
 export interface TrainOptions {
@@ -97,6 +107,13 @@ export interface TrainOptions {
    * than workers is left out of that epoch. At most `batchSize`.
    */
   readonly workers?: number;
+  /**
+   * Stops the run between batches: checked before each epoch and after each batch (after its
+   * progress event), so an abort takes effect within one batch. The run then rejects with the
+   * signal's reason, without a checkpoint of the unfinished epoch: the last one written stays the
+   * one to resume.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** A tensor's values outside the engine (no disposal needed), e.g. for a checkpoint file. */
@@ -358,6 +375,8 @@ export function outputUnits(model: tf.LayersModel): number {
  * @throws {Error} when early stopping is asked without a validation split, or `resume` holds
  *   weights that do not fit `model`.
  * @throws {RangeError} when `workers` is not a positive integer or exceeds `batchSize`.
+ * @throws the reason of {@link TrainOptions.signal} when it is aborted (an `AbortError`
+ *   `DOMException` unless given another).
  */
 export async function trainClassifier(
   model: tf.LayersModel,
@@ -404,6 +423,7 @@ export async function trainClassifier(
         stopped = 'early-stopping';
         break;
       }
+      opt.signal?.throwIfAborted();
       const lr = opt.learningRate(epoch);
       await runner.configure(lr, epoch * batches);
       opt.onProgress?.({ kind: 'epoch-start', epoch, epochs: opt.epochs, batches });
@@ -425,7 +445,15 @@ export async function trainClassifier(
           accSum += acc * n;
           seen += n;
         }
-        opt.onProgress?.({ kind: 'batch', batch: b + 1, loss: lossSum / seen, acc: accSum / seen });
+        opt.onProgress?.({
+          kind: 'batch',
+          epoch,
+          batch: b + 1,
+          batches,
+          loss: lossSum / seen,
+          acc: accSum / seen,
+        });
+        opt.signal?.throwIfAborted();
       }
       const seconds = (performance.now() - te) / 1000;
       await runner.sync();

@@ -4,7 +4,6 @@ import type {
   ClassDataFilter,
   LabelledSubmission,
   Persistence,
-  Role,
   StoredChat,
   StoredUser,
   Submission,
@@ -17,6 +16,7 @@ import type {
   LabelledSubmissionRecord,
 } from '../../db/label-repository.ts';
 import type { SubmissionRecord } from '../../db/submission-repository.ts';
+import type { UserRecord } from '../../db/user-repository.ts';
 import { sniffFormat } from '../../imaging/decode.ts';
 
 /** File extension to store an upload under: its real format, `bin` for anything else. */
@@ -27,6 +27,18 @@ function extensionOf(bytes: Uint8Array): string {
     : ['png', 'gif', 'webp', 'tiff', 'avif', 'bmp', 'heic'].includes(f)
       ? f
       : 'bin';
+}
+
+/** The core's view of a stored user. */
+function toStoredUser(platform: Platform, u: UserRecord): StoredUser {
+  const lang = u.languageOverride;
+  return {
+    platform,
+    userId: u.platformId,
+    name: u.name ?? u.platformId,
+    language: lang && isLanguage(lang) ? lang : null,
+    role: u.role,
+  };
 }
 
 /**
@@ -151,7 +163,7 @@ export function createPrismaPersistence(db: Database): Persistence {
           submissionId: Number(l.submissionId),
           label: l.label,
           userId: by?.id ?? null,
-          role: l.role satisfies Role,
+          role: l.role,
           source: l.source,
         });
         return { ...l, id: String(rec.id), createdAt: rec.createdAt };
@@ -175,17 +187,21 @@ export function createPrismaPersistence(db: Database): Persistence {
           name: user.name,
           language: user.languageCode,
         });
-        const lang = u.languageOverride;
-        return {
-          platform,
-          userId: user.id,
-          name: u.name ?? user.name,
-          language: lang && isLanguage(lang) ? lang : null,
-          role: u.role,
-        };
+        return toStoredUser(platform, u);
       },
       async setLanguage(user, language) {
         await db.users.setLanguageOverride(await userId(user.platform, user.userId), language);
+      },
+      async find(user) {
+        const u = await db.users.findByPlatform(user.platform, user.userId);
+        return u && toStoredUser(user.platform, u);
+      },
+      async setRole(user, role) {
+        const u = await db.users.upsertFromPlatform({
+          platform: user.platform,
+          platformId: user.userId,
+        });
+        return toStoredUser(user.platform, await db.users.setRole(u.id, role));
       },
     },
     chats: {

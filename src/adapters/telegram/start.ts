@@ -61,7 +61,7 @@ export async function startTelegram(
   if (token === undefined) throw new Error('TELEGRAM_BOT_TOKEN is not set');
   const log = logger.child({ adapter: 'telegram' });
   const apiRoot = config.TELEGRAM_API_ROOT ?? DEFAULT_API_ROOT;
-  const { bot, settled } = buildTelegramBot(core, {
+  const { bot, settled, messenger } = buildTelegramBot(core, {
     token,
     apiRoot,
     maxDownloadBytes: config.TELEGRAM_MAX_DOWNLOAD_BYTES,
@@ -105,6 +105,7 @@ export async function startTelegram(
     return {
       name: 'telegram',
       username,
+      messenger,
       stop: async () => {
         if (runner.isRunning()) await runner.stop();
         await settled();
@@ -147,6 +148,7 @@ export async function startTelegram(
   return {
     name: 'telegram',
     username,
+    messenger,
     webhookPort: port,
     stop: async () => {
       // The webhook stays registered: Telegram keeps the updates until the bot is back.

@@ -8,6 +8,7 @@
  * limits, a clean `close()` that stops accepting and lets in-flight requests finish, and
  * `inject()` for tests. Both are maintained by the fastify team and have no native parts.
  */
+import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import multipart from '@fastify/multipart';
 import Fastify, {
@@ -68,6 +69,32 @@ export interface WebChatOptions {
   /** Largest accepted upload, bytes (the core refuses larger ones with a localized message). */
   readonly maxImageBytes: number;
   readonly logger: Logger;
+  /**
+   * The operator's secret: opening `/?token=<it>` sets an HttpOnly cookie, and messages that
+   * carry it come from the machine's operator, who is admin here (as Jupyter's token). Without
+   * it every web-chat user is a student.
+   */
+  readonly operatorToken?: string;
+}
+
+/** The cookie holding the operator token once the page was opened with it. */
+const OPERATOR_COOKIE = 'cnn_operator';
+
+/** True when `given` is the token (constant time). */
+function tokenMatches(token: string | undefined, given: string | undefined): boolean {
+  if (token === undefined || given === undefined) return false;
+  const a = Buffer.from(token);
+  const b = Buffer.from(given);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** The value of one cookie of a request. */
+function cookie(req: FastifyRequest, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const [k, ...v] = part.trim().split('=');
+    if (k === name) return v.join('=');
+  }
+  return undefined;
 }
 
 /** What the page sends besides the image. */
@@ -88,14 +115,19 @@ function acceptLanguage(header: string | undefined): string | undefined {
   return first === '' || first === '*' ? undefined : first;
 }
 
+/** True when the request names this machine as its host (not a rebinding DNS name). */
+function isLocalHost(req: FastifyRequest): boolean {
+  const hostname = (req.headers.host ?? '').replace(/:\d+$/, '');
+  return ['127.0.0.1', 'localhost', '[::1]'].includes(hostname);
+}
+
 /**
  * Refuses requests from other web sites (a page elsewhere posting to localhost) and from other
  * host names (DNS rebinding): only the page this server serves may use the API.
  */
 function isOwnPage(req: FastifyRequest): boolean {
+  if (!isLocalHost(req)) return false;
   const host = req.headers.host ?? '';
-  const hostname = host.replace(/:\d+$/, '');
-  if (!['127.0.0.1', 'localhost', '[::1]'].includes(hostname)) return false;
   const origin = req.headers.origin;
   return origin === undefined || origin === `http://${host}`;
 }
@@ -132,7 +164,15 @@ export function buildWebChat(core: Core, options: WebChatOptions): FastifyInstan
   });
   let nextMessageId = 1;
 
-  app.get('/', async (_req, reply) => {
+  app.get('/', async (req, reply) => {
+    const query = req.query as Record<string, unknown>;
+    const given = typeof query.token === 'string' ? query.token : undefined;
+    if (given !== undefined && isLocalHost(req) && tokenMatches(options.operatorToken, given)) {
+      // The token leaves the address bar (and the history) for a cookie scripts cannot read.
+      return reply
+        .header('set-cookie', `${OPERATOR_COOKIE}=${given}; HttpOnly; SameSite=Strict; Path=/`)
+        .redirect('/');
+    }
     await reply
       .type('text/html; charset=utf-8')
       .header('cache-control', 'no-store')
@@ -177,7 +217,8 @@ export function buildWebChat(core: Core, options: WebChatOptions): FastifyInstan
       const body = (req.body ?? {}) as Record<string, unknown>;
       message = toMessage(body, req);
     }
-    const answer = await handle(message, image);
+    const operator = tokenMatches(options.operatorToken, cookie(req, OPERATOR_COOKIE));
+    const answer = await handle(message, image, operator);
     return reply.header('cache-control', 'no-store').send(answer);
   });
 
@@ -191,7 +232,11 @@ export function buildWebChat(core: Core, options: WebChatOptions): FastifyInstan
     };
   }
 
-  async function handle(message: WebMessage, image: ImageRef | undefined): Promise<WebAnswer> {
+  async function handle(
+    message: WebMessage,
+    image: ImageRef | undefined,
+    operator: boolean,
+  ): Promise<WebAnswer> {
     const replies: WebReply[] = [];
     const pressData = message.press;
     const command = pressData === undefined ? parseCommandText(message.text) : undefined;
@@ -221,6 +266,7 @@ export function buildWebChat(core: Core, options: WebChatOptions): FastifyInstan
       ...(command ? { command } : {}),
       ...(image && !press ? { image } : {}),
       ...(press ? { press } : {}),
+      ...(operator ? { operator } : {}),
       reply: (text, options) => {
         replies.push({ type: 'text', text, ...buttonsOf(options) });
         return Promise.resolve();

@@ -221,12 +221,16 @@ export async function runExplanation(
 ): Promise<void> {
   const modelId = args.model ?? ctx.storedChat.defaultModel ?? services.defaultModel;
   ctx.submission.modelId = modelId;
+  ctx.submission.modelVersion = services.models.servedVersion(modelId);
   const image = await ctx.loadImage();
   ctx.showAction('upload_photo');
-  const e = await explainQueue.run(async () =>
-    explainImage(await services.models.get(modelId), image.bytes, services.limits, {
-      ...options,
-      target: parseClassTarget(args.classQuery),
+  const e = await explainQueue.run(() =>
+    services.models.use(modelId, (loaded) => {
+      ctx.submission.modelVersion = loaded.version;
+      return explainImage(loaded, image.bytes, services.limits, {
+        ...options,
+        target: parseClassTarget(args.classQuery),
+      });
     }),
   );
   Object.assign(ctx.submission, {

@@ -1,11 +1,23 @@
 import type { Command } from '../command.ts';
+import { hasRole } from '../roles.ts';
 
-/** `/help`: every command with its description, in the user's language. */
+/**
+ * `/help`: the commands the user may run, with their descriptions in the user's language:
+ * students see theirs; instructors and admins also see theirs, under a heading of their own.
+ */
 export default {
   name: 'help',
   description: { en: 'list the commands', ru: 'список команд' },
   async execute(ctx) {
-    const lines = ctx.commands.map((c) => `/${c.name}: ${c.description[ctx.lang]}`);
-    await ctx.reply([ctx.t('help.header'), ...lines, '', ctx.t('help.footer')].join('\n'));
+    const line = (c: Command): string => `/${c.name}: ${c.description[ctx.lang]}`;
+    const everyone = ctx.commands.filter((c) => (c.role ?? 'student') === 'student');
+    const lines = [ctx.t('help.header'), ...everyone.map(line)];
+    for (const role of ['instructor', 'admin'] as const) {
+      const theirs = ctx.commands.filter((c) => c.role === role);
+      if (theirs.length === 0 || !hasRole(ctx.storedUser.role, role)) continue;
+      lines.push('', ctx.t(role === 'admin' ? 'help.admin_header' : 'help.instructor_header'));
+      lines.push(...theirs.map(line));
+    }
+    await ctx.reply([...lines, '', ctx.t('help.footer')].join('\n'));
   },
 } satisfies Command;

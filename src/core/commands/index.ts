@@ -5,10 +5,13 @@
  */
 import type { Command } from '../command.ts';
 import arch from './arch.ts';
+import cancel from './cancel.ts';
 import compare from './compare.ts';
 import gradcam from './gradcam.ts';
+import grant from './grant.ts';
 import help from './help.ts';
 import history from './history.ts';
+import jobs from './jobs.ts';
 import lang from './lang.ts';
 import models from './models.ts';
 import label from './label.ts';
@@ -17,8 +20,12 @@ import exportCommand from './export.ts';
 import stats from './stats.ts';
 import model from './model.ts';
 import predict from './predict.ts';
+import retrain from './retrain.ts';
+import revoke from './revoke.ts';
+import rollback from './rollback.ts';
 import saliency from './saliency.ts';
 import start from './start.ts';
+import versions from './versions.ts';
 
 /** Every command, in menu order. */
 export const commands: readonly Command[] = [
@@ -38,6 +45,13 @@ export const commands: readonly Command[] = [
   exportCommand,
   stats,
   model,
+  retrain,
+  jobs,
+  cancel,
+  versions,
+  rollback,
+  grant,
+  revoke,
 ];
 
 /** The command for a bare image (a photo without a command). */

@@ -3,13 +3,6 @@ import path from 'node:path';
 import type { DatasetName, DatasetSplit } from './types.ts';
 
 /**
- * Environment variable naming a read-only folder laid out like `DATA_DIR` (`mnist/`,
- * `cifar-10/`...), for instance a course's shared copy (`/work/shared/data`). It is searched
- * after `DATA_DIR`, so a lab machine can train without downloading anything.
- */
-export const SHARED_DATA_ENV = 'CNN_SHARED_DATA';
-
-/**
  * Folders where operating-system packages install a dataset, searched last. Debian's
  * `dataset-fashion-mnist` package puts the four official IDX files in
  * `/usr/share/datasets/fashion-mnist` (`dpkg -L dataset-fashion-mnist`).
@@ -34,16 +27,20 @@ export const CIFAR10_ARCHIVE = 'cifar-10-binary.tar.gz';
 /** The folder the CIFAR-10 archive unpacks to. */
 export const CIFAR10_FOLDER = 'cifar-10-batches-bin';
 
-/** Where {@link resolveDatasetDir} looks besides `DATA_DIR`; both default to the real ones. */
+/** Where {@link resolveDatasetDir} looks besides `DATA_DIR`. */
 export interface LocateOptions {
-  /** Environment read for {@link SHARED_DATA_ENV}; default `process.env`. */
-  readonly env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * A read-only folder laid out like `DATA_DIR` (`mnist/`, `cifar-10/`...), for instance a
+   * course's shared copy (`CNN_SHARED_DATA` in the configuration). It is searched after
+   * `DATA_DIR`, so a lab machine can train without downloading anything. Absent: none.
+   */
+  readonly sharedDataDir?: string;
   /** Replaces {@link SYSTEM_DATASET_DIRS} for this dataset. */
   readonly systemDirs?: readonly string[];
 }
 
 /**
- * Finds the folder holding a dataset: `<dataDir>/<name>` first, then `$CNN_SHARED_DATA/<name>`,
+ * Finds the folder holding a dataset: `<dataDir>/<name>` first, then `<sharedDataDir>/<name>`,
  * then the system folders ({@link SYSTEM_DATASET_DIRS}). A folder counts only when it holds every
  * file the loader needs (either split). When none does, returns `<dataDir>/<name>`, so that the
  * loader's "missing" error names the place a download would fill.
@@ -58,7 +55,7 @@ export async function resolveDatasetDir(
   options: LocateOptions = {},
 ): Promise<string> {
   const own = path.join(dataDir, name);
-  const shared = (options.env ?? process.env)[SHARED_DATA_ENV];
+  const shared = options.sharedDataDir;
   const candidates = [
     own,
     ...(shared ? [path.join(shared, name)] : []),

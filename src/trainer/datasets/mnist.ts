@@ -43,7 +43,7 @@ const SIDE = 28;
 /**
  * Loads one split of MNIST or Fashion-MNIST from the four official IDX files, gzipped or not
  * (`train-images-idx3-ubyte.gz`, `train-labels-idx1-ubyte.gz`, `t10k-...`). The folder is the
- * first complete one of `<dataDir>/<name>`, `$CNN_SHARED_DATA/<name>` and the system folders
+ * first complete one of `<dataDir>/<name>`, `<sharedDataDir>/<name>` and the system folders
  * (see {@link resolveDatasetDir}; `options` replaces the last two, for tests).
  *
  * @returns `images` `[count, 28, 28]` uint8 row-major (0 = background), `labels` `[count]` in 0..9.

@@ -382,7 +382,7 @@ for (const { provider, available } of PROVIDERS) {
         expect(active).toMatchObject({ version: '2', active: true });
         expect(await db.modelVersions.getActive('lenet-mnist')).toMatchObject({ version: '2' });
         const rows = await testDb.query(
-          'SELECT model_id, version FROM model_versions WHERE active ORDER BY model_id',
+          'SELECT model_id, version FROM served_models ORDER BY model_id',
         );
         expect(rows).toEqual([
           { model_id: 'alexnet-cifar', version: '1' },

@@ -65,10 +65,17 @@ describe('/start', () => {
 });
 
 describe('/help', () => {
-  it.each(['en', 'ru'] as const)('lists every command with its %s description', async (lang) => {
-    const out = await send('/help', lang);
-    for (const c of commands) expect(out.texts[0]).toContain(`/${c.name}: ${c.description[lang]}`);
-  });
+  it.each(['en', 'ru'] as const)(
+    "lists every student's command with its %s description, and no other",
+    async (lang) => {
+      const out = await send('/help', lang);
+      for (const c of commands) {
+        const line = `/${c.name}: ${c.description[lang]}`;
+        if (c.role === undefined) expect(out.texts[0]).toContain(line);
+        else expect(out.texts[0]).not.toContain(line);
+      }
+    },
+  );
 });
 
 describe('/models', () => {
@@ -280,6 +287,8 @@ describe('quantized weights', () => {
         models: {
           list: () => Promise.resolve([lenet!, meta]),
           get: (id) => env.registry.get(id),
+          use: (id, fn) => env.registry.use(id, fn),
+          servedVersion: (id) => env.registry.servedVersion(id),
         },
       },
     });

@@ -12,7 +12,7 @@ import {
   type DatasetFixtures,
 } from '../../../fixtures/datasets/make-fixtures.ts';
 
-const options = { env: {}, systemDirs: [], recordsPerBatch: CIFAR_RECORDS_PER_BATCH } as const;
+const options = { systemDirs: [], recordsPerBatch: CIFAR_RECORDS_PER_BATCH } as const;
 
 let root: string;
 let fx: DatasetFixtures;
@@ -69,9 +69,7 @@ describe('loadCifar10', () => {
   });
 
   it('expects the official 10000 records per batch by default', async () => {
-    await expect(
-      loadCifar10('test', fx.dataDir, { env: {}, systemDirs: [] }),
-    ).rejects.toMatchObject({
+    await expect(loadCifar10('test', fx.dataDir, { systemDirs: [] })).rejects.toMatchObject({
       id: 'dataset.corrupt',
       params: { expected: 10_000, actual: CIFAR_RECORDS_PER_BATCH },
       message: expect.stringContaining(

@@ -114,7 +114,7 @@ describe('downloadDataset', () => {
       mnistChecksums.map((c) => [c.file, 'downloaded']),
     );
     expect((await readdir(result.dir)).sort()).toEqual(mnistChecksums.map((c) => c.file).sort());
-    const train = await loadMnistLike('mnist', 'train', dataDir, { env: {}, systemDirs: [] });
+    const train = await loadMnistLike('mnist', 'train', dataDir, { systemDirs: [] });
     expect(train.count).toBe(IDX_COUNTS.train);
     const last = progress.filter((p) => p.file === 'train-images-idx3-ubyte.gz').at(-1);
     const size = served.get('train-images-idx3-ubyte.gz')?.length;
@@ -224,7 +224,6 @@ describe('downloadDataset', () => {
     });
 
     const test = await loadCifar10('test', dataDir, {
-      env: {},
       systemDirs: [],
       recordsPerBatch: CIFAR_RECORDS_PER_BATCH,
     });

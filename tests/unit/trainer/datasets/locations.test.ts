@@ -27,7 +27,7 @@ afterAll(async () => {
 describe('resolveDatasetDir', () => {
   it('prefers the data folder over the shared and system folders', async () => {
     const dir = await resolveDatasetDir('mnist', fx.dataDir, {
-      env: { CNN_SHARED_DATA: fx.mnist.countMismatch },
+      sharedDataDir: fx.mnist.countMismatch,
       systemDirs: [path.join(fx.dataDir, 'fashion-mnist')],
     });
 
@@ -36,7 +36,7 @@ describe('resolveDatasetDir', () => {
 
   it('uses $CNN_SHARED_DATA/<name> before the system folders', async () => {
     const dir = await resolveDatasetDir('fashion-mnist', path.join(root, 'empty'), {
-      env: { CNN_SHARED_DATA: fx.dataDir },
+      sharedDataDir: fx.dataDir,
       systemDirs: [path.join(fx.mnist.countMismatch, 'mnist')],
     });
 
@@ -45,7 +45,7 @@ describe('resolveDatasetDir', () => {
 
   it('skips a folder missing one of the four IDX files', async () => {
     const dir = await resolveDatasetDir('mnist', fx.mnist.missingTestLabels, {
-      env: { CNN_SHARED_DATA: fx.dataDir },
+      sharedDataDir: fx.dataDir,
       systemDirs: [],
     });
 
@@ -53,12 +53,12 @@ describe('resolveDatasetDir', () => {
   });
 
   it('finds CIFAR-10 as an archive or as an unpacked folder', async () => {
-    const none = { env: {}, systemDirs: [] };
+    const none = { systemDirs: [] };
 
     expect(
       await resolveDatasetDir('cifar-10', path.join(root, 'empty'), {
         ...none,
-        env: { CNN_SHARED_DATA: fx.unpackedDataDir },
+        sharedDataDir: fx.unpackedDataDir,
       }),
     ).toBe(path.join(fx.unpackedDataDir, 'cifar-10'));
     expect(await resolveDatasetDir('cifar-10', fx.dataDir, none)).toBe(
@@ -70,7 +70,7 @@ describe('resolveDatasetDir', () => {
     const dataDir = path.join(root, 'empty');
 
     expect(
-      await resolveDatasetDir('fashion-mnist', dataDir, { env: {}, systemDirs: ['/nonexistent'] }),
+      await resolveDatasetDir('fashion-mnist', dataDir, { systemDirs: ['/nonexistent'] }),
     ).toBe(path.join(dataDir, 'fashion-mnist'));
   });
 

@@ -15,7 +15,7 @@ import {
 } from '../../../fixtures/datasets/make-fixtures.ts';
 
 /** No shared folder, no system folders: only the data folder under test counts. */
-const isolated = { env: {}, systemDirs: [] } as const;
+const isolated = { systemDirs: [] } as const;
 
 let root: string;
 let fx: DatasetFixtures;
@@ -64,7 +64,7 @@ describe('loadMnistLike', () => {
 
   it('falls back to $CNN_SHARED_DATA when the data folder has nothing', async () => {
     const d = await loadMnistLike('mnist', 'train', path.join(root, 'empty'), {
-      env: { CNN_SHARED_DATA: fx.dataDir },
+      sharedDataDir: fx.dataDir,
       systemDirs: [],
     });
 
@@ -73,7 +73,6 @@ describe('loadMnistLike', () => {
 
   it('falls back to a system folder for Fashion-MNIST', async () => {
     const d = await loadMnistLike('fashion-mnist', 'train', path.join(root, 'empty'), {
-      env: {},
       systemDirs: [path.join(fx.dataDir, 'fashion-mnist')],
     });
 

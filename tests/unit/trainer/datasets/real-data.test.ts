@@ -12,7 +12,7 @@ import { loadMnistLike } from '../../../../src/trainer/datasets/mnist.ts';
 
 const shared = process.env.CNN_SHARED_DATA ?? path.join(PROJECT_ROOT, '..', 'shared', 'data');
 const debianFashion = '/usr/share/datasets/fashion-mnist';
-const onlyShared = { env: { CNN_SHARED_DATA: shared }, systemDirs: [] } as const;
+const onlyShared = { sharedDataDir: shared, systemDirs: [] } as const;
 const nowhere = path.join(PROJECT_ROOT, 'no-such-data-dir');
 
 describe.skipIf(!existsSync(path.join(shared, 'mnist')))('real MNIST (shared data folder)', () => {
@@ -50,8 +50,8 @@ describe.skipIf(!existsSync(path.join(shared, 'cifar-10')))(
 
 describe.skipIf(!existsSync(debianFashion))("real Fashion-MNIST (Debian's package)", () => {
   it('is found in the system folder and has 60000 + 10000 images, the first an ankle boot', async () => {
-    const train = await loadMnistLike('fashion-mnist', 'train', nowhere, { env: {} });
-    const test = await loadMnistLike('fashion-mnist', 'test', nowhere, { env: {} });
+    const train = await loadMnistLike('fashion-mnist', 'train', nowhere, {});
+    const test = await loadMnistLike('fashion-mnist', 'test', nowhere, {});
 
     expect([train.count, test.count]).toEqual([60_000, 10_000]);
     expect(train.classNames[train.labels[0] ?? -1]).toBe('Ankle boot');

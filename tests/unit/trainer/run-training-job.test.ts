@@ -1,0 +1,172 @@
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../../../src/ml/backend.ts';
+import { readModelMeta } from '../../../src/ml/model-meta.ts';
+import { readCheckpointFingerprint } from '../../../src/trainer/checkpoint.ts';
+import {
+  runTrainingJob,
+  trainingJobSpecSchema,
+  type TrainingCallbacks,
+  type TrainingJobSpecInput,
+} from '../../../src/trainer/run-training-job.ts';
+import { writeBandedIdx } from '../../fixtures/datasets/banded-idx.ts';
+
+let root: string;
+let dataDir: string;
+
+beforeAll(async () => {
+  await initBackend();
+  root = await mkdtemp(path.join(tmpdir(), 'run-training-job-'));
+  dataDir = path.join(root, 'data');
+  // 240 images: 180 to train on (6 batches of 30), 60 for validation.
+  await writeBandedIdx(dataDir, 'mnist', { train: 240, test: 60 });
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+/** A LeNet job on the fixture: no augmentation, outliers or calibration (the fixture has none). */
+function lenetSpec(name: string, epochs: number): TrainingJobSpecInput {
+  return {
+    model: 'lenet-mnist',
+    dataDir,
+    epochs,
+    batchSize: 30,
+    learningRate: 3e-3,
+    validationSplit: 0.25,
+    seed: 7,
+    workers: 1,
+    augment: false,
+    outliers: false,
+    calibrate: false,
+    outputDir: path.join(root, name, 'model'),
+    checkpointDir: path.join(root, name, 'checkpoint'),
+  };
+}
+
+/** Records every callback as one line, in order. */
+function recorder(onBatch?: (epoch: number, batch: number) => void): {
+  events: string[];
+  callbacks: TrainingCallbacks;
+} {
+  const events: string[] = [];
+  return {
+    events,
+    callbacks: {
+      onTrainBegin: (i) =>
+        events.push(
+          `begin ${i.model} ${i.trainSamples} workers=${i.workers}${i.resumed ? ` resumed=${i.resumed.epochsDone}` : ''}`,
+        ),
+      onEpochBegin: (i) => events.push(`epoch-begin ${i.epoch} of ${i.epochs}, ${i.batches}`),
+      onBatchEnd: (i) => {
+        events.push(`batch ${i.epoch}.${i.batch}/${i.batches}`);
+        onBatch?.(i.epoch, i.batch);
+      },
+      onEpochEnd: (r) => events.push(`epoch-end ${r.epoch}`),
+      onCheckpoint: (i) => events.push(`checkpoint ${i.epochsDone}/${i.epochs}`),
+    },
+  };
+}
+
+const batchEvents = (epoch: number, upTo: number): string[] =>
+  Array.from({ length: upTo }, (_, b) => `batch ${epoch}.${b + 1}/6`);
+
+describe('runTrainingJob', () => {
+  it('trains LeNet for one epoch on a small fixture, reports progress as callbacks and saves the model', async () => {
+    const before = tf.memory().numTensors;
+    const { events, callbacks } = recorder();
+    const spec = lenetSpec('one-epoch', 1);
+
+    const result = await runTrainingJob(spec, { onProgress: callbacks });
+
+    expect(events).toEqual([
+      'begin lenet-mnist 240 workers=1',
+      'epoch-begin 0 of 1, 6',
+      ...batchEvents(0, 6),
+      'epoch-end 1',
+      'checkpoint 1/1',
+    ]);
+    expect(result.saved).toBe(true);
+    expect(result.modelDir).toBe(spec.outputDir);
+    expect(result.metrics.history).toHaveLength(1);
+    expect(result.metrics.testSamples).toBe(60);
+    expect(result.metrics.testAccuracy).toBeGreaterThanOrEqual(0);
+    expect(result.metrics.testAccuracy).toBeLessThanOrEqual(1);
+    expect((await readdir(result.modelDir)).sort()).toEqual(
+      ['group1-shard1of1.bin', 'history.json', 'history.png', 'meta.json', 'model.json'].sort(),
+    );
+    const meta = await readModelMeta(result.modelDir);
+    expect(meta.testAccuracy).toBe(result.metrics.testAccuracy);
+    expect(meta.training?.command).toBe(
+      'bin/cnn-classroom train lenet-mnist --epochs 1 --batch 30 --lr 0.003 --schedule cosine --patience 0 --seed 7 --validation-split 0.25 --workers 1 --no-augment --no-outliers',
+    );
+    // The checkpoint's fingerprint is the settings as JSON, not a command line.
+    const fingerprint = await readCheckpointFingerprint(spec.checkpointDir!);
+    expect(JSON.parse(fingerprint!)).toMatchObject({
+      model: 'lenet-mnist',
+      batchSize: 30,
+      workers: 1,
+    });
+    expect((await stat(`${spec.checkpointDir!}-history.png`)).isFile()).toBe(true);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('stops within one batch of an abort, and the same spec resumes to the weights of an uninterrupted run', async () => {
+    const whole = await runTrainingJob(lenetSpec('whole', 2));
+
+    const spec = lenetSpec('interrupted', 2);
+    const controller = new AbortController();
+    const first = recorder((epoch, batch) => {
+      if (epoch === 1 && batch === 3) controller.abort();
+    });
+    await expect(
+      runTrainingJob(spec, { signal: controller.signal, onProgress: first.callbacks }),
+    ).rejects.toMatchObject({ name: 'AbortError' });
+    // Nothing after the batch during which the signal was aborted.
+    expect(first.events.slice(-5)).toEqual([
+      'checkpoint 1/2',
+      'epoch-begin 1 of 2, 6',
+      ...batchEvents(1, 3),
+    ]);
+    await expect(readdir(spec.outputDir)).rejects.toMatchObject({ code: 'ENOENT' });
+
+    const second = recorder();
+    const resumed = await runTrainingJob(spec, { onProgress: second.callbacks });
+
+    expect(second.events).toEqual([
+      'begin lenet-mnist 240 workers=1 resumed=1',
+      'epoch-begin 1 of 2, 6',
+      ...batchEvents(1, 6),
+      'epoch-end 2',
+      'checkpoint 2/2',
+    ]);
+    expect(resumed.metrics.history.map((r) => r.epoch)).toEqual([1, 2]);
+    expect(resumed.metrics.history.map((r) => r.loss)).toEqual(
+      whole.metrics.history.map((r) => r.loss),
+    );
+    const weights = await readFile(path.join(resumed.modelDir, 'group1-shard1of1.bin'));
+    const reference = await readFile(path.join(whole.modelDir, 'group1-shard1of1.bin'));
+    expect(weights.length).toBe(4 * 44_426); // this LeNet's parameters, float32
+    expect(weights.equals(reference)).toBe(true);
+    expect(resumed.metrics.testAccuracy).toBe(whole.metrics.testAccuracy);
+  });
+
+  it('refuses an already aborted signal before loading anything', async () => {
+    const spec = { ...lenetSpec('never', 1), dataDir: path.join(root, 'nowhere') };
+    await expect(runTrainingJob(spec, { signal: AbortSignal.abort() })).rejects.toMatchObject({
+      name: 'AbortError',
+    });
+  });
+
+  it('rejects an invalid spec naming every wrong field', async () => {
+    const bad = { ...lenetSpec('bad', 1), epochs: 0, batchSize: 4, workers: 8, colour: 'red' };
+    expect(trainingJobSpecSchema.safeParse(bad).success).toBe(false);
+    await expect(runTrainingJob(bad)).rejects.toThrow(/colour[\s\S]*epochs[\s\S]*workers/);
+    await expect(runTrainingJob({ ...lenetSpec('bad', 1), model: 'vgg16' })).rejects.toThrow(
+      /no model "vgg16"/,
+    );
+  });
+});
