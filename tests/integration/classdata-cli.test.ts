@@ -61,8 +61,8 @@ describe('labels import and the class data set', () => {
     const rows = await db.labels.list();
     expect(rows).toHaveLength(10);
     expect(rows.map((r) => r.userPlatformId).sort()).toEqual([
-      ...Array(5).fill('ann'),
-      ...Array(5).fill('bob'),
+      ...Array<string>(5).fill('ann'),
+      ...Array<string>(5).fill('bob'),
     ]);
     for (const r of rows) {
       expect(r.command).toBe('import');
