@@ -14,7 +14,15 @@ import {
   type TestDatabase,
 } from './helpers.ts';
 
-const TABLES = ['chats', 'labels', 'model_versions', 'submissions', 'training_runs', 'users'];
+const TABLES = [
+  'chats',
+  'labels',
+  'model_versions',
+  'served_models',
+  'submissions',
+  'training_runs',
+  'users',
+];
 
 /** The shipped migrations of a provider, in the order they apply. */
 async function shipped(provider: string): Promise<string[]> {
