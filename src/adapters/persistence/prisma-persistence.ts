@@ -52,35 +52,12 @@ export function createPrismaPersistence(db: Database): Persistence {
     if (!u) throw new Error(`user ${platform}:${platformId} is not stored`);
     return u.id;
   };
-  const toSubmission = async (r: SubmissionRecord, key: UserKey): Promise<Submission> => {
-    const chat = r.chatId === null ? undefined : await db.chats.get(r.chatId);
-    return {
-      id: String(r.id),
-      platform: key.platform,
-      userId: key.userId,
-      chatId: chat?.platformId ?? '',
-      messageId: r.platformMessageId ?? '',
-      command: r.command,
-      imageSha256: r.imageSha256,
-      imagePath: r.imagePath,
-      imageBytes: r.bytes,
-      imageWidth: r.width,
-      imageHeight: r.height,
-      modelId: r.modelId,
-      modelVersion: r.modelVersion,
-      predictedClass: r.predictedClass,
-      confidence: r.confidence,
-      topK: r.topK,
-      latencyMs: r.latencyMs ?? 0,
-      errorCode: r.errorCode,
-      createdAt: r.createdAt,
-    };
-  };
-  const toLabelled = (r: LabelledSubmissionRecord): LabelledSubmission => ({
+  /** A stored row in the core's terms, given its sender's and chat's platform ids. */
+  const submissionOf = (r: SubmissionRecord, key: UserKey, chatId: string): Submission => ({
     id: String(r.id),
-    platform: r.userPlatform as Platform,
-    userId: r.userPlatformId,
-    chatId: r.chatPlatformId ?? '',
+    platform: key.platform,
+    userId: key.userId,
+    chatId,
     messageId: r.platformMessageId ?? '',
     command: r.command,
     imageSha256: r.imageSha256,
@@ -96,6 +73,17 @@ export function createPrismaPersistence(db: Database): Persistence {
     latencyMs: r.latencyMs ?? 0,
     errorCode: r.errorCode,
     createdAt: r.createdAt,
+  });
+  const toSubmission = async (r: SubmissionRecord, key: UserKey): Promise<Submission> => {
+    const chat = r.chatId === null ? undefined : await db.chats.get(r.chatId);
+    return submissionOf(r, key, chat?.platformId ?? '');
+  };
+  const toLabelled = (r: LabelledSubmissionRecord): LabelledSubmission => ({
+    ...submissionOf(
+      r,
+      { platform: r.userPlatform as Platform, userId: r.userPlatformId },
+      r.chatPlatformId ?? '',
+    ),
     userName: r.userName,
     labels: r.labels.map((l) => ({
       id: String(l.id),
