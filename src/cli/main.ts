@@ -7,6 +7,7 @@ import { registerCalibrate } from './commands/calibrate.ts';
 import { registerCompare } from './commands/compare.ts';
 import { registerDownload } from './commands/download.ts';
 import { registerGradcam } from './commands/gradcam.ts';
+import { registerJobs } from './commands/jobs.ts';
 import { registerPredict } from './commands/predict.ts';
 import { registerQuantize } from './commands/quantize.ts';
 import { registerSaliency } from './commands/saliency.ts';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerArch(program, config);
   registerCompare(program, config);
   registerQuantize(program, config);
+  registerJobs(program, config);
   return program;
 }
 
