@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -167,4 +168,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new Error(`Invalid configuration:\n${lines.join('\n')}`);
   }
   return result.data;
+}
+
+/** Loads `.env` from the working directory or the project root, if there is one. */
+export function loadDotEnv(): void {
+  for (const dir of [process.cwd(), PROJECT_ROOT]) {
+    const file = path.join(dir, '.env');
+    if (existsSync(file)) {
+      // Node's own parser; variables already in the environment win.
+      process.loadEnvFile(file);
+      return;
+    }
+  }
 }

@@ -1,8 +1,6 @@
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { startAdapters, type RunningAdapter } from './adapters/index.ts';
 import { createPrismaPersistence } from './adapters/persistence/prisma-persistence.ts';
-import { loadConfig, PROJECT_ROOT } from './config.ts';
+import { loadConfig, loadDotEnv } from './config.ts';
 import { buildCoreServices, createCore } from './core/index.ts';
 import { openDatabase } from './db/database.ts';
 import { startTrainerRuntime } from './jobs/trainer-runtime.ts';
@@ -13,22 +11,6 @@ import { ModelRegistry } from './ml/registry.ts';
 /** How long shutdown waits for updates in flight before abandoning them. */
 const DRAIN_MS = 10_000;
 
-/** Loads `.env` from the working directory or the project root, if there is one. */
-function loadDotEnv(): void {
-  for (const dir of [process.cwd(), PROJECT_ROOT]) {
-    const file = path.join(dir, '.env');
-    if (existsSync(file)) {
-      // Node's own parser; variables already in the environment win.
-      process.loadEnvFile(file);
-      return;
-    }
-  }
-}
-
-/**
- * The persistence ports over the configured database (SQLite in the data folder, or PostgreSQL
- * from `DATABASE_URL`), migrated at start-up; closed on shutdown.
- */
 /**
  * `npm start`: reads the configuration (environment and `.env`), starts the TF.js backend and
  * the model registry, builds the core and starts the configured adapters (the local web chat when

@@ -9,6 +9,7 @@ import { registerDownload } from './commands/download.ts';
 import { registerFinetuneClass } from './commands/finetune-class.ts';
 import { registerLabels } from './commands/labels.ts';
 import { registerGradcam } from './commands/gradcam.ts';
+import { registerJobs } from './commands/jobs.ts';
 import { registerPredict } from './commands/predict.ts';
 import { registerQuantize } from './commands/quantize.ts';
 import { registerSaliency } from './commands/saliency.ts';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerArch(program, config);
   registerCompare(program, config);
   registerQuantize(program, config);
+  registerJobs(program, config);
   // issue 16: the class teaches the bot
   registerLabels(program, config);
   registerFinetuneClass(program, config);

@@ -73,6 +73,11 @@ export interface TrainingJobQueue {
    */
   claim(owner: string, leaseMs: number, maxAttempts: number): Promise<ClaimResult>;
   /**
+   * Leases one given job to `owner` (BullMQ hands a worker a job id): a queued job, or a running
+   * one whose lease expired; attempts + 1. Undefined when it is cancelled, finished, or leased.
+   */
+  claimById(id: number, owner: string, leaseMs: number): Promise<TrainingRunRecord | undefined>;
+  /**
    * Renews the lease of a running job and stores its progress.
    * @returns `lost` when the job is no longer this owner's (taken over or finished);
    *   `cancel` when someone asked to cancel it.
@@ -356,6 +361,30 @@ export function createTrainingRunRepository(
             : row;
         return { run: toTrainingRun(started), failed };
       });
+    },
+
+    async claimById(id, owner, leaseMs) {
+      const now = new Date();
+      const { count } = await prisma.trainingRun.updateMany({
+        where: {
+          id,
+          OR: [{ status: 'queued' }, { status: 'running', leaseExpiresAt: { lt: now } }],
+        },
+        data: {
+          status: 'running',
+          leaseOwner: owner,
+          leaseExpiresAt: new Date(now.getTime() + leaseMs),
+          heartbeatAt: now,
+          attempts: { increment: 1 },
+        },
+      });
+      if (count === 0) return undefined;
+      const row = await prisma.trainingRun.findUniqueOrThrow({ where: { id } });
+      const started =
+        row.startedAt === null
+          ? await prisma.trainingRun.update({ where: { id }, data: { startedAt: now } })
+          : row;
+      return toTrainingRun(started);
     },
 
     async heartbeat(id, owner, leaseMs, progress) {

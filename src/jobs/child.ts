@@ -52,7 +52,7 @@ async function run(spec: ToChild['spec']): Promise<void> {
   const report = (p: Omit<JobProgress, 'etaSeconds'>): void => {
     batchesDone++;
     const total = p.epochs * p.batches;
-    const done = (p.epoch - 1) * p.batches + p.batch;
+    const done = (p.epoch - 1) * p.batches + p.batch; // epoch is 1-based here
     const perBatch = (Date.now() - started) / Math.max(1, batchesDone);
     void send({
       type: 'progress',
@@ -70,12 +70,12 @@ async function run(spec: ToChild['spec']): Promise<void> {
           if (!Number.isFinite(b.loss)) {
             nan = true;
             abort.abort(
-              new Error(`the loss became ${b.loss} at epoch ${b.epoch}, batch ${b.batch}`),
+              new Error(`the loss became ${b.loss} at epoch ${b.epoch + 1}, batch ${b.batch}`),
             );
             return;
           }
           report({
-            epoch: b.epoch,
+            epoch: b.epoch + 1,
             epochs,
             batch: b.batch,
             batches: b.batches,

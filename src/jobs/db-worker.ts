@@ -40,6 +40,8 @@ export interface TrainerWorkerOptions {
   readonly runner?: JobRunner;
   /** Settings merged into every job's spec (tests: no augmentation on a tiny fixture). */
   readonly specDefaults?: Partial<TrainingJobSpecInput>;
+  /** Called with each progress report (the BullMQ worker forwards it as a job event). */
+  readonly onProgress?: (progress: JobProgress) => void;
   /** Called with the child's pid when a job starts (tests). */
   readonly onSpawn?: (jobId: number, pid: number) => void;
   /** This worker's name in leases (default `host:pid:random`). */
@@ -122,6 +124,7 @@ export async function executeJob(
         },
         onProgress: (p) => {
           progress = p;
+          o.onProgress?.(p);
         },
         onSpawn: (pid) => o.onSpawn?.(run.id, pid),
       },

@@ -12,6 +12,7 @@ export type FailureReason = (typeof FAILURE_REASONS)[number];
 
 /** Progress of a running job, as stored in `training_runs.progress_json` and shown in chats. */
 export interface JobProgress {
+  /** 1-based, of `epochs`. */
   readonly epoch: number;
   readonly epochs: number;
   readonly batch: number;

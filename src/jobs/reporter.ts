@@ -15,6 +15,7 @@ import { isLanguage } from '../core/i18n.ts';
 import { jobStatusText, translator } from '../core/index.ts';
 import type { Database } from '../db/database.ts';
 import type { TrainingRunRecord } from '../db/training-run-repository.ts';
+import type { JobProgress } from './protocol.ts';
 import { jobView } from './training-service.ts';
 
 /** Options of {@link startJobReporter}. */
@@ -32,6 +33,8 @@ export interface JobReporterOptions {
 export interface JobReporter {
   /** Reads the jobs and sends what is due now. */
   tick(): Promise<void>;
+  /** A progress event heard before the row has it (BullMQ's `QueueEvents`): shown at once. */
+  progress(runId: number, progress: JobProgress): void;
   stop(): Promise<void>;
 }
 
@@ -45,6 +48,7 @@ const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
 /** Starts the reporter. */
 export function startJobReporter(o: JobReporterOptions): JobReporter {
   const shown = new Map<number, Shown>();
+  const heard = new Map<number, JobProgress>();
   const minEditMs = o.minEditMs ?? 3000;
   const byPlatform = new Map(o.messengers.map((m) => [m.platform, m]));
   let running: Promise<void> | undefined;
@@ -61,7 +65,9 @@ export function startJobReporter(o: JobReporterOptions): JobReporter {
     const final = FINAL.has(run.status);
     const place =
       run.status === 'queued' ? await o.db.trainingRuns.queuePosition(run.id) : undefined;
-    const text = jobStatusText(jobView(run), t, lang, place);
+    const view = jobView(run);
+    const event = run.status === 'running' ? heard.get(run.id) : undefined;
+    const text = jobStatusText(event ? { ...view, progress: event } : view, t, lang, place);
     const last = shown.get(run.id);
     const now = Date.now();
     if (!last && run.status === 'queued') {
@@ -98,6 +104,7 @@ export function startJobReporter(o: JobReporterOptions): JobReporter {
     }
     await o.db.trainingRuns.clearNotify(run.id);
     shown.delete(run.id);
+    heard.delete(run.id);
   }
 
   async function tickOnce(): Promise<void> {
@@ -121,6 +128,10 @@ export function startJobReporter(o: JobReporterOptions): JobReporter {
   timer.unref();
   return {
     tick,
+    progress(runId, p) {
+      heard.set(runId, p);
+      void tick();
+    },
     async stop() {
       clearInterval(timer);
       await running;

@@ -9,6 +9,7 @@ import type { ChatMessenger, TrainingService } from '../core/index.ts';
 import type { Database } from '../db/database.ts';
 import type { ModelRegistry } from '../ml/registry.ts';
 import type { TrainingJobSpecInput } from '../trainer/job-spec.ts';
+import { startBullProducer, startBullWorker } from './bull.ts';
 import { createDbWorker, type TrainerWorker, type TrainerWorkerOptions } from './db-worker.ts';
 import { startJobReporter, type JobReporter } from './reporter.ts';
 import { watchServedVersions, type ServedWatcher } from './served-watcher.ts';
@@ -27,6 +28,7 @@ export type TrainerConfig = Pick<
   | 'TRAIN_MAX_ATTEMPTS'
   | 'TRAINER_EMBEDDED'
   | 'MODEL_POLL_SECONDS'
+  | 'REDIS_URL'
 >;
 
 /** The worker options a configuration gives. */
@@ -51,7 +53,7 @@ export interface TrainerRuntime {
   readonly training: TrainingService;
   readonly watcher: ServedWatcher;
   /** The embedded worker, unless disabled. */
-  readonly worker?: TrainerWorker;
+  readonly worker?: Pick<TrainerWorker, 'owner' | 'close'>;
   /** Starts reporting progress through the adapters' messengers (once they are started). */
   startReporter(messengers: readonly ChatMessenger[]): void;
   close(): Promise<void>;
@@ -63,6 +65,8 @@ export interface TrainerRuntimeOverrides {
   readonly pollMs?: number;
   readonly minEditMs?: number;
   readonly onSpawn?: (jobId: number, pid: number) => void;
+  /** BullMQ's key prefix in Redis (tests: one per run, on a shared server). */
+  readonly bullPrefix?: string;
 }
 
 /**
@@ -77,6 +81,16 @@ export async function startTrainerRuntime(
   overrides: TrainerRuntimeOverrides = {},
 ): Promise<TrainerRuntime> {
   const log = logger.child({ part: 'trainer' });
+  let reporter: JobReporter | undefined;
+  // Scaled out: jobs also go to BullMQ, whose progress events reach the reporter at once.
+  const producer =
+    config.REDIS_URL === undefined
+      ? undefined
+      : await startBullProducer(
+          config.REDIS_URL,
+          (runId, p) => reporter?.progress(runId, p),
+          overrides.bullPrefix,
+        );
   const training = createTrainingService({
     db,
     folders: { modelsDir: config.MODELS_DIR, dataDir: config.DATA_DIR },
@@ -85,6 +99,7 @@ export async function startTrainerRuntime(
       maxBatch: config.TRAIN_MAX_BATCH,
       jobsPerInstructor: config.TRAIN_JOBS_PER_INSTRUCTOR,
     },
+    ...(producer ? { onEnqueued: (run) => producer.add(run) } : {}),
   });
   const watcher = watchServedVersions(
     db.modelVersions,
@@ -93,15 +108,22 @@ export async function startTrainerRuntime(
     overrides.pollMs ?? config.MODEL_POLL_SECONDS * 1000,
   );
   await watcher.sync();
-  const worker = config.TRAINER_EMBEDDED
-    ? createDbWorker({
-        ...workerOptions(config, db, log),
-        ...(overrides.specDefaults ? { specDefaults: overrides.specDefaults } : {}),
-        ...(overrides.pollMs === undefined ? {} : { pollMs: overrides.pollMs }),
-        ...(overrides.onSpawn ? { onSpawn: overrides.onSpawn } : {}),
-      })
-    : undefined;
-  let reporter: JobReporter | undefined;
+  const options: TrainerWorkerOptions = {
+    ...workerOptions(config, db, log),
+    ...(overrides.specDefaults ? { specDefaults: overrides.specDefaults } : {}),
+    ...(overrides.pollMs === undefined ? {} : { pollMs: overrides.pollMs }),
+    ...(overrides.onSpawn ? { onSpawn: overrides.onSpawn } : {}),
+  };
+  // With Redis the bot's own worker takes BullMQ jobs like the others; without, it leases rows.
+  const worker = !config.TRAINER_EMBEDDED
+    ? undefined
+    : config.REDIS_URL === undefined
+      ? createDbWorker(options)
+      : await startBullWorker({
+          ...options,
+          redisUrl: config.REDIS_URL,
+          ...(overrides.bullPrefix === undefined ? {} : { prefix: overrides.bullPrefix }),
+        });
   return {
     training,
     watcher,
@@ -118,6 +140,7 @@ export async function startTrainerRuntime(
     async close() {
       await worker?.close();
       await reporter?.stop();
+      await producer?.close();
       await watcher.stop();
     },
   };
