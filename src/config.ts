@@ -133,6 +133,62 @@ const schema = z.object({
    * then last until a restart). Never logged.
    */
   WEB_SESSION_SECRET: z.string().min(16).optional(),
+  // issue 14: roles and the trainer
+  /**
+   * Administrators, by platform and platform user id: `telegram:12345,discord:678901234567890123`.
+   * Only they may `/grant` and `/revoke` the instructor role. Checked by user, never by chat.
+   */
+  ADMINS: z
+    .string()
+    .transform((s, ctx) => {
+      const out: { platform: 'telegram' | 'discord' | 'web'; userId: string }[] = [];
+      for (const item of s
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean)) {
+        const m = /^(telegram|discord|web):([A-Za-z0-9_-]{1,64})$/.exec(item);
+        if (!m?.[1] || !m[2]) {
+          ctx.addIssue({ code: 'custom', message: `expected platform:id, got "${item}"` });
+          return z.NEVER;
+        }
+        out.push({ platform: m[1] as 'telegram' | 'discord' | 'web', userId: m[2] });
+      }
+      return out;
+    })
+    .default([]),
+  /**
+   * The local web chat's operator token (the `?token=` of the URL `npm start` prints); unset: a
+   * random one per start. Whoever opens the chat with it is admin there. Never logged.
+   */
+  WEB_OPERATOR_TOKEN: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{16,256}$/, 'expected 16-256 characters A-Z, a-z, 0-9, _ or -')
+    .optional(),
+  /** Largest `epochs=` a `/retrain` may ask for. */
+  TRAIN_MAX_EPOCHS: z.coerce.number().int().positive().default(30),
+  /** Largest `batch=` a `/retrain` may ask for. */
+  TRAIN_MAX_BATCH: z.coerce.number().int().positive().default(1024),
+  /** Jobs one instructor may have queued or running at once. */
+  TRAIN_JOBS_PER_INSTRUCTOR: z.coerce.number().int().positive().default(2),
+  /** A running job whose worker has not renewed its lease for this long is taken over. */
+  TRAIN_LEASE_SECONDS: z.coerce.number().int().min(2).default(60),
+  /** Tries of a job (its first run and resumes after a dead worker) before it fails. */
+  TRAIN_MAX_ATTEMPTS: z.coerce.number().int().positive().default(3),
+  /** `false`: `npm start` runs no trainer worker of its own (workers run elsewhere). */
+  TRAINER_EMBEDDED: z
+    .enum(['true', 'false', '1', '0'])
+    .transform((v) => v === 'true' || v === '1')
+    .default(true),
+  /** How often a bot process checks which model versions are served, seconds. */
+  MODEL_POLL_SECONDS: z.coerce.number().positive().default(3),
+  /**
+   * Redis for the scaled-out job queue (BullMQ): `redis://[:password@]host:port[/db]`. Unset:
+   * the database is the queue. Never logged.
+   */
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL')
+    .optional(),
 });
 
 /** The validated, typed configuration. */

@@ -44,12 +44,18 @@ export const USER_ERROR_IDS = [
   'lab.unknown_task',
   'lab.instructors_only',
   // issue 16: the class teaches the bot
-  'permission.instructor_only',
   'label.not_found',
   'label.not_yours',
   'label.invalid',
   'classdata.not_enough',
   'export.no_files',
+  // issue 14: roles and training jobs
+  'role.required',
+  'user.unknown',
+  'job.unknown',
+  'job.limit',
+  'job.busy',
+  'version.unknown',
 ] as const;
 
 /** One of {@link USER_ERROR_IDS}. */

@@ -1,14 +1,9 @@
 import { startAdapters, type RunningAdapter } from './adapters/index.ts';
 import { createPrismaPersistence } from './adapters/persistence/prisma-persistence.ts';
-import { loadConfig, type Config } from './config.ts';
-import {
-  buildCoreServices,
-  createCore,
-  profileAllInBackground,
-  type Persistence,
-} from './core/index.ts';
+import { loadConfig } from './config.ts';
+import { buildCoreServices, createCore, profileAllInBackground } from './core/index.ts';
 import { openDatabase } from './db/database.ts';
-import type { TelegramUpdateRepository } from './db/telegram-update-repository.ts';
+import { startTrainerRuntime } from './jobs/trainer-runtime.ts';
 import { logger } from './logger.ts';
 import { scrubSecrets } from './secrets.ts';
 import { initBackend } from './ml/backend.ts';
@@ -19,25 +14,6 @@ import { ModelRegistry } from './ml/registry.ts';
 
 /** How long shutdown waits for updates in flight before abandoning them. */
 const DRAIN_MS = 10_000;
-
-/**
- * The persistence ports over the configured database (SQLite in the data folder, or PostgreSQL
- * from `DATABASE_URL`), migrated at start-up; closed on shutdown.
- */
-async function openPersistence(
-  config: Config,
-): Promise<Persistence & { close(): Promise<void>; telegramUpdates: TelegramUpdateRepository }> {
-  const db = await openDatabase(config);
-  logger.info({ provider: db.provider }, 'database ready');
-  // Answered updates older than a week are no longer needed to recognise a repeat.
-  const pruned = await db.telegramUpdates.prune(new Date(Date.now() - 7 * 86_400_000));
-  if (pruned > 0) logger.debug({ pruned }, 'old telegram updates pruned');
-  return {
-    ...createPrismaPersistence(db, { imageQuotaBytes: config.IMAGE_QUOTA_BYTES }),
-    telegramUpdates: db.telegramUpdates,
-    close: () => db.close(),
-  };
-}
 
 /**
  * `npm start`: reads the configuration (environment and `.env`), starts the TF.js backend and
@@ -73,10 +49,41 @@ async function main(): Promise<void> {
     logger: logger.child({ component: 'inference' }),
   });
   await pool.ready();
-  const persistence = await openPersistence(config);
+  const db = await openDatabase(config);
+  logger.info({ provider: db.provider }, 'database ready');
+  // Serves the promoted versions in the pool's workers (each loads and warms a new version
+  // before switching), and runs the embedded trainer worker.
+  const trainer = await startTrainerRuntime(
+    config,
+    db,
+    {
+      servedVersion: (id) => registry.servedVersion(id),
+      async serve(id, version, dir) {
+        await pool.serve(id, version, dir);
+        // This thread holds no model of its own to swap: the registry records the version.
+        await registry.serve(id, version, dir);
+      },
+    },
+    logger,
+  );
+  // Answered updates older than a week are no longer needed to recognise a repeat.
+  const pruned = await db.telegramUpdates.prune(new Date(Date.now() - 7 * 86_400_000));
+  if (pruned > 0) logger.debug({ pruned }, 'old telegram updates pruned');
+  const persistence = createPrismaPersistence(db, { imageQuotaBytes: config.IMAGE_QUOTA_BYTES });
   // issue 18: /check tests students' models on the lab's test sets found in the data folders
   const labTestSets = createTestSets(modelDataDirs(config));
-  const services = buildCoreServices({ config, registry, persistence, logger, pool, labTestSets });
+  const services = {
+    ...buildCoreServices({
+      config,
+      registry,
+      persistence,
+      logger,
+      pool,
+      labTestSets,
+      admins: config.ADMINS,
+    }),
+    training: trainer.training,
+  };
   const core = createCore(services, {
     rateLimit: { points: config.RATE_LIMIT_PER_MINUTE, durationSeconds: 60 },
     chatRateLimit: { points: config.RATE_LIMIT_PER_CHAT_PER_MINUTE, durationSeconds: 60 },
@@ -84,8 +91,9 @@ async function main(): Promise<void> {
   // The first /compare finds the figures ready; the lane never holds up a photo.
   void profileAllInBackground(services);
   const adapters: RunningAdapter[] = await startAdapters(config, core, logger, undefined, {
-    telegramUpdates: persistence.telegramUpdates,
+    telegramUpdates: db.telegramUpdates,
   });
+  trainer.startReporter(adapters.flatMap((a) => (a.messenger ? [a.messenger] : [])));
   logger.info(
     {
       backend,
@@ -127,9 +135,11 @@ async function main(): Promise<void> {
         logger.info({ metrics: core.metrics, pool: pool.stats }, 'dropped and delayed updates');
         // No model is disposed under an explanation's activations and gradients.
         if (drained) await services.explainer.close();
+        // The embedded worker gives its job back to the queue (resumed on the next start).
+        await trainer.close();
         await pool.close(1000);
         await registry.dispose();
-        await persistence.close();
+        await db.close();
       })
       .catch((e: unknown) => logger.error({ err: e }, 'error while shutting down'))
       .finally(() => process.exit(0));

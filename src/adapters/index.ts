@@ -3,9 +3,10 @@
  * starts. Telegram and Discord join this list (one entry each) in their own change; the web chat
  * runs when no bot token is set, so a fresh machine has something to talk to.
  */
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
-import type { Core } from '../core/index.ts';
+import type { ChatMessenger, Core } from '../core/index.ts';
 import type { TelegramUpdateRepository } from '../db/telegram-update-repository.ts';
 import { startDiscord } from './discord/start.ts';
 import { startTelegram } from './telegram/start.ts';
@@ -18,6 +19,8 @@ export interface RunningAdapter {
   readonly url?: string;
   /** Stops taking updates and waits for its requests in flight. */
   stop(): Promise<void>;
+  /** Edits and posts outside an update (training progress), where the platform allows it. */
+  readonly messenger?: ChatMessenger;
 }
 
 /** What some adapters keep beyond the core's ports. */
@@ -50,13 +53,16 @@ export const ADAPTERS: readonly AdapterEntry[] = [
     name: 'web',
     enabled: (config) => !hasBotToken(config),
     start: async (config, core, logger) => {
+      // The operator's token, printed in the URL (as Jupyter does) and never logged.
+      const operatorToken = config.WEB_OPERATOR_TOKEN ?? randomBytes(24).toString('base64url');
       const web = await startWebChat(core, {
         port: config.WEB_PORT,
         maxImageBytes: config.MAX_IMAGE_BYTES,
         ...(config.WEB_SESSION_SECRET ? { sessionSecret: config.WEB_SESSION_SECRET } : {}),
         logger,
+        operatorToken,
       });
-      return { name: 'web', url: web.url, stop: () => web.stop() };
+      return { name: 'web', url: `${web.url}?token=${operatorToken}`, stop: () => web.stop() };
     },
   },
   {

@@ -11,6 +11,7 @@ import { registerLabels } from './commands/labels.ts';
 import { registerGradcam } from './commands/gradcam.ts';
 import { registerImages } from './commands/images.ts';
 import { registerCheck, registerExportKeras } from './commands/keras.ts';
+import { registerJobs } from './commands/jobs.ts';
 import { registerPredict } from './commands/predict.ts';
 import { registerQuantize } from './commands/quantize.ts';
 import { registerSaliency } from './commands/saliency.ts';
@@ -33,6 +34,7 @@ export function buildProgram(config: Config): Command {
   registerImages(program, config);
   registerExportKeras(program, config);
   registerCheck(program, config);
+  registerJobs(program, config);
   // issue 16: the class teaches the bot
   registerLabels(program, config);
   registerFinetuneClass(program, config);

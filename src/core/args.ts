@@ -99,3 +99,47 @@ export function parseLangArgs(raw: string): ParseResult<LangArgs> {
   if (words.length === 1 && isLanguage(word)) return ok({ action: 'set', language: word });
   return fail(invalid(raw.trim(), '/lang ru | en | auto'));
 }
+
+// issue 14: whom /grant and /revoke mean
+
+/** A user a command names: their platform id, and their name when the platform gave it. */
+export interface UserTarget {
+  readonly userId: string;
+  readonly name?: string;
+}
+
+/**
+ * Finds the user a command is about: a mention the platform resolved (Telegram text mention,
+ * Discord `<@id>` or user option), a `<@id>` written in the text, a numeric id, or else the
+ * author of the replied-to message. Returns the remaining words too (`instructor`).
+ *
+ * @returns `user.unknown` when nothing names a user (a bare `@username` is not resolvable:
+ *   bots cannot look users up by username).
+ * @example
+ * parseUserTarget('123456 instructor', {}); // { ok: true, value: { target: { userId: '123456' }, rest: ['instructor'] } }
+ * parseUserTarget('instructor', { replyTo: { id: '42', name: 'Ann' } }).ok; // true, Ann
+ */
+export function parseUserTarget(
+  raw: string,
+  from: {
+    readonly replyTo?: { readonly id: string; readonly name: string };
+    readonly mentions?: readonly { readonly id: string; readonly name: string }[];
+  },
+): ParseResult<{ target: UserTarget; rest: string[] }> {
+  const words = splitArgs(raw);
+  const mention = from.mentions?.[0];
+  const idWord = words.findIndex((w) => /^<@!?\d+>$/.test(w) || /^\d{1,32}$/.test(w));
+  const mentionWord = words.findIndex((w) => w.startsWith('@'));
+  if (mention) {
+    const rest = words.filter((w, i) => i !== (mentionWord >= 0 ? mentionWord : idWord));
+    return ok({ target: { userId: mention.id, name: mention.name }, rest });
+  }
+  if (idWord >= 0) {
+    const userId = (words[idWord] ?? '').replace(/\D/g, '');
+    return ok({ target: { userId }, rest: words.filter((_, i) => i !== idWord) });
+  }
+  if (from.replyTo && mentionWord < 0) {
+    return ok({ target: { userId: from.replyTo.id, name: from.replyTo.name }, rest: words });
+  }
+  return fail(new UserError('user.unknown', `no user named in "${raw}"`));
+}

@@ -13,11 +13,20 @@ export interface ModelCatalog {
    * @throws {UserError} `model.unknown`, `model.missing_files`.
    */
   get(id: string): Promise<LoadedModel>;
+  /**
+   * Runs `fn` with the served version of model `id`, which is not disposed before `fn` ends
+   * even when a promotion replaces it meanwhile.
+   */
+  use<T>(id: string, fn: (loaded: LoadedModel) => Promise<T>): Promise<T>;
+  /** The version of model `id` served now (`0`: the shipped one). */
+  servedVersion(id: string): string;
 }
 
 /** A classification and the metadata of the model that made it. */
 export interface Prediction {
   readonly meta: ModelMeta;
+  /** The exact model version that answered. */
+  readonly version: string;
   readonly result: Classification;
 }
 
@@ -54,16 +63,17 @@ export interface ClassifierOptions {
  * const { result } = await classifier.classify('lenet-mnist', bytes); // result.label === '7'
  */
 export function createClassifier(
-  registry: { get(id: string): Promise<LoadedModel> },
+  registry: Pick<ModelCatalog, 'use'>,
   options: ClassifierOptions,
 ): Classifier {
   const queue = options.queue ?? createTaskQueue(options.concurrency ?? 1);
   return {
     classify: (modelId, bytes) =>
       queue.run(async () => {
-        const loaded = await registry.get(modelId);
-        const result = await classifyImage(loaded, bytes, options.limits, options.topK ?? 3);
-        return { meta: loaded.meta, result };
+        return registry.use(modelId, async (loaded) => {
+          const result = await classifyImage(loaded, bytes, options.limits, options.topK ?? 3);
+          return { meta: loaded.meta, version: loaded.version, result };
+        });
       }),
   };
 }

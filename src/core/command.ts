@@ -11,6 +11,8 @@ import type { LabTestSets } from './lab-check.ts';
 import type { Language, Translate } from './i18n.ts';
 import type { Persistence, StoredChat, StoredUser, SubmissionInput } from './ports.ts';
 import type { ModelProfiler } from './profiler.ts';
+import type { AdminKey, Role } from './roles.ts';
+import type { TrainingService } from './training.ts';
 
 /** A text in every language the core speaks. */
 export type LocalizedText = Readonly<Record<Language, string>>;
@@ -48,6 +50,10 @@ export interface CoreServices extends Persistence {
   readonly logger: Logger;
   /** The lab's test sets for `/check` (issue 18); without them models are checked, not tested. */
   readonly labTestSets?: LabTestSets;
+  /** The trainer (jobs and model versions); absent where no database backs the bot. */
+  readonly training?: TrainingService;
+  /** Users the configuration names as admins (`ADMINS`); default none. */
+  readonly admins?: readonly AdminKey[];
 }
 
 /** The image of the update, downloaded, stored and checked from its header. */
@@ -115,6 +121,11 @@ export interface Command {
   readonly usage?: LocalizedText;
   /** One example of a full command line with arguments, for `/help` (`/saliency lenet-mnist smooth`). */
   readonly example?: string;
+  /**
+   * The weakest role allowed to run it (default `student`: everyone). The dispatcher refuses
+   * anyone weaker with `role.required` and a log line; `/help` lists it only to those allowed.
+   */
+  readonly role?: Role;
   /** True when successful runs are logged as submissions (failures always are). */
   readonly logsSubmission?: boolean;
   /**

@@ -99,6 +99,13 @@ export interface ButtonPress {
   finish(note: string): Promise<void>;
 }
 
+/** A message the bot sent, by the ids its platform edits it with. */
+export interface SentMessageRef {
+  /** The chat (Telegram) or channel (Discord) id. */
+  readonly chatId: string;
+  readonly messageId: string;
+}
+
 /** What an adapter may show while the core works (Telegram chat actions, Discord "thinking"). */
 export type ChatAction = 'typing' | 'upload_photo';
 
@@ -136,21 +143,42 @@ export interface ChatContext {
    */
   readonly waitsForAnswer?: boolean;
   /** issue 16: the platform id of the message this one replies to, when it is a reply. */
-  readonly replyTo?: string;
+  readonly replyToMessageId?: string;
   /** issue 16: a button press instead of a message (the adapter leaves `command` unset). */
   readonly press?: ButtonPress;
-  /** Sends a text message in reply. Plain text: no Markdown or HTML. */
-  reply(text: string, options?: ReplyOptions): Promise<void>;
-  /**
-   * Sends a PNG image with a plain-text caption (at most 1024 characters) in reply; with
-   * buttons under it when the adapter can show them.
-   */
-  replyImage(png: Uint8Array, caption: string, options?: ReplyOptions): Promise<void>;
   /**
    * issue 16, optional: sends a file (a zip export) with a caption. Adapters without it make
    * the commands that need it answer that the platform cannot receive files.
    */
   replyFile?(bytes: Uint8Array, fileName: string, caption: string): Promise<void>;
+  /** The author of the message this one replies to, when it is a reply (`/grant` by reply). */
+  readonly replyTo?: ChatUser;
+  /**
+   * Users the message mentions in a way the platform resolved to an id (Telegram text mentions,
+   * Discord `<@id>` mentions and user options), in order.
+   */
+  readonly mentions?: readonly ChatUser[];
+  /**
+   * Set only by an adapter that verified the machine operator's secret (the web chat's
+   * `?token=` URL): the core treats the user as admin. Never set from anything a remote user
+   * can choose.
+   */
+  readonly operator?: boolean;
+  /**
+   * Sends a text message in reply. Plain text: no Markdown or HTML. With buttons under it when
+   * the adapter can show them (issue 16).
+   */
+  reply(text: string, options?: ReplyOptions): Promise<void>;
+  /**
+   * Optional: sends a text reply and returns where it is, so that it can be edited later (a
+   * training job's progress). Adapters that cannot edit messages leave it out.
+   */
+  replyEditable?(text: string): Promise<SentMessageRef>;
+  /**
+   * Sends a PNG image with a plain-text caption (at most 1024 characters) in reply; with
+   * buttons under it when the adapter can show them (issue 16).
+   */
+  replyImage(png: Uint8Array, caption: string, options?: ReplyOptions): Promise<void>;
   /**
    * Optional: shows a chat action ("typing...", "sending photo...") while the core works.
    * Failures are ignored.

@@ -20,8 +20,9 @@ import {
   type Language,
   type Translate,
 } from './i18n.ts';
-import type { SubmissionInput } from './ports.ts';
+import type { StoredUser, SubmissionInput } from './ports.ts';
 import { createRateGate, type GateStats, type RateLimit } from './rate-gate.ts';
+import { effectiveRole, isRole, requireRole } from './roles.ts';
 
 /** Options of {@link createCore}. */
 export interface CoreOptions {
@@ -141,9 +142,13 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
 
   function errorParams(e: UserError, lang: Language): Record<string, string | number> {
     const { limits } = services;
+    const role = e.params.role;
     return {
       ...e.params,
       ...(e.params.known === '' ? { known: '—' } : {}),
+      ...(typeof role === 'string' && isRole(role)
+        ? { role: translator(lang)(`role.name.${role}`) }
+        : {}),
       maxSize: formatMegabytes(limits.maxBytes, lang),
       maxMegapixels: new Intl.NumberFormat(lang, { maximumFractionDigits: 1 }).format(
         limits.maxPixels / 1e6,
@@ -183,10 +188,20 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
     let record = false;
     let errorCode: string | null = null;
     try {
-      const [storedUser, storedChat] = await Promise.all([
+      const [dbUser, storedChat] = await Promise.all([
         services.users.upsert(ctx.platform, ctx.user),
         services.chats.upsert(ctx.platform, ctx.chat),
       ]);
+      const storedUser: StoredUser = {
+        ...dbUser,
+        role: effectiveRole(
+          dbUser.role,
+          ctx.platform,
+          ctx.user.id,
+          services.admins ?? [],
+          ctx.operator === true,
+        ),
+      };
       lang = resolveLanguage(storedUser.language, ctx.user.languageCode);
       t = translator(lang);
       if (r.kind === 'unknown') {
@@ -198,6 +213,9 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
         return;
       }
       record = r.kind === 'command' && r.command.logsSubmission === true;
+      if (r.kind === 'command' && r.command.role !== undefined) {
+        requireRole(storedUser, r.command.role, r.command.name);
+      }
       // Built field by field, not spread: an adapter's context may be a class instance.
       const commandCtx: CommandContext = {
         platform: ctx.platform,
@@ -206,9 +224,13 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
         messageId: ctx.messageId,
         ...(ctx.command ? { command: ctx.command } : {}),
         ...(ctx.image ? { image: ctx.image } : {}),
-        ...(ctx.replyTo === undefined ? {} : { replyTo: ctx.replyTo }),
+        ...(ctx.replyTo ? { replyTo: ctx.replyTo } : {}),
+        ...(ctx.mentions ? { mentions: ctx.mentions } : {}),
+        ...(ctx.operator === undefined ? {} : { operator: ctx.operator }),
+        ...(ctx.replyToMessageId === undefined ? {} : { replyToMessageId: ctx.replyToMessageId }),
         ...(ctx.press ? { press: ctx.press } : {}),
         reply: (text, options) => ctx.reply(text, options),
+        ...(ctx.replyEditable ? { replyEditable: (text: string) => ctx.replyEditable!(text) } : {}),
         replyImage: (png, caption, options) => ctx.replyImage(png, caption, options),
         ...(ctx.replyFile
           ? {
@@ -247,7 +269,10 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
         );
       } else if (isUserError(e)) {
         errorCode = e.id;
-        log.info({ ...where, command: commandName, code: e.id, detail: e.message }, 'user error');
+        log.info(
+          { ...where, user: ctx.user.id, command: commandName, code: e.id, detail: e.message },
+          e.id === 'role.required' ? 'refused: role required' : 'user error',
+        );
         await safely('error reply', ctx, () =>
           ctx.reply(t(userErrorKey(e.id), errorParams(e, lang))),
         );

@@ -222,6 +222,8 @@ export async function runExplanation(
   ctx.submission.modelId = modelId;
   const image = await ctx.loadImage();
   ctx.showAction('upload_photo');
+  // The version answering now; a promotion landing during the explanation is not told apart.
+  ctx.submission.modelVersion = services.models.servedVersion(modelId);
   const e = await services.explainer.explain(modelId, image.bytes, {
     ...options,
     target: parseClassTarget(args.classQuery),

@@ -14,7 +14,12 @@ export type {
   ImageRef,
   IncomingCommand,
   Platform,
+  SentMessageRef,
 } from './context.ts';
+export type * from './training.ts';
+export { jobStatusText, formatDuration } from './training.ts';
+export { translator } from './i18n.ts';
+export { ROLES, type Role, type AdminKey } from './roles.ts';
 export { PLATFORMS } from './context.ts';
 export type { Core, CoreOptions } from './dispatcher.ts';
 export { createCore } from './dispatcher.ts';

@@ -279,7 +279,12 @@ async function gradCamBeside(
   testSet: LabelledImages,
 ): Promise<void> {
   const reference = await services.models.get(task.reference);
-  const student: LoadedModel = { meta: { ...reference.meta, id: 'student' }, model, dir: '' };
+  const student: LoadedModel = {
+    meta: { ...reference.meta, id: 'student' },
+    model,
+    dir: '',
+    version: 'student',
+  };
   const pixels = testSet.height * testSet.width * testSet.channels;
   const cells: GridCell[] = [];
   const lower: GridCell[] = [];

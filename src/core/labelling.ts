@@ -4,21 +4,16 @@
  */
 import { UserError } from '../errors.ts';
 import type { CommandContext, CoreServices } from './command.ts';
+import { isInstructorRole } from './labels.ts';
 import type { LabelledSubmission, LabelSource, StoredLabel } from './ports.ts';
-import { isInstructorRole } from './ports.ts';
+import { requireRole } from './roles.ts';
 
 /**
- * Refuses a student.
- * @throws {UserError} `permission.instructor_only` unless the user is an instructor or admin.
+ * Refuses a student (the trainer issue's `requireRole`, for checks inside a command or a press).
+ * @throws {UserError} `role.required` unless the user is an instructor or admin.
  */
 export function requireInstructor(ctx: CommandContext, command: string): void {
-  if (!isInstructorRole(ctx.storedUser.role)) {
-    throw new UserError(
-      'permission.instructor_only',
-      `${ctx.platform}:${ctx.user.id} (${ctx.storedUser.role}) asked for /${command}`,
-      { command },
-    );
-  }
+  requireRole(ctx.storedUser, 'instructor', command);
 }
 
 /** The class names of the model that answered a submission (digits when it is not installed). */

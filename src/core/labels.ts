@@ -12,7 +12,13 @@
  *   an instructor label).
  */
 import type { ReplyButton } from './context.ts';
-import { isInstructorRole, type LabelledSubmission, type StoredLabel } from './ports.ts';
+import type { LabelledSubmission, StoredLabel } from './ports.ts';
+import { hasRole, type Role } from './roles.ts';
+
+/** True for the roles that label any photo and whose labels win (`instructor`, `admin`). */
+export function isInstructorRole(role: Role): boolean {
+  return hasRole(role, 'instructor');
+}
 
 /**
  * A prediction at or above this softmax probability is "confident": a student's ✓ on it trains

@@ -4,6 +4,7 @@
  */
 import type { ChatInfo, ChatUser, Platform } from './context.ts';
 import type { Language } from './i18n.ts';
+import type { Role } from './roles.ts';
 import type {
   ChatDirectory,
   ClassData,
@@ -15,7 +16,6 @@ import type {
   LabelInput,
   LabelledSubmission,
   Persistence,
-  Role,
   StoredChat,
   StoredLabel,
   StoredUser,
@@ -36,12 +36,13 @@ export class MemoryUserDirectory implements UserDirectory {
   /** Creates or renames the user; keeps their language choice. */
   upsert(platform: Platform, user: ChatUser): Promise<StoredUser> {
     const k = key(platform, user.id);
+    const old = this.users.get(k);
     const stored: StoredUser = {
       platform,
       userId: user.id,
       name: user.name,
-      language: this.users.get(k)?.language ?? null,
-      role: this.users.get(k)?.role ?? 'student',
+      language: old?.language ?? null,
+      role: old?.role ?? 'student',
     };
     this.users.set(k, stored);
     return Promise.resolve(stored);
@@ -61,17 +62,24 @@ export class MemoryUserDirectory implements UserDirectory {
     return Promise.resolve();
   }
 
-  /** Sets a user's role (tests; the chat commands that grant roles belong to the trainer issue). */
-  setRole(user: UserKey, role: Role): void {
+  /** The stored user, if any. */
+  find(user: UserKey): Promise<StoredUser | undefined> {
+    return Promise.resolve(this.users.get(key(user.platform, user.userId)));
+  }
+
+  /** Sets the role, creating the user (named by their id) when unknown. */
+  setRole(user: UserKey, role: Role): Promise<StoredUser> {
     const k = key(user.platform, user.userId);
     const old = this.users.get(k);
-    this.users.set(k, {
+    const stored: StoredUser = {
       platform: user.platform,
       userId: user.userId,
-      name: old?.name ?? '',
+      name: old?.name ?? user.userId,
       language: old?.language ?? null,
       role,
-    });
+    };
+    this.users.set(k, stored);
+    return Promise.resolve(stored);
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import type { ChatInfo, ChatUser, Platform } from './context.ts';
 import type { Language } from './i18n.ts';
+import type { Role } from './roles.ts';
 
 /** Identifies a user across the platforms: ids are only unique within one platform. */
 export interface UserKey {
@@ -19,16 +20,12 @@ export interface StoredUser {
   readonly name: string;
   /** The user's `/lang` choice; null to follow the client's language. */
   readonly language: Language | null;
-  /** What the user may do (`users.role`); instructors and admins label any photo, review, export. */
+  /**
+   * What the user may do. From the database, raised to `admin` by the dispatcher for users the
+   * configuration names (`ADMINS`) and the web chat's operator: in a command, this is the
+   * effective role.
+   */
   readonly role: Role;
-}
-
-/** A user's role: students classify and label their own photos; instructors and admins more. */
-export type Role = 'student' | 'instructor' | 'admin';
-
-/** True for the roles that may use instructor commands (`instructor`, `admin`). */
-export function isInstructorRole(role: Role): boolean {
-  return role === 'instructor' || role === 'admin';
 }
 
 /** Users and their language choice. */
@@ -40,6 +37,13 @@ export interface UserDirectory {
   upsert(platform: Platform, user: ChatUser): Promise<StoredUser>;
   /** Stores the user's `/lang` choice; null clears it. The user exists (upserted before). */
   setLanguage(user: UserKey, language: Language | null): Promise<void>;
+  /** The stored user, or undefined if they never wrote (and were never granted a role). */
+  find(user: UserKey): Promise<StoredUser | undefined>;
+  /**
+   * Stores the user's role (`/grant`, `/revoke`), creating the user when they have not written
+   * yet (an admin may grant by id beforehand).
+   */
+  setRole(user: UserKey, role: Role): Promise<StoredUser>;
 }
 
 /** What the core keeps about a chat. */
@@ -91,7 +95,10 @@ export interface SubmissionInput {
   readonly imageWidth: number | null;
   readonly imageHeight: number | null;
   readonly modelId: string | null;
-  /** The model's training date (`meta.json` `training.date`), null when not recorded. */
+  /**
+   * The exact model version that answered (`0`: the shipped `models/<id>/`; `n`: the promoted
+   * `<DATA_DIR>/models/<id>/<n>/`), also for a rejected photo; null without a model.
+   */
   readonly modelVersion: string | null;
   /** Label of the predicted class. */
   readonly predictedClass: string | null;
@@ -256,4 +263,15 @@ export interface ClassData {
   listAll(filter?: ClassDataFilter): Promise<LabelledSubmission[]>;
   /** The stored bytes of a submission's image (its `imagePath`). */
   readImage(imagePath: string): Promise<Uint8Array>;
+}
+
+/**
+ * What an adapter offers for messages sent outside an update (a training job's progress): edit a
+ * message, post an image, by the platform's ids. Discord edits with the bot token by channel and
+ * message id, as interaction tokens expire after 15 minutes.
+ */
+export interface ChatMessenger {
+  readonly platform: Platform;
+  editText(chatId: string, messageId: string, text: string): Promise<void>;
+  sendImage(chatId: string, png: Uint8Array, caption: string, replyTo?: string): Promise<void>;
 }

@@ -3,28 +3,26 @@ import type { Config } from '../config.ts';
 import type { ImageLimits } from '../imaging/decode.ts';
 import { renderProbabilityChart } from '../imaging/chart.ts';
 import type { InferencePool } from '../ml/inference/pool.ts';
-import type { LoadedModel } from '../ml/registry.ts';
-import type { ModelMeta } from '../ml/model-meta.ts';
 import type { LatencyOptions } from '../ml/stats.ts';
-import { createClassifier, type Classifier } from './classifier.ts';
+import { createClassifier, type Classifier, type ModelCatalog } from './classifier.ts';
 import type { CoreServices } from './command.ts';
 import { createExplainer, type Explainer } from './explainer.ts';
 import type { LabTestSets } from './lab-check.ts';
 import type { Persistence } from './ports.ts';
 import { createCachedProfiler, createModelProfiler, type ModelProfiler } from './profiler.ts';
 import { createTaskQueue } from './queue.ts';
+import type { AdminKey } from './roles.ts';
 
 /** What {@link buildCoreServices} assembles the services from. */
 export interface CoreServiceParts {
   readonly config: Pick<Config, 'MAX_IMAGE_BYTES' | 'MAX_IMAGE_PIXELS' | 'DEFAULT_MODEL'>;
   /** The model registry (`ModelRegistry.fromConfig(config)`). */
-  readonly registry: {
-    list(): Promise<ModelMeta[]>;
-    get(id: string): Promise<LoadedModel>;
-  };
+  readonly registry: ModelCatalog;
   /** The database repositories, or `createMemoryStore()`. */
   readonly persistence: Persistence;
   readonly logger: Logger;
+  /** Users the configuration names as admins (`config.ADMINS`). */
+  readonly admins?: readonly AdminKey[];
   /** How `/arch` and `/compare` measure speed (default: 20 runs of one image, a batch of 1,000). */
   readonly latency?: LatencyOptions;
   /**
@@ -87,6 +85,7 @@ export function buildCoreServices(parts: CoreServiceParts): CoreServices {
     defaultModel: parts.config.DEFAULT_MODEL,
     logger: parts.logger,
     ...(parts.labTestSets ? { labTestSets: parts.labTestSets } : {}),
+    admins: parts.admins ?? [],
   };
 }
 

@@ -15,10 +15,7 @@ import {
   type ModelVersionRepository,
 } from './model-version-repository.ts';
 import { createSubmissionRepository, type SubmissionRepository } from './submission-repository.ts';
-import {
-  createTrainingRunRepository,
-  type TrainingRunRepository,
-} from './training-run-repository.ts';
+import { createTrainingRunRepository, type TrainingRuns } from './training-run-repository.ts';
 import {
   createTelegramUpdateRepository,
   type TelegramUpdateRepository,
@@ -38,7 +35,7 @@ export interface Database {
   /** Photos on disk under `<DATA_DIR>/images`, addressed by SHA-256. */
   readonly images: ImageStore;
   readonly modelVersions: ModelVersionRepository;
-  readonly trainingRuns: TrainingRunRepository;
+  readonly trainingRuns: TrainingRuns;
   /** Per-user image quota, kept images and expiry of the rest (issue 19). */
   readonly imageRetention: ImageRetention;
   /** Telegram updates received and answered: the durable polling offset (issue 15). */
@@ -75,7 +72,7 @@ export async function openDatabase(config: DatabaseConfig): Promise<Database> {
     images,
     imageRetention: createImageRetention(prisma, images),
     modelVersions: createModelVersionRepository(prisma),
-    trainingRuns: createTrainingRunRepository(prisma),
+    trainingRuns: createTrainingRunRepository(prisma, target.provider),
     telegramUpdates: createTelegramUpdateRepository(prisma),
     labSubmissions: createLabSubmissionRepository(prisma),
     labels: createLabelRepository(prisma),

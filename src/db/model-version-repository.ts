@@ -1,18 +1,36 @@
 import type { AppPrismaClient } from './client.ts';
 import { DatabaseError } from './errors.ts';
+import type { JsonObject } from './training-run-repository.ts';
 
-/** A trained model's files, as registered. */
+/**
+ * A trained model's files, as registered. Versions are immutable folders; which one the bots
+ * answer with is a separate alias, one row per model in `served_models` (as TF Serving's and
+ * MLflow's aliases), so that promotion and rollback are each one update of that row.
+ */
 export interface ModelVersionRecord {
   readonly id: number;
   /** Registry id, e.g. `lenet-mnist`. */
   readonly modelId: string;
+  /** `0` for the shipped model, then `1`, `2`... */
   readonly version: string;
   /** Folder holding `model.json` and `meta.json`. */
   readonly path: string;
+  /** Accuracy on the model's full test set, 0..1. */
   readonly testAccuracy: number | null;
-  /** The version the bot answers with; at most one per model (a unique index enforces it). */
+  /** True for the version the bots serve. */
   readonly active: boolean;
   readonly createdAt: Date;
+  /** The training run that made it; null for the shipped version. */
+  readonly jobId: number | null;
+  /** The version it was trained from (served when the job was queued). */
+  readonly parentVersion: string | null;
+  readonly metrics: JsonObject | null;
+  /** SHA-256 over the data set files it was trained on. */
+  readonly datasetFingerprint: string | null;
+  /** The job's parameters as asked (epochs, batch, learning rate...). */
+  readonly params: JsonObject | null;
+  /** `platform:id` of who asked for it, or `cli`. */
+  readonly createdBy: string | null;
 }
 
 /** What {@link ModelVersionRepository.register} needs. */
@@ -21,29 +39,70 @@ export interface NewModelVersion {
   readonly version: string;
   readonly path: string;
   readonly testAccuracy?: number | undefined;
+  readonly jobId?: number | undefined;
+  readonly parentVersion?: string | undefined;
+  readonly metrics?: JsonObject | undefined;
+  readonly datasetFingerprint?: string | undefined;
+  readonly params?: JsonObject | undefined;
+  readonly createdBy?: string | undefined;
 }
 
-/** Registered model versions and which one is active. */
+/** Registered model versions and which one is served. */
 export interface ModelVersionRepository {
   /** Registers a version, or updates path and accuracy of one registered before. */
   register(version: NewModelVersion): Promise<ModelVersionRecord>;
-  /** Makes one version the active one of its model (and no other), atomically. */
+  /**
+   * Serves `version` of its model from now on: one upsert of the model's `served_models` row,
+   * which every bot process polls.
+   * @throws {DatabaseError} `not_found` when the version was never registered.
+   */
   activate(modelId: string, version: string): Promise<ModelVersionRecord>;
   getActive(modelId: string): Promise<ModelVersionRecord | undefined>;
+  /** The served version of every model that has one (`modelId -> version`). */
+  served(): Promise<Map<string, string>>;
   get(modelId: string, version: string): Promise<ModelVersionRecord | undefined>;
   /** All versions, of one model or of all, oldest first. */
   list(modelId?: string): Promise<ModelVersionRecord[]>;
+  /** The next free version number of a model (1 when only the shipped 0 exists). */
+  nextVersion(modelId: string): Promise<number>;
 }
 
-function toModelVersion(row: ModelVersionRecord): ModelVersionRecord {
+interface ModelVersionRow {
+  id: number;
+  modelId: string;
+  version: string;
+  path: string;
+  testAccuracy: number | null;
+  createdAt: Date;
+  jobId: number | null;
+  parentVersion: string | null;
+  metricsJson: string | null;
+  datasetFingerprint: string | null;
+  paramsJson: string | null;
+  createdBy: string | null;
+}
+
+const parse = (json: string | null): JsonObject | null =>
+  json === null ? null : (JSON.parse(json) as JsonObject);
+
+function toModelVersion(
+  row: ModelVersionRow,
+  servedVersion: string | undefined,
+): ModelVersionRecord {
   return {
     id: row.id,
     modelId: row.modelId,
     version: row.version,
     path: row.path,
     testAccuracy: row.testAccuracy,
-    active: row.active,
+    active: servedVersion === row.version,
     createdAt: row.createdAt,
+    jobId: row.jobId,
+    parentVersion: row.parentVersion,
+    metrics: parse(row.metricsJson),
+    datasetFingerprint: row.datasetFingerprint,
+    params: parse(row.paramsJson),
+    createdBy: row.createdBy,
   };
 }
 
@@ -51,49 +110,70 @@ function toModelVersion(row: ModelVersionRecord): ModelVersionRecord {
  * Creates the model version repository over a Prisma client.
  *
  * @example
- * await modelVersions.register({ modelId: 'lenet-mnist', version: '2', path: 'models/lenet-mnist' });
+ * await modelVersions.register({ modelId: 'lenet-mnist', version: '2', path: 'data/models/lenet-mnist/2' });
  * await modelVersions.activate('lenet-mnist', '2');
  */
 export function createModelVersionRepository(prisma: AppPrismaClient): ModelVersionRepository {
+  async function servedOf(modelId: string): Promise<string | undefined> {
+    const row = await prisma.servedModel.findUnique({ where: { modelId } });
+    return row?.version;
+  }
+
   return {
     async register(v) {
-      const testAccuracy = v.testAccuracy ?? null;
+      const fields = {
+        path: v.path,
+        testAccuracy: v.testAccuracy ?? null,
+        jobId: v.jobId ?? null,
+        parentVersion: v.parentVersion ?? null,
+        metricsJson: v.metrics === undefined ? null : JSON.stringify(v.metrics),
+        datasetFingerprint: v.datasetFingerprint ?? null,
+        paramsJson: v.params === undefined ? null : JSON.stringify(v.params),
+        createdBy: v.createdBy ?? null,
+      };
       const row = await prisma.modelVersion.upsert({
         where: { modelId_version: { modelId: v.modelId, version: v.version } },
-        create: { modelId: v.modelId, version: v.version, path: v.path, testAccuracy },
-        update: { path: v.path, testAccuracy },
+        create: { modelId: v.modelId, version: v.version, ...fields },
+        update: { path: v.path, testAccuracy: fields.testAccuracy },
       });
-      return toModelVersion(row);
+      return toModelVersion(row, await servedOf(v.modelId));
     },
 
     async activate(modelId, version) {
-      const row = await prisma.$transaction(async (tx) => {
-        const target = await tx.modelVersion.findUnique({
-          where: { modelId_version: { modelId, version } },
-        });
-        if (target === null) {
-          throw new DatabaseError('not_found', `no model version ${modelId}@${version}`);
-        }
-        // Deactivate first: the partial unique index allows one active row per model.
-        await tx.modelVersion.updateMany({
-          where: { modelId, active: true, NOT: { id: target.id } },
-          data: { active: false },
-        });
-        return tx.modelVersion.update({ where: { id: target.id }, data: { active: true } });
+      const target = await prisma.modelVersion.findUnique({
+        where: { modelId_version: { modelId, version } },
       });
-      return toModelVersion(row);
+      if (target === null) {
+        throw new DatabaseError('not_found', `no model version ${modelId}@${version}`);
+      }
+      // The one write: bots poll this row and switch when it changes.
+      await prisma.servedModel.upsert({
+        where: { modelId },
+        create: { modelId, version },
+        update: { version },
+      });
+      return toModelVersion(target, version);
     },
 
     async getActive(modelId) {
-      const row = await prisma.modelVersion.findFirst({ where: { modelId, active: true } });
-      return row === null ? undefined : toModelVersion(row);
+      const version = await servedOf(modelId);
+      if (version === undefined) return undefined;
+      const row = await prisma.modelVersion.findUnique({
+        where: { modelId_version: { modelId, version } },
+      });
+      return row === null ? undefined : toModelVersion(row, version);
+    },
+
+    async served() {
+      const rows = await prisma.servedModel.findMany();
+      return new Map(rows.map((r) => [r.modelId, r.version]));
     },
 
     async get(modelId, version) {
       const row = await prisma.modelVersion.findUnique({
         where: { modelId_version: { modelId, version } },
       });
-      return row === null ? undefined : toModelVersion(row);
+      return row === null ? undefined : toModelVersion(row, await servedOf(modelId));
     },
 
     async list(modelId) {
@@ -101,7 +181,19 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
         where: modelId === undefined ? {} : { modelId },
         orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
       });
-      return rows.map(toModelVersion);
+      const served = new Map(
+        (await prisma.servedModel.findMany()).map((r) => [r.modelId, r.version]),
+      );
+      return rows.map((r) => toModelVersion(r, served.get(r.modelId)));
+    },
+
+    async nextVersion(modelId) {
+      const rows = await prisma.modelVersion.findMany({
+        where: { modelId },
+        select: { version: true },
+      });
+      const numbers = rows.map((r) => Number(r.version)).filter((n) => Number.isInteger(n));
+      return Math.max(0, ...numbers) + 1;
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { AppPrismaClient } from './client.ts';
+import type { DatabaseProvider } from './client.ts';
 import { DatabaseError } from './errors.ts';
 
 /** Life cycle of a training run: queued -> running -> succeeded | failed; queued/running -> cancelled. */
@@ -26,6 +27,22 @@ export interface TrainingRunRecord {
   readonly metrics: JsonObject | null;
   readonly error: string | null;
   readonly createdAt: Date;
+  /** Worker holding the job while it runs, and until when its lease lasts. */
+  readonly leaseOwner: string | null;
+  readonly leaseExpiresAt: Date | null;
+  readonly heartbeatAt: Date | null;
+  /** Runs started: 1 on the first, more after a dead worker's job was taken over. */
+  readonly attempts: number;
+  readonly cancelRequested: boolean;
+  /** The last progress a worker reported (epoch, batch, loss...). */
+  readonly progress: JsonObject | null;
+  /** Where to report: the chat message to edit. */
+  readonly notify: JsonObject | null;
+  /** The model version the run produced. */
+  readonly version: string | null;
+  /** The TF.js backend and device the worker trained on (`tensorflow`, `GPU:0 ...`). */
+  readonly backend: string | null;
+  readonly device: string | null;
 }
 
 /** What {@link TrainingRunRepository.create} needs. */
@@ -33,6 +50,75 @@ export interface NewTrainingRun {
   readonly modelId: string;
   readonly requestedBy?: number | undefined;
   readonly params: JsonObject;
+  readonly notify?: JsonObject | undefined;
+}
+
+/** What {@link TrainingRunRepository.claim} did. */
+export interface ClaimResult {
+  /** The job now leased to the caller, if any was ready. */
+  readonly run?: TrainingRunRecord;
+  /** Jobs whose worker died once too often: now failed (their reporters tell the chat). */
+  readonly failed: readonly TrainingRunRecord[];
+}
+
+/** The database as a job queue: leases renewed by heartbeats, claimed atomically. */
+export interface TrainingJobQueue {
+  /**
+   * Leases the oldest runnable job to `owner` for `leaseMs`: a queued one whose model is not
+   * being trained by a live job (a second job of a model waits behind the first), or a running
+   * one whose lease expired (its worker died: resumed, attempts + 1). A job whose lease expired
+   * after `maxAttempts` runs fails instead, with the reason. One transaction: `BEGIN IMMEDIATE`
+   * on SQLite, `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL, so two workers never get the
+   * same job.
+   */
+  claim(owner: string, leaseMs: number, maxAttempts: number): Promise<ClaimResult>;
+  /**
+   * Leases one given job to `owner` (BullMQ hands a worker a job id): a queued job, or a running
+   * one whose lease expired; attempts + 1. Undefined when it is cancelled, finished, or leased.
+   */
+  claimById(id: number, owner: string, leaseMs: number): Promise<TrainingRunRecord | undefined>;
+  /**
+   * Renews the lease of a running job and stores its progress.
+   * @returns `lost` when the job is no longer this owner's (taken over or finished);
+   *   `cancel` when someone asked to cancel it.
+   */
+  heartbeat(
+    id: number,
+    owner: string,
+    leaseMs: number,
+    progress?: JsonObject,
+  ): Promise<{ readonly lost: boolean; readonly cancel: boolean }>;
+  /**
+   * Gives a running job back to the queue (a worker shutting down): queued again, to resume from
+   * its checkpoint; the run does not count as a try.
+   */
+  release(id: number, owner: string, options?: { readonly countsAsTry?: boolean }): Promise<void>;
+  /** Records the worker's backend and device. */
+  setBackend(id: number, backend: string, device: string): Promise<void>;
+  /**
+   * Cancels a queued job at once; asks the worker of a running one to stop (it kills the job's
+   * process within a heartbeat). Returns the job as it is now; undefined if there is none.
+   */
+  requestCancel(id: number): Promise<TrainingRunRecord | undefined>;
+  /** running -> succeeded with the produced version (only by the lease owner). */
+  finishSucceeded(
+    id: number,
+    owner: string,
+    metrics: JsonObject,
+    version: string,
+  ): Promise<TrainingRunRecord>;
+  /** 1 for the next job to run; counts the queued and running jobs before it. */
+  queuePosition(id: number): Promise<number>;
+  /** Queued and running jobs of one requester. */
+  countActive(requestedBy: number): Promise<number>;
+  /** Queued and running jobs, oldest first, then the `recent` latest finished ones. */
+  listForDisplay(recent: number): Promise<TrainingRunRecord[]>;
+  /** Jobs with a chat to report to that are not finished, or finished within `sinceMs`. */
+  listToReport(sinceMs: number): Promise<TrainingRunRecord[]>;
+  /** Sets where to report: the chat message to edit with progress. */
+  setNotify(id: number, notify: JsonObject): Promise<void>;
+  /** Clears where to report (after the final message was sent). */
+  clearNotify(id: number): Promise<void>;
 }
 
 /** Training runs and their state changes (each checked, so a finished run stays finished). */
@@ -52,6 +138,9 @@ export interface TrainingRunRepository {
   listRecent(limit: number, modelId?: string): Promise<TrainingRunRecord[]>;
 }
 
+/** Both: what the bot, the workers and the CLI use. */
+export type TrainingRuns = TrainingRunRepository & TrainingJobQueue;
+
 interface TrainingRunRow {
   id: number;
   modelId: string;
@@ -63,7 +152,20 @@ interface TrainingRunRow {
   metricsJson: string | null;
   error: string | null;
   createdAt: Date;
+  leaseOwner: string | null;
+  leaseExpiresAt: Date | null;
+  heartbeatAt: Date | null;
+  attempts: number;
+  cancelRequested: boolean;
+  progressJson: string | null;
+  notifyJson: string | null;
+  version: string | null;
+  backend: string | null;
+  device: string | null;
 }
+
+const parse = (json: string | null): JsonObject | null =>
+  json === null ? null : (JSON.parse(json) as JsonObject);
 
 function isStatus(value: string): value is TrainingStatus {
   return (TRAINING_STATUSES as readonly string[]).includes(value);
@@ -84,6 +186,16 @@ function toTrainingRun(row: TrainingRunRow): TrainingRunRecord {
     metrics: row.metricsJson === null ? null : (JSON.parse(row.metricsJson) as JsonObject),
     error: row.error,
     createdAt: row.createdAt,
+    leaseOwner: row.leaseOwner,
+    leaseExpiresAt: row.leaseExpiresAt,
+    heartbeatAt: row.heartbeatAt,
+    attempts: row.attempts,
+    cancelRequested: row.cancelRequested,
+    progress: parse(row.progressJson),
+    notify: parse(row.notifyJson),
+    version: row.version,
+    backend: row.backend,
+    device: row.device,
   };
 }
 
@@ -95,7 +207,10 @@ function toTrainingRun(row: TrainingRunRow): TrainingRunRecord {
  * await trainingRuns.markRunning(run.id);
  * await trainingRuns.markSucceeded(run.id, { testAccuracy: 0.991 });
  */
-export function createTrainingRunRepository(prisma: AppPrismaClient): TrainingRunRepository {
+export function createTrainingRunRepository(
+  prisma: AppPrismaClient,
+  provider: DatabaseProvider = 'sqlite',
+): TrainingRuns {
   /** Moves a run from one of `from` to a new state in one statement, so racing updates cannot both win. */
   async function transition(
     id: number,
@@ -106,6 +221,8 @@ export function createTrainingRunRepository(prisma: AppPrismaClient): TrainingRu
       finishedAt?: Date;
       metricsJson?: string;
       error?: string;
+      leaseOwner?: null;
+      leaseExpiresAt?: null;
     },
   ): Promise<TrainingRunRecord> {
     const { count } = await prisma.trainingRun.updateMany({
@@ -130,6 +247,7 @@ export function createTrainingRunRepository(prisma: AppPrismaClient): TrainingRu
           modelId: run.modelId,
           requestedBy: run.requestedBy ?? null,
           paramsJson: JSON.stringify(run.params),
+          notifyJson: run.notify === undefined ? null : JSON.stringify(run.notify),
         },
       });
       return toTrainingRun(row);
@@ -149,11 +267,18 @@ export function createTrainingRunRepository(prisma: AppPrismaClient): TrainingRu
         status: 'failed',
         finishedAt: new Date(),
         error,
+        leaseOwner: null,
+        leaseExpiresAt: null,
         ...(metrics !== undefined && { metricsJson: JSON.stringify(metrics) }),
       }),
 
     markCancelled: (id) =>
-      transition(id, ['queued', 'running'], { status: 'cancelled', finishedAt: new Date() }),
+      transition(id, ['queued', 'running'], {
+        status: 'cancelled',
+        finishedAt: new Date(),
+        leaseOwner: null,
+        leaseExpiresAt: null,
+      }),
 
     async get(id) {
       const row = await prisma.trainingRun.findUnique({ where: { id } });
@@ -167,6 +292,217 @@ export function createTrainingRunRepository(prisma: AppPrismaClient): TrainingRu
         take: Math.max(0, Math.floor(limit)),
       });
       return rows.map(toTrainingRun);
+    },
+
+    async claim(owner, leaseMs, maxAttempts) {
+      return prisma.$transaction(async (tx) => {
+        const now = new Date();
+        const failed: TrainingRunRecord[] = [];
+        const expired = await tx.trainingRun.findMany({
+          where: { status: 'running', leaseExpiresAt: { lt: now } },
+        });
+        for (const run of expired.filter((r) => r.attempts >= maxAttempts)) {
+          const error = `worker stopped ${run.attempts} times (last lease by ${run.leaseOwner ?? '?'})`;
+          const row = await tx.trainingRun.update({
+            where: { id: run.id },
+            data: {
+              status: 'failed',
+              finishedAt: now,
+              error,
+              leaseOwner: null,
+              leaseExpiresAt: null,
+            },
+          });
+          failed.push(toTrainingRun(row));
+        }
+        const busy = await tx.trainingRun.findMany({
+          where: { status: 'running', leaseExpiresAt: { gte: now } },
+          select: { modelId: true },
+        });
+        const candidates = await tx.trainingRun.findMany({
+          where: {
+            OR: [
+              { status: 'queued', modelId: { notIn: busy.map((b) => b.modelId) } },
+              { status: 'running', leaseExpiresAt: { lt: now }, attempts: { lt: maxAttempts } },
+            ],
+          },
+          orderBy: { id: 'asc' },
+          select: { id: true },
+          take: 16,
+        });
+        let id = candidates[0]?.id;
+        if (provider === 'postgresql' && candidates.length > 0) {
+          // Another worker may hold one of them: skip its locked rows instead of waiting.
+          const ids = candidates.map((c) => c.id);
+          const locked = await tx.$queryRaw<{ id: number }[]>`
+            SELECT id FROM training_runs WHERE id = ANY(${ids}) ORDER BY id
+            LIMIT 1 FOR UPDATE SKIP LOCKED`;
+          id = locked[0]?.id;
+        }
+        if (id === undefined) return { failed };
+        const { count } = await tx.trainingRun.updateMany({
+          where: {
+            id,
+            OR: [{ status: 'queued' }, { status: 'running', leaseExpiresAt: { lt: now } }],
+          },
+          data: {
+            status: 'running',
+            leaseOwner: owner,
+            leaseExpiresAt: new Date(now.getTime() + leaseMs),
+            heartbeatAt: now,
+            attempts: { increment: 1 },
+          },
+        });
+        if (count === 0) return { failed };
+        const row = await tx.trainingRun.findUniqueOrThrow({ where: { id } });
+        const started =
+          row.startedAt === null
+            ? await tx.trainingRun.update({ where: { id }, data: { startedAt: now } })
+            : row;
+        return { run: toTrainingRun(started), failed };
+      });
+    },
+
+    async claimById(id, owner, leaseMs) {
+      const now = new Date();
+      const { count } = await prisma.trainingRun.updateMany({
+        where: {
+          id,
+          OR: [{ status: 'queued' }, { status: 'running', leaseExpiresAt: { lt: now } }],
+        },
+        data: {
+          status: 'running',
+          leaseOwner: owner,
+          leaseExpiresAt: new Date(now.getTime() + leaseMs),
+          heartbeatAt: now,
+          attempts: { increment: 1 },
+        },
+      });
+      if (count === 0) return undefined;
+      const row = await prisma.trainingRun.findUniqueOrThrow({ where: { id } });
+      const started =
+        row.startedAt === null
+          ? await prisma.trainingRun.update({ where: { id }, data: { startedAt: now } })
+          : row;
+      return toTrainingRun(started);
+    },
+
+    async heartbeat(id, owner, leaseMs, progress) {
+      const now = new Date();
+      const { count } = await prisma.trainingRun.updateMany({
+        where: { id, status: 'running', leaseOwner: owner },
+        data: {
+          heartbeatAt: now,
+          leaseExpiresAt: new Date(now.getTime() + leaseMs),
+          ...(progress === undefined ? {} : { progressJson: JSON.stringify(progress) }),
+        },
+      });
+      if (count === 0) return { lost: true, cancel: false };
+      const row = await prisma.trainingRun.findUnique({
+        where: { id },
+        select: { cancelRequested: true },
+      });
+      return { lost: false, cancel: row?.cancelRequested === true };
+    },
+
+    async release(id, owner, options = {}) {
+      await prisma.trainingRun.updateMany({
+        where: { id, status: 'running', leaseOwner: owner },
+        data: {
+          status: 'queued',
+          leaseOwner: null,
+          leaseExpiresAt: null,
+          ...(options.countsAsTry ? {} : { attempts: { decrement: 1 } }),
+        },
+      });
+    },
+
+    async setBackend(id, backend, device) {
+      await prisma.trainingRun.updateMany({ where: { id }, data: { backend, device } });
+    },
+
+    async requestCancel(id) {
+      await prisma.trainingRun.updateMany({
+        where: { id, status: 'queued' },
+        data: { status: 'cancelled', finishedAt: new Date(), cancelRequested: true },
+      });
+      await prisma.trainingRun.updateMany({
+        where: { id, status: 'running' },
+        data: { cancelRequested: true },
+      });
+      const row = await prisma.trainingRun.findUnique({ where: { id } });
+      return row === null ? undefined : toTrainingRun(row);
+    },
+
+    async finishSucceeded(id, owner, metrics, version) {
+      const { count } = await prisma.trainingRun.updateMany({
+        where: { id, status: 'running', leaseOwner: owner },
+        data: {
+          status: 'succeeded',
+          finishedAt: new Date(),
+          metricsJson: JSON.stringify(metrics),
+          version,
+          leaseOwner: null,
+          leaseExpiresAt: null,
+        },
+      });
+      const row = await prisma.trainingRun.findUnique({ where: { id } });
+      if (row === null) throw new DatabaseError('not_found', `no training run ${id}`);
+      if (count === 0) {
+        throw new DatabaseError(
+          'invalid_transition',
+          `training run ${id} is ${row.status} (lease ${row.leaseOwner ?? 'none'}), not running for ${owner}`,
+        );
+      }
+      return toTrainingRun(row);
+    },
+
+    async queuePosition(id) {
+      const before = await prisma.trainingRun.count({
+        where: { id: { lt: id }, status: { in: ['queued', 'running'] } },
+      });
+      return before + 1;
+    },
+
+    countActive: (requestedBy) =>
+      prisma.trainingRun.count({ where: { requestedBy, status: { in: ['queued', 'running'] } } }),
+
+    async listForDisplay(recent) {
+      const active = await prisma.trainingRun.findMany({
+        where: { status: { in: ['queued', 'running'] } },
+        orderBy: { id: 'asc' },
+      });
+      const done = await prisma.trainingRun.findMany({
+        where: { status: { in: ['succeeded', 'failed', 'cancelled'] } },
+        orderBy: { id: 'desc' },
+        take: Math.max(0, Math.floor(recent)),
+      });
+      return [...active, ...done].map(toTrainingRun);
+    },
+
+    async listToReport(sinceMs) {
+      const rows = await prisma.trainingRun.findMany({
+        where: {
+          notifyJson: { not: null },
+          OR: [
+            { status: { in: ['queued', 'running'] } },
+            { finishedAt: { gte: new Date(Date.now() - sinceMs) } },
+          ],
+        },
+        orderBy: { id: 'asc' },
+      });
+      return rows.map(toTrainingRun);
+    },
+
+    async setNotify(id, notify) {
+      await prisma.trainingRun.updateMany({
+        where: { id },
+        data: { notifyJson: JSON.stringify(notify) },
+      });
+    },
+
+    async clearNotify(id) {
+      await prisma.trainingRun.updateMany({ where: { id }, data: { notifyJson: null } });
     },
   };
 }

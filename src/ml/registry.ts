@@ -1,6 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.ts';
 import { findImagenetModel, modelDataDirs, type ExternalModel } from './imagenet.ts';
 import { loadModel } from './model-io.ts';
@@ -12,6 +12,21 @@ export interface LoadedModel {
   readonly model: tf.LayersModel;
   /** Folder the model was loaded from. */
   readonly dir: string;
+  /**
+   * The model version: `0` for the shipped `models/<id>/`, `n` for `<DATA_DIR>/models/<id>/<n>/`
+   * (issue 14). Recorded with every answer it gives.
+   */
+  readonly version: string;
+}
+
+/** The version the shipped `models/<id>/` folder is. */
+export const SHIPPED_VERSION = '0';
+
+/** A loaded model and the calls using it now (so a replaced one is freed when they end). */
+interface Entry {
+  readonly loaded: Promise<LoadedModel>;
+  users: number;
+  retired: boolean;
 }
 
 /** Options of {@link ModelRegistry}. */
@@ -30,7 +45,9 @@ export interface ModelRegistryOptions {
  * between concurrent callers.
  */
 export class ModelRegistry {
-  private readonly loading = new Map<string, Promise<LoadedModel>>();
+  private readonly loading = new Map<string, Entry>();
+  /** Versions other than the shipped one that are served: id -> version and folder. */
+  private readonly served = new Map<string, { version: string; dir: string }>();
 
   constructor(
     readonly modelsDir: string,
@@ -87,26 +104,82 @@ export class ModelRegistry {
    *   ids), `model.missing_files` when its files are missing or unreadable.
    */
   get(id: string): Promise<LoadedModel> {
-    let p = this.loading.get(id);
-    if (!p) {
-      p = this.load(id);
-      this.loading.set(id, p);
-      p.catch(() => this.loading.delete(id));
+    return this.entry(id).loaded;
+  }
+
+  private entry(id: string): Entry {
+    let e = this.loading.get(id);
+    if (!e) {
+      const loaded = this.load(id);
+      const created: Entry = { loaded, users: 0, retired: false };
+      e = created;
+      this.loading.set(id, created);
+      loaded.catch(() => {
+        if (this.loading.get(id) === created) this.loading.delete(id);
+      });
     }
-    return p;
+    return e;
+  }
+
+  /**
+   * Runs `fn` with the served version of model `id`, holding it: if a promotion replaces it
+   * meanwhile, it is disposed only when the last such call ends (no prediction loses its
+   * weights mid-way, and none is leaked).
+   * @throws {UserError} as {@link get}.
+   */
+  async use<T>(id: string, fn: (loaded: LoadedModel) => Promise<T>): Promise<T> {
+    const e = this.entry(id);
+    e.users++;
+    try {
+      return await fn(await e.loaded);
+    } finally {
+      e.users--;
+      if (e.retired && e.users === 0) void disposeEntry(e);
+    }
+  }
+
+  /** The version of model `id` that answers now (`0`, the shipped one, unless promoted). */
+  servedVersion(id: string): string {
+    return this.served.get(id)?.version ?? SHIPPED_VERSION;
+  }
+
+  /**
+   * Serves `version` of model `id` from `dir` (`SHIPPED_VERSION` with no `dir`: the shipped
+   * folder): loads it and runs one prediction on zeros (so its kernels are compiled and its
+   * weights uploaded) before switching, so no user waits for the load; the replaced version is
+   * disposed once the calls using it end. A model not loaded yet is only recorded (loaded on
+   * first use). Failures leave the served version as it was.
+   * @throws {Error} when the new folder cannot be loaded.
+   */
+  async serve(id: string, version: string, dir?: string): Promise<void> {
+    if (this.servedVersion(id) === version) return;
+    const folder = version === SHIPPED_VERSION ? undefined : dir;
+    if (version !== SHIPPED_VERSION && folder === undefined) {
+      throw new Error(`serve ${id}@${version}: no folder given`);
+    }
+    const old = this.loading.get(id);
+    if (!old) {
+      this.setServed(id, version, folder);
+      return;
+    }
+    const loaded = await this.loadFrom(id, version, folder);
+    warmUp(loaded.model);
+    this.setServed(id, version, folder);
+    this.loading.set(id, { loaded: Promise.resolve(loaded), users: 0, retired: false });
+    old.retired = true;
+    if (old.users === 0) await disposeEntry(old);
+  }
+
+  private setServed(id: string, version: string, dir: string | undefined): void {
+    if (dir === undefined) this.served.delete(id);
+    else this.served.set(id, { version, dir });
   }
 
   /** Frees every loaded model's weights. */
   async dispose(): Promise<void> {
     const all = [...this.loading.values()];
     this.loading.clear();
-    for (const p of all) {
-      try {
-        (await p).model.dispose();
-      } catch {
-        // failed loads hold nothing
-      }
-    }
+    for (const e of all) await disposeEntry(e);
   }
 
   private async load(id: string): Promise<LoadedModel> {
@@ -121,17 +194,34 @@ export class ModelRegistry {
         },
       );
     }
-    const own = path.join(this.modelsDir, id);
-    const external = (await this.external()).find((e) => e.meta.id === id);
-    const inModels = await readModelMeta(own).then(
-      (m) => m,
-      () => undefined,
-    );
-    const dir = inModels || !external ? own : external.dir;
-    const meta = inModels ?? external?.meta ?? (await readModelMeta(own));
+    const served = this.served.get(id);
+    return this.loadFrom(id, served?.version ?? SHIPPED_VERSION, served?.dir);
+  }
+
+  /** Loads version `version` of `id` from `versionDir`, or the shipped folder without one. */
+  private async loadFrom(
+    id: string,
+    version: string,
+    versionDir: string | undefined,
+  ): Promise<LoadedModel> {
+    let dir: string;
+    let meta: ModelMeta;
+    if (versionDir !== undefined) {
+      dir = versionDir;
+      meta = await readModelMeta(dir);
+    } else {
+      const own = path.join(this.modelsDir, id);
+      const external = (await this.external()).find((e) => e.meta.id === id);
+      const inModels = await readModelMeta(own).then(
+        (m) => m,
+        () => undefined,
+      );
+      dir = inModels || !external ? own : external.dir;
+      meta = inModels ?? external?.meta ?? (await readModelMeta(own));
+    }
     try {
       const model = await loadModel(dir);
-      return { meta, model, dir };
+      return { meta, model, dir, version };
     } catch (e) {
       throw new UserError(
         'model.missing_files',
@@ -142,4 +232,22 @@ export class ModelRegistry {
       );
     }
   }
+}
+
+/** Frees an entry's model (a failed load holds nothing). */
+async function disposeEntry(e: Entry): Promise<void> {
+  try {
+    (await e.loaded).model.dispose();
+  } catch {
+    // failed loads hold nothing
+  }
+}
+
+/** One prediction on zeros of the model's input shape (batch 1), everything disposed. */
+function warmUp(model: tf.LayersModel): void {
+  const shape = model.inputs[0]?.shape.map((d) => d ?? 1) ?? [];
+  tf.tidy(() => {
+    const out = model.predict(tf.zeros(shape));
+    (Array.isArray(out) ? out : [out]).forEach((t) => t.dataSync());
+  });
 }

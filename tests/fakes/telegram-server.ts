@@ -66,22 +66,25 @@ export interface SentMessage {
   readonly threadId?: number;
 }
 
+/** An edit of one of the bot's messages (text, caption or keyboard) the fake accepted. */
+export interface EditedMessage {
+  readonly method: 'editMessageCaption' | 'editMessageText' | 'editMessageReplyMarkup';
+  readonly chatId: number;
+  readonly messageId: number;
+  /** The message's text after the edit (`''` for a photo). */
+  readonly text: string;
+  readonly caption?: string;
+  /** The keyboard after the edit (no `reply_markup`: removed). */
+  readonly replyMarkup?: InlineKeyboardMarkup;
+  /** When the fake received it, ms since the epoch. */
+  readonly at: number;
+}
+
 /** An `answerCallbackQuery` call. */
 export interface CallbackAnswer {
   readonly callbackQueryId: string;
   readonly text?: string;
   readonly showAlert?: boolean;
-}
-
-/** An edit of one of the bot's messages (caption, text or keyboard). */
-export interface MessageEdit {
-  readonly method: 'editMessageCaption' | 'editMessageText' | 'editMessageReplyMarkup';
-  readonly chatId: number;
-  readonly messageId: number;
-  readonly caption?: string;
-  readonly text?: string;
-  /** The keyboard after the edit (no `reply_markup`: removed). */
-  readonly replyMarkup?: InlineKeyboardMarkup;
 }
 
 /** A failure to answer instead of the method's result. */
@@ -131,6 +134,8 @@ export interface FakeTelegram {
   readonly me: UserFromGetMe;
   readonly calls: ApiCall[];
   readonly sent: SentMessage[];
+  /** Accepted edits of the bot's messages (text, caption, keyboard), in order. */
+  readonly edits: EditedMessage[];
   /** File paths served by the download endpoint, in order. */
   readonly downloads: string[];
   /** `setMyCommands` calls: the language (undefined: default) and the list. */
@@ -153,8 +158,6 @@ export interface FakeTelegram {
   failDownload(fileId: string): void;
   /** `answerCallbackQuery` calls, in order. */
   readonly answers: CallbackAnswer[];
-  /** Edits of the bot's messages, in order. */
-  readonly edits: MessageEdit[];
   /**
    * A user presses an inline button under one of the bot's messages: queues a `callback_query`
    * update with the button's `callback_data`; returns the query's id.
@@ -207,6 +210,7 @@ export async function startFakeTelegram(
   };
   const calls: ApiCall[] = [];
   const sent: SentMessage[] = [];
+  const edits: EditedMessage[] = [];
   const downloads: string[] = [];
   const menus: { languageCode: string | undefined; commands: BotCommand[] }[] = [];
   const files = new Map<string, FakeFile>();
@@ -215,7 +219,6 @@ export async function startFakeTelegram(
   const failures = new Map<string, { times: number; failure: InjectedFailure }>();
   const chats = new Map<number, Chat>();
   const answers: CallbackAnswer[] = [];
-  const edits: MessageEdit[] = [];
   /** The bot's messages by `chatId:messageId`, as they are now (edits applied). */
   const botMessages = new Map<string, Message>();
   /** Callback queries not yet answered (Telegram refuses a second answer). */
@@ -380,7 +383,7 @@ export async function startFakeTelegram(
   }
 
   /** Applies an edit to one of the bot's messages, refusing what Telegram refuses. */
-  function edit(method: MessageEdit['method'], payload: Record<string, unknown>): Message {
+  function edit(method: EditedMessage['method'], payload: Record<string, unknown>): Message {
     const chatId = Number(payload.chat_id);
     const messageId = Number(payload.message_id);
     const msg = botMessages.get(`${chatId}:${messageId}`);
@@ -414,9 +417,10 @@ export async function startFakeTelegram(
       method,
       chatId,
       messageId,
+      text: next.text ?? '',
       ...(next.caption === undefined ? {} : { caption: next.caption }),
-      ...(next.text === undefined ? {} : { text: next.text }),
       ...(keyboard ? { replyMarkup: keyboard } : {}),
+      at: Date.now(),
     });
     return next;
   }
@@ -673,6 +677,7 @@ export async function startFakeTelegram(
     me,
     calls,
     sent,
+    edits,
     downloads,
     menus,
     get webhook() {
@@ -690,7 +695,6 @@ export async function startFakeTelegram(
       failingDownloads.add(fileId);
     },
     answers,
-    edits,
     press,
     async waitFor(predicate, timeoutMs = 20_000) {
       const deadline = Date.now() + timeoutMs;

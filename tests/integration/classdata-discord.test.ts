@@ -40,7 +40,7 @@ beforeAll(async () => {
   discord = await startFakeDiscord({ token: TOKEN, heartbeatIntervalMs: 300 });
   adapter = await startDiscord(config(), env.core, pino({ level: 'silent' }));
   await env.store.users.upsert('discord', { id: PROF.id, name: 'Prof' });
-  env.store.users.setRole({ platform: 'discord', userId: PROF.id }, 'instructor');
+  await env.store.users.setRole({ platform: 'discord', userId: PROF.id }, 'instructor');
 });
 
 afterAll(async () => {

@@ -242,7 +242,9 @@ describe('the class teaches the bot, on Telegram', () => {
     expect(queued.map((s) => s.messageId)).not.toContain(String(annPhoto.message_id));
     // A student cannot review.
     const denied = tg.send({ from: boris, chat: group, text: '/review' });
-    expect((await answerTo(denied.message_id)).text).toBe('Only instructors can use /review.');
+    expect((await answerTo(denied.message_id)).text).toBe(
+      'Sorry, /review is for instructors only. If you teach this course, ask an admin to /grant you the instructor role.',
+    );
 
     const cmd = tg.send({ from: prof, chat: group, text: '/review' });
     let shown = await answerTo(cmd.message_id);
@@ -261,7 +263,7 @@ describe('the class teaches the bot, on Telegram', () => {
       ]);
       // A student's press on a review button is refused.
       expect((await pressAndWait(boris, shown, `r:${s.id}:a`)).text).toBe(
-        'Only instructors can use /review.',
+        'Sorry, /review is for instructors only. If you teach this course, ask an admin to /grant you the instructor role.',
       );
       const before = (await labelRows()).length;
       const sentBefore = tg.sent.length;
@@ -359,7 +361,9 @@ describe('the class teaches the bot, on Telegram', () => {
 
   it("stores the chat's default model set by an instructor's /model, and refuses a student's", async () => {
     const denied = tg.send({ from: ann, chat: group, text: '/model lenet-mnist' });
-    expect((await answerTo(denied.message_id)).text).toBe('Only instructors can use /model.');
+    expect((await answerTo(denied.message_id)).text).toBe(
+      'Sorry, /model is for instructors only. If you teach this course, ask an admin to /grant you the instructor role.',
+    );
     const cmd = tg.send({ from: prof, chat: group, text: '/model LeNet-MNIST' });
     expect((await answerTo(cmd.message_id)).text).toBe(
       'From now on, bare photos in this chat are classified by lenet-mnist.',

@@ -1,4 +1,4 @@
-import { AttachmentBuilder, type ChatInputCommandInteraction } from 'discord.js';
+import { AttachmentBuilder, type ChatInputCommandInteraction, type Message } from 'discord.js';
 import type { ChatContext, Command, ImageRef, ReplyOptions } from '../../core/index.ts';
 import { componentsOf } from './components.ts';
 import { attachmentImage } from './attachment-image.ts';
@@ -47,14 +47,13 @@ export function interactionContext(
     content: string,
     files?: AttachmentBuilder[],
     options?: ReplyOptions,
-  ): Promise<void> {
+  ): Promise<Message> {
     const payload = { content, ...(files ? { files } : {}), ...componentsOf(options) };
     if (!answered) {
       answered = true;
-      await interaction.editReply(payload);
-    } else {
-      await interaction.followUp(payload);
+      return interaction.editReply(payload);
     }
+    return interaction.followUp(payload);
   }
 
   const ctx: ChatContext = {
@@ -78,6 +77,12 @@ export function interactionContext(
       for (const [i, part] of parts.entries()) {
         await send(part, undefined, i === parts.length - 1 ? options : undefined);
       }
+    },
+    async replyEditable(text) {
+      // Edited later by channel and message id with the bot token: the interaction's own
+      // token expires after 15 minutes, long before a training job ends.
+      const m = await send(text.slice(0, MESSAGE_MAX));
+      return { chatId: m.channelId, messageId: m.id };
     },
     async replyImage(png, caption, options) {
       const file = new AttachmentBuilder(Buffer.from(png), { name: IMAGE_NAME });

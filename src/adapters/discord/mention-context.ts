@@ -29,13 +29,12 @@ export function mentionContext(
   const command = parseCommandText(text);
   const attachment = message.attachments.first();
   const { author } = message;
-  const send = async (
+  const send = (
     content: string,
     files?: AttachmentBuilder[],
     options?: ReplyOptions,
-  ): Promise<void> => {
-    await message.reply({ content, ...(files ? { files } : {}), ...componentsOf(options) });
-  };
+  ): Promise<Message> =>
+    message.reply({ content, ...(files ? { files } : {}), ...componentsOf(options) });
   return {
     platform: 'discord',
     user: {
@@ -49,12 +48,16 @@ export function mentionContext(
     messageId: message.id,
     ...(command ? { command } : {}),
     ...(attachment ? { image: attachmentImage(attachment, maxDownloadBytes) } : {}),
-    ...(message.reference?.messageId ? { replyTo: message.reference.messageId } : {}),
+    ...(message.reference?.messageId ? { replyToMessageId: message.reference.messageId } : {}),
     async reply(text, options) {
       const parts = splitMessage(text);
       for (const [i, part] of parts.entries()) {
         await send(part, undefined, i === parts.length - 1 ? options : undefined);
       }
+    },
+    async replyEditable(text) {
+      const m = await send(text.slice(0, MESSAGE_MAX));
+      return { chatId: m.channelId, messageId: m.id };
     },
     async replyImage(png, caption, options) {
       const file = new AttachmentBuilder(Buffer.from(png), { name: IMAGE_NAME });

@@ -44,6 +44,19 @@ export const RUSSIAN_NAMES: Readonly<Record<string, string>> = {
   stats: 'статистика',
   submission: 'номер',
   filters: 'фильтры',
+  // issue 14
+  retrain: 'переобучить',
+  jobs: 'задачи',
+  cancel: 'отменить',
+  versions: 'версии',
+  rollback: 'откатить',
+  grant: 'выдать',
+  revoke: 'отозвать',
+  user: 'пользователь',
+  role: 'роль',
+  job: 'задача',
+  version: 'версия',
+  params: 'параметры',
 };
 
 /** Discord's limit on command and option descriptions. */

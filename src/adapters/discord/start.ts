@@ -1,7 +1,9 @@
 /** Starting the Discord adapter from the configuration, as `npm start` does. */
 import type { Logger } from 'pino';
 import type { Config } from '../../config.ts';
-import type { Core } from '../../core/index.ts';
+import { Routes } from 'discord.js';
+import type { ChatMessenger, Core } from '../../core/index.ts';
+import { MESSAGE_MAX } from './message-text.ts';
 import type { RunningAdapter } from '../index.ts';
 import { startDiscordBot } from './bot.ts';
 
@@ -41,5 +43,25 @@ export async function startDiscord(
     maxDownloadBytes: config.MAX_IMAGE_BYTES,
     logger,
   });
-  return { name: 'discord', stop: () => bot.stop() };
+  const messenger: ChatMessenger = {
+    platform: 'discord',
+    async editText(chatId, messageId, text) {
+      await bot.client.rest.patch(Routes.channelMessage(chatId, messageId), {
+        body: { content: text.slice(0, MESSAGE_MAX) },
+      });
+    },
+    async sendImage(chatId, png, caption, replyTo) {
+      await bot.client.rest.post(Routes.channelMessages(chatId), {
+        body: {
+          content: caption.slice(0, MESSAGE_MAX),
+          allowed_mentions: { parse: [] },
+          ...(replyTo === undefined
+            ? {}
+            : { message_reference: { message_id: replyTo, fail_if_not_exists: false } }),
+        },
+        files: [{ name: 'learning-curves.png', data: Buffer.from(png) }],
+      });
+    },
+  };
+  return { name: 'discord', messenger, stop: () => bot.stop() };
 }

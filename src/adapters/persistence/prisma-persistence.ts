@@ -6,7 +6,6 @@ import type {
   ClassDataFilter,
   LabelledSubmission,
   Persistence,
-  Role,
   StoredChat,
   StoredUser,
   Submission,
@@ -20,6 +19,7 @@ import type {
   LabelledSubmissionRecord,
 } from '../../db/label-repository.ts';
 import type { SubmissionRecord } from '../../db/submission-repository.ts';
+import type { UserRecord } from '../../db/user-repository.ts';
 import { sniffFormat } from '../../imaging/decode.ts';
 
 /** File extension to store an upload under: its real format, `bin` for anything else. */
@@ -41,6 +41,18 @@ export interface PrismaPersistenceOptions {
   readonly imageQuotaBytes?: number;
 }
 
+/** The core's view of a stored user. */
+function toStoredUser(platform: Platform, u: UserRecord): StoredUser {
+  const lang = u.languageOverride;
+  return {
+    platform,
+    userId: u.platformId,
+    name: u.name ?? u.platformId,
+    language: lang && isLanguage(lang) ? lang : null,
+    role: u.role,
+  };
+}
+
 /**
  * The core's persistence ports (`src/core/ports.ts`) over the Prisma database (`src/db/`): users,
  * chats and submissions in SQL, image bytes on disk by SHA-256. The core speaks in platform ids;
@@ -55,29 +67,31 @@ export function createPrismaPersistence(
     if (!u) throw new Error(`user ${platform}:${platformId} is not stored`);
     return u.id;
   };
+  /** A stored row in the core's terms, given its sender's and chat's platform ids. */
+  const submissionOf = (r: SubmissionRecord, key: UserKey, chatId: string): Submission => ({
+    id: String(r.id),
+    platform: key.platform,
+    userId: key.userId,
+    chatId,
+    messageId: r.platformMessageId ?? '',
+    command: r.command,
+    imageSha256: r.imageSha256,
+    imagePath: r.imagePath,
+    imageBytes: r.bytes,
+    imageWidth: r.width,
+    imageHeight: r.height,
+    modelId: r.modelId,
+    modelVersion: r.modelVersion,
+    predictedClass: r.predictedClass,
+    confidence: r.confidence,
+    topK: r.topK,
+    latencyMs: r.latencyMs ?? 0,
+    errorCode: r.errorCode,
+    createdAt: r.createdAt,
+  });
   const toSubmission = async (r: SubmissionRecord, key: UserKey): Promise<Submission> => {
     const chat = r.chatId === null ? undefined : await db.chats.get(r.chatId);
-    return {
-      id: String(r.id),
-      platform: key.platform,
-      userId: key.userId,
-      chatId: chat?.platformId ?? '',
-      messageId: r.platformMessageId ?? '',
-      command: r.command,
-      imageSha256: r.imageSha256,
-      imagePath: r.imagePath,
-      imageBytes: r.bytes,
-      imageWidth: r.width,
-      imageHeight: r.height,
-      modelId: r.modelId,
-      modelVersion: r.modelVersion,
-      predictedClass: r.predictedClass,
-      confidence: r.confidence,
-      topK: r.topK,
-      latencyMs: r.latencyMs ?? 0,
-      errorCode: r.errorCode,
-      createdAt: r.createdAt,
-    };
+    return submissionOf(r, key, chat?.platformId ?? '');
   };
   const toLabSubmission = async (
     r: LabSubmissionRecord,
@@ -110,25 +124,11 @@ export function createPrismaPersistence(
     };
   };
   const toLabelled = (r: LabelledSubmissionRecord): LabelledSubmission => ({
-    id: String(r.id),
-    platform: r.userPlatform as Platform,
-    userId: r.userPlatformId,
-    chatId: r.chatPlatformId ?? '',
-    messageId: r.platformMessageId ?? '',
-    command: r.command,
-    imageSha256: r.imageSha256,
-    imagePath: r.imagePath,
-    imageBytes: r.bytes,
-    imageWidth: r.width,
-    imageHeight: r.height,
-    modelId: r.modelId,
-    modelVersion: r.modelVersion,
-    predictedClass: r.predictedClass,
-    confidence: r.confidence,
-    topK: r.topK,
-    latencyMs: r.latencyMs ?? 0,
-    errorCode: r.errorCode,
-    createdAt: r.createdAt,
+    ...submissionOf(
+      r,
+      { platform: r.userPlatform as Platform, userId: r.userPlatformId },
+      r.chatPlatformId ?? '',
+    ),
     userName: r.userName,
     labels: r.labels.map((l) => ({
       id: String(l.id),
@@ -196,7 +196,7 @@ export function createPrismaPersistence(
           submissionId: Number(l.submissionId),
           label: l.label,
           userId: by?.id ?? null,
-          role: l.role satisfies Role,
+          role: l.role,
           source: l.source,
         });
         return { ...l, id: String(rec.id), createdAt: rec.createdAt };
@@ -220,17 +220,21 @@ export function createPrismaPersistence(
           name: user.name,
           language: user.languageCode,
         });
-        const lang = u.languageOverride;
-        return {
-          platform,
-          userId: user.id,
-          name: u.name ?? user.name,
-          language: lang && isLanguage(lang) ? lang : null,
-          role: u.role,
-        };
+        return toStoredUser(platform, u);
       },
       async setLanguage(user, language) {
         await db.users.setLanguageOverride(await userId(user.platform, user.userId), language);
+      },
+      async find(user) {
+        const u = await db.users.findByPlatform(user.platform, user.userId);
+        return u && toStoredUser(user.platform, u);
+      },
+      async setRole(user, role) {
+        const u = await db.users.upsertFromPlatform({
+          platform: user.platform,
+          platformId: user.userId,
+        });
+        return toStoredUser(user.platform, await db.users.setRole(u.id, role));
       },
     },
     chats: {

@@ -7,7 +7,7 @@ import { sequentialize } from '@grammyjs/runner';
 import { Bot, InputFile, type Context, type Transformer } from 'grammy';
 import type { InlineKeyboardMarkup } from 'grammy/types';
 import type { Logger } from 'pino';
-import type { ChatContext, Core, ReplyOptions } from '../../core/index.ts';
+import type { ChatContext, ChatMessenger, Core, ReplyOptions } from '../../core/index.ts';
 import { createFileDownloader } from './files.ts';
 import { translateMessage } from './update.ts';
 
@@ -56,6 +56,8 @@ export interface TelegramBotOptions {
 /** A bot wired to the core, and a way to wait for the updates it is handling. */
 export interface TelegramBot {
   readonly bot: Bot;
+  /** Edits and posts outside an update (training progress). */
+  readonly messenger: ChatMessenger;
   /** Resolves when every update handed to the core so far has been answered. */
   readonly settled: () => Promise<void>;
 }
@@ -128,6 +130,8 @@ export function buildTelegramBot(core: Core, options: TelegramBotOptions): Teleg
       chat: m.chat,
       messageId: m.messageId,
       ...(m.command ? { command: m.command } : {}),
+      ...(m.replyTo ? { replyTo: m.replyTo } : {}),
+      ...(m.mentions ? { mentions: m.mentions } : {}),
       ...(file
         ? {
             image: {
@@ -137,9 +141,13 @@ export function buildTelegramBot(core: Core, options: TelegramBotOptions): Teleg
             },
           }
         : {}),
-      ...(m.replyTo === undefined ? {} : { replyTo: m.replyTo }),
+      ...(m.replyToMessageId === undefined ? {} : { replyToMessageId: m.replyToMessageId }),
       reply: async (text, options) => {
         await ctx.api.sendMessage(chatId, text, { ...quote, ...inlineKeyboard(options) });
+      },
+      replyEditable: async (text) => {
+        const sent = await ctx.api.sendMessage(chatId, text, quote);
+        return { chatId: String(chatId), messageId: String(sent.message_id) };
       },
       replyImage: async (png, caption, options) => {
         await ctx.api.sendPhoto(chatId, new InputFile(png, 'prediction.png'), {
@@ -259,8 +267,29 @@ export function buildTelegramBot(core: Core, options: TelegramBotOptions): Teleg
     log.error({ err: err.error, updateId: err.ctx.update.update_id }, 'telegram update failed');
   });
 
+  const messenger: ChatMessenger = {
+    platform: 'telegram',
+    async editText(chatId, messageId, text) {
+      await bot.api.editMessageText(chatId, Number(messageId), text);
+    },
+    async sendImage(chatId, png, caption, replyTo) {
+      await bot.api.sendPhoto(chatId, new InputFile(png, 'learning-curves.png'), {
+        caption: caption.slice(0, 1024),
+        ...(replyTo === undefined
+          ? {}
+          : {
+              reply_parameters: {
+                message_id: Number(replyTo),
+                allow_sending_without_reply: true,
+              },
+            }),
+      });
+    },
+  };
+
   return {
     bot,
+    messenger,
     settled: async () => {
       while (pending.size > 0) await Promise.allSettled([...pending]);
     },

@@ -131,7 +131,7 @@ export async function startTelegram(
   if (token === undefined) throw new Error('TELEGRAM_BOT_TOKEN is not set');
   const log = logger.child({ adapter: 'telegram' });
   const apiRoot = config.TELEGRAM_API_ROOT ?? DEFAULT_API_ROOT;
-  const { bot, settled } = buildTelegramBot(core, {
+  const { bot, settled, messenger } = buildTelegramBot(core, {
     token,
     apiRoot,
     maxDownloadBytes: config.TELEGRAM_MAX_DOWNLOAD_BYTES,
@@ -178,6 +178,7 @@ export async function startTelegram(
     return {
       name: 'telegram',
       username,
+      messenger,
       stop: async () => {
         await polling.stop();
         await settled();
@@ -224,6 +225,7 @@ export async function startTelegram(
   return {
     name: 'telegram',
     username,
+    messenger,
     webhookPort: port,
     stop: async () => {
       // The webhook stays registered: Telegram keeps the updates until the bot is back.

@@ -25,7 +25,27 @@ export interface TranslatedMessage {
   /** The attached file, or for a command the replied-to message's photo or document. */
   readonly file?: TelegramFileRef;
   /** issue 16: the id of the message this one replies to (`/label` as a reply to a photo). */
-  readonly replyTo?: string;
+  readonly replyToMessageId?: string;
+  /** The author of the replied-to message (not a bot). */
+  readonly replyTo?: ChatUser;
+  /** Users named by text mentions (users without a username, which Telegram resolves). */
+  readonly mentions?: readonly ChatUser[];
+}
+
+/** A Telegram user as the core's {@link ChatUser}. */
+function chatUserOf(from: {
+  id: number;
+  first_name: string;
+  last_name?: string;
+  username?: string;
+  language_code?: string;
+}): ChatUser {
+  const name = [from.first_name, from.last_name].filter(Boolean).join(' ');
+  return {
+    id: String(from.id),
+    name: name || from.username || String(from.id),
+    ...(from.language_code ? { languageCode: from.language_code } : {}),
+  };
 }
 
 /**
@@ -57,14 +77,13 @@ export function translateMessage(
   const command = parseCommandText(text);
   const replied = message.reply_to_message;
   const file = own ?? (command && replied ? fileOf(replied) : undefined);
-  const name = [from.first_name, from.last_name].filter(Boolean).join(' ');
   const title = 'title' in message.chat ? message.chat.title : undefined;
+  const repliedFrom = replied?.from && !replied.from.is_bot ? replied.from : undefined;
+  const mentions = (message.entities ?? message.caption_entities ?? []).flatMap((e) =>
+    e.type === 'text_mention' ? [chatUserOf(e.user)] : [],
+  );
   return {
-    user: {
-      id: String(from.id),
-      name: name || from.username || String(from.id),
-      ...(from.language_code ? { languageCode: from.language_code } : {}),
-    },
+    user: chatUserOf(from),
     chat: {
       id: String(message.chat.id),
       type: message.chat.type === 'private' ? 'private' : 'group',
@@ -76,7 +95,9 @@ export function translateMessage(
       : {}),
     ...(command ? { command } : {}),
     ...(file ? { file } : {}),
-    ...(replied ? { replyTo: String(replied.message_id) } : {}),
+    ...(replied ? { replyToMessageId: String(replied.message_id) } : {}),
+    ...(repliedFrom ? { replyTo: chatUserOf(repliedFrom) } : {}),
+    ...(mentions.length > 0 ? { mentions } : {}),
   };
 }
 

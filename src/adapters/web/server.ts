@@ -8,7 +8,7 @@
  * limits, a clean `close()` that stops accepting and lets in-flight requests finish, and
  * `inject()` for tests. Both are maintained by the fastify team and have no native parts.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import cookie from '@fastify/cookie';
@@ -81,6 +81,23 @@ export interface WebChatOptions {
   readonly requestTimeoutSeconds?: number;
   /** Most uploads handled at once; more are answered 503 with `Retry-After` (default 4). */
   readonly maxConcurrentUploads?: number;
+  /**
+   * The operator's secret: opening `/?token=<it>` sets an HttpOnly cookie, and messages that
+   * carry it come from the machine's operator, who is admin here (as Jupyter's token). Without
+   * it every web-chat user is a student.
+   */
+  readonly operatorToken?: string;
+}
+
+/** The cookie holding the operator token once the page was opened with it. */
+const OPERATOR_COOKIE = 'cnn_operator';
+
+/** True when `given` is the token (constant time). */
+function tokenMatches(token: string | undefined, given: string | undefined): boolean {
+  if (token === undefined || given === undefined) return false;
+  const a = Buffer.from(token);
+  const b = Buffer.from(given);
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 /** What the page sends besides the image. The sender's identity is not in it: see the cookie. */
@@ -113,14 +130,19 @@ function acceptLanguage(header: string | undefined): string | undefined {
   return first === '' || first === '*' ? undefined : first;
 }
 
+/** True when the request names this machine as its host (not a rebinding DNS name). */
+function isLocalHost(req: FastifyRequest): boolean {
+  const hostname = (req.headers.host ?? '').replace(/:\d+$/, '');
+  return ['127.0.0.1', 'localhost', '[::1]'].includes(hostname);
+}
+
 /**
  * Refuses requests from other web sites (a page elsewhere posting to localhost) and from other
  * host names (DNS rebinding): only the page this server serves may use the API.
  */
 function isOwnPage(req: FastifyRequest): boolean {
+  if (!isLocalHost(req)) return false;
   const host = req.headers.host ?? '';
-  const hostname = host.replace(/:\d+$/, '');
-  if (!['127.0.0.1', 'localhost', '[::1]'].includes(hostname)) return false;
   const origin = req.headers.origin;
   return origin === undefined || origin === `http://${host}`;
 }
@@ -208,6 +230,14 @@ export function buildWebChat(core: Core, options: WebChatOptions): FastifyInstan
   let nextMessageId = 1;
 
   app.get('/', async (req, reply) => {
+    const query = req.query as Record<string, unknown>;
+    const given = typeof query.token === 'string' ? query.token : undefined;
+    if (given !== undefined && isLocalHost(req) && tokenMatches(options.operatorToken, given)) {
+      // The token leaves the address bar (and the history) for a cookie scripts cannot read.
+      return reply
+        .header('set-cookie', `${OPERATOR_COOKIE}=${given}; HttpOnly; SameSite=Strict; Path=/`)
+        .redirect('/');
+    }
     identity(req, reply);
     await reply
       .type('text/html; charset=utf-8')
@@ -262,23 +292,25 @@ export function buildWebChat(core: Core, options: WebChatOptions): FastifyInstan
           return await reply.code(400).send({ error: 'malformed multipart/form-data' });
         }
         message = toMessage(fields, req);
-        return await answer(reply, message, image, userId);
+        return await answer(req, reply, message, image, userId);
       } finally {
         uploads--;
       }
     }
     const body = (req.body ?? {}) as Record<string, unknown>;
     message = toMessage(body, req);
-    return answer(reply, message, image, userId);
+    return answer(req, reply, message, image, userId);
   });
 
   async function answer(
+    req: FastifyRequest,
     reply: FastifyReply,
     message: WebMessage,
     image: ImageRef | undefined,
     userId: string,
   ): Promise<FastifyReply> {
-    const result = await handle(message, image, userId);
+    const operator = tokenMatches(options.operatorToken, req.cookies[OPERATOR_COOKIE]);
+    const result = await handle(message, image, userId, operator);
     return reply.header('cache-control', 'no-store').send(result);
   }
 
@@ -295,6 +327,7 @@ export function buildWebChat(core: Core, options: WebChatOptions): FastifyInstan
     message: WebMessage,
     image: ImageRef | undefined,
     userId: string,
+    operator: boolean,
   ): Promise<WebAnswer> {
     const replies: WebReply[] = [];
     const pressData = message.press;
@@ -327,6 +360,7 @@ export function buildWebChat(core: Core, options: WebChatOptions): FastifyInstan
       ...(command ? { command } : {}),
       ...(image && !press ? { image } : {}),
       ...(press ? { press } : {}),
+      ...(operator ? { operator } : {}),
       reply: (text, options) => {
         replies.push({ type: 'text', text, ...buttonsOf(options) });
         return Promise.resolve();

@@ -2,7 +2,6 @@ import { UserError } from '../../errors.ts';
 import { splitArgs } from '../args.ts';
 import { buildClassExport, parseExportFilters, zipClassExport } from '../class-export.ts';
 import type { Command } from '../command.ts';
-import { requireInstructor } from '../labelling.ts';
 import type { ClassDataFilter } from '../ports.ts';
 
 const USAGE = '/export [chat=here|all] [from=YYYY-MM-DD] [to=YYYY-MM-DD]';
@@ -28,8 +27,8 @@ export default {
       },
     },
   ],
+  role: 'instructor',
   async execute(ctx, services) {
-    requireInstructor(ctx, 'export');
     const f = parseExportFilters(splitArgs(ctx.args));
     if (f.rest.length > 0 || (f.chat !== undefined && f.chat !== 'here' && f.chat !== 'all')) {
       throw new UserError('argument.invalid', `cannot parse "${ctx.args}"`, {

@@ -6,10 +6,13 @@
 import type { Command } from '../command.ts';
 import arch from './arch.ts';
 import check from './check.ts';
+import cancel from './cancel.ts';
 import compare from './compare.ts';
 import gradcam from './gradcam.ts';
+import grant from './grant.ts';
 import help from './help.ts';
 import history from './history.ts';
+import jobs from './jobs.ts';
 import lang from './lang.ts';
 import models from './models.ts';
 import label from './label.ts';
@@ -18,9 +21,13 @@ import exportCommand from './export.ts';
 import stats from './stats.ts';
 import model from './model.ts';
 import predict from './predict.ts';
+import retrain from './retrain.ts';
+import revoke from './revoke.ts';
+import rollback from './rollback.ts';
 import saliency from './saliency.ts';
 import start from './start.ts';
 import submissions from './submissions.ts';
+import versions from './versions.ts';
 
 /** Every command, in menu order. */
 export const commands: readonly Command[] = [
@@ -42,6 +49,13 @@ export const commands: readonly Command[] = [
   exportCommand,
   stats,
   model,
+  retrain,
+  jobs,
+  cancel,
+  versions,
+  rollback,
+  grant,
+  revoke,
 ];
 
 /** The command for a bare image (a photo without a command). */

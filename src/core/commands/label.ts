@@ -39,8 +39,8 @@ export default {
     const s =
       ref !== undefined
         ? await services.classData.get(ref.replace(/^#/, ''))
-        : ctx.replyTo !== undefined
-          ? await services.classData.findByMessage(ctx.platform, ctx.chat.id, ctx.replyTo)
+        : ctx.replyToMessageId !== undefined
+          ? await services.classData.findByMessage(ctx.platform, ctx.chat.id, ctx.replyToMessageId)
           : undefined;
     if (!s) throw new UserError('label.not_found', `no classified photo for "${ctx.args}"`);
     const { stored, note } = await labelSubmission(ctx, services, s, { label });

@@ -71,11 +71,13 @@ export default {
     const args = unwrap(parsePredictArgs(ctx.args, known));
     const modelId = args.model ?? ctx.storedChat.defaultModel ?? services.defaultModel;
     ctx.submission.modelId = modelId;
+    // A rejected photo records the version that would have answered it.
+    ctx.submission.modelVersion = services.models.servedVersion(modelId);
     const image = await ctx.loadImage();
     ctx.showAction('upload_photo');
-    const { meta, result } = await services.classifier.classify(modelId, image.bytes);
+    const { meta, version, result } = await services.classifier.classify(modelId, image.bytes);
     Object.assign(ctx.submission, {
-      modelVersion: meta.training?.date ?? null,
+      modelVersion: version,
       predictedClass: result.label,
       confidence: result.confidence,
       topK: result.topK.map(({ classIndex, label, probability }) => ({

@@ -1,5 +1,4 @@
 import type { Command } from '../command.ts';
-import { requireInstructor } from '../labelling.ts';
 import { showNextReview } from '../review-queue.ts';
 
 /**
@@ -13,8 +12,8 @@ export default {
     en: 'instructors: check the photos students corrected or the model was unsure of',
     ru: 'преподавателям: проверить фото, исправленные студентами или сомнительные для модели',
   },
+  role: 'instructor',
   async execute(ctx, services) {
-    requireInstructor(ctx, 'review');
     await showNextReview(ctx, services);
   },
 } satisfies Command;

@@ -2,7 +2,6 @@ import { renderConfusionMatrix } from '../../imaging/confusion.ts';
 import { classStats } from '../class-stats.ts';
 import type { Command } from '../command.ts';
 import { formatPercent } from '../i18n.ts';
-import { requireInstructor } from '../labelling.ts';
 import { isDigitModel } from '../labels.ts';
 import { classScope } from '../review-queue.ts';
 
@@ -20,8 +19,8 @@ export default {
     en: "instructors: the class's photos, labels and accuracy",
     ru: 'преподавателям: фото класса, метки и точность',
   },
+  role: 'instructor',
   async execute(ctx, services) {
-    requireInstructor(ctx, 'stats');
     const scope = classScope(ctx);
     const rows = await services.classData.list(scope);
     const digitModel = (await services.models.list()).find(

@@ -10,6 +10,7 @@ import type {
   InferenceJob,
   InferenceWorkerData,
   JobResults,
+  ServedVersion,
   WorkerModels,
   WorkerRequest,
   WorkerResponse,
@@ -132,6 +133,8 @@ export class InferencePool {
   private meanMs = 500;
   private counters = { completed: 0, refused: 0, timedOut: 0, replaced: 0 };
   private readonly reloadListeners: ((modelId: string) => void)[] = [];
+  /** Promoted versions (model id -> version and folder), handed to every worker started. */
+  private readonly served: Record<string, ServedVersion> = {};
 
   constructor(options: InferencePoolOptions) {
     const size = options.workers ?? availableParallelism();
@@ -243,6 +246,38 @@ export class InferencePool {
     return answers[0]!;
   }
 
+  /**
+   * Serves `version` of model `modelId` from `dir` in every worker (a promotion or rollback,
+   * issue 14; `dir` absent for the shipped version `0`): each worker loads and warms it beside the
+   * job in hand and swaps it in, the old version freed after that job; workers started later
+   * load it too. Listeners of {@link onReload} are called.
+   * @throws {UserError} `model.missing_files` when the folder cannot be loaded: the old version
+   *   stays served.
+   */
+  async serve(modelId: string, version: string, dir?: string): Promise<JobResults['reload']> {
+    const serve = dir === undefined ? { version } : { version, dir };
+    const before = this.served[modelId];
+    this.served[modelId] = serve;
+    const slots = [...this.slots, ...(this.profileSlot ? [this.profileSlot] : [])];
+    try {
+      const answers = await Promise.all(
+        slots.map((s) => this.side<JobResults['reload']>(s, { kind: 'reload', modelId, serve })),
+      );
+      for (const listener of this.reloadListeners) listener(modelId);
+      this.log?.info({ model: modelId, version, workers: slots.length }, 'model version served');
+      return answers[0]!;
+    } catch (e) {
+      if (before) this.served[modelId] = before;
+      else delete this.served[modelId];
+      throw e;
+    }
+  }
+
+  /** The version of `modelId` the pool serves (`0`: the shipped folder). */
+  servedVersion(modelId: string): string {
+    return this.served[modelId]?.version ?? '0';
+  }
+
   /** Calls `listener` after each {@link reload} (e.g. to forget a cached profile). */
   onReload(listener: (modelId: string) => void): void {
     this.reloadListeners.push(listener);
@@ -342,7 +377,11 @@ export class InferencePool {
   private spawn(profileLane: boolean): Slot {
     const worker = new Worker(ENTRY, {
       // The profiling lane loads models on demand: it must not delay the first photo's worker.
-      workerData: profileLane ? { ...this.data, preload: [], lowPriority: true } : this.data,
+      workerData: {
+        ...this.data,
+        served: { ...this.served },
+        ...(profileLane ? { preload: [], lowPriority: true } : {}),
+      },
     });
     const slot: Slot = { worker, ready: false, started: 0, side: new Map() };
     worker.on('message', (r: WorkerResponse) => this.onMessage(slot, r));

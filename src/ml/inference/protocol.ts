@@ -21,6 +21,18 @@ export interface InferenceWorkerData extends WorkerModels {
   readonly preload: readonly string[];
   /** The profiling lane: the thread lowers its own scheduling priority (nice 19). */
   readonly lowPriority?: boolean;
+  /**
+   * Promoted model versions served instead of the shipped folders (issue 14): model id -> the
+   * version and its folder. A worker started (or replaced) later loads these.
+   */
+  readonly served?: Readonly<Record<string, ServedVersion>>;
+}
+
+/** A model version other than the shipped one: `<DATA_DIR>/models/<id>/<n>/`. */
+export interface ServedVersion {
+  readonly version: string;
+  /** The version's folder; absent for the shipped version `0`. */
+  readonly dir?: string;
 }
 
 /** One job for a worker. */
@@ -43,7 +55,12 @@ export type InferenceJob =
   /** The probability chart of `/predict` (vega's layout is JavaScript: it would hold the loop). */
   | { readonly kind: 'chart'; readonly input: ProbabilityChartInput }
   /** Loads the model's current files again and swaps them in once loaded. */
-  | { readonly kind: 'reload'; readonly modelId: string }
+  | {
+      readonly kind: 'reload';
+      readonly modelId: string;
+      /** Serve this version from now on (a promotion or rollback); absent: re-read the files. */
+      readonly serve?: ServedVersion;
+    }
   | { readonly kind: 'memory' };
 
 /** A job with the id its answer carries. */
@@ -51,11 +68,16 @@ export type WorkerRequest = InferenceJob & { readonly id: number };
 
 /** What each job kind answers. */
 export interface JobResults {
-  classify: { readonly meta: ModelMeta; readonly result: Classification };
+  classify: {
+    readonly meta: ModelMeta;
+    /** The exact model version that answered (`0`: the shipped folder). */
+    readonly version: string;
+    readonly result: Classification;
+  };
   explain: Explanation;
   profile: ModelProfile;
   chart: Uint8Array;
-  reload: { readonly meta: ModelMeta };
+  reload: { readonly meta: ModelMeta; readonly version: string };
   memory: { readonly numTensors: number; readonly numBytes: number };
 }
 

@@ -15,7 +15,13 @@ import { registerConvGradientKernels } from '../kernels/conv-grads.ts';
 import { classifyImage } from '../classify.ts';
 import { ModelRegistry, type LoadedModel } from '../registry.ts';
 import { profileModel } from '../stats.ts';
-import type { InferenceWorkerData, JobResults, WorkerRequest, WorkerResponse } from './protocol.ts';
+import type {
+  InferenceWorkerData,
+  JobResults,
+  ServedVersion,
+  WorkerRequest,
+  WorkerResponse,
+} from './protocol.ts';
 
 const port = parentPort;
 if (port === null) throw new Error('inference/worker.ts must run in a worker thread');
@@ -33,9 +39,20 @@ if (data.lowPriority === true) {
   }
 }
 
-/** A fresh registry per (re)load: the main registry's cache must not hand back the old version. */
-const freshRegistry = (): ModelRegistry =>
-  new ModelRegistry(data.modelsDir, { dataDirs: data.dataDirs });
+/** The versions served instead of the shipped folders, as the pool last said (issue 14). */
+const served = new Map<string, ServedVersion>(Object.entries(data.served ?? {}));
+
+/**
+ * Loads the served version of model `id` with a fresh registry: the main registry's cache must
+ * not hand back the old version.
+ */
+async function loadServed(id: string): Promise<LoadedModel> {
+  const registry = new ModelRegistry(data.modelsDir, { dataDirs: data.dataDirs });
+  const version = served.get(id);
+  // Nothing is loaded yet in a fresh registry: serve() only records the folder to load.
+  if (version) await registry.serve(id, version.version, version.dir);
+  return registry.get(id);
+}
 
 const models = new Map<string, Promise<LoadedModel>>();
 /** The job running now, so that a replaced model is disposed only after it. */
@@ -44,15 +61,25 @@ let running: Promise<unknown> = Promise.resolve();
 function model(id: string): Promise<LoadedModel> {
   let p = models.get(id);
   if (!p) {
-    p = freshRegistry().get(id);
+    p = loadServed(id);
     models.set(id, p);
     p.catch(() => models.delete(id));
   }
   return p;
 }
 
-async function reload(id: string): Promise<JobResults['reload']> {
-  const next = await freshRegistry().get(id);
+async function reload(id: string, serve?: ServedVersion): Promise<JobResults['reload']> {
+  const before = served.get(id);
+  if (serve) served.set(id, serve);
+  let next: LoadedModel;
+  try {
+    next = await loadServed(id);
+  } catch (e) {
+    // The new version cannot be loaded: keep serving the old one.
+    if (before) served.set(id, before);
+    else served.delete(id);
+    throw e;
+  }
   const old = models.get(id);
   models.set(id, Promise.resolve(next));
   if (old) {
@@ -65,7 +92,7 @@ async function reload(id: string): Promise<JobResults['reload']> {
       }
     });
   }
-  return { meta: next.meta };
+  return { meta: next.meta, version: next.version };
 }
 
 async function run(job: WorkerRequest): Promise<JobResults[keyof JobResults]> {
@@ -73,7 +100,7 @@ async function run(job: WorkerRequest): Promise<JobResults[keyof JobResults]> {
     case 'classify': {
       const loaded = await model(job.modelId);
       const result = await classifyImage(loaded, job.bytes, job.limits, job.topK);
-      return { meta: loaded.meta, result };
+      return { meta: loaded.meta, version: loaded.version, result };
     }
     case 'explain':
       return explainImage(await model(job.modelId), job.bytes, job.limits, job.options);
@@ -82,7 +109,7 @@ async function run(job: WorkerRequest): Promise<JobResults[keyof JobResults]> {
     case 'chart':
       return new Uint8Array(await renderProbabilityChart(job.input));
     case 'reload':
-      return reload(job.modelId);
+      return reload(job.modelId, job.serve);
     case 'memory': {
       const m = tf.memory();
       return { numTensors: m.numTensors, numBytes: m.numBytes };

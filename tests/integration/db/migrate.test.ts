@@ -28,6 +28,7 @@ const TABLES = [
   'lab_submissions',
   'labels',
   'model_versions',
+  'served_models',
   'submissions',
   'telegram_updates',
   'training_runs',

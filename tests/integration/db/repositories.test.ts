@@ -382,7 +382,7 @@ for (const { provider, available } of PROVIDERS) {
         expect(active).toMatchObject({ version: '2', active: true });
         expect(await db.modelVersions.getActive('lenet-mnist')).toMatchObject({ version: '2' });
         const rows = await testDb.query(
-          'SELECT model_id, version FROM model_versions WHERE active ORDER BY model_id',
+          'SELECT model_id, version FROM served_models ORDER BY model_id',
         );
         expect(rows).toEqual([
           { model_id: 'alexnet-cifar', version: '1' },
@@ -413,6 +413,96 @@ for (const { provider, available } of PROVIDERS) {
           code: 'not_found',
         });
         expect(await db.modelVersions.getActive('lenet-mnist')).toBeUndefined();
+      });
+    });
+
+    describe('labels (issue 16)', () => {
+      it('adds label rows and lists submissions with them, by chat and message', async () => {
+        const ada = await aUser();
+        const prof = await aUser('2002');
+        const chat = await db.chats.upsertFromPlatform({
+          platform: 'telegram',
+          platformId: '-100',
+          type: 'supergroup',
+        });
+        const sub = await db.submissions.recordSuccess({
+          userId: ada.id,
+          chatId: chat.id,
+          platformMessageId: '77',
+          command: 'predict',
+          image: { sha256: 'a'.repeat(64), path: `images/aa/aa/${'a'.repeat(64)}.png`, bytes: 9 },
+          model: { id: 'lenet-mnist', version: 'v1' },
+          predictedClass: '7',
+          confidence: 0.6,
+          topK: [],
+        });
+        await db.submissions.recordRejection({
+          userId: ada.id,
+          chatId: chat.id,
+          command: 'predict',
+          errorCode: 'image.pdf',
+        });
+        await db.labels.add({
+          submissionId: sub.id,
+          label: '1',
+          userId: ada.id,
+          role: 'student',
+          source: 'corrected',
+        });
+        const excluded = await db.labels.add({
+          submissionId: sub.id,
+          label: null,
+          userId: prof.id,
+          role: 'instructor',
+          source: 'instructor',
+        });
+        expect(excluded).toMatchObject({ label: null, userPlatformId: '2002' });
+        await expect(
+          db.labels.add({
+            submissionId: sub.id,
+            label: null,
+            userId: ada.id,
+            role: 'student',
+            source: 'corrected',
+          }),
+        ).rejects.toMatchObject({ code: 'invalid_argument' });
+
+        const byMessage = await db.labels.list({
+          classifiedOnly: true,
+          chatId: chat.id,
+          platformMessageId: '77',
+        });
+        expect(byMessage).toHaveLength(1);
+        expect(byMessage[0]!.labels.map((l) => [l.label, l.role, l.source])).toEqual([
+          ['1', 'student', 'corrected'],
+          [null, 'instructor', 'instructor'],
+        ]);
+        expect(byMessage[0]).toMatchObject({ chatPlatformId: '-100', userPlatformId: '1001' });
+        expect(await db.labels.list({ chatId: chat.id })).toHaveLength(2);
+        expect(await db.labels.list({ classifiedOnly: true })).toHaveLength(1);
+        expect(await db.labels.findByImage('a'.repeat(64), 'predict')).toBe(sub.id);
+        expect(await db.labels.findByImage('a'.repeat(64), 'import')).toBeUndefined();
+      });
+
+      it('stores a chat default model', async () => {
+        const chat = await db.chats.upsertFromPlatform({
+          platform: 'discord',
+          platformId: '9',
+          type: 'guild_text',
+        });
+        expect(chat.defaultModel).toBeNull();
+        expect((await db.chats.setDefaultModel(chat.id, 'lenet-mnist')).defaultModel).toBe(
+          'lenet-mnist',
+        );
+        expect(
+          (
+            await db.chats.upsertFromPlatform({
+              platform: 'discord',
+              platformId: '9',
+              type: 'guild_text',
+            })
+          ).defaultModel,
+        ).toBe('lenet-mnist');
       });
     });
 

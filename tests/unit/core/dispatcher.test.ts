@@ -188,6 +188,8 @@ describe('unexpected errors', () => {
         users: {
           upsert: () => Promise.reject(new Error('database is locked')),
           setLanguage: () => Promise.resolve(),
+          find: () => Promise.resolve(undefined),
+          setRole: () => Promise.reject(new Error('database is locked')),
         },
       },
     });

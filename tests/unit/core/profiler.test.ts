@@ -13,7 +13,7 @@ let loaded: LoadedModel;
 
 beforeAll(async () => {
   await initBackend();
-  loaded = { meta: await readModelMeta(dir), model: buildLeNet(), dir };
+  loaded = { meta: await readModelMeta(dir), model: buildLeNet(), dir, version: '0' };
 });
 afterAll(() => {
   loaded.model.dispose();

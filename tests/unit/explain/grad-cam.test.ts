@@ -13,7 +13,7 @@ import { buildResNet18 } from '../../../src/ml/architectures/resnet18.ts';
 import { initBackend } from '../../../src/ml/backend.ts';
 import { loadModel } from '../../../src/ml/model-io.ts';
 import { readModelMeta } from '../../../src/ml/model-meta.ts';
-import type { LoadedModel } from '../../../src/ml/registry.ts';
+import { SHIPPED_VERSION, type LoadedModel } from '../../../src/ml/registry.ts';
 import { buildCornerModel, squareImage } from './tiny-models.ts';
 
 let flat: tf.LayersModel;
@@ -224,6 +224,7 @@ describe('the default target layer of residual networks', () => {
     const loaded: LoadedModel = {
       model: await loadModel(dir),
       meta: await readModelMeta(dir),
+      version: SHIPPED_VERSION,
       dir,
     };
     try {

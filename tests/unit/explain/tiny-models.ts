@@ -79,6 +79,7 @@ export function asLoaded(
   return {
     model,
     dir: '(memory)',
+    version: '0',
     meta: {
       id: 'corner',
       architecture: 'corner',

@@ -1,0 +1,139 @@
+/**
+ * `jobs`, `versions <model>`, `rollback <model> [version]` and `worker`: the trainer from the
+ * command line, through the same `TrainingService` the chat commands use (`src/jobs/`), on the
+ * configured database. Each prints a table, or one JSON object with `--json`.
+ */
+import type { Command } from 'commander';
+import type { Config } from '../../config.ts';
+import { formatDuration, type JobView, type TrainingService } from '../../core/index.ts';
+import { openDatabase } from '../../db/database.ts';
+import { startStandaloneWorker } from '../../jobs/standalone-worker.ts';
+import { createTrainingService } from '../../jobs/training-service.ts';
+import { logger } from '../../logger.ts';
+import { formatTextTable } from '../text-table.ts';
+
+/** Runs `f` with the trainer service over the configured database, closed afterwards. */
+async function withTraining<T>(config: Config, f: (t: TrainingService) => Promise<T>): Promise<T> {
+  const db = await openDatabase(config);
+  try {
+    return await f(
+      createTrainingService({
+        db,
+        folders: { modelsDir: config.MODELS_DIR, dataDir: config.DATA_DIR },
+        limits: {
+          maxEpochs: config.TRAIN_MAX_EPOCHS,
+          maxBatch: config.TRAIN_MAX_BATCH,
+          jobsPerInstructor: config.TRAIN_JOBS_PER_INSTRUCTOR,
+        },
+      }),
+    );
+  } finally {
+    await db.close();
+  }
+}
+
+const pct = (v: number | null | undefined): string =>
+  v === null || v === undefined ? '—' : `${(v * 100).toFixed(2)}%`;
+
+function progressOf(j: JobView): string {
+  if (j.state === 'running' && j.progress) {
+    const p = j.progress;
+    return `epoch ${p.epoch}/${p.epochs} batch ${p.batch}/${p.batches} loss ${p.loss.toFixed(4)} acc ${pct(p.acc)} ETA ${formatDuration(p.etaSeconds)}`;
+  }
+  if (j.result)
+    return `v${j.version ?? '?'} ${pct(j.result.testAccuracy)} (${j.result.promoted ? 'promoted' : 'kept'})`;
+  if (j.failure) return `${j.failure.reason}: ${j.failure.message}`;
+  return '';
+}
+
+/** Registers the trainer's commands. */
+export function registerJobs(program: Command, config: Config): void {
+  program
+    .command('jobs')
+    .description('list queued, running and recent training jobs')
+    .option('--json', 'print one JSON object instead of the table', false)
+    .action(async (flags: { json: boolean }) => {
+      const jobs = await withTraining(config, (t) => t.list());
+      if (flags.json) {
+        console.log(JSON.stringify({ jobs }));
+        return;
+      }
+      console.log(
+        formatTextTable({
+          title: 'Training jobs',
+          header: ['job', 'model', 'state', 'progress / result', 'asked by', 'duration'],
+          rows: jobs.map((j) => [
+            String(j.id),
+            j.modelId,
+            j.state,
+            progressOf(j),
+            j.requester,
+            j.startedAt
+              ? formatDuration(
+                  ((j.finishedAt ?? new Date()).getTime() - j.startedAt.getTime()) / 1000,
+                )
+              : '—',
+          ]),
+        }),
+      );
+    });
+
+  program
+    .command('versions')
+    .description("list a model's versions (▶ the served one)")
+    .argument('<model>', 'model id')
+    .option('--json', 'print one JSON object instead of the table', false)
+    .action(async (model: string, flags: { json: boolean }) => {
+      const versions = await withTraining(config, (t) => t.versions(model));
+      const served = versions.find((v) => v.served)?.version ?? null;
+      if (flags.json) {
+        console.log(JSON.stringify({ model, served, versions }));
+        return;
+      }
+      console.log(
+        formatTextTable({
+          title: `Versions of ${model}`,
+          header: ['', 'version', 'test accuracy', 'created', 'by', 'job', 'parent'],
+          rows: versions.map((v) => [
+            v.served ? '▶' : '',
+            v.version,
+            pct(v.testAccuracy),
+            v.createdAt.toISOString().slice(0, 16).replace('T', ' '),
+            v.createdBy ?? '—',
+            v.jobId === null ? '—' : String(v.jobId),
+            v.parentVersion ?? '—',
+          ]),
+        }),
+      );
+    });
+
+  program
+    .command('rollback')
+    .description('serve an earlier version of a model (default: the one before the served one)')
+    .argument('<model>', 'model id')
+    .argument('[version]', 'the version to serve')
+    .option('--json', 'print one JSON object instead of the text', false)
+    .action(async (model: string, version: string | undefined, flags: { json: boolean }) => {
+      const r = await withTraining(config, (t) => t.rollback(model, version));
+      if (flags.json) console.log(JSON.stringify({ model, ...r, changed: r.from !== r.to }));
+      else if (r.from === r.to) console.log(`${model}: version ${r.to} is served; nothing changed`);
+      else console.log(`${model}: version ${r.to} is served now (was ${r.from})`);
+    });
+
+  program
+    .command('worker')
+    .description(
+      'run a trainer worker (jobs from BullMQ when REDIS_URL is set, else from the database)',
+    )
+    .action(async () => {
+      const worker = await startStandaloneWorker(config, logger);
+      console.log(`trainer worker running (${worker.kind}); Ctrl-C stops it`);
+      await new Promise<void>((resolve) => {
+        const stop = (): void => {
+          void worker.close().finally(resolve);
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+    });
+}

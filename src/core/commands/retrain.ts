@@ -1,0 +1,65 @@
+import { unwrap } from '../args.ts';
+import type { Command, CoreServices } from '../command.ts';
+import { jobStatusText, parseRetrainArgs, type TrainingService } from '../training.ts';
+
+/** The trainer, or an error where the bot runs without one. */
+export function trainingOf(services: CoreServices): TrainingService {
+  if (!services.training) throw new Error('no trainer is configured for this bot');
+  return services.training;
+}
+
+/**
+ * `/retrain <model> [epochs=N] [lr=X] [batch=N] [force]`: queues a training job (run by a trainer
+ * worker in its own process) and answers with the job id and its place in the queue; that answer
+ * is then edited with the job's progress and its result.
+ */
+export default {
+  name: 'retrain',
+  description: {
+    en: 'retrain a model: /retrain lenet-mnist epochs=3 lr=0.001 batch=64 force',
+    ru: 'переобучить модель: /retrain lenet-mnist epochs=3 lr=0.001 batch=64 force',
+  },
+  options: [
+    {
+      name: 'model',
+      type: 'string',
+      required: true,
+      description: { en: 'model id, e.g. lenet-mnist', ru: 'модель, например lenet-mnist' },
+    },
+    {
+      name: 'params',
+      type: 'string',
+      description: {
+        en: 'epochs=N lr=X batch=N force',
+        ru: 'epochs=N lr=X batch=N force',
+      },
+    },
+  ],
+  role: 'instructor',
+  async execute(ctx, services) {
+    const training = trainingOf(services);
+    const request = unwrap(
+      parseRetrainArgs(
+        ctx.args,
+        await training.trainable(),
+        training.limits,
+        ctx.t('retrain.usage'),
+      ),
+    );
+    const { job, place } = await training.enqueue(request, {
+      platform: ctx.platform,
+      userId: ctx.user.id,
+    });
+    services.logger.info(
+      { job: job.id, model: job.modelId, params: job.params, by: `${ctx.platform}:${ctx.user.id}` },
+      'training job queued',
+    );
+    const text = jobStatusText(job, ctx.t, ctx.lang, place);
+    if (!ctx.replyEditable) {
+      await ctx.reply(text);
+      return;
+    }
+    const sent = await ctx.replyEditable(text);
+    await training.watch(job.id, { platform: ctx.platform, ...sent, lang: ctx.lang });
+  },
+} satisfies Command;

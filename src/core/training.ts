@@ -1,0 +1,314 @@
+/**
+ * The trainer as the core sees it: a port (`TrainingService`) that the bot's entry point
+ * implements over the job queue (`src/jobs/`), and the texts of jobs and versions. The core
+ * never trains: it asks for a job and shows what the queue records.
+ */
+import { UserError } from '../errors.ts';
+import { splitArgs, type ParseResult } from './args.ts';
+import type { Platform } from './context.ts';
+import { formatPercent, type Language, type Translate } from './i18n.ts';
+import type { UserKey } from './ports.ts';
+
+/** A job's states, as the queue records them. */
+export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+/** What `/retrain` asked for. */
+export interface RetrainRequest {
+  readonly model: string;
+  readonly epochs?: number;
+  readonly lr?: number;
+  readonly batch?: number;
+  readonly force?: boolean;
+}
+
+/** Progress of a running job. */
+export interface JobProgressView {
+  readonly epoch: number;
+  readonly epochs: number;
+  readonly batch: number;
+  readonly batches: number;
+  readonly loss: number;
+  readonly acc: number;
+  readonly etaSeconds: number;
+}
+
+/** A training job, for chats and the CLI. */
+export interface JobView {
+  readonly id: number;
+  readonly modelId: string;
+  readonly state: JobState;
+  readonly params: Omit<RetrainRequest, 'model'>;
+  /** Who asked (`platform:id`), or `cli`. */
+  readonly requester: string;
+  readonly progress: JobProgressView | null;
+  readonly createdAt: Date;
+  readonly startedAt: Date | null;
+  readonly finishedAt: Date | null;
+  readonly attempts: number;
+  /** The version it produced. */
+  readonly version: string | null;
+  /** Test accuracy of the new version, the served one's, and whether it was promoted. */
+  readonly result: {
+    readonly testAccuracy: number;
+    readonly servedVersion: string;
+    readonly servedAccuracy: number | null;
+    readonly promoted: boolean;
+    readonly forced: boolean;
+  } | null;
+  /** Why it failed (`nan`, `disk`, `dataset`, `worker`, `parameter`, `other`) and the detail. */
+  readonly failure: {
+    readonly reason: string;
+    readonly message: string;
+    readonly command?: string;
+  } | null;
+  readonly backend: string | null;
+  readonly device: string | null;
+}
+
+/** A model version, for `/versions`. */
+export interface VersionView {
+  readonly modelId: string;
+  readonly version: string;
+  readonly testAccuracy: number | null;
+  readonly createdAt: Date;
+  /** `platform:id`, `cli` or `shipped`. */
+  readonly createdBy: string | null;
+  readonly params: Readonly<Record<string, unknown>> | null;
+  readonly jobId: number | null;
+  readonly parentVersion: string | null;
+  readonly served: boolean;
+}
+
+/** Where a job reports its progress: the message to edit. */
+export interface ProgressMessage {
+  readonly platform: Platform;
+  readonly chatId: string;
+  readonly messageId: string;
+  readonly lang: Language;
+}
+
+/** The configured limits of `/retrain`. */
+export interface TrainingLimits {
+  readonly maxEpochs: number;
+  readonly maxBatch: number;
+  readonly jobsPerInstructor: number;
+}
+
+/** The trainer, as commands and the CLI use it. */
+export interface TrainingService {
+  readonly limits: TrainingLimits;
+  /** The models that can be retrained (those with a training recipe). */
+  trainable(): Promise<readonly string[]>;
+  /**
+   * Queues a job. A job of a model that is being trained waits behind it.
+   * @returns the job and its place in the queue (1: next).
+   * @throws {UserError} `job.limit` when the requester has too many jobs queued or running.
+   */
+  enqueue(
+    request: RetrainRequest,
+    requester: UserKey | 'cli',
+  ): Promise<{ job: JobView; place: number }>;
+  /** Reports the job's progress by editing this message. */
+  watch(jobId: number, message: ProgressMessage): Promise<void>;
+  /** Queued and running jobs, then the latest finished ones. */
+  list(): Promise<JobView[]>;
+  get(jobId: number): Promise<JobView | undefined>;
+  /** Cancels a queued job, or stops a running one (its process is killed within seconds). */
+  cancel(jobId: number): Promise<JobView | undefined>;
+  /** A model's versions, oldest first (version 0: the shipped one). */
+  versions(modelId: string): Promise<VersionView[]>;
+  /**
+   * Serves `version`, or without it the version before the served one.
+   * @throws {UserError} `version.unknown`.
+   * @returns the versions before and after; equal when nothing changed.
+   */
+  rollback(modelId: string, version?: string): Promise<{ from: string; to: string }>;
+}
+
+/**
+ * Parses `/retrain <model> [epochs=N] [lr=X] [batch=N] [force]` and checks it against the limits.
+ * @returns `argument.invalid` for an unknown word or a malformed value; `job.limit` naming the
+ *   limit for a value over it; `model.unknown` for a model that cannot be retrained.
+ * @example
+ * parseRetrainArgs('lenet-mnist epochs=3 lr=0.001', ['lenet-mnist'], limits);
+ * // { ok: true, value: { model: 'lenet-mnist', epochs: 3, lr: 0.001 } }
+ */
+export function parseRetrainArgs(
+  raw: string,
+  trainable: readonly string[],
+  limits: TrainingLimits,
+  usage = '/retrain <model> [epochs=N] [lr=X] [batch=N] [force]',
+): ParseResult<RetrainRequest> {
+  const fail = (error: UserError): ParseResult<RetrainRequest> => ({ ok: false, error });
+  const invalid = (value: string): ParseResult<RetrainRequest> =>
+    fail(new UserError('argument.invalid', `cannot parse "${value}"`, { value, usage }));
+  const [first, ...rest] = splitArgs(raw);
+  if (first === undefined) return invalid(raw.trim() || '∅');
+  const model = first.toLowerCase();
+  if (!trainable.includes(model)) {
+    return fail(
+      new UserError('model.unknown', `cannot retrain "${first}"`, {
+        model: first,
+        known: trainable.join(', '),
+      }),
+    );
+  }
+  let epochs: number | undefined;
+  let lr: number | undefined;
+  let batch: number | undefined;
+  let force = false;
+  for (const word of rest) {
+    const w = word.toLowerCase();
+    if (w === 'force') {
+      force = true;
+      continue;
+    }
+    const m = /^(epochs|lr|batch)=(.+)$/.exec(w);
+    if (!m?.[1] || m[2] === undefined) return invalid(word);
+    const value = Number(m[2]);
+    if (m[1] === 'lr') {
+      if (!Number.isFinite(value) || value <= 0 || value > 1) return invalid(word);
+      lr = value;
+      continue;
+    }
+    if (!Number.isInteger(value) || value < 1) return invalid(word);
+    const [limit, setting] =
+      m[1] === 'epochs'
+        ? [limits.maxEpochs, 'TRAIN_MAX_EPOCHS']
+        : [limits.maxBatch, 'TRAIN_MAX_BATCH'];
+    if (value > limit) {
+      return fail(
+        new UserError('job.limit', `${m[1]}=${value} is over ${setting}=${limit}`, {
+          what: m[1],
+          value,
+          limit,
+          setting,
+        }),
+      );
+    }
+    if (m[1] === 'epochs') epochs = value;
+    else batch = value;
+  }
+  return {
+    ok: true,
+    value: {
+      model,
+      ...(epochs === undefined ? {} : { epochs }),
+      ...(lr === undefined ? {} : { lr }),
+      ...(batch === undefined ? {} : { batch }),
+      ...(force ? { force } : {}),
+    },
+  };
+}
+
+/** `epochs=3 lr=0.001 batch=64 force`, or the localized "defaults". */
+export function paramsText(p: JobView['params']): string {
+  const parts = [
+    p.epochs === undefined ? '' : `epochs=${p.epochs}`,
+    p.lr === undefined ? '' : `lr=${p.lr}`,
+    p.batch === undefined ? '' : `batch=${p.batch}`,
+    p.force ? 'force' : '',
+  ].filter(Boolean);
+  return parts.length > 0 ? parts.join(' ') : '—';
+}
+
+/** A duration in seconds as `1:05:09` / `5:09`. */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${sec}` : `${m}:${sec}`;
+}
+
+const accuracy = (v: number | null, lang: Language): string =>
+  v === null ? '—' : formatPercent(v, lang, 2);
+
+/**
+ * The text of a job's progress message: queued, running (epoch, batch, loss, accuracy, ETA),
+ * or its final state (the decision with both accuracies, or why it failed).
+ */
+export function jobStatusText(job: JobView, t: Translate, lang: Language, place?: number): string {
+  const base = { job: job.id, model: job.modelId };
+  switch (job.state) {
+    case 'queued':
+      return t('retrain.queued', { ...base, params: paramsText(job.params), place: place ?? 1 });
+    case 'running': {
+      const p = job.progress;
+      if (!p) return t('job.progress_start', base);
+      return t('job.progress', {
+        ...base,
+        epoch: p.epoch,
+        epochs: p.epochs,
+        batch: p.batch,
+        batches: p.batches,
+        loss: p.loss.toFixed(4),
+        acc: formatPercent(p.acc, lang, 1),
+        eta: formatDuration(p.etaSeconds),
+      });
+    }
+    case 'succeeded': {
+      const r = job.result;
+      if (!r) return t('job.state.succeeded');
+      const params = {
+        ...base,
+        version: job.version ?? '?',
+        accuracy: accuracy(r.testAccuracy, lang),
+        served: accuracy(r.servedAccuracy, lang),
+        servedVersion: r.servedVersion,
+      };
+      if (!r.promoted) return t('job.kept', params);
+      return t(r.forced ? 'job.promoted_forced' : 'job.promoted', params);
+    }
+    case 'cancelled':
+      return t('job.cancelled', base);
+    case 'failed': {
+      const f = job.failure;
+      const reason =
+        f?.reason === 'nan'
+          ? t('job.reason.nan')
+          : f?.reason === 'disk'
+            ? t('job.reason.disk')
+            : f?.reason === 'dataset'
+              ? t('job.reason.dataset', { command: f.command ?? 'bin/cnn-classroom download' })
+              : f?.reason === 'worker'
+                ? t('job.reason.worker', { attempts: job.attempts })
+                : t('job.reason.other', { message: f?.message ?? '?' });
+      return t('job.failed', { ...base, reason });
+    }
+  }
+}
+
+/** One line of `/jobs`. */
+export function jobLine(job: JobView, t: Translate, lang: Language, now = Date.now()): string {
+  const p = job.progress;
+  const progress =
+    job.state === 'running' && p
+      ? `${p.epoch}/${p.epochs} · ${p.batch}/${p.batches}`
+      : job.state === 'succeeded' && job.result
+        ? `v${job.version ?? '?'} ${accuracy(job.result.testAccuracy, lang)}`
+        : paramsText(job.params);
+  const start = job.startedAt?.getTime();
+  const end = job.finishedAt?.getTime() ?? now;
+  return t('jobs.line', {
+    job: job.id,
+    model: job.modelId,
+    state: t(`job.state.${job.state}`),
+    progress,
+    who: job.requester,
+    duration: start === undefined ? '—' : formatDuration((end - start) / 1000),
+  });
+}
+
+/** One line of `/versions`. */
+export function versionLine(v: VersionView, t: Translate, lang: Language): string {
+  const params = v.createdBy === 'shipped' ? t('versions.shipped') : paramsText(v.params ?? {});
+  return t('versions.line', {
+    mark: v.served ? '▶' : '·',
+    version: v.version,
+    accuracy: accuracy(v.testAccuracy, lang),
+    date: v.createdAt.toISOString().slice(0, 16).replace('T', ' '),
+    who: v.createdBy ?? '—',
+    params,
+  });
+}

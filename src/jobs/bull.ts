@@ -1,0 +1,136 @@
+/**
+ * The scaled-out queue: the same training jobs through BullMQ on Redis (`REDIS_URL`), to trainer
+ * workers on other machines (`npm run worker`). `training_runs` stays the record of truth: a
+ * BullMQ job carries only the run's id, the worker leases the row as the embedded worker does,
+ * and the bot hears progress through BullMQ's `QueueEvents` (also stored in the row).
+ *
+ * BullMQ's pitfalls, handled: its sandboxed processors reuse child processes between jobs, so
+ * the processor here runs in the worker and forks a fresh child per job itself
+ * (`run-in-child.ts`); no TypeScript processor file is handed to BullMQ; `worker.close()` waits
+ * for the active job, so shutdown first aborts it (given back to the queue, resumed later).
+ */
+import { Queue, QueueEvents, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { TrainingRunRecord } from '../db/training-run-repository.ts';
+import { executeJob, type TrainerWorkerOptions } from './db-worker.ts';
+import type { JobProgress } from './protocol.ts';
+
+/** The queue's name in Redis. */
+export const TRAINING_QUEUE = 'cnn-classroom-training';
+
+/** A BullMQ job's payload: the run to lease (its BullMQ id is `run-<id>`: ids must not be integers). */
+export interface TrainingJobData {
+  readonly runId: number;
+}
+
+/** A Redis connection BullMQ can share (blocking commands need no retry limit). */
+function connect(url: string): Redis {
+  return new Redis(url, { maxRetriesPerRequest: null, lazyConnect: false });
+}
+
+/** The bot's side: adds jobs and listens to their progress. */
+export interface BullProducer {
+  add(run: TrainingRunRecord): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Connects the producer and the event listener.
+ * @param onProgress called for each progress event (run id, progress).
+ */
+export async function startBullProducer(
+  redisUrl: string,
+  onProgress: (runId: number, progress: JobProgress) => void,
+  prefix = 'bull',
+): Promise<BullProducer> {
+  // BullMQ does not close connections it was handed: they are closed here on shutdown.
+  const redis = [connect(redisUrl), connect(redisUrl)] as const;
+  const queue = new Queue<TrainingJobData>(TRAINING_QUEUE, {
+    connection: redis[0],
+    prefix,
+  });
+  const events = new QueueEvents(TRAINING_QUEUE, {
+    connection: redis[1],
+    prefix,
+  });
+  events.on('progress', ({ jobId, data }) => {
+    if (typeof data === 'object' && data !== null && 'epoch' in data) {
+      onProgress(Number(jobId.replace(/^run-/, '')), data as unknown as JobProgress);
+    }
+  });
+  await events.waitUntilReady();
+  return {
+    async add(run) {
+      await queue.add(
+        'train',
+        { runId: run.id },
+        { jobId: `run-${run.id}`, removeOnComplete: true, removeOnFail: true, attempts: 1 },
+      );
+    },
+    async close() {
+      await events.close();
+      await queue.close();
+      for (const r of redis) r.disconnect();
+    },
+  };
+}
+
+/** A started BullMQ trainer worker. */
+export interface BullTrainerWorker {
+  readonly owner: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a BullMQ worker taking one training job at a time; each runs in a fresh child process.
+ * Progress goes to BullMQ (`job.updateProgress`, heard by `QueueEvents`) and to the row.
+ */
+export async function startBullWorker(
+  o: TrainerWorkerOptions & { readonly redisUrl: string; readonly prefix?: string },
+): Promise<BullTrainerWorker> {
+  const owner = o.owner ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  const stop = new AbortController();
+  const log = o.logger.child({ worker: owner, queue: 'bullmq' });
+  const redis = connect(o.redisUrl);
+  const worker = new Worker<TrainingJobData>(
+    TRAINING_QUEUE,
+    async (job) => {
+      const run = await o.trainingRuns.claimById(job.data.runId, owner, o.leaseMs);
+      if (!run) {
+        log.info({ job: job.data.runId }, 'job no longer queued (cancelled or taken)');
+        return;
+      }
+      await executeJob(
+        run,
+        owner,
+        {
+          ...o,
+          logger: log,
+          onProgress: (p) => void job.updateProgress({ ...p }).catch(() => undefined),
+        },
+        stop.signal,
+      );
+    },
+    {
+      connection: redis,
+      prefix: o.prefix ?? 'bull',
+      concurrency: 1,
+      // The row's lease, not BullMQ's lock, guards the job; keep the lock longer than a stall.
+      lockDuration: Math.max(30_000, o.leaseMs),
+    },
+  );
+  worker.on('error', (e) => log.error({ err: e }, 'bullmq worker error'));
+  await worker.waitUntilReady();
+  log.info('trainer worker started (BullMQ)');
+  return {
+    owner,
+    async close() {
+      stop.abort();
+      await worker.close();
+      redis.disconnect();
+      log.info('trainer worker stopped');
+    },
+  };
+}

@@ -1,0 +1,123 @@
+/**
+ * The child process of one training job (forked by `run-in-child.ts`): receives the spec, runs
+ * `runTrainingJob`, reports backend, progress and the result over IPC, and exits. A fresh process
+ * per job returns the training memory to the system when it ends, and lets cancel kill it.
+ */
+import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { isUserError } from '../errors.ts';
+import { runTrainingJob } from '../trainer/run-training-job.ts';
+import type { FailureReason, FromChild, JobProgress, ToChild } from './protocol.ts';
+
+function send(message: FromChild): Promise<void> {
+  return new Promise((resolve) => {
+    if (!process.send) return resolve();
+    process.send(message, undefined, {}, () => resolve());
+  });
+}
+
+/** SHA-256 over the data set folder's file names and contents (the fixture or the real one). */
+async function fingerprint(dir: string): Promise<string> {
+  const hash = createHash('sha256');
+  try {
+    for (const name of (await readdir(dir)).sort()) {
+      hash.update(name).update(await readFile(path.join(dir, name)));
+    }
+  } catch {
+    hash.update('(missing)');
+  }
+  return hash.digest('hex');
+}
+
+/** The reason of a failure, for the chat. */
+function classify(e: unknown): { reason: FailureReason; command?: string } {
+  if (isUserError(e) && (e.id === 'dataset.missing' || e.id === 'dataset.corrupt')) {
+    const name = typeof e.params.dataset === 'string' ? e.params.dataset : 'mnist';
+    return { reason: 'dataset', command: `bin/cnn-classroom download ${name}` };
+  }
+  const code = (e as { code?: unknown }).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return { reason: 'disk' };
+  if (e instanceof RangeError || (e as Error).name === 'ZodError') return { reason: 'parameter' };
+  return { reason: 'other' };
+}
+
+async function run(spec: ToChild['spec']): Promise<void> {
+  const abort = new AbortController();
+  let nan = false;
+  const started = Date.now();
+  let batchesDone = 0;
+  let epochs = 1;
+  const report = (p: Omit<JobProgress, 'etaSeconds'>): void => {
+    batchesDone++;
+    const total = p.epochs * p.batches;
+    const done = (p.epoch - 1) * p.batches + p.batch; // epoch is 1-based here
+    const perBatch = (Date.now() - started) / Math.max(1, batchesDone);
+    void send({
+      type: 'progress',
+      progress: { ...p, etaSeconds: Math.round((perBatch * Math.max(0, total - done)) / 1000) },
+    });
+  };
+  try {
+    const result = await runTrainingJob(spec, {
+      signal: abort.signal,
+      onProgress: {
+        onTrainBegin: (info) => {
+          void send({ type: 'backend', backend: info.backend, device: deviceName(info.backend) });
+        },
+        onBatchEnd: (b) => {
+          if (!Number.isFinite(b.loss)) {
+            nan = true;
+            abort.abort(
+              new Error(`the loss became ${b.loss} at epoch ${b.epoch + 1}, batch ${b.batch}`),
+            );
+            return;
+          }
+          report({
+            epoch: b.epoch + 1,
+            epochs,
+            batch: b.batch,
+            batches: b.batches,
+            loss: b.loss,
+            acc: b.acc,
+          });
+        },
+        onEpochBegin: (e) => {
+          epochs = e.epochs;
+        },
+      },
+    });
+    await send({
+      type: 'done',
+      testAccuracy: result.metrics.testAccuracy,
+      modelDir: result.modelDir,
+      history: result.metrics.history.map((r) => ({ ...r })),
+      datasetFingerprint: await fingerprint(path.join(spec.dataDir, result.settings.dataset)),
+      seconds: result.metrics.seconds,
+    });
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    await send(
+      nan
+        ? { type: 'failed', reason: 'nan', message }
+        : { type: 'failed', message, ...classify(e) },
+    );
+  }
+}
+
+/** The device the backend computes on, as the job record names it. */
+function deviceName(backend: string): string {
+  if (backend !== 'tensorflow') return `cpu (${backend})`;
+  try {
+    const gpu = (tf.backend() as unknown as { isUsingGpuDevice?: boolean }).isUsingGpuDevice;
+    return gpu ? 'GPU (tfjs-node-gpu)' : 'cpu (tfjs-node)';
+  } catch {
+    return 'cpu';
+  }
+}
+
+process.once('message', (m: ToChild) => {
+  if (m.type !== 'start') return;
+  void run(m.spec).finally(() => process.exit(0));
+});

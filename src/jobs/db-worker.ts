@@ -1,0 +1,265 @@
+/**
+ * The embedded trainer worker: the database is the queue. It claims one job at a time with a
+ * lease (`training_runs.lease_*`), renews it with heartbeats that also store the progress, runs
+ * the job in a fresh child process, and turns the result into a model version. A worker that
+ * dies leaves its lease to expire: the next claim resumes the job from its checkpoint, or fails
+ * it with the reason after `maxAttempts` runs.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { rm } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { ModelVersionRepository } from '../db/model-version-repository.ts';
+import type { JsonObject, TrainingRunRecord, TrainingRuns } from '../db/training-run-repository.ts';
+import type { TrainingJobSpecInput } from '../trainer/job-spec.ts';
+import { JobFailure, type JobProgress } from './protocol.ts';
+import { runJobInChild, type ChildJobResult, type JobRunner } from './run-in-child.ts';
+import { retrainParamsOf } from './params.ts';
+import {
+  addVersion,
+  checkpointDir,
+  stagingDir,
+  type VersionDecision,
+  type VersionFolders,
+} from './version-store.ts';
+
+/** Options of {@link createDbWorker} and {@link executeJob}. */
+export interface TrainerWorkerOptions {
+  readonly trainingRuns: TrainingRuns;
+  readonly modelVersions: ModelVersionRepository;
+  readonly folders: VersionFolders;
+  /** A read-only data folder searched after `dataDir` (`CNN_SHARED_DATA`). */
+  readonly sharedDataDir?: string;
+  readonly logger: Logger;
+  /** Lease length, ms; heartbeats renew it at a third of it (at most every 2 s). */
+  readonly leaseMs: number;
+  readonly maxAttempts: number;
+  /** How often an idle worker looks for a job, ms (default 1000). */
+  readonly pollMs?: number;
+  /** Runs a job (default: {@link runJobInChild}). */
+  readonly runner?: JobRunner;
+  /** Settings merged into every job's spec (tests: no augmentation on a tiny fixture). */
+  readonly specDefaults?: Partial<TrainingJobSpecInput>;
+  /** Called with each progress report (the BullMQ worker forwards it as a job event). */
+  readonly onProgress?: (progress: JobProgress) => void;
+  /** Called with the child's pid when a job starts (tests). */
+  readonly onSpawn?: (jobId: number, pid: number) => void;
+  /** This worker's name in leases (default `host:pid:random`). */
+  readonly owner?: string;
+}
+
+/** A running worker. */
+export interface TrainerWorker {
+  readonly owner: string;
+  /** The job being run now, if any. */
+  readonly current: number | undefined;
+  /**
+   * Stops claiming; a job in progress is stopped (its process killed) and given back to the
+   * queue, to resume from its checkpoint on the next start.
+   */
+  close(): Promise<void>;
+}
+
+/** The spec of a job's run: its parameters, the folders, resume from its own checkpoint. */
+export function jobSpec(
+  run: TrainingRunRecord,
+  o: Pick<TrainerWorkerOptions, 'folders' | 'sharedDataDir' | 'specDefaults'>,
+): TrainingJobSpecInput {
+  const p = retrainParamsOf(run.params);
+  return {
+    model: run.modelId,
+    dataDir: o.folders.dataDir,
+    ...(o.sharedDataDir === undefined ? {} : { sharedDataDir: o.sharedDataDir }),
+    ...(p.epochs === undefined ? {} : { epochs: p.epochs }),
+    ...(p.batch === undefined ? {} : { batchSize: p.batch }),
+    ...(p.lr === undefined ? {} : { learningRate: p.lr }),
+    ...o.specDefaults,
+    outputDir: stagingDir(o.folders, run.modelId, run.id),
+    checkpointDir: checkpointDir(o.folders, run.id),
+    resume: true,
+    force: true,
+  };
+}
+
+/**
+ * Runs one claimed job to its end: heartbeats with progress, cancel and lost-lease checks,
+ * then the version decision, and the job's final state. Never throws for the job's own failures
+ * (they are recorded); `stop` gives the job back to the queue instead.
+ */
+export async function executeJob(
+  run: TrainingRunRecord,
+  owner: string,
+  o: TrainerWorkerOptions,
+  stop: AbortSignal,
+): Promise<void> {
+  const log = o.logger.child({ job: run.id, model: run.modelId });
+  const abort = new AbortController();
+  let progress: JobProgress | undefined;
+  let why: 'cancel' | 'lost' | 'stop' | undefined;
+  const onStop = (): void => {
+    why ??= 'stop';
+    abort.abort(new Error('worker shutting down'));
+  };
+  stop.addEventListener('abort', onStop, { once: true });
+  const beat = async (): Promise<void> => {
+    const r = await o.trainingRuns.heartbeat(run.id, owner, o.leaseMs, progress && { ...progress });
+    if (r.lost || r.cancel) {
+      why ??= r.lost ? 'lost' : 'cancel';
+      abort.abort(new Error(r.lost ? 'lease lost' : 'cancelled'));
+    }
+  };
+  const timer = setInterval(
+    () => void beat().catch((e: unknown) => log.warn({ err: e }, 'heartbeat failed')),
+    Math.max(200, Math.min(2000, o.leaseMs / 3)),
+  );
+  const params = retrainParamsOf(run.params);
+  log.info({ attempt: run.attempts, params }, 'job started');
+  let result: ChildJobResult;
+  try {
+    result = await (o.runner ?? runJobInChild)(jobSpec(run, o), {
+      signal: abort.signal,
+      callbacks: {
+        onBackend: (backend, device) => {
+          void o.trainingRuns.setBackend(run.id, backend, device).catch(() => undefined);
+        },
+        onProgress: (p) => {
+          progress = p;
+          o.onProgress?.(p);
+        },
+        onSpawn: (pid) => o.onSpawn?.(run.id, pid),
+      },
+    });
+  } catch (e) {
+    clearInterval(timer);
+    stop.removeEventListener('abort', onStop);
+    if (why === 'stop') {
+      await o.trainingRuns.release(run.id, owner);
+      log.info('job given back to the queue');
+    } else if (why === 'cancel') {
+      await o.trainingRuns.markCancelled(run.id).catch(() => undefined);
+      log.info('job cancelled');
+    } else if (why === 'lost') {
+      log.warn('job lease lost: another worker has it');
+    } else if (
+      e instanceof JobFailure &&
+      e.reason === 'worker' &&
+      run.attempts < o.maxAttempts &&
+      !stop.aborted
+    ) {
+      // The job's process died (killed, out of memory): run it again from its checkpoint.
+      await o.trainingRuns.release(run.id, owner, { countsAsTry: true });
+      log.warn({ attempt: run.attempts, detail: e.message }, 'job process died: resuming');
+      return;
+    } else {
+      const f = e instanceof JobFailure ? e : new JobFailure('other', (e as Error).message);
+      await o.trainingRuns
+        .markFailed(run.id, `${f.reason}: ${f.message}`, {
+          reason: f.reason,
+          ...(f.command === undefined ? {} : { command: f.command }),
+          ...(progress ? { progress: { ...progress } } : {}),
+        })
+        .catch(() => undefined);
+      log.warn({ reason: f.reason, detail: f.message }, 'job failed');
+    }
+    await rm(stagingDir(o.folders, run.modelId, run.id), { recursive: true, force: true });
+    return;
+  }
+  clearInterval(timer);
+  stop.removeEventListener('abort', onStop);
+  try {
+    const metrics: JsonObject = {
+      testAccuracy: result.testAccuracy,
+      seconds: result.seconds,
+      history: result.history.map((r) => ({ ...r })),
+    };
+    const decision: VersionDecision = await addVersion(o.modelVersions, o.folders, {
+      jobId: run.id,
+      modelId: run.modelId,
+      stagingDir: result.modelDir,
+      testAccuracy: result.testAccuracy,
+      force: params.force === true,
+      params: { ...params },
+      metrics,
+      datasetFingerprint: result.datasetFingerprint,
+      createdBy: typeof run.params.requester === 'string' ? run.params.requester : 'cli',
+    });
+    await o.trainingRuns.finishSucceeded(
+      run.id,
+      owner,
+      {
+        ...metrics,
+        version: decision.version,
+        servedVersion: decision.servedVersion,
+        servedAccuracy: decision.servedAccuracy,
+        promoted: decision.promoted,
+        forced: params.force === true,
+      },
+      decision.version,
+    );
+    await rm(checkpointDir(o.folders, run.id), { recursive: true, force: true });
+    log.info({ ...decision, testAccuracy: result.testAccuracy }, 'job finished');
+  } catch (e) {
+    log.error({ err: e }, 'recording the finished job failed');
+    const code = (e as { code?: unknown }).code;
+    const reason = code === 'ENOSPC' ? 'disk' : 'other';
+    await o.trainingRuns
+      .markFailed(run.id, `${reason}: ${(e as Error).message}`, { reason })
+      .catch(() => undefined);
+  }
+}
+
+/**
+ * Starts the embedded trainer worker: one job at a time, each in a fresh child process.
+ *
+ * @example
+ * const worker = createDbWorker({ trainingRuns: db.trainingRuns, modelVersions: db.modelVersions,
+ *   folders: { modelsDir, dataDir }, logger, leaseMs: 60_000, maxAttempts: 3 });
+ * // on shutdown:
+ * await worker.close();
+ */
+export function createDbWorker(o: TrainerWorkerOptions): TrainerWorker {
+  const owner = o.owner ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  const stop = new AbortController();
+  let current: number | undefined;
+  let wake: (() => void) | undefined;
+  const log = o.logger.child({ worker: owner });
+
+  const loop = async (): Promise<void> => {
+    while (!stop.signal.aborted) {
+      try {
+        const { run, failed } = await o.trainingRuns.claim(owner, o.leaseMs, o.maxAttempts);
+        for (const f of failed) log.warn({ job: f.id, error: f.error }, 'job failed: worker died');
+        if (run) {
+          current = run.id;
+          await executeJob(run, owner, { ...o, logger: log }, stop.signal);
+          current = undefined;
+          continue;
+        }
+      } catch (e) {
+        current = undefined;
+        log.error({ err: e }, 'trainer worker: claiming a job failed');
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, o.pollMs ?? 1000);
+        wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+  };
+  const done = loop();
+  log.info('trainer worker started');
+  return {
+    owner,
+    get current() {
+      return current;
+    },
+    async close() {
+      stop.abort();
+      wake?.();
+      await done;
+      log.info('trainer worker stopped');
+    },
+  };
+}

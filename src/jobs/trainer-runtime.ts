@@ -1,0 +1,147 @@
+/**
+ * The trainer's parts a bot process runs, from the configuration: the service the commands use,
+ * the watcher that serves promoted versions, the reporter that edits progress messages, and (by
+ * default) one embedded trainer worker. `npm start` calls this; so do the end-to-end tests.
+ */
+import type { Logger } from 'pino';
+import type { Config } from '../config.ts';
+import type { ChatMessenger, TrainingService } from '../core/index.ts';
+import type { Database } from '../db/database.ts';
+import type { ModelRegistry } from '../ml/registry.ts';
+import type { TrainingJobSpecInput } from '../trainer/job-spec.ts';
+import { startBullProducer, startBullWorker } from './bull.ts';
+import { createDbWorker, type TrainerWorker, type TrainerWorkerOptions } from './db-worker.ts';
+import { startJobReporter, type JobReporter } from './reporter.ts';
+import { watchServedVersions, type ServedWatcher } from './served-watcher.ts';
+import { createTrainingService } from './training-service.ts';
+
+/** The configuration the trainer reads. */
+export type TrainerConfig = Pick<
+  Config,
+  | 'DATA_DIR'
+  | 'MODELS_DIR'
+  | 'CNN_SHARED_DATA'
+  | 'TRAIN_MAX_EPOCHS'
+  | 'TRAIN_MAX_BATCH'
+  | 'TRAIN_JOBS_PER_INSTRUCTOR'
+  | 'TRAIN_LEASE_SECONDS'
+  | 'TRAIN_MAX_ATTEMPTS'
+  | 'TRAINER_EMBEDDED'
+  | 'MODEL_POLL_SECONDS'
+  | 'REDIS_URL'
+>;
+
+/** The worker options a configuration gives. */
+export function workerOptions(
+  config: TrainerConfig,
+  db: Pick<Database, 'trainingRuns' | 'modelVersions'>,
+  logger: Logger,
+): TrainerWorkerOptions {
+  return {
+    trainingRuns: db.trainingRuns,
+    modelVersions: db.modelVersions,
+    folders: { modelsDir: config.MODELS_DIR, dataDir: config.DATA_DIR },
+    ...(config.CNN_SHARED_DATA === undefined ? {} : { sharedDataDir: config.CNN_SHARED_DATA }),
+    logger,
+    leaseMs: config.TRAIN_LEASE_SECONDS * 1000,
+    maxAttempts: config.TRAIN_MAX_ATTEMPTS,
+  };
+}
+
+/** The started trainer parts of a bot process. */
+export interface TrainerRuntime {
+  readonly training: TrainingService;
+  readonly watcher: ServedWatcher;
+  /** The embedded worker, unless disabled. */
+  readonly worker?: Pick<TrainerWorker, 'owner' | 'close'>;
+  /** Starts reporting progress through the adapters' messengers (once they are started). */
+  startReporter(messengers: readonly ChatMessenger[]): void;
+  close(): Promise<void>;
+}
+
+/** Options for tests: faster polls, spec settings for a tiny fixture. */
+export interface TrainerRuntimeOverrides {
+  readonly specDefaults?: Partial<TrainingJobSpecInput>;
+  readonly pollMs?: number;
+  readonly minEditMs?: number;
+  readonly onSpawn?: (jobId: number, pid: number) => void;
+  /** BullMQ's key prefix in Redis (tests: one per run, on a shared server). */
+  readonly bullPrefix?: string;
+}
+
+/**
+ * Starts the trainer parts over an open database and the bot's model registry; serves the
+ * promoted versions before returning.
+ */
+export async function startTrainerRuntime(
+  config: TrainerConfig,
+  db: Database,
+  registry: Pick<ModelRegistry, 'serve' | 'servedVersion'>,
+  logger: Logger,
+  overrides: TrainerRuntimeOverrides = {},
+): Promise<TrainerRuntime> {
+  const log = logger.child({ part: 'trainer' });
+  let reporter: JobReporter | undefined;
+  // Scaled out: jobs also go to BullMQ, whose progress events reach the reporter at once.
+  const producer =
+    config.REDIS_URL === undefined
+      ? undefined
+      : await startBullProducer(
+          config.REDIS_URL,
+          (runId, p) => reporter?.progress(runId, p),
+          overrides.bullPrefix,
+        );
+  const training = createTrainingService({
+    db,
+    folders: { modelsDir: config.MODELS_DIR, dataDir: config.DATA_DIR },
+    limits: {
+      maxEpochs: config.TRAIN_MAX_EPOCHS,
+      maxBatch: config.TRAIN_MAX_BATCH,
+      jobsPerInstructor: config.TRAIN_JOBS_PER_INSTRUCTOR,
+    },
+    ...(producer ? { onEnqueued: (run) => producer.add(run) } : {}),
+  });
+  const watcher = watchServedVersions(
+    db.modelVersions,
+    registry,
+    log,
+    overrides.pollMs ?? config.MODEL_POLL_SECONDS * 1000,
+  );
+  await watcher.sync();
+  const options: TrainerWorkerOptions = {
+    ...workerOptions(config, db, log),
+    ...(overrides.specDefaults ? { specDefaults: overrides.specDefaults } : {}),
+    ...(overrides.pollMs === undefined ? {} : { pollMs: overrides.pollMs }),
+    ...(overrides.onSpawn ? { onSpawn: overrides.onSpawn } : {}),
+  };
+  // With Redis the bot's own worker takes BullMQ jobs like the others; without, it leases rows.
+  const worker = !config.TRAINER_EMBEDDED
+    ? undefined
+    : config.REDIS_URL === undefined
+      ? createDbWorker(options)
+      : await startBullWorker({
+          ...options,
+          redisUrl: config.REDIS_URL,
+          ...(overrides.bullPrefix === undefined ? {} : { prefix: overrides.bullPrefix }),
+        });
+  return {
+    training,
+    watcher,
+    ...(worker ? { worker } : {}),
+    startReporter(messengers) {
+      reporter = startJobReporter({
+        db,
+        messengers,
+        logger: log,
+        ...(overrides.pollMs === undefined ? {} : { pollMs: overrides.pollMs }),
+        ...(overrides.minEditMs === undefined ? {} : { minEditMs: overrides.minEditMs }),
+      });
+    },
+    async close() {
+      await worker?.close();
+      await reporter?.stop();
+      await producer?.close();
+      await watcher.stop();
+    },
+  };
+}

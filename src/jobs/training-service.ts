@@ -1,0 +1,206 @@
+/**
+ * The core's `TrainingService` port over the database (the queue and the versions), shared by
+ * the chat commands and the CLI (`jobs`, `versions`, `rollback`). Queuing a job writes its row;
+ * a trainer worker (embedded, or `npm run worker` elsewhere through BullMQ) runs it.
+ */
+import type {
+  JobView,
+  ProgressMessage,
+  TrainingLimits,
+  TrainingService,
+  VersionView,
+} from '../core/training.ts';
+import type { Database } from '../db/database.ts';
+import type { ModelVersionRecord } from '../db/model-version-repository.ts';
+import type { JsonObject, TrainingRunRecord } from '../db/training-run-repository.ts';
+import { UserError } from '../errors.ts';
+import { RECIPES } from '../trainer/recipes.ts';
+import { retrainParamsOf } from './params.ts';
+import { ensureShippedVersion, type VersionFolders } from './version-store.ts';
+
+/** Options of {@link createTrainingService}. */
+export interface TrainingServiceOptions {
+  readonly db: Pick<Database, 'trainingRuns' | 'modelVersions' | 'users'>;
+  readonly folders: VersionFolders;
+  readonly limits: TrainingLimits;
+  /** Called after a job is queued (BullMQ: adds it to the Redis queue). */
+  readonly onEnqueued?: (job: TrainingRunRecord) => Promise<void>;
+  /** Called after a cancel was asked for a running job (BullMQ: tells its worker). */
+  readonly onCancel?: (jobId: number) => Promise<void>;
+}
+
+const num = (v: unknown): number | null => (typeof v === 'number' ? v : null);
+
+/** A stored run as the core shows it. */
+export function jobView(run: TrainingRunRecord): JobView {
+  const p = retrainParamsOf(run.params);
+  const m = run.metrics ?? {};
+  const progress = run.progress as JobView['progress'];
+  const testAccuracy = num(m.testAccuracy);
+  return {
+    id: run.id,
+    modelId: run.modelId,
+    state: run.status,
+    params: {
+      ...(p.epochs === undefined ? {} : { epochs: p.epochs }),
+      ...(p.lr === undefined ? {} : { lr: p.lr }),
+      ...(p.batch === undefined ? {} : { batch: p.batch }),
+      ...(p.force ? { force: true } : {}),
+    },
+    requester: p.requester ?? 'cli',
+    progress: progress ?? null,
+    createdAt: run.createdAt,
+    startedAt: run.startedAt,
+    finishedAt: run.finishedAt,
+    attempts: run.attempts,
+    version: run.version,
+    result:
+      run.status === 'succeeded' && testAccuracy !== null
+        ? {
+            testAccuracy,
+            servedVersion: typeof m.servedVersion === 'string' ? m.servedVersion : '0',
+            servedAccuracy: num(m.servedAccuracy),
+            promoted: m.promoted === true,
+            forced: m.forced === true,
+          }
+        : null,
+    failure:
+      run.status === 'failed'
+        ? {
+            reason: typeof m.reason === 'string' ? m.reason : 'other',
+            message: (run.error ?? '').replace(/^[a-z]+: /, ''),
+            ...(typeof m.command === 'string' ? { command: m.command } : {}),
+          }
+        : null,
+    backend: run.backend,
+    device: run.device,
+  };
+}
+
+/** A stored version as the core shows it. */
+export function versionView(v: ModelVersionRecord): VersionView {
+  return {
+    modelId: v.modelId,
+    version: v.version,
+    testAccuracy: v.testAccuracy,
+    createdAt: v.createdAt,
+    createdBy: v.createdBy,
+    params: v.params,
+    jobId: v.jobId,
+    parentVersion: v.parentVersion,
+    served: v.active,
+  };
+}
+
+/**
+ * Creates the trainer service.
+ *
+ * @example
+ * const training = createTrainingService({ db, folders: { modelsDir, dataDir }, limits });
+ * const { job, place } = await training.enqueue({ model: 'lenet-mnist', epochs: 1 }, 'cli');
+ */
+export function createTrainingService(o: TrainingServiceOptions): TrainingService {
+  const { trainingRuns, modelVersions, users } = o.db;
+  const trainable = Object.keys(RECIPES).sort();
+
+  async function versions(modelId: string): Promise<ModelVersionRecord[]> {
+    await ensureShippedVersion(modelVersions, o.folders, modelId);
+    const all = await modelVersions.list(modelId);
+    if (!all.some((v) => v.active)) {
+      // Nothing promoted yet: the shipped version is the served one.
+      return all.map((v) => (v.version === '0' ? { ...v, active: true } : v));
+    }
+    return all.sort((a, b) => Number(a.version) - Number(b.version));
+  }
+
+  return {
+    limits: o.limits,
+    trainable: () => Promise.resolve(trainable),
+
+    async enqueue(request, requester) {
+      let requestedBy: number | undefined;
+      if (requester !== 'cli') {
+        const user = await users.upsertFromPlatform({
+          platform: requester.platform,
+          platformId: requester.userId,
+        });
+        requestedBy = user.id;
+        const active = await trainingRuns.countActive(user.id);
+        if (active >= o.limits.jobsPerInstructor) {
+          throw new UserError('job.limit', `${active} jobs already queued or running`, {
+            what: 'jobs',
+            value: active + 1,
+            limit: o.limits.jobsPerInstructor,
+            setting: 'TRAIN_JOBS_PER_INSTRUCTOR',
+          });
+        }
+      }
+      const params: JsonObject = {
+        ...(request.epochs === undefined ? {} : { epochs: request.epochs }),
+        ...(request.lr === undefined ? {} : { lr: request.lr }),
+        ...(request.batch === undefined ? {} : { batch: request.batch }),
+        ...(request.force ? { force: true } : {}),
+        requester: requester === 'cli' ? 'cli' : `${requester.platform}:${requester.userId}`,
+      };
+      const run = await trainingRuns.create({
+        modelId: request.model,
+        ...(requestedBy === undefined ? {} : { requestedBy }),
+        params,
+      });
+      await o.onEnqueued?.(run);
+      return { job: jobView(run), place: await trainingRuns.queuePosition(run.id) };
+    },
+
+    async watch(jobId, message: ProgressMessage) {
+      await trainingRuns.setNotify(jobId, { ...message });
+    },
+
+    async list() {
+      return (await trainingRuns.listForDisplay(10)).map(jobView);
+    },
+
+    async get(jobId) {
+      const run = await trainingRuns.get(jobId);
+      return run && jobView(run);
+    },
+
+    async cancel(jobId) {
+      const run = await trainingRuns.requestCancel(jobId);
+      if (run?.status === 'running') await o.onCancel?.(jobId);
+      return run && jobView(run);
+    },
+
+    async versions(modelId) {
+      return (await versions(modelId)).map(versionView);
+    },
+
+    async rollback(modelId, version) {
+      const all = await versions(modelId);
+      const served = all.find((v) => v.active);
+      if (!served) {
+        throw new UserError('version.unknown', `${modelId} has no versions`, {
+          model: modelId,
+          version: version ?? '?',
+        });
+      }
+      let target: ModelVersionRecord | undefined;
+      if (version === undefined) {
+        const i = all.indexOf(served);
+        target = i > 0 ? all[i - 1] : served;
+      } else {
+        target = all.find((v) => v.version === version);
+        if (!target) {
+          throw new UserError('version.unknown', `${modelId} has no version ${version}`, {
+            model: modelId,
+            version,
+          });
+        }
+      }
+      if (!target || target.version === served.version) {
+        return { from: served.version, to: served.version };
+      }
+      await modelVersions.activate(modelId, target.version);
+      return { from: served.version, to: target.version };
+    },
+  };
+}
