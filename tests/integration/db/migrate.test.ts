@@ -14,7 +14,14 @@ import {
   type TestDatabase,
 } from './helpers.ts';
 
-const TABLES = ['chats', 'model_versions', 'submissions', 'training_runs', 'users'];
+const TABLES = [
+  'chats',
+  'model_versions',
+  'served_models',
+  'submissions',
+  'training_runs',
+  'users',
+];
 
 for (const { provider, available } of PROVIDERS) {
   if (!available) {
@@ -38,6 +45,12 @@ for (const { provider, available } of PROVIDERS) {
     });
 
     const recorded = () => testDb.query(`SELECT id, checksum FROM ${MIGRATIONS_TABLE} ORDER BY id`);
+    /** The migrations the project ships, in order (each engineer's round adds one). */
+    const shipped = async (): Promise<string[]> =>
+      (await readdir(path.join(MIGRATIONS_DIR, provider)))
+        .filter((f) => f.endsWith('.sql'))
+        .map((f) => f.replace(/\.sql$/, ''))
+        .sort();
 
     it('creates every table and records each migration once', async () => {
       const first = await migrate(testDb.target);
@@ -73,36 +86,38 @@ for (const { provider, available } of PROVIDERS) {
       await reopened.close();
 
       expect(again.applied).toEqual([]);
-      expect(again.skipped).toEqual(['0001_init']);
+      expect(again.skipped).toEqual(await shipped());
       expect(count).toBe(0);
-      expect(countOf(await testDb.query(`SELECT COUNT(*) AS n FROM ${MIGRATIONS_TABLE}`))).toBe(1);
+      expect(countOf(await testDb.query(`SELECT COUNT(*) AS n FROM ${MIGRATIONS_TABLE}`))).toBe(
+        (await shipped()).length,
+      );
       expect(countOf(await testDb.query('SELECT COUNT(*) AS n FROM users'))).toBe(1);
     });
 
     it('applies only the new file when a migration is added', async () => {
       await migrate(testDb.target, { dir: migrationsDir });
       await writeFile(
-        path.join(migrationsDir, provider, '0002_notes.sql'),
+        path.join(migrationsDir, provider, '9999_notes.sql'),
         "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);\nINSERT INTO notes (id, body) VALUES (1, 'hello; world');\n",
       );
 
       const result = await migrate(testDb.target, { dir: migrationsDir });
 
-      expect(result).toEqual({ applied: ['0002_notes'], skipped: ['0001_init'] });
+      expect(result).toEqual({ applied: ['9999_notes'], skipped: await shipped() });
       expect(await testDb.query('SELECT body FROM notes')).toEqual([{ body: 'hello; world' }]);
-      expect((await recorded()).map((r) => r.id)).toEqual(['0001_init', '0002_notes']);
+      expect((await recorded()).map((r) => r.id)).toEqual([...(await shipped()), '9999_notes']);
     });
 
     it('rolls back a failing migration entirely and does not record it', async () => {
       await migrate(testDb.target, { dir: migrationsDir });
       await writeFile(
-        path.join(migrationsDir, provider, '0002_broken.sql'),
+        path.join(migrationsDir, provider, '9999_broken.sql'),
         'CREATE TABLE half_done (id INTEGER PRIMARY KEY);\nINSERT INTO no_such_table VALUES (1);\n',
       );
 
       await expect(migrate(testDb.target, { dir: migrationsDir })).rejects.toThrow(/no_such_table/);
 
-      expect((await recorded()).map((r) => r.id)).toEqual(['0001_init']);
+      expect((await recorded()).map((r) => r.id)).toEqual(await shipped());
       await expect(testDb.query('SELECT * FROM half_done')).rejects.toThrow(/half_done/);
     });
 
@@ -123,7 +138,9 @@ for (const { provider, available } of PROVIDERS) {
       const appliedCount = results.filter((r) => r.applied.includes('0001_init')).length;
       expect(appliedCount).toBe(1);
       expect(results.filter((r) => r.skipped.includes('0001_init'))).toHaveLength(5);
-      expect(countOf(await testDb.query(`SELECT COUNT(*) AS n FROM ${MIGRATIONS_TABLE}`))).toBe(1);
+      expect(countOf(await testDb.query(`SELECT COUNT(*) AS n FROM ${MIGRATIONS_TABLE}`))).toBe(
+        (await shipped()).length,
+      );
     });
   });
 }
