@@ -138,9 +138,11 @@ describe('roles', () => {
     expect(student.out.texts[0]).toContain('/predict');
     expect(student.out.texts[0]).not.toContain('/secret');
     expect(student.out.texts[0]).not.toContain('/grant');
+    expect(student.out.texts[0]).not.toContain('/retrain');
     const admin = tg('1', '/help');
     await core.handle(admin.ctx);
-    expect(admin.out.texts[0]).toContain('Instructor commands:\n/secret: instructors only');
+    expect(admin.out.texts[0]).toContain('Instructor commands:\n/retrain: ');
+    expect(admin.out.texts[0]).toContain('\n/secret: instructors only');
     expect(admin.out.texts[0]).toContain('Admin commands:\n/grant');
   });
 
