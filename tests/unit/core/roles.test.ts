@@ -138,6 +138,7 @@ describe('roles', () => {
     expect(student.out.texts[0]).toContain('/predict');
     expect(student.out.texts[0]).not.toContain('/secret');
     expect(student.out.texts[0]).not.toContain('/grant');
+    expect(student.out.texts[0]).not.toContain('/retrain');
     const admin = tg('1', '/help');
     await core.handle(admin.ctx);
     expect(admin.out.texts[0]).toContain('Instructor commands:\n/');
