@@ -17,9 +17,9 @@ module.exports = {
     {
       name: 'maths-not-to-core-adapters-db-trainer',
       comment:
-        'ml/, explain/ and imaging/ are maths and rendering: they know no commands, platforms, database or training jobs.',
+        'ml/, explain/ and imaging/ are maths and rendering, and inference/ runs them in worker threads: they know no commands, platforms, database or training jobs.',
       severity: 'error',
-      from: { path: '^src/(ml|explain|imaging)/' },
+      from: { path: '^src/(ml|explain|imaging|inference)/' },
       to: { path: '^src/(core|adapters|db|trainer)/' },
     },
     {

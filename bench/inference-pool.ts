@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { PROJECT_ROOT } from '../src/config.ts';
 import type { ImageLimits } from '../src/imaging/decode.ts';
-import { InferencePool } from '../src/ml/inference/pool.ts';
+import { InferencePool } from '../src/inference/pool.ts';
 
 /** One figure per worker count, and the ratio of the last to the first. */
 export interface PoolFigures {

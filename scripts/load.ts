@@ -19,7 +19,7 @@ import { startTelegram } from '../src/adapters/telegram/start.ts';
 import { loadConfig, PROJECT_ROOT } from '../src/config.ts';
 import { buildCoreServices, createCore } from '../src/core/index.ts';
 import { openDatabase } from '../src/db/database.ts';
-import { InferencePool } from '../src/ml/inference/pool.ts';
+import { InferencePool } from '../src/inference/pool.ts';
 import { ModelRegistry } from '../src/ml/registry.ts';
 import { startFakeTelegram, TOO_MANY_REQUESTS } from '../tests/fakes/telegram-server.ts';
 import { readFile } from 'node:fs/promises';

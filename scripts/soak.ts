@@ -13,7 +13,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import Table from 'cli-table3';
 import { PROJECT_ROOT } from '../src/config.ts';
-import { InferencePool } from '../src/ml/inference/pool.ts';
+import { InferencePool } from '../src/inference/pool.ts';
 
 const { values } = parseArgs({
   options: {

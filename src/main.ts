@@ -9,7 +9,7 @@ import { scrubSecrets } from './secrets.ts';
 import { initBackend } from './ml/backend.ts';
 import { modelDataDirs } from './ml/imagenet.ts';
 import { createTestSets } from './trainer/datasets/test-sets.ts';
-import { InferencePool } from './ml/inference/pool.ts';
+import { InferencePool } from './inference/pool.ts';
 import { ModelRegistry } from './ml/registry.ts';
 
 /** How long shutdown waits for updates in flight before abandoning them. */

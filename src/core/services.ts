@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { ImageLimits } from '../imaging/decode.ts';
 import { renderProbabilityChart } from '../imaging/chart.ts';
-import type { InferencePool } from '../ml/inference/pool.ts';
+import type { InferencePool } from '../inference/pool.ts';
 import type { LatencyOptions } from '../ml/stats.ts';
 import { createClassifier, type Classifier, type ModelCatalog } from './classifier.ts';
 import type { CoreServices } from './command.ts';

@@ -5,7 +5,7 @@ import { createCore, type Core } from '../../src/core/dispatcher.ts';
 import { createMemoryStore } from '../../src/core/memory-store.ts';
 import { buildCoreServices } from '../../src/core/services.ts';
 import type { CoreServices } from '../../src/core/command.ts';
-import { InferencePool } from '../../src/ml/inference/pool.ts';
+import { InferencePool } from '../../src/inference/pool.ts';
 import { ModelRegistry } from '../../src/ml/registry.ts';
 import { fakeContext, imageOf, MODELS_DIR, QUICK_LATENCY, readImg } from '../unit/core/helpers.ts';
 

@@ -1,11 +1,11 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import { UserError, USER_ERROR_IDS, type UserErrorId } from '../../errors.ts';
-import type { ExplainOptions, Explanation } from '../../explain/explain-image.ts';
-import type { ProbabilityChartInput } from '../../imaging/chart.ts';
-import type { ImageLimits } from '../../imaging/decode.ts';
-import type { LatencyOptions, ModelProfile } from '../stats.ts';
+import { UserError, USER_ERROR_IDS, type UserErrorId } from '../errors.ts';
+import type { ExplainOptions, Explanation } from '../explain/explain-image.ts';
+import type { ProbabilityChartInput } from '../imaging/chart.ts';
+import type { ImageLimits } from '../imaging/decode.ts';
+import type { LatencyOptions, ModelProfile } from '../ml/stats.ts';
 import type {
   InferenceJob,
   InferenceWorkerData,

@@ -8,13 +8,13 @@ import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { isUserError } from '../../errors.ts';
-import { explainImage } from '../../explain/explain-image.ts';
-import { renderProbabilityChart } from '../../imaging/chart.ts';
-import { registerConvGradientKernels } from '../kernels/conv-grads.ts';
-import { classifyImage } from '../classify.ts';
-import { ModelRegistry, type LoadedModel } from '../registry.ts';
-import { profileModel } from '../stats.ts';
+import { isUserError } from '../errors.ts';
+import { explainImage } from '../explain/explain-image.ts';
+import { renderProbabilityChart } from '../imaging/chart.ts';
+import { registerConvGradientKernels } from '../ml/kernels/conv-grads.ts';
+import { classifyImage } from '../ml/classify.ts';
+import { ModelRegistry, type LoadedModel } from '../ml/registry.ts';
+import { profileModel } from '../ml/stats.ts';
 import type {
   InferenceWorkerData,
   JobResults,

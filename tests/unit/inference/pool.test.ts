@@ -1,10 +1,10 @@
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../../../../src/config.ts';
-import { UserError } from '../../../../src/errors.ts';
-import { InferencePool } from '../../../../src/ml/inference/pool.ts';
-import { readImg } from '../../core/helpers.ts';
+import { PROJECT_ROOT } from '../../../src/config.ts';
+import { UserError } from '../../../src/errors.ts';
+import { InferencePool } from '../../../src/inference/pool.ts';
+import { readImg } from '../core/helpers.ts';
 
 const MODELS_DIR = path.join(PROJECT_ROOT, 'models');
 const limits = { maxBytes: 50_000_000, maxPixels: 100_000_000 };

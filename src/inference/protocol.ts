@@ -2,12 +2,12 @@
  * Messages between the {@link InferencePool} (`pool.ts`) and its workers (`worker.ts`). Image
  * bytes travel by transfer; results are structured-cloned.
  */
-import type { ExplainOptions, Explanation } from '../../explain/explain-image.ts';
-import type { ProbabilityChartInput } from '../../imaging/chart.ts';
-import type { ImageLimits } from '../../imaging/decode.ts';
-import type { Classification } from '../classify.ts';
-import type { ModelMeta } from '../model-meta.ts';
-import type { LatencyOptions, ModelProfile } from '../stats.ts';
+import type { ExplainOptions, Explanation } from '../explain/explain-image.ts';
+import type { ProbabilityChartInput } from '../imaging/chart.ts';
+import type { ImageLimits } from '../imaging/decode.ts';
+import type { Classification } from '../ml/classify.ts';
+import type { ModelMeta } from '../ml/model-meta.ts';
+import type { LatencyOptions, ModelProfile } from '../ml/stats.ts';
 
 /** Where a worker finds its models (the same folders as the main thread's registry). */
 export interface WorkerModels {
