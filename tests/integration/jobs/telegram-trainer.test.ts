@@ -68,6 +68,8 @@ beforeAll(async () => {
     TELEGRAM_BOT_TOKEN: tg.token,
     TELEGRAM_API_ROOT: tg.apiRoot,
     ADMINS: `telegram:${admin.id}`,
+    // Bare photos answered by the model being retrained (the shipped default is digits-photo).
+    DEFAULT_MODEL: 'lenet-mnist',
   });
   trainer = await startTrainerRuntime(config, db, registry, logger, {
     specDefaults: {
