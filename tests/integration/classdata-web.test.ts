@@ -33,6 +33,9 @@ afterAll(async () => {
   await env.registry.dispose();
 });
 
+/** Each browser's identity cookie, as the server assigned it (keyed by the test's user name). */
+const browsers = new Map<string, string>();
+
 async function post(
   fields: Record<string, string>,
   image?: { bytes: Uint8Array; name: string },
@@ -40,8 +43,16 @@ async function post(
   const form = new FormData();
   for (const [k, v] of Object.entries(fields)) form.append(k, v);
   if (image) form.append('image', new Blob([image.bytes]), image.name);
-  const res = await fetch(new URL('api/messages', web.url), { method: 'POST', body: form });
+  const browser = fields.userId ?? '';
+  const cookie = browsers.get(browser);
+  const res = await fetch(new URL('api/messages', web.url), {
+    method: 'POST',
+    body: form,
+    ...(cookie ? { headers: { cookie } } : {}),
+  });
   expect(res.status).toBe(200);
+  const set = res.headers.get('set-cookie');
+  if (set) browsers.set(browser, set.split(';')[0]!);
   return (await res.json()) as WebAnswer;
 }
 
@@ -90,7 +101,8 @@ describe('confirm or correct in the web chat', () => {
         label: '5',
         role: 'student',
         source: 'corrected',
-        by: { platform: 'web', userId: 'web-a' },
+        // The server assigned the browser its identity (a cookie), not the form's userId.
+        by: { platform: 'web', userId: row.userId },
       }),
     ]);
   });

