@@ -200,6 +200,41 @@ function toTrainingRun(row: TrainingRunRow): TrainingRunRecord {
 }
 
 /**
+ * Leases run `id` to `owner` for `leaseMs` if it is queued or its lease has expired (one
+ * conditional update, so two workers cannot both win), counting the attempt and stamping the
+ * first start. Shared by the queue's claim (inside its transaction) and BullMQ's claim by id.
+ * @returns the leased run, or undefined when another worker holds it or it has ended.
+ */
+async function leaseRun(
+  db: Pick<AppPrismaClient, 'trainingRun'>,
+  id: number,
+  owner: string,
+  leaseMs: number,
+  now: Date,
+): Promise<TrainingRunRecord | undefined> {
+  const { count } = await db.trainingRun.updateMany({
+    where: {
+      id,
+      OR: [{ status: 'queued' }, { status: 'running', leaseExpiresAt: { lt: now } }],
+    },
+    data: {
+      status: 'running',
+      leaseOwner: owner,
+      leaseExpiresAt: new Date(now.getTime() + leaseMs),
+      heartbeatAt: now,
+      attempts: { increment: 1 },
+    },
+  });
+  if (count === 0) return undefined;
+  const row = await db.trainingRun.findUniqueOrThrow({ where: { id } });
+  const started =
+    row.startedAt === null
+      ? await db.trainingRun.update({ where: { id }, data: { startedAt: now } })
+      : row;
+  return toTrainingRun(started);
+}
+
+/**
  * Creates the training run repository over a Prisma client.
  *
  * @example
@@ -340,51 +375,13 @@ export function createTrainingRunRepository(
           id = locked[0]?.id;
         }
         if (id === undefined) return { failed };
-        const { count } = await tx.trainingRun.updateMany({
-          where: {
-            id,
-            OR: [{ status: 'queued' }, { status: 'running', leaseExpiresAt: { lt: now } }],
-          },
-          data: {
-            status: 'running',
-            leaseOwner: owner,
-            leaseExpiresAt: new Date(now.getTime() + leaseMs),
-            heartbeatAt: now,
-            attempts: { increment: 1 },
-          },
-        });
-        if (count === 0) return { failed };
-        const row = await tx.trainingRun.findUniqueOrThrow({ where: { id } });
-        const started =
-          row.startedAt === null
-            ? await tx.trainingRun.update({ where: { id }, data: { startedAt: now } })
-            : row;
-        return { run: toTrainingRun(started), failed };
+        const run = await leaseRun(tx, id, owner, leaseMs, now);
+        return run ? { run, failed } : { failed };
       });
     },
 
     async claimById(id, owner, leaseMs) {
-      const now = new Date();
-      const { count } = await prisma.trainingRun.updateMany({
-        where: {
-          id,
-          OR: [{ status: 'queued' }, { status: 'running', leaseExpiresAt: { lt: now } }],
-        },
-        data: {
-          status: 'running',
-          leaseOwner: owner,
-          leaseExpiresAt: new Date(now.getTime() + leaseMs),
-          heartbeatAt: now,
-          attempts: { increment: 1 },
-        },
-      });
-      if (count === 0) return undefined;
-      const row = await prisma.trainingRun.findUniqueOrThrow({ where: { id } });
-      const started =
-        row.startedAt === null
-          ? await prisma.trainingRun.update({ where: { id }, data: { startedAt: now } })
-          : row;
-      return toTrainingRun(started);
+      return leaseRun(prisma, id, owner, leaseMs, new Date());
     },
 
     async heartbeat(id, owner, leaseMs, progress) {
