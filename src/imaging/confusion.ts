@@ -4,6 +4,7 @@
  * rasterized by sharp; the thumbnails are composited over their cells.
  */
 import sharp from 'sharp';
+import { escapeXml } from './svg.ts';
 
 /** What {@link renderConfusionMatrix} draws. */
 export interface ConfusionInput {
@@ -26,10 +27,6 @@ const THUMB = 34;
 const LEFT = 64;
 const TOP = 64;
 const FONT = 'DejaVu Sans, Liberation Sans, sans-serif';
-
-function escapeXml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
 
 /**
  * Renders the matrix: diagonal cells green, mistakes red, each shaded by its share of the row;
