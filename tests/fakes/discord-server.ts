@@ -7,8 +7,10 @@
  * Gateway: HELLO (op 10) on connect, IDENTIFY (op 2) -> READY and GUILD_CREATE (one guild with one
  * text channel), heartbeats (op 1) -> ACK (op 11), RESUME (op 6) -> RESUMED; then the test
  * dispatches INTERACTION_CREATE and MESSAGE_CREATE. REST: the routes discord.js calls for these
- * (interaction callbacks, webhook edits and follow-ups, channel messages, command registration),
- * plus downloads of the attachments the fake hosts. Every request is recorded, multipart bodies
+ * (interaction callbacks, webhook edits and follow-ups, channel messages and their edits by
+ * channel and message id with the bot token, command registration), plus downloads of the
+ * attachments the fake hosts. {@link FakeDiscord.expireInteraction} makes an interaction's token
+ * invalid, as Discord does 15 minutes after the interaction (401, code 50027). Every request is recorded, multipart bodies
  * parsed; a route the fake does not know is answered 404 and listed in `unknownRoutes`.
  */
 import { EventEmitter } from 'node:events';
@@ -37,6 +39,15 @@ export interface RecordedRequest {
   readonly files: readonly RecordedFile[];
   /** The status the fake answered with. */
   readonly status: number;
+}
+
+/** One edit of one of the bot's messages, in the order the fake applied them. */
+export interface MessageEdit {
+  readonly messageId: string;
+  readonly content: string;
+  /** `channel`: `PATCH /channels/{c}/messages/{m}` with the bot token; `webhook`: an interaction's. */
+  readonly via: 'channel' | 'webhook';
+  readonly at: number;
 }
 
 /** A file the fake hosts, described as Discord describes an attachment. */
@@ -138,6 +149,13 @@ export interface FakeDiscord {
   botMessage(id: string): Record<string, unknown> | undefined;
   /** issue 16: the id of an interaction's original response message, once it was edited in. */
   originalOf(token: string): string | undefined;
+  /** issue 14: every edit of an existing bot message (not the first fill of `@original`). */
+  readonly edits: readonly MessageEdit[];
+  /**
+   * issue 14: makes an interaction's token invalid, as Discord does after 15 minutes: its webhook
+   * routes then answer 401 "Invalid Webhook Token" (code 50027).
+   */
+  expireInteraction(token: string): void;
   /** Resolves with the first request (already received or coming) that matches. */
   waitForRequest(
     match: (r: RecordedRequest) => boolean,
@@ -244,6 +262,8 @@ export async function startFakeDiscord(options: FakeDiscordOptions): Promise<Fak
   /** The bot's messages by id; a slash command's original response keeps one id per token. */
   const botMessages = new Map<string, Record<string, unknown>>();
   const originals = new Map<string, string>();
+  const expired = new Set<string>();
+  const edits: MessageEdit[] = [];
   const events = new EventEmitter();
   const gateway = {
     identifies: [] as Record<string, unknown>[],
@@ -373,6 +393,14 @@ export async function startFakeDiscord(options: FakeDiscordOptions): Promise<Fak
             edited_timestamp: new Date().toISOString(),
           };
           botMessages.set(m[3] ?? '', edited);
+          if (b.content !== undefined) {
+            edits.push({
+              messageId: m[3] ?? '',
+              content: b.content,
+              via: 'webhook',
+              at: Date.now(),
+            });
+          }
           return edited;
         }),
     ],
@@ -394,6 +422,36 @@ export async function startFakeDiscord(options: FakeDiscordOptions): Promise<Fak
       true,
       (m, r) => ({ status: 200, json: messageObject(m[1] ?? '', r.body, r.files) }),
     ],
+    [
+      // issue 14: Edit Message with the bot token, which outlives the interaction's token.
+      'PATCH',
+      /^\/channels\/(\d+)\/messages\/(\d+)$/,
+      true,
+      (m, r) => {
+        const old = botMessages.get(m[2] ?? '');
+        if (!old || old.channel_id !== m[1]) {
+          return { status: 404, json: { message: 'Unknown Message', code: 10008 } };
+        }
+        const b = (r.body ?? {}) as { content?: string; components?: unknown[] };
+        if (typeof b.content === 'string' && b.content.length > 2000) {
+          return {
+            status: 400,
+            json: { message: 'Invalid Form Body', code: 50035, errors: { content: {} } },
+          };
+        }
+        const edited = {
+          ...old,
+          ...(b.content === undefined ? {} : { content: b.content }),
+          ...(b.components === undefined ? {} : { components: b.components }),
+          edited_timestamp: new Date().toISOString(),
+        };
+        botMessages.set(m[2] ?? '', edited);
+        if (b.content !== undefined) {
+          edits.push({ messageId: m[2] ?? '', content: b.content, via: 'channel', at: Date.now() });
+        }
+        return { status: 200, json: edited };
+      },
+    ],
     ['POST', /^\/channels\/(\d+)\/typing$/, true, () => ({ status: 204 })],
     ['PUT', /^\/applications\/(\d+)\/commands$/, true, (_m, r) => registered(r.body)],
     [
@@ -407,6 +465,9 @@ export async function startFakeDiscord(options: FakeDiscordOptions): Promise<Fak
   function webhook(m: RegExpExecArray, result: () => unknown): Reply {
     if (m[1] !== applicationId || !interactionTokens.has(m[2] ?? '')) {
       return { status: 404, json: { message: 'Unknown Webhook', code: 10015 } };
+    }
+    if (expired.has(m[2] ?? '')) {
+      return { status: 401, json: { message: 'Invalid Webhook Token', code: 50027 } };
     }
     const json = result();
     if (json && typeof json === 'object' && 'unknownMessage' in json) {
@@ -697,6 +758,10 @@ export async function startFakeDiscord(options: FakeDiscordOptions): Promise<Fak
     },
     botMessage: (id) => botMessages.get(id),
     originalOf: (token) => originals.get(token),
+    edits,
+    expireInteraction(token) {
+      expired.add(token);
+    },
     pressButton(inv) {
       const message = botMessages.get(inv.messageId);
       const buttons = ((message?.components ?? []) as { components?: { custom_id?: string }[] }[])
