@@ -62,7 +62,12 @@ export const ADAPTERS: readonly AdapterEntry[] = [
         logger,
         operatorToken,
       });
-      return { name: 'web', url: `${web.url}?token=${operatorToken}`, stop: () => web.stop() };
+      return {
+        name: 'web',
+        url: `${web.url}?token=${operatorToken}`,
+        messenger: web.messenger,
+        stop: () => web.stop(),
+      };
     },
   },
   {

@@ -21,8 +21,16 @@ import Fastify, {
   type FastifyRequest,
 } from 'fastify';
 import type { Logger } from 'pino';
-import type { ButtonPress, ChatContext, Core, ImageRef, ReplyOptions } from '../../core/index.ts';
+import type {
+  ButtonPress,
+  ChatContext,
+  ChatMessenger,
+  Core,
+  ImageRef,
+  ReplyOptions,
+} from '../../core/index.ts';
 import { parseCommandText } from '../../core/index.ts';
+import { WebUpdates, type WebUpdatesAnswer } from './updates.ts';
 
 const PAGE = readFileSync(new URL('./page.html', import.meta.url), 'utf8');
 
@@ -31,7 +39,13 @@ export type WebButtons = readonly (readonly { readonly text: string; readonly da
 
 /** One reply of the core, as the web page receives it. */
 export type WebReply =
-  | { readonly type: 'text'; readonly text: string; readonly buttons?: WebButtons }
+  | {
+      readonly type: 'text';
+      readonly text: string;
+      readonly buttons?: WebButtons;
+      /** issue 14: set on a message edited later (a job's progress): see `GET /api/updates`. */
+      readonly messageId?: string;
+    }
   | {
       readonly type: 'image';
       readonly caption: string;
@@ -87,6 +101,13 @@ export interface WebChatOptions {
    * it every web-chat user is a student.
    */
   readonly operatorToken?: string;
+  /**
+   * issue 14: where later edits of the chat's messages wait for the page (a training job's
+   * progress); unset: a store of the server's own.
+   */
+  readonly updates?: WebUpdates;
+  /** Longest wait of one `GET /api/updates` long poll, ms (default 25 000). */
+  readonly maxPollMs?: number;
 }
 
 /** The cookie holding the operator token once the page was opened with it. */
@@ -228,6 +249,14 @@ export function buildWebChat(core: Core, options: WebChatOptions): FastifyInstan
     },
   });
   let nextMessageId = 1;
+  let nextBotMessageId = 1;
+  const updates = options.updates ?? new WebUpdates();
+  const maxPollMs = options.maxPollMs ?? 25_000;
+  // Waiting polls end at once, so closing never waits for them.
+  app.addHook('preClose', (done) => {
+    updates.close();
+    done();
+  });
 
   app.get('/', async (req, reply) => {
     const query = req.query as Record<string, unknown>;
@@ -247,6 +276,23 @@ export function buildWebChat(core: Core, options: WebChatOptions): FastifyInstan
         "default-src 'self'; img-src 'self' data: blob:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; frame-ancestors 'none'",
       )
       .send(PAGE);
+  });
+
+  /**
+   * issue 14: the sender's updates after `after` (edits of earlier answers, images under them),
+   * waiting up to `wait` ms (at most `maxPollMs`) for the first one.
+   */
+  app.get('/api/updates', async (req, reply) => {
+    if (!isOwnPage(req)) return reply.code(403).send({ error: 'forbidden' });
+    const userId = identity(req, reply);
+    const query = req.query as Record<string, unknown>;
+    const after = Number(query.after ?? 0);
+    const wait = Number(query.wait ?? maxPollMs);
+    if (!Number.isSafeInteger(after) || after < 0 || !Number.isFinite(wait) || wait < 0) {
+      return reply.code(400).send({ error: 'after and wait are counts' });
+    }
+    const answer: WebUpdatesAnswer = await updates.since(userId, after, Math.min(wait, maxPollMs));
+    return reply.header('cache-control', 'no-store').send(answer);
   });
 
   app.post('/api/messages', async (req, reply) => {
@@ -365,6 +411,12 @@ export function buildWebChat(core: Core, options: WebChatOptions): FastifyInstan
         replies.push({ type: 'text', text, ...buttonsOf(options) });
         return Promise.resolve();
       },
+      // issue 14: a message the trainer edits later (through `updates`, by chat and message id).
+      replyEditable: (text) => {
+        const messageId = `b${nextBotMessageId++}`;
+        replies.push({ type: 'text', text, messageId });
+        return Promise.resolve({ chatId: userId, messageId });
+      },
       replyImage: (png, caption, options) => {
         replies.push({
           type: 'image',
@@ -397,6 +449,8 @@ export function buildWebChat(core: Core, options: WebChatOptions): FastifyInstan
 export interface RunningWebChat {
   /** `http://127.0.0.1:<port>/`. */
   readonly url: string;
+  /** issue 14: edits the chat's messages (the trainer's progress reporter uses it). */
+  readonly messenger: ChatMessenger;
   /** Stops accepting connections and waits for requests in flight. */
   stop(): Promise<void>;
 }
@@ -409,12 +463,14 @@ export async function startWebChat(
   core: Core,
   options: WebChatOptions & { readonly port: number },
 ): Promise<RunningWebChat> {
-  const app = buildWebChat(core, options);
+  const updates = options.updates ?? new WebUpdates();
+  const app = buildWebChat(core, { ...options, updates });
   await app.listen({ host: '127.0.0.1', port: options.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
   return {
     url: `http://127.0.0.1:${port}/`,
+    messenger: updates.messenger(),
     stop: () => app.close(),
   };
 }

@@ -1,0 +1,157 @@
+/**
+ * issue 14: what the web chat tells a page after its request was answered: edits of a message
+ * (a training job's progress) and images posted under it (the learning curves). The web chat
+ * answers each message in one HTTP response, so later changes wait here, per chat, until the
+ * page asks for them (`GET /api/updates?after=<seq>`, a long poll that returns as soon as there
+ * is one). Kept in memory, bounded per chat and in chats; a restart forgets them, as it forgets
+ * the page's identity.
+ */
+import type { ChatMessenger } from '../../core/index.ts';
+
+/** One change of the conversation after its answer. */
+export type WebUpdate =
+  | {
+      readonly seq: number;
+      readonly type: 'edit';
+      readonly messageId: string;
+      readonly text: string;
+    }
+  | {
+      readonly seq: number;
+      readonly type: 'image';
+      /** The bot message it answers, when known. */
+      readonly replyTo?: string;
+      readonly caption: string;
+      readonly mimeType: 'image/png';
+      /** The PNG, base64. */
+      readonly data: string;
+    };
+
+/** Distributive `Omit`: each member of the union without `seq`. */
+type Unsequenced<U> = U extends unknown ? Omit<U, 'seq'> : never;
+
+/** The body of `GET /api/updates`' answer. */
+export interface WebUpdatesAnswer {
+  readonly updates: WebUpdate[];
+  /** Pass as `after` next time. */
+  readonly next: number;
+}
+
+interface ChatLog {
+  updates: WebUpdate[];
+}
+
+/** Options of {@link WebUpdates}. */
+export interface WebUpdatesOptions {
+  /** Updates kept per chat (the oldest dropped first; default 50). */
+  readonly perChat?: number;
+  /** Chats kept (the least recently changed dropped first; default 1000). */
+  readonly chats?: number;
+}
+
+/**
+ * The pending updates of every web chat, and the long polls waiting for them.
+ *
+ * @example
+ * const updates = new WebUpdates();
+ * const messenger = updates.messenger(); // for the trainer's progress reporter
+ * await messenger.editText(chatId, 'b3', 'Job 1 (lenet-mnist): epoch 1/1 ...');
+ * const { updates: list, next } = await updates.since(chatId, 0, 25_000);
+ */
+export class WebUpdates {
+  private seq = 0;
+  private readonly logs = new Map<string, ChatLog>();
+  private readonly waiters = new Set<() => void>();
+  private readonly perChat: number;
+  private readonly chats: number;
+  private closed = false;
+
+  constructor(options: WebUpdatesOptions = {}) {
+    this.perChat = options.perChat ?? 50;
+    this.chats = options.chats ?? 1000;
+  }
+
+  /** The sequence number of the last update of any chat (0: none yet). */
+  get last(): number {
+    return this.seq;
+  }
+
+  /** Records an update of a chat and wakes the polls waiting. */
+  push(chatId: string, update: Unsequenced<WebUpdate>): void {
+    this.seq++;
+    let log = this.logs.get(chatId);
+    if (log) this.logs.delete(chatId); // re-inserted: the map's order is the least recent first
+    log ??= { updates: [] };
+    log.updates.push({ ...update, seq: this.seq });
+    // A newer edit of a message replaces the older ones still waiting.
+    if (update.type === 'edit') {
+      log.updates = log.updates.filter(
+        (u) => u.seq === this.seq || u.type !== 'edit' || u.messageId !== update.messageId,
+      );
+    }
+    if (log.updates.length > this.perChat) log.updates.splice(0, log.updates.length - this.perChat);
+    this.logs.set(chatId, log);
+    while (this.logs.size > this.chats) {
+      const oldest = this.logs.keys().next().value;
+      if (oldest === undefined) break;
+      this.logs.delete(oldest);
+    }
+    this.wake();
+  }
+
+  /**
+   * The chat's updates after `after`; when there are none, waits up to `waitMs` for one (a long
+   * poll). An `after` beyond the last sequence number (the server restarted) reads from the start.
+   */
+  async since(chatId: string, after: number, waitMs: number): Promise<WebUpdatesAnswer> {
+    const from = after > this.seq ? 0 : after;
+    const read = (): WebUpdate[] =>
+      (this.logs.get(chatId)?.updates ?? []).filter((u) => u.seq > from);
+    let found = read();
+    const deadline = Date.now() + waitMs;
+    while (found.length === 0 && !this.closed && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          this.waiters.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.max(0, deadline - Date.now()));
+        this.waiters.add(done);
+      });
+      found = read();
+    }
+    return { updates: found, next: Math.max(from, this.seq) };
+  }
+
+  /** Ends every waiting poll (the server is closing) and refuses to wait from now on. */
+  close(): void {
+    this.closed = true;
+    this.wake();
+  }
+
+  /** The trainer's messenger for the web chat: edits and images become updates of the chat. */
+  messenger(): ChatMessenger {
+    return {
+      platform: 'web',
+      editText: (chatId, messageId, text) => {
+        this.push(chatId, { type: 'edit', messageId, text });
+        return Promise.resolve();
+      },
+      sendImage: (chatId, png, caption, replyTo) => {
+        this.push(chatId, {
+          type: 'image',
+          caption,
+          mimeType: 'image/png',
+          data: Buffer.from(png).toString('base64'),
+          ...(replyTo === undefined ? {} : { replyTo }),
+        });
+        return Promise.resolve();
+      },
+    };
+  }
+
+  private wake(): void {
+    for (const w of [...this.waiters]) w();
+  }
+}

@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { WebUpdates } from '../../../../src/adapters/web/updates.ts';
+
+describe('WebUpdates', () => {
+  it('keeps only the newest edit of a message, per chat, in order', async () => {
+    const u = new WebUpdates();
+    const m = u.messenger();
+    await m.editText('a', 'b1', 'epoch 1');
+    await m.editText('b', 'b2', 'other chat');
+    await m.editText('a', 'b1', 'epoch 2');
+    await m.sendImage('a', new Uint8Array([137, 80, 78, 71]), 'curves', 'b1');
+    const got = await u.since('a', 0, 0);
+    expect(got.next).toBe(4);
+    expect(got.updates).toEqual([
+      { seq: 3, type: 'edit', messageId: 'b1', text: 'epoch 2' },
+      {
+        seq: 4,
+        type: 'image',
+        caption: 'curves',
+        mimeType: 'image/png',
+        data: 'iVBORw==',
+        replyTo: 'b1',
+      },
+    ]);
+    expect((await u.since('a', 3, 0)).updates.map((x) => x.seq)).toEqual([4]);
+    // After a restart the page's `after` is beyond the server's: it reads from the start.
+    expect((await u.since('b', 99, 0)).updates.map((x) => x.seq)).toEqual([2]);
+  });
+
+  it('wakes a waiting poll with the first update, and close() ends the others at once', async () => {
+    const u = new WebUpdates();
+    const waiting = u.since('a', 0, 10_000);
+    const t0 = Date.now();
+    setTimeout(() => u.push('a', { type: 'edit', messageId: 'b1', text: 'x' }), 50);
+    expect((await waiting).updates).toHaveLength(1);
+    const other = u.since('b', u.last, 10_000);
+    u.close();
+    expect(await other).toEqual({ updates: [], next: 1 });
+    expect(Date.now() - t0).toBeLessThan(2000);
+  });
+
+  it('bounds what it keeps: updates per chat and chats', async () => {
+    const u = new WebUpdates({ perChat: 3, chats: 2 });
+    for (let i = 0; i < 5; i++) u.push('a', { type: 'edit', messageId: `b${i}`, text: String(i) });
+    u.push('b', { type: 'edit', messageId: 'b9', text: 'b' });
+    expect((await u.since('a', 0, 0)).updates.map((x) => x.seq)).toEqual([3, 4, 5]);
+    u.push('c', { type: 'edit', messageId: 'b9', text: 'c' });
+    // 'a' changed least recently: dropped for 'c'.
+    expect((await u.since('a', 0, 0)).updates).toEqual([]);
+    expect((await u.since('b', 0, 0)).updates).toHaveLength(1);
+  });
+});
