@@ -1,5 +1,4 @@
-import type { AppPrismaClient } from './client.ts';
-import type { DatabaseProvider } from './client.ts';
+import type { AppPrismaClient, DatabaseProvider } from './client.ts';
 import { DatabaseError } from './errors.ts';
 
 /** Life cycle of a training run: queued -> running -> succeeded | failed; queued/running -> cancelled. */
@@ -235,6 +234,32 @@ async function leaseRun(
 }
 
 /**
+ * PostgreSQL, under READ COMMITTED: locks a candidate job for this claim, or says to skip it.
+ * The row is taken with `FOR UPDATE SKIP LOCKED` (a row another worker is claiming is skipped
+ * instead of waited for). A queued job also takes a transaction-level advisory lock on its model
+ * and re-reads, with it held, whether a job of that model is running: two workers that both read
+ * the model as idle before either committed would otherwise start two of its jobs at once.
+ */
+async function lockForClaim(
+  tx: Pick<AppPrismaClient, 'trainingRun' | '$queryRaw'>,
+  c: { readonly id: number; readonly modelId: string; readonly status: string },
+  now: Date,
+): Promise<boolean> {
+  const row = await tx.$queryRaw<{ id: number }[]>`
+    SELECT id FROM training_runs WHERE id = ${c.id} FOR UPDATE SKIP LOCKED`;
+  if (row.length === 0) return false;
+  if (c.status !== 'queued') return true;
+  const key = `cnn-classroom:training:${c.modelId}`;
+  const [lock] = await tx.$queryRaw<{ locked: boolean }[]>`
+    SELECT pg_try_advisory_xact_lock(hashtext(${key})) AS locked`;
+  if (lock?.locked !== true) return false;
+  const running = await tx.trainingRun.count({
+    where: { modelId: c.modelId, status: 'running', leaseExpiresAt: { gte: now } },
+  });
+  return running === 0;
+}
+
+/**
  * Creates the training run repository over a Prisma client.
  *
  * @example
@@ -333,13 +358,18 @@ export function createTrainingRunRepository(
       return prisma.$transaction(async (tx) => {
         const now = new Date();
         const failed: TrainingRunRecord[] = [];
-        const expired = await tx.trainingRun.findMany({
-          where: { status: 'running', leaseExpiresAt: { lt: now } },
+        const spent = await tx.trainingRun.findMany({
+          where: {
+            status: 'running',
+            leaseExpiresAt: { lt: now },
+            attempts: { gte: maxAttempts },
+          },
         });
-        for (const run of expired.filter((r) => r.attempts >= maxAttempts)) {
+        for (const run of spent) {
           const error = `worker stopped ${run.attempts} times (last lease by ${run.leaseOwner ?? '?'})`;
-          const row = await tx.trainingRun.update({
-            where: { id: run.id },
+          // Conditional, so that of two workers finding it at once one fails it and reports it.
+          const { count } = await tx.trainingRun.updateMany({
+            where: { id: run.id, status: 'running', leaseExpiresAt: { lt: now } },
             data: {
               status: 'failed',
               finishedAt: now,
@@ -348,7 +378,11 @@ export function createTrainingRunRepository(
               leaseExpiresAt: null,
             },
           });
-          failed.push(toTrainingRun(row));
+          if (count === 1) {
+            failed.push(
+              toTrainingRun(await tx.trainingRun.findUniqueOrThrow({ where: { id: run.id } })),
+            );
+          }
         }
         const busy = await tx.trainingRun.findMany({
           where: { status: 'running', leaseExpiresAt: { gte: now } },
@@ -362,21 +396,17 @@ export function createTrainingRunRepository(
             ],
           },
           orderBy: { id: 'asc' },
-          select: { id: true },
+          select: { id: true, modelId: true, status: true },
           take: 16,
         });
-        let id = candidates[0]?.id;
-        if (provider === 'postgresql' && candidates.length > 0) {
-          // Another worker may hold one of them: skip its locked rows instead of waiting.
-          const ids = candidates.map((c) => c.id);
-          const locked = await tx.$queryRaw<{ id: number }[]>`
-            SELECT id FROM training_runs WHERE id = ANY(${ids}) ORDER BY id
-            LIMIT 1 FOR UPDATE SKIP LOCKED`;
-          id = locked[0]?.id;
+        for (const c of candidates) {
+          if (provider === 'postgresql' && !(await lockForClaim(tx, c, now))) continue;
+          // The conditional update reads the row as last committed: a job another worker
+          // claimed since the candidates were read is not leased twice; try the next one.
+          const run = await leaseRun(tx, c.id, owner, leaseMs, now);
+          if (run) return { run, failed };
         }
-        if (id === undefined) return { failed };
-        const run = await leaseRun(tx, id, owner, leaseMs, now);
-        return run ? { run, failed } : { failed };
+        return { failed };
       });
     },
 
