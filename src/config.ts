@@ -189,6 +189,11 @@ const schema = z.object({
     .string()
     .regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL')
     .optional(),
+  /**
+   * issue 14: most seconds `npm start` / `npm run worker` wait for Redis (connect, authenticate,
+   * PING) before failing with a clear error; later outages are retried with a bounded backoff.
+   */
+  REDIS_CONNECT_TIMEOUT_SECONDS: z.coerce.number().positive().max(300).default(5),
 });
 
 /** The validated, typed configuration. */

@@ -56,6 +56,8 @@ export const USER_ERROR_IDS = [
   'job.limit',
   'job.busy',
   'version.unknown',
+  // issue 14 (t14): the BullMQ queue's Redis is down when a job is queued
+  'job.queue_down',
 ] as const;
 
 /** One of {@link USER_ERROR_IDS}. */

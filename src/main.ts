@@ -3,6 +3,7 @@ import { createPrismaPersistence } from './adapters/persistence/prisma-persisten
 import { loadConfig } from './config.ts';
 import { buildCoreServices, createCore, profileAllInBackground } from './core/index.ts';
 import { openDatabase } from './db/database.ts';
+import { probeRedis } from './jobs/redis.ts';
 import { startTrainerRuntime } from './jobs/trainer-runtime.ts';
 import { logger } from './logger.ts';
 import { scrubSecrets } from './secrets.ts';
@@ -25,6 +26,13 @@ const DRAIN_MS = 10_000;
 async function main(): Promise<void> {
   const config = loadConfig(); // the environment over .env
   logger.level = config.LOG_LEVEL ?? 'info';
+  // A dead REDIS_URL fails start-up in seconds, before the models and workers are loaded.
+  if (config.REDIS_URL !== undefined) {
+    await probeRedis(config.REDIS_URL, {
+      logger,
+      connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_SECONDS * 1000,
+    });
+  }
   const backend = await initBackend({ backend: config.TFJS_BACKEND });
   const registry = ModelRegistry.fromConfig(config);
   const metas = await registry.list();

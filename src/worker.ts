@@ -5,6 +5,7 @@
  * and exit.
  */
 import { loadConfig } from './config.ts';
+import { probeRedis } from './jobs/redis.ts';
 import { startStandaloneWorker } from './jobs/standalone-worker.ts';
 import { logger } from './logger.ts';
 import { initBackend } from './ml/backend.ts';
@@ -12,6 +13,12 @@ import { initBackend } from './ml/backend.ts';
 async function main(): Promise<void> {
   const config = loadConfig();
   logger.level = config.LOG_LEVEL ?? 'info';
+  if (config.REDIS_URL !== undefined) {
+    await probeRedis(config.REDIS_URL, {
+      logger,
+      connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_SECONDS * 1000,
+    });
+  }
   // Jobs run in child processes; this shows which engine they will find here.
   const backend = await initBackend();
   const worker = await startStandaloneWorker(config, logger);

@@ -10,12 +10,13 @@
  * for the active job, so shutdown first aborts it (given back to the queue, resumed later).
  */
 import { Queue, QueueEvents, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import type { Logger } from 'pino';
 import type { TrainingRunRecord } from '../db/training-run-repository.ts';
 import { executeJob, type TrainerWorkerOptions } from './db-worker.ts';
 import type { JobProgress } from './protocol.ts';
+import { connectRedis } from './redis.ts';
 
 /** The queue's name in Redis. */
 export const TRAINING_QUEUE = 'cnn-classroom-training';
@@ -25,9 +26,16 @@ export interface TrainingJobData {
   readonly runId: number;
 }
 
-/** A Redis connection BullMQ can share (blocking commands need no retry limit). */
-function connect(url: string): Redis {
-  return new Redis(url, { maxRetriesPerRequest: null, lazyConnect: false });
+/** Default of `REDIS_CONNECT_TIMEOUT_SECONDS`, ms. */
+const CONNECT_TIMEOUT_MS = 5000;
+
+/** How the producer connects. */
+export interface BullProducerOptions {
+  readonly logger: Logger;
+  /** Most ms to wait for Redis at start (default 5000). */
+  readonly connectTimeoutMs?: number;
+  /** BullMQ's key prefix (default `bull`; tests: one per run). */
+  readonly prefix?: string;
 }
 
 /** The bot's side: adds jobs and listens to their progress. */
@@ -39,14 +47,34 @@ export interface BullProducer {
 /**
  * Connects the producer and the event listener.
  * @param onProgress called for each progress event (run id, progress).
+ * @throws {Error} within the connect timeout when Redis is unreachable or refuses the password.
  */
 export async function startBullProducer(
   redisUrl: string,
   onProgress: (runId: number, progress: JobProgress) => void,
-  prefix = 'bull',
+  o: BullProducerOptions,
 ): Promise<BullProducer> {
-  // BullMQ does not close connections it was handed: they are closed here on shutdown.
-  const redis = [connect(redisUrl), connect(redisUrl)] as const;
+  const prefix = o.prefix ?? 'bull';
+  const log = o.logger.child({ queue: 'bullmq' });
+  const connectTimeoutMs = o.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
+  // BullMQ does not close connections it was handed: they are closed here on shutdown. The
+  // queue's fails commands at once while Redis is down (BullMQ's advice for adding jobs), so a
+  // /retrain then says so instead of waiting without end.
+  const queueRedis = await connectRedis(redisUrl, {
+    logger: log,
+    connectTimeoutMs,
+    role: 'queue',
+    offlineQueue: false,
+  });
+  const eventsRedis = await connectRedis(redisUrl, {
+    logger: log,
+    connectTimeoutMs,
+    role: 'events',
+  }).catch((e: unknown) => {
+    queueRedis.disconnect();
+    throw e;
+  });
+  const redis = [queueRedis, eventsRedis] as const;
   const queue = new Queue<TrainingJobData>(TRAINING_QUEUE, {
     connection: redis[0],
     prefix,
@@ -55,6 +83,9 @@ export async function startBullProducer(
     connection: redis[1],
     prefix,
   });
+  // Connection errors are logged by connectRedis; without listeners they would throw.
+  queue.on('error', (e) => log.debug({ err: e }, 'bullmq queue error'));
+  events.on('error', (e) => log.debug({ err: e }, 'bullmq queue events error'));
   events.on('progress', ({ jobId, data }) => {
     if (typeof data === 'object' && data !== null && 'epoch' in data) {
       onProgress(Number(jobId.replace(/^run-/, '')), data as unknown as JobProgress);
@@ -88,12 +119,21 @@ export interface BullTrainerWorker {
  * Progress goes to BullMQ (`job.updateProgress`, heard by `QueueEvents`) and to the row.
  */
 export async function startBullWorker(
-  o: TrainerWorkerOptions & { readonly redisUrl: string; readonly prefix?: string },
+  o: TrainerWorkerOptions & {
+    readonly redisUrl: string;
+    readonly prefix?: string;
+    /** Most ms to wait for Redis at start (default 5000). */
+    readonly connectTimeoutMs?: number;
+  },
 ): Promise<BullTrainerWorker> {
   const owner = o.owner ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const stop = new AbortController();
   const log = o.logger.child({ worker: owner, queue: 'bullmq' });
-  const redis = connect(o.redisUrl);
+  const redis = await connectRedis(o.redisUrl, {
+    logger: log,
+    connectTimeoutMs: o.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
+    role: 'worker',
+  });
   const worker = new Worker<TrainingJobData>(
     TRAINING_QUEUE,
     async (job) => {

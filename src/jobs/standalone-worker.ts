@@ -31,7 +31,14 @@ export async function startStandaloneWorker(
   const db = await openDatabase(config);
   const options = workerOptions(config, db, logger);
   if (config.REDIS_URL !== undefined) {
-    const worker = await startBullWorker({ ...options, redisUrl: config.REDIS_URL });
+    const worker = await startBullWorker({
+      ...options,
+      redisUrl: config.REDIS_URL,
+      connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_SECONDS * 1000,
+    }).catch(async (e: unknown) => {
+      await db.close();
+      throw e;
+    });
     return {
       kind: 'bullmq',
       async close() {

@@ -29,6 +29,7 @@ export type TrainerConfig = Pick<
   | 'TRAINER_EMBEDDED'
   | 'MODEL_POLL_SECONDS'
   | 'REDIS_URL'
+  | 'REDIS_CONNECT_TIMEOUT_SECONDS'
 >;
 
 /** The worker options a configuration gives. */
@@ -86,11 +87,11 @@ export async function startTrainerRuntime(
   const producer =
     config.REDIS_URL === undefined
       ? undefined
-      : await startBullProducer(
-          config.REDIS_URL,
-          (runId, p) => reporter?.progress(runId, p),
-          overrides.bullPrefix,
-        );
+      : await startBullProducer(config.REDIS_URL, (runId, p) => reporter?.progress(runId, p), {
+          logger: log,
+          connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_SECONDS * 1000,
+          ...(overrides.bullPrefix === undefined ? {} : { prefix: overrides.bullPrefix }),
+        });
   const training = createTrainingService({
     db,
     folders: { modelsDir: config.MODELS_DIR, dataDir: config.DATA_DIR },
@@ -122,6 +123,7 @@ export async function startTrainerRuntime(
       : await startBullWorker({
           ...options,
           redisUrl: config.REDIS_URL,
+          connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_SECONDS * 1000,
           ...(overrides.bullPrefix === undefined ? {} : { prefix: overrides.bullPrefix }),
         });
   return {

@@ -147,7 +147,17 @@ export function createTrainingService(o: TrainingServiceOptions): TrainingServic
         ...(requestedBy === undefined ? {} : { requestedBy }),
         params,
       });
-      await o.onEnqueued?.(run);
+      try {
+        await o.onEnqueued?.(run);
+      } catch (e) {
+        // The row alone would wait forever for a queue that never heard of it: cancel it.
+        await trainingRuns.requestCancel(run.id);
+        throw new UserError(
+          'job.queue_down',
+          `queuing job ${run.id} failed: ${(e as Error).message}`,
+          { job: run.id },
+        );
+      }
       return { job: jobView(run), place: await trainingRuns.queuePosition(run.id) };
     },
 
