@@ -236,6 +236,15 @@ export function jobStatusText(job: JobView, t: Translate, lang: Language, place?
     case 'running': {
       const p = job.progress;
       if (!p) return t('job.progress_start', base);
+      if (p.epoch === p.epochs && p.batch === p.batches) {
+        // Training is over; the test-set evaluation and the save can take a while: say so.
+        return t('job.progress_finishing', {
+          ...base,
+          epochs: p.epochs,
+          loss: p.loss.toFixed(4),
+          acc: formatPercent(p.acc, lang, 1),
+        });
+      }
       return t('job.progress', {
         ...base,
         epoch: p.epoch,

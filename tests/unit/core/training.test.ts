@@ -132,4 +132,26 @@ describe('jobStatusText', () => {
       'Job 7 (lenet-mnist): epoch 1/2, batch 10/30, loss 0.5000, accuracy 87.5%, about 1:05 left.',
     );
   });
+
+  it('says when the last batch is done that the job tests and saves the new version', () => {
+    const job: JobView = {
+      ...base,
+      state: 'running',
+      progress: {
+        epoch: 2,
+        epochs: 2,
+        batch: 30,
+        batches: 30,
+        loss: 0.25,
+        acc: 0.9375,
+        etaSeconds: 0,
+      },
+    };
+    expect(jobStatusText(job, translator('en'), 'en')).toBe(
+      'Job 7 (lenet-mnist): epoch 2/2 trained, loss 0.2500, accuracy 93.8%; now testing on the full test set and saving the new version…',
+    );
+    expect(jobStatusText(job, translator('ru'), 'ru')).toMatch(
+      /^Задача 7 \(lenet-mnist\): эпоха 2\/2 обучена, loss 0\.2500, точность 93[,.]8\s?%; теперь проверяю/,
+    );
+  });
 });
