@@ -28,7 +28,7 @@ import {
   type FakeUser,
   type SlashCommandInvocation,
 } from '../../fakes/discord-server.ts';
-import { MODELS_DIR, QUICK_LATENCY } from '../../unit/core/helpers.ts';
+import { MODELS_DIR, QUICK_LATENCY, readImg } from '../../unit/core/helpers.ts';
 
 const TOKEN = 'MTAwMDE0.fake-discord-token.dHJhaW5lcg';
 const ADMIN: FakeUser = { id: '300000000000000100', username: 'root', global_name: 'Admin' };
@@ -45,7 +45,8 @@ const spawned: number[] = [];
 /** Sends a slash command; resolves with its token and the text of its (first) answer. */
 async function command(
   inv: SlashCommandInvocation,
-  timeoutMs = 30_000,
+  // Generous: the first commands of a cold process on a shared 2-core machine can be slow.
+  timeoutMs = 60_000,
 ): Promise<{ token: string; text: string }> {
   const { token } = discord.slashCommand(inv);
   const edit = await discord.waitForRequest(
@@ -119,24 +120,30 @@ afterAll(async () => {
 });
 
 describe('retraining from Discord', () => {
-  it('an admin grants the instructor role by mention; a student is refused /retrain', async () => {
-    const grant = await command({
-      name: 'grant',
-      user: ADMIN,
-      strings: { user: `<@${TEACHER.id}>`, role: 'instructor' },
-    });
-    expect(grant.text).toBe(`${TEACHER.id} is now an instructor.`);
-    expect(await db.users.findByPlatform('discord', TEACHER.id)).toMatchObject({
-      role: 'instructor',
-    });
-    const refused = await command({
-      name: 'retrain',
-      user: STUDENT,
-      strings: { model: 'lenet-mnist', params: 'epochs=1' },
-    });
-    expect(refused.text).toMatch(/^Sorry, \/retrain is for instructors only/);
-    expect(await db.trainingRuns.listForDisplay(10)).toEqual([]);
-  });
+  it(
+    'an admin grants the instructor role by mention; a student is refused /retrain',
+    {
+      timeout: 150_000,
+    },
+    async () => {
+      const grant = await command({
+        name: 'grant',
+        user: ADMIN,
+        strings: { user: `<@${TEACHER.id}>`, role: 'instructor' },
+      });
+      expect(grant.text).toBe(`${TEACHER.id} is now an instructor.`);
+      expect(await db.users.findByPlatform('discord', TEACHER.id)).toMatchObject({
+        role: 'instructor',
+      });
+      const refused = await command({
+        name: 'retrain',
+        user: STUDENT,
+        strings: { model: 'lenet-mnist', params: 'epochs=1' },
+      });
+      expect(refused.text).toMatch(/^Sorry, \/retrain is for instructors only/);
+      expect(await db.trainingRuns.listForDisplay(10)).toEqual([]);
+    },
+  );
 
   it("runs the instructor's /retrain in a child process and edits one message with the bot token after the interaction expired", async () => {
     const tensorsBefore = tf.memory().numTensors;
@@ -152,6 +159,22 @@ describe('retraining from Discord', () => {
     expect(messageId).toMatch(/^\d+$/);
     // Discord: the interaction's token is dead after 15 minutes; a long job outlives it.
     discord.expireInteraction(ask.token);
+    // A photo sent while the job trains is answered as usual (by version 0).
+    await vi.waitFor(
+      () => expect(discord.edits.some((e) => e.messageId === messageId)).toBe(true),
+      {
+        timeout: 60_000,
+        interval: 50,
+      },
+    );
+    const sentAt = Date.now();
+    const photo = await command({
+      name: 'predict',
+      user: STUDENT,
+      attachments: { image: discord.hostFile('7.png', await readImg('7.png'), 'image/png') },
+    });
+    expect(photo.text).toMatch(/^lenet-mnist: 7 /);
+    expect(Date.now() - sentAt).toBeLessThan(5000);
     await vi.waitFor(
       async () => expect((await db.trainingRuns.get(job))?.status).toBe('succeeded'),
       { timeout: 120_000, interval: 200 },
