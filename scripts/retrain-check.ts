@@ -18,7 +18,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,6 +26,8 @@ import { PROJECT_ROOT } from '../src/config.ts';
 import { openDatabase } from '../src/db/database.ts';
 import type { WebAnswer } from '../src/adapters/web/server.ts';
 import type { WebUpdatesAnswer } from '../src/adapters/web/updates.ts';
+import { CookieJar } from '../tests/fakes/cookie-jar.ts';
+import { freePort } from '../tests/fakes/free-port.ts';
 
 const { values } = parseArgs({
   options: {
@@ -52,36 +53,6 @@ const percentile = (xs: readonly number[], p: number): number => {
 };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-/** One browser's cookies. */
-class Jar {
-  private readonly cookies = new Map<string, string>();
-  take(res: Response): void {
-    for (const line of res.headers.getSetCookie()) {
-      const pair = line.split(';')[0] ?? '';
-      const at = pair.indexOf('=');
-      this.cookies.set(pair.slice(0, at), pair.slice(at + 1));
-    }
-  }
-  get header(): string {
-    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
-  }
-  get(name: string): string | undefined {
-    return this.cookies.get(name);
-  }
-}
 
 interface Photo {
   readonly name: string;
@@ -159,11 +130,11 @@ async function main(): Promise<void> {
     }
     const readyMs = Date.now() - started;
     const base = `http://127.0.0.1:${port}/`;
-    const operator = new Jar();
+    const operator = new CookieJar();
     operator.take(await fetch(`${base}?token=${token}`, { redirect: 'manual' }));
-    const student = new Jar();
+    const student = new CookieJar();
 
-    const say = async (jar: Jar, text: string, photo?: Photo): Promise<WebAnswer> => {
+    const say = async (jar: CookieJar, text: string, photo?: Photo): Promise<WebAnswer> => {
       const form = new FormData();
       form.append('text', text);
       form.append('language', 'en');

@@ -315,6 +315,26 @@ export async function startFakeDiscord(options: FakeDiscordOptions): Promise<Fak
     return message;
   }
 
+  /** Applies an edit (content, components) to one of the bot's messages and records it. */
+  function editMessage(
+    old: Record<string, unknown>,
+    body: unknown,
+    via: MessageEdit['via'],
+  ): Record<string, unknown> {
+    const b = (body ?? {}) as { content?: string; components?: unknown[] };
+    const id = String(old.id);
+    const edited = {
+      ...old,
+      ...(b.content === undefined ? {} : { content: b.content }),
+      ...(b.components === undefined ? {} : { components: b.components }),
+      edited_timestamp: new Date().toISOString(),
+    };
+    botMessages.set(id, edited);
+    if (b.content !== undefined)
+      edits.push({ messageId: id, content: b.content, via, at: Date.now() });
+    return edited;
+  }
+
   /** The original response of an interaction: the same message id on every edit. */
   function original(token: string, body: unknown, uploaded: readonly RecordedFile[]): unknown {
     const made = messageObject(channelId, body, uploaded);
@@ -385,23 +405,7 @@ export async function startFakeDiscord(options: FakeDiscordOptions): Promise<Fak
         webhook(m, () => {
           const old = botMessages.get(m[3] ?? '');
           if (!old) return { unknownMessage: true };
-          const b = (r.body ?? {}) as { content?: string; components?: unknown[] };
-          const edited = {
-            ...old,
-            ...(b.content === undefined ? {} : { content: b.content }),
-            ...(b.components === undefined ? {} : { components: b.components }),
-            edited_timestamp: new Date().toISOString(),
-          };
-          botMessages.set(m[3] ?? '', edited);
-          if (b.content !== undefined) {
-            edits.push({
-              messageId: m[3] ?? '',
-              content: b.content,
-              via: 'webhook',
-              at: Date.now(),
-            });
-          }
-          return edited;
+          return editMessage(old, r.body, 'webhook');
         }),
     ],
     [
@@ -432,24 +436,14 @@ export async function startFakeDiscord(options: FakeDiscordOptions): Promise<Fak
         if (!old || old.channel_id !== m[1]) {
           return { status: 404, json: { message: 'Unknown Message', code: 10008 } };
         }
-        const b = (r.body ?? {}) as { content?: string; components?: unknown[] };
+        const b = (r.body ?? {}) as { content?: unknown };
         if (typeof b.content === 'string' && b.content.length > 2000) {
           return {
             status: 400,
             json: { message: 'Invalid Form Body', code: 50035, errors: { content: {} } },
           };
         }
-        const edited = {
-          ...old,
-          ...(b.content === undefined ? {} : { content: b.content }),
-          ...(b.components === undefined ? {} : { components: b.components }),
-          edited_timestamp: new Date().toISOString(),
-        };
-        botMessages.set(m[2] ?? '', edited);
-        if (b.content !== undefined) {
-          edits.push({ messageId: m[2] ?? '', content: b.content, via: 'channel', at: Date.now() });
-        }
-        return { status: 200, json: edited };
+        return { status: 200, json: editMessage(old, r.body, 'channel') };
       },
     ],
     ['POST', /^\/channels\/(\d+)\/typing$/, true, () => ({ status: 204 })],

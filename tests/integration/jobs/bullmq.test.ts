@@ -8,10 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPrismaPersistence } from '../../../src/adapters/persistence/prisma-persistence.ts';
 import { startTelegram, type RunningTelegram } from '../../../src/adapters/telegram/start.ts';
 import { loadConfig } from '../../../src/config.ts';
-import { buildCoreServices, createCore } from '../../../src/core/index.ts';
 import { openDatabase, type Database } from '../../../src/db/database.ts';
 import { startBullWorker, type BullTrainerWorker } from '../../../src/jobs/bull.ts';
 import {
@@ -22,8 +20,9 @@ import {
 import { initBackend } from '../../../src/ml/backend.ts';
 import { ModelRegistry } from '../../../src/ml/registry.ts';
 import { writeBandedIdx } from '../../fixtures/datasets/banded-idx.ts';
+import { FIXTURE_SPEC, trainerCore } from './trainer-fixture.ts';
 import { startFakeTelegram, type FakeTelegram } from '../../fakes/telegram-server.ts';
-import { MODELS_DIR, QUICK_LATENCY } from '../../unit/core/helpers.ts';
+import { MODELS_DIR } from '../../unit/core/helpers.ts';
 import { REDIS_AVAILABLE, REDIS_SKIP_MESSAGE, startRedis } from './redis-server.ts';
 
 if (!REDIS_AVAILABLE) console.warn(REDIS_SKIP_MESSAGE);
@@ -39,16 +38,6 @@ let root: string;
 /** Keys of this run only, on a Redis other runs may share. */
 const prefix = `test-${process.pid}-${Date.now()}`;
 const teacher = { id: 401, is_bot: false as const, first_name: 'Olga', language_code: 'en' };
-const specDefaults = {
-  augment: false,
-  outliers: false,
-  calibrate: false,
-  workers: 1,
-  batchSize: 30,
-  validationSplit: 0.25,
-  seed: 7,
-  learningRate: 3e-3,
-} as const;
 
 describe.skipIf(!REDIS_AVAILABLE)('training jobs through BullMQ on Redis', () => {
   beforeAll(async () => {
@@ -78,24 +67,11 @@ describe.skipIf(!REDIS_AVAILABLE)('training jobs through BullMQ on Redis', () =>
     // `npm run worker` on another machine, in short.
     worker = await startBullWorker({
       ...workerOptions(config, db, logger),
-      specDefaults,
+      specDefaults: FIXTURE_SPEC,
       redisUrl: redis.url,
       prefix,
     });
-    const core = createCore(
-      {
-        ...buildCoreServices({
-          config,
-          registry,
-          persistence: createPrismaPersistence(db),
-          logger,
-          latency: QUICK_LATENCY,
-          admins: config.ADMINS,
-        }),
-        training: trainer.training,
-      },
-      { rateLimit: false },
-    );
+    const core = trainerCore(config, db, registry, trainer, logger);
     bot = await startTelegram(config, core, logger);
     trainer.startReporter(bot.messenger ? [bot.messenger] : []);
   });

@@ -13,14 +13,13 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startDiscord } from '../../../src/adapters/discord/start.ts';
 import type { RunningAdapter } from '../../../src/adapters/index.ts';
-import { createPrismaPersistence } from '../../../src/adapters/persistence/prisma-persistence.ts';
 import { loadConfig } from '../../../src/config.ts';
-import { buildCoreServices, createCore } from '../../../src/core/index.ts';
 import { openDatabase, type Database } from '../../../src/db/database.ts';
 import { startTrainerRuntime, type TrainerRuntime } from '../../../src/jobs/trainer-runtime.ts';
 import { initBackend } from '../../../src/ml/backend.ts';
 import { ModelRegistry } from '../../../src/ml/registry.ts';
 import { writeBandedIdx } from '../../fixtures/datasets/banded-idx.ts';
+import { FIXTURE_SPEC, trainerCore } from './trainer-fixture.ts';
 import {
   startFakeDiscord,
   STUDENT,
@@ -28,7 +27,7 @@ import {
   type FakeUser,
   type SlashCommandInvocation,
 } from '../../fakes/discord-server.ts';
-import { MODELS_DIR, QUICK_LATENCY, readImg } from '../../unit/core/helpers.ts';
+import { MODELS_DIR, readImg } from '../../unit/core/helpers.ts';
 
 const TOKEN = 'MTAwMDE0.fake-discord-token.dHJhaW5lcg';
 const ADMIN: FakeUser = { id: '300000000000000100', username: 'root', global_name: 'Admin' };
@@ -78,34 +77,12 @@ beforeAll(async () => {
     DEFAULT_MODEL: 'lenet-mnist',
   });
   trainer = await startTrainerRuntime(config, db, registry, logger, {
-    specDefaults: {
-      augment: false,
-      outliers: false,
-      calibrate: false,
-      workers: 1,
-      batchSize: 30,
-      validationSplit: 0.25,
-      seed: 7,
-      learningRate: 3e-3,
-    },
+    specDefaults: FIXTURE_SPEC,
     pollMs: 200,
     minEditMs: 400,
     onSpawn: (_job, pid) => spawned.push(pid),
   });
-  const core = createCore(
-    {
-      ...buildCoreServices({
-        config,
-        registry,
-        persistence: createPrismaPersistence(db),
-        logger,
-        latency: QUICK_LATENCY,
-        admins: config.ADMINS,
-      }),
-      training: trainer.training,
-    },
-    { rateLimit: false },
-  );
+  const core = trainerCore(config, db, registry, trainer, logger);
   adapter = await startDiscord(config, core, logger);
   trainer.startReporter(adapter.messenger ? [adapter.messenger] : []);
 });

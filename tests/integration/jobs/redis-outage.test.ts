@@ -7,6 +7,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
+import { freePort } from '../../fakes/free-port.ts';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -24,18 +25,6 @@ import { MODELS_DIR } from '../../unit/core/helpers.ts';
 
 const REDIS = '/usr/bin/redis-server';
 const PASSWORD = 'redis-pass-never-logged-7f3a';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 /** A private redis-server on `port`, ready. */
 async function redisServer(port: number, ...args: string[]): Promise<ChildProcess> {

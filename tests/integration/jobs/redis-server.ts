@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from '../../fakes/free-port.ts';
 
 export const REDIS_SKIP_MESSAGE =
   'BullMQ suite skipped: no Redis (set TEST_REDIS_URL=redis://127.0.0.1:PORT or install redis-server; .ci/run does)';
@@ -14,18 +14,6 @@ const BINARY = '/usr/bin/redis-server';
 
 /** True when a Redis can be had. */
 export const REDIS_AVAILABLE = (process.env.TEST_REDIS_URL ?? '') !== '' || existsSync(BINARY);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 /** A Redis to use, and how to stop it (a no-op for TEST_REDIS_URL's). */
 export async function startRedis(): Promise<{ url: string; stop(): Promise<void> }> {

@@ -10,21 +10,21 @@ import * as tf from '@tensorflow/tfjs';
 import { pino } from 'pino';
 import type { Message } from 'grammy/types';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createPrismaPersistence } from '../../../src/adapters/persistence/prisma-persistence.ts';
 import { startTelegram, type RunningTelegram } from '../../../src/adapters/telegram/start.ts';
 import { loadConfig } from '../../../src/config.ts';
-import { buildCoreServices, createCore, type Core } from '../../../src/core/index.ts';
+import type { Core } from '../../../src/core/index.ts';
 import { openDatabase, type Database } from '../../../src/db/database.ts';
 import { startTrainerRuntime, type TrainerRuntime } from '../../../src/jobs/trainer-runtime.ts';
 import { initBackend } from '../../../src/ml/backend.ts';
 import { ModelRegistry } from '../../../src/ml/registry.ts';
 import { writeBandedIdx } from '../../fixtures/datasets/banded-idx.ts';
+import { FIXTURE_SPEC, trainerCore } from './trainer-fixture.ts';
 import {
   startFakeTelegram,
   type FakeTelegram,
   type SentMessage,
 } from '../../fakes/telegram-server.ts';
-import { MODELS_DIR, QUICK_LATENCY, readImg } from '../../unit/core/helpers.ts';
+import { MODELS_DIR, readImg } from '../../unit/core/helpers.ts';
 
 let tg: FakeTelegram;
 let bot: RunningTelegram;
@@ -72,34 +72,12 @@ beforeAll(async () => {
     DEFAULT_MODEL: 'lenet-mnist',
   });
   trainer = await startTrainerRuntime(config, db, registry, logger, {
-    specDefaults: {
-      augment: false,
-      outliers: false,
-      calibrate: false,
-      workers: 1,
-      batchSize: 30,
-      validationSplit: 0.25,
-      seed: 7,
-      learningRate: 3e-3,
-    },
+    specDefaults: FIXTURE_SPEC,
     pollMs: 200,
     minEditMs: 400,
     onSpawn: (_job, pid) => spawned.push(pid),
   });
-  core = createCore(
-    {
-      ...buildCoreServices({
-        config,
-        registry,
-        persistence: createPrismaPersistence(db),
-        logger,
-        latency: QUICK_LATENCY,
-        admins: config.ADMINS,
-      }),
-      training: trainer.training,
-    },
-    { rateLimit: false },
-  );
+  core = trainerCore(config, db, registry, trainer, logger);
   bot = await startTelegram(config, core, logger);
   trainer.startReporter(bot.messenger ? [bot.messenger] : []);
 });

@@ -12,7 +12,6 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPrismaPersistence } from '../../../src/adapters/persistence/prisma-persistence.ts';
 import {
   startWebChat,
   type RunningWebChat,
@@ -20,13 +19,14 @@ import {
 } from '../../../src/adapters/web/server.ts';
 import type { WebUpdate, WebUpdatesAnswer } from '../../../src/adapters/web/updates.ts';
 import { loadConfig } from '../../../src/config.ts';
-import { buildCoreServices, createCore } from '../../../src/core/index.ts';
 import { openDatabase, type Database } from '../../../src/db/database.ts';
 import { startTrainerRuntime, type TrainerRuntime } from '../../../src/jobs/trainer-runtime.ts';
 import { initBackend } from '../../../src/ml/backend.ts';
 import { ModelRegistry } from '../../../src/ml/registry.ts';
 import { writeBandedIdx } from '../../fixtures/datasets/banded-idx.ts';
-import { MODELS_DIR, QUICK_LATENCY, readImg } from '../../unit/core/helpers.ts';
+import { CookieJar } from '../../fakes/cookie-jar.ts';
+import { FIXTURE_SPEC, trainerCore } from './trainer-fixture.ts';
+import { MODELS_DIR, readImg } from '../../unit/core/helpers.ts';
 
 const OPERATOR = 'operator-token-web-trainer-0123456789';
 const CHROMIUM = '/usr/bin/chromium';
@@ -37,22 +37,7 @@ let registry: ModelRegistry;
 let trainer: TrainerRuntime;
 let root: string;
 
-/** A browser's cookies, as far as this test needs them. */
-class Jar {
-  private readonly cookies = new Map<string, string>();
-  take(res: Response): void {
-    for (const line of res.headers.getSetCookie()) {
-      const [pair] = line.split(';');
-      const at = pair!.indexOf('=');
-      this.cookies.set(pair!.slice(0, at), pair!.slice(at + 1));
-    }
-  }
-  get header(): string {
-    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
-  }
-}
-
-async function say(jar: Jar, text: string, image?: Uint8Array): Promise<WebAnswer> {
+async function say(jar: CookieJar, text: string, image?: Uint8Array): Promise<WebAnswer> {
   const form = new FormData();
   form.append('text', text);
   if (image) form.append('image', new Blob([image]), 'digit.png');
@@ -66,7 +51,7 @@ async function say(jar: Jar, text: string, image?: Uint8Array): Promise<WebAnswe
   return (await res.json()) as WebAnswer;
 }
 
-async function poll(jar: Jar, after: number, wait = 20_000): Promise<WebUpdatesAnswer> {
+async function poll(jar: CookieJar, after: number, wait = 20_000): Promise<WebUpdatesAnswer> {
   const res = await fetch(new URL(`api/updates?after=${after}&wait=${wait}`, web.url), {
     headers: { cookie: jar.header },
   });
@@ -86,33 +71,11 @@ beforeAll(async () => {
   const logger = pino({ level: 'silent' });
   const config = loadConfig({ DATA_DIR: dataDir, MODELS_DIR, DEFAULT_MODEL: 'lenet-mnist' });
   trainer = await startTrainerRuntime(config, db, registry, logger, {
-    specDefaults: {
-      augment: false,
-      outliers: false,
-      calibrate: false,
-      workers: 1,
-      batchSize: 30,
-      validationSplit: 0.25,
-      seed: 7,
-      learningRate: 3e-3,
-    },
+    specDefaults: FIXTURE_SPEC,
     pollMs: 200,
     minEditMs: 400,
   });
-  const core = createCore(
-    {
-      ...buildCoreServices({
-        config,
-        registry,
-        persistence: createPrismaPersistence(db),
-        logger,
-        latency: QUICK_LATENCY,
-        admins: config.ADMINS,
-      }),
-      training: trainer.training,
-    },
-    { rateLimit: false },
-  );
+  const core = trainerCore(config, db, registry, trainer, logger);
   web = await startWebChat(core, {
     port: 0,
     maxImageBytes: 2_000_000,
@@ -133,9 +96,9 @@ afterAll(async () => {
 
 describe('a training job in the web chat', () => {
   it("edits the operator's /retrain answer in place as the job runs, then posts the curves under it", async () => {
-    const operator = new Jar();
+    const operator = new CookieJar();
     operator.take(await fetch(`${web.url}?token=${OPERATOR}`, { redirect: 'manual' }));
-    const student = new Jar();
+    const student = new CookieJar();
     await say(student, '/start');
     const refused = await say(student, '/retrain lenet-mnist epochs=1');
     expect(refused.replies[0]).toMatchObject({ type: 'text' });
@@ -203,7 +166,7 @@ describe('a training job in the web chat', () => {
   }, 180_000);
 
   it('refuses a bad poll and a poll from another site', async () => {
-    const jar = new Jar();
+    const jar = new CookieJar();
     const bad = await fetch(new URL('api/updates?after=-1', web.url));
     expect(bad.status).toBe(400);
     const foreign = await fetch(new URL('api/updates?after=0&wait=0', web.url), {
