@@ -3,10 +3,20 @@
  * structured clone). The child runs `runTrainingJob` and nothing else; the parent owns the
  * database, the lease and the decision to promote.
  */
+import type { ClassFinetuneJobSpec } from '../trainer/class-finetune-job.ts';
 import type { TrainingJobSpecInput } from '../trainer/job-spec.ts';
 
 /** Why a job failed, as the chat explains it (`job.reason.*`). */
-export const FAILURE_REASONS = ['nan', 'disk', 'dataset', 'worker', 'parameter', 'other'] as const;
+export const FAILURE_REASONS = [
+  'nan',
+  'disk',
+  'dataset',
+  'worker',
+  'parameter',
+  'other',
+  // issue 16: fewer usable labelled photos than CLASS_MIN_PHOTOS after preprocessing
+  'classdata',
+] as const;
 /** One of {@link FAILURE_REASONS}. */
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
@@ -23,8 +33,36 @@ export interface JobProgress {
   readonly etaSeconds: number;
 }
 
+/** What a child runs: a training job (`runTrainingJob`) or a class fine-tune (issue 16). */
+export type JobSpec = TrainingJobSpecInput | ClassFinetuneJobSpec;
+
+/**
+ * issue 16: what a `with=class` job reports (accuracies 0..1), for the final message, the job's
+ * metrics and the version's: `finetuneOnClass`'s report without its history.
+ */
+export interface ClassFinetuneOutcome {
+  readonly parentVersion: string;
+  readonly photos: number;
+  readonly students: number;
+  readonly trainPhotos: number;
+  readonly heldOutPhotos: number;
+  readonly heldOutStudents: readonly string[];
+  /** Photos the preprocessing refused. */
+  readonly skipped: number;
+  readonly before: { readonly classHeldOut: number; readonly mnistTest: number };
+  readonly after: { readonly classHeldOut: number; readonly mnistTest: number };
+  /** Held-out photos read right before and after. */
+  readonly heldOutCorrect: { readonly before: number; readonly after: number };
+  readonly mnistTestSamples: number;
+  /** The class rule's decision (`classPromotion`), before `force`. */
+  readonly promote: boolean;
+  readonly reason: 'improved' | 'class-not-improved' | 'mnist-dropped';
+  readonly maxMnistDrop: number;
+  readonly settings: Readonly<Record<string, number>>;
+}
+
 /** Parent -> child. */
-export type ToChild = { readonly type: 'start'; readonly spec: TrainingJobSpecInput };
+export type ToChild = { readonly type: 'start'; readonly spec: JobSpec };
 
 /** Child -> parent. */
 export type FromChild =
@@ -37,6 +75,8 @@ export type FromChild =
       readonly history: readonly Record<string, number>[];
       readonly datasetFingerprint: string;
       readonly seconds: number;
+      /** issue 16: set by a `with=class` job. */
+      readonly classFinetune?: ClassFinetuneOutcome;
     }
   | {
       readonly type: 'failed';
@@ -44,6 +84,8 @@ export type FromChild =
       readonly message: string;
       /** For `dataset`: the command that downloads it. */
       readonly command?: string;
+      /** Figures for the message (`classdata`: count, needed, missing). */
+      readonly params?: Readonly<Record<string, number>>;
     };
 
 /** A job's failure with its reason, as the parent rejects with it. */
@@ -53,6 +95,7 @@ export class JobFailure extends Error {
     readonly reason: FailureReason,
     message: string,
     readonly command?: string,
+    readonly params?: Readonly<Record<string, number>>,
   ) {
     super(message);
   }
