@@ -28,6 +28,9 @@ import { loadDataset } from './datasets/load.ts';
 import type { TrainingCallbacks } from './run-training-job.ts';
 import { weightsMismatch, type TrainCheckpoint } from './train.ts';
 
+/** Fewest unseen MNIST training digits to re-calibrate the "not a digit" criterion on. */
+const MIN_CALIBRATION_DIGITS = 1000;
+
 /** What a class fine-tuning job is asked to do (plain data: it crosses to the child process). */
 export interface ClassFinetuneJobSpec {
   readonly kind: 'class-finetune';
@@ -193,11 +196,17 @@ export async function runClassFinetuneJob(
       unknown
     >;
     let ood = meta.ood;
-    if (ood && spec.calibrate !== false) {
-      // MNIST training digits the replay did not show, as `train` holds out its validation part.
-      const unused = replayOrder(mnistTrain.count, seed).subarray(report.settings.replay);
+    // MNIST training digits the replay did not show, as `train` holds out its validation part.
+    const unused = replayOrder(mnistTrain.count, seed).subarray(report.settings.replay);
+    const recalibrate = ood !== undefined && spec.calibrate !== false;
+    if (recalibrate && unused.length >= MIN_CALIBRATION_DIGITS) {
       ood = await calibrateOod(model, mnistTrain, unused, spec.dataDir, locate);
       signal?.throwIfAborted();
+    } else if (recalibrate) {
+      logger.warn(
+        { unused: unused.length },
+        "class fine-tune: too few MNIST digits left for calibration; the parent's criterion is kept",
+      );
     }
     const { history, ...summary } = report;
     const outMeta: Record<string, unknown> = {
@@ -209,6 +218,7 @@ export async function runClassFinetuneJob(
       classFinetune: {
         parent: { id: spec.model, version: spec.baseVersion },
         datasetFingerprint,
+        oodRecalibrated: ood !== meta.ood,
         backend: backend.name,
         date: new Date().toISOString(),
         ...summary,

@@ -5,13 +5,12 @@
  * embedded worker running the fine-tune in a child process on the banded MNIST fixture, the
  * progress reporter and the served-version watcher.
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { pino } from 'pino';
 import type { Message } from 'grammy/types';
-import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createPrismaPersistence } from '../../../src/adapters/persistence/prisma-persistence.ts';
 import { startTelegram, type RunningTelegram } from '../../../src/adapters/telegram/start.ts';
@@ -23,13 +22,14 @@ import { startTrainerRuntime, type TrainerRuntime } from '../../../src/jobs/trai
 import { initBackend } from '../../../src/ml/backend.ts';
 import { ModelRegistry } from '../../../src/ml/registry.ts';
 import { classPromotion } from '../../../src/trainer/class-finetune.ts';
+import { STUDENTS, STUDENT_PATTERN, writeClassFolder } from '../../fixtures/class-photos.ts';
 import { writeBandedIdx } from '../../fixtures/datasets/banded-idx.ts';
 import {
   startFakeTelegram,
   type FakeTelegram,
   type SentMessage,
 } from '../../fakes/telegram-server.ts';
-import { MODELS_DIR, QUICK_LATENCY, readImg } from '../../unit/core/helpers.ts';
+import { MODELS_DIR, QUICK_LATENCY } from '../../unit/core/helpers.ts';
 
 let tg: FakeTelegram;
 let bot: RunningTelegram;
@@ -53,41 +53,6 @@ const teacher = user(202, 'Olga', 'en');
 const teacherRu = user(203, 'Irina', 'ru');
 const group = { id: -100778, type: 'supergroup' as const, title: 'CNN lab, class data' };
 
-/** Six students' handwriting: slant (degrees), size of the digit on the page, stroke blur. */
-const STUDENTS = [
-  { name: 'ann', angle: -18, scale: 0.55, blur: 0 },
-  { name: 'bob', angle: 22, scale: 0.8, blur: 1.2 },
-  { name: 'cyd', angle: -8, scale: 0.45, blur: 0.6 },
-  { name: 'dan', angle: 15, scale: 0.7, blur: 0 },
-  { name: 'eve', angle: -25, scale: 0.6, blur: 0.9 },
-  { name: 'fay', angle: 28, scale: 0.5, blur: 0.4 },
-];
-
-/** The shipped example digit `d`, drawn by `s`: rotated, scaled onto a white page, blurred. */
-async function photo(d: number, s: (typeof STUDENTS)[number]): Promise<Buffer> {
-  const digit = await sharp(await readImg(`${d}.png`))
-    .flatten({ background: '#ffffff' })
-    .rotate(s.angle, { background: '#ffffff' })
-    .resize({ width: Math.round(400 * s.scale), height: Math.round(400 * s.scale), fit: 'inside' })
-    .png()
-    .toBuffer();
-  const page = sharp({
-    create: { width: 480, height: 480, channels: 3, background: '#ffffff' },
-  }).composite([{ input: digit, gravity: 'center' }]);
-  const png = await page.png().toBuffer();
-  return s.blur > 0 ? sharp(png).blur(s.blur).png().toBuffer() : png;
-}
-
-/** Writes `students`' photos of every digit in the `0/` … `9/` layout under `dir`. */
-async function writeClass(dir: string, students: typeof STUDENTS): Promise<void> {
-  for (let d = 0; d < 10; d++) {
-    await mkdir(path.join(dir, String(d)), { recursive: true });
-    for (const s of students) {
-      await writeFile(path.join(dir, String(d), `${d}_${s.name}_1.png`), await photo(d, s));
-    }
-  }
-}
-
 async function answer(m: Message, timeoutMs = 20_000): Promise<SentMessage> {
   await tg.waitFor(() => tg.repliesTo(m.message_id).length > 0, timeoutMs);
   return tg.repliesTo(m.message_id)[0]!;
@@ -95,7 +60,10 @@ async function answer(m: Message, timeoutMs = 20_000): Promise<SentMessage> {
 
 async function importClass(dir: string) {
   const loaded = await registry.get('lenet-mnist');
-  return importLabelledFolder(db, loaded, dir, { studentPattern: /^\d_([a-z0-9]+)_/, limits });
+  return importLabelledFolder(db, loaded, dir, {
+    studentPattern: new RegExp(STUDENT_PATTERN),
+    limits,
+  });
 }
 
 beforeAll(async () => {
@@ -103,8 +71,8 @@ beforeAll(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), 'tg-class-'));
   dataDir = path.join(root, 'data');
   await writeBandedIdx(dataDir, 'mnist', { train: 1200, test: 200 });
-  await writeClass(path.join(root, 'first'), STUDENTS.slice(0, 3));
-  await writeClass(path.join(root, 'second'), STUDENTS.slice(3));
+  await writeClassFolder(path.join(root, 'first'), STUDENTS.slice(0, 3));
+  await writeClassFolder(path.join(root, 'second'), STUDENTS.slice(3));
   tg = await startFakeTelegram();
   db = await openDatabase({ DATA_DIR: dataDir });
   registry = new ModelRegistry(MODELS_DIR);
