@@ -169,7 +169,10 @@ export async function runClassFinetuneJob(
       const found = await loadCheckpoint(spec.checkpointDir, fingerprint).catch(
         (e: unknown) => void logger.warn({ err: e }, 'class fine-tune: checkpoint not resumed'),
       );
-      if (found && !weightsMismatch(model, found.weights)) resume = found;
+      const mismatch = found && weightsMismatch(model, found.weights);
+      if (found && !mismatch) resume = found;
+      if (resume) logger.info({ epochsDone: resume.epochsDone }, 'class fine-tune: resumed');
+      else if (mismatch) logger.warn({ mismatch }, 'class fine-tune: checkpoint not resumed');
     }
     const checkpointDir = spec.checkpointDir;
     const report = await finetuneOnClass(model, classSet, mnistTrain, mnistTest, {
