@@ -1,5 +1,7 @@
 /** issue 16: `/retrain <model> with=class`: parsing and the texts of its results. */
 import { describe, expect, it } from 'vitest';
+import { buildSlashCommands } from '../../../src/adapters/discord/slash-commands.ts';
+import retrain from '../../../src/core/commands/retrain.ts';
 import { translator } from '../../../src/core/i18n.ts';
 import {
   jobStatusText,
@@ -129,5 +131,20 @@ describe('jobStatusText of a with=class job', () => {
     expect(jobStatusText(failed, translator('en'), 'en')).toBe(
       "Job 12 (lenet-mnist) failed: after the bot's preprocessing only 47 of the labelled photos are usable, 50 are needed (3 more). Label more photos (the ✓ and digit buttons, /label), accept corrections in /review, or import a folder with bin/cnn-classroom labels import <dir>. The served model is unchanged.",
     );
+  });
+});
+
+describe('the Discord slash command /retrain', () => {
+  it('has a `with` option whose value the parser reads as with=class', () => {
+    const [body] = buildSlashCommands([retrain]);
+    const options = (body?.options ?? []) as { name: string; name_localizations?: object }[];
+    expect(options.map((o) => o.name)).toEqual(['model', 'with', 'params']);
+    expect(options[1]?.name_localizations).toMatchObject({ ru: 'данные' });
+    // The interaction's string options, joined in the command's order, as the adapter does.
+    const args = ['lenet-mnist', 'class', 'epochs=1'].join(' ');
+    expect(parseRetrainArgs(args, models, limits)).toEqual({
+      ok: true,
+      value: { model: 'lenet-mnist', with: 'class', epochs: 1 },
+    });
   });
 });
