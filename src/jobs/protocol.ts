@@ -3,6 +3,7 @@
  * structured clone). The child runs `runTrainingJob` and nothing else; the parent owns the
  * database, the lease and the decision to promote.
  */
+import type { ClassFinetuneView } from '../core/training.ts';
 import type { ClassFinetuneJobSpec } from '../trainer/class-finetune-job.ts';
 import type { TrainingJobSpecInput } from '../trainer/job-spec.ts';
 
@@ -40,24 +41,12 @@ export type JobSpec = TrainingJobSpecInput | ClassFinetuneJobSpec;
  * issue 16: what a `with=class` job reports (accuracies 0..1), for the final message, the job's
  * metrics and the version's: `finetuneOnClass`'s report without its history.
  */
-export interface ClassFinetuneOutcome {
-  readonly parentVersion: string;
+export interface ClassFinetuneOutcome extends ClassFinetuneView {
   readonly photos: number;
   readonly students: number;
   readonly trainPhotos: number;
-  readonly heldOutPhotos: number;
-  readonly heldOutStudents: readonly string[];
   /** Photos the preprocessing refused. */
   readonly skipped: number;
-  readonly before: { readonly classHeldOut: number; readonly mnistTest: number };
-  readonly after: { readonly classHeldOut: number; readonly mnistTest: number };
-  /** Held-out photos read right before and after. */
-  readonly heldOutCorrect: { readonly before: number; readonly after: number };
-  readonly mnistTestSamples: number;
-  /** The class rule's decision (`classPromotion`), before `force`. */
-  readonly promote: boolean;
-  readonly reason: 'improved' | 'class-not-improved' | 'mnist-dropped';
-  readonly maxMnistDrop: number;
   readonly settings: Readonly<Record<string, number>>;
 }
 

@@ -25,7 +25,7 @@ import {
   type ClassPhoto,
 } from './class-finetune.ts';
 import { loadDataset } from './datasets/load.ts';
-import type { TrainingCallbacks } from './run-training-job.ts';
+import { progressToCallbacks, type TrainingCallbacks } from './run-training-job.ts';
 import { weightsMismatch, type TrainCheckpoint } from './train.ts';
 
 /** Fewest unseen MNIST training digits to re-calibrate the "not a digit" criterion on. */
@@ -182,16 +182,7 @@ export async function runClassFinetuneJob(
       ...(checkpointDir
         ? { onCheckpoint: (ck) => saveCheckpoint(checkpointDir, fingerprint, ck) }
         : {}),
-      onProgress: (p) => {
-        if (p.kind === 'epoch-start') {
-          cb.onEpochBegin?.({ epoch: p.epoch, epochs: p.epochs, batches: p.batches });
-        } else if (p.kind === 'batch') {
-          const { epoch, batch, batches, loss, acc } = p;
-          cb.onBatchEnd?.({ epoch, batch, batches, loss, acc });
-        } else {
-          cb.onEpochEnd?.(p.record);
-        }
-      },
+      onProgress: progressToCallbacks(cb),
     });
     signal?.throwIfAborted();
     const parent = JSON.parse(await readFile(path.join(spec.baseDir, META_FILE), 'utf8')) as Record<
