@@ -18,8 +18,8 @@ export function trainingOf(services: CoreServices): TrainingService {
 export default {
   name: 'retrain',
   description: {
-    en: "retrain a model: /retrain lenet-mnist epochs=3 lr=0.001 batch=64 force; with=class: fine-tune on the class's photos",
-    ru: 'переобучить модель: /retrain lenet-mnist epochs=3 lr=0.001 batch=64 force; with=class: дообучить на фото класса',
+    en: "retrain a model: /retrain lenet-mnist epochs=3 lr=0.001 force; with=class: on the class's photos",
+    ru: 'переобучить модель: /retrain lenet-mnist epochs=3 lr=0.001 force; with=class: на фото класса',
   },
   options: [
     {
