@@ -1,6 +1,7 @@
 /**
  * The child process of one training job (forked by `run-in-child.ts`): receives the spec, runs
- * `runTrainingJob`, reports backend, progress and the result over IPC, and exits. A fresh process
+ * `runTrainingJob` (or, for `with=class`, `runClassFinetuneJob`), reports backend, progress and
+ * the result over IPC, and exits. A fresh process
  * per job returns the training memory to the system when it ends, and lets cancel kill it.
  */
 import { createHash } from 'node:crypto';

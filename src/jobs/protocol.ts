@@ -1,6 +1,7 @@
 /**
  * Messages between a trainer worker and the child process it forks for one job (Node IPC,
- * structured clone). The child runs `runTrainingJob` and nothing else; the parent owns the
+ * structured clone). The child runs `runTrainingJob` or, for `with=class`, `runClassFinetuneJob`
+ * (the parent reads the class's photos from the database and sends them); the parent owns the
  * database, the lease and the decision to promote.
  */
 import type { ClassFinetuneView } from '../core/training.ts';
