@@ -179,6 +179,11 @@ const schema = z.object({
     .enum(['true', 'false', '1', '0'])
     .transform((v) => v === 'true' || v === '1')
     .default(true),
+  /**
+   * issue 16: fewest usable labelled class photos a `/retrain <model> with=class` job needs;
+   * fewer are refused at once with the count needed.
+   */
+  CLASS_MIN_PHOTOS: z.coerce.number().int().min(2).default(50),
   /** How often a bot process checks which model versions are served, seconds. */
   MODEL_POLL_SECONDS: z.coerce.number().positive().default(3),
   /**

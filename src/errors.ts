@@ -49,6 +49,8 @@ export const USER_ERROR_IDS = [
   'label.invalid',
   'classdata.not_enough',
   'export.no_files',
+  // issue 16: /retrain <model> with=class
+  'retrain.class_model',
   // issue 14: roles and training jobs
   'role.required',
   'user.unknown',

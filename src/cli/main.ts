@@ -14,6 +14,7 @@ import { registerCheck, registerExportKeras } from './commands/keras.ts';
 import { registerJobs } from './commands/jobs.ts';
 import { registerPredict } from './commands/predict.ts';
 import { registerQuantize } from './commands/quantize.ts';
+import { registerRetrain } from './commands/retrain.ts';
 import { registerSaliency } from './commands/saliency.ts';
 import { registerTrain } from './commands/train.ts';
 
@@ -38,6 +39,7 @@ export function buildProgram(config: Config): Command {
   // issue 16: the class teaches the bot
   registerLabels(program, config);
   registerFinetuneClass(program, config);
+  registerRetrain(program, config); // issue 16
   return program;
 }
 

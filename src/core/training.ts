@@ -6,7 +6,7 @@
 import { UserError } from '../errors.ts';
 import { splitArgs, type ParseResult } from './args.ts';
 import type { Platform } from './context.ts';
-import { formatPercent, type Language, type Translate } from './i18n.ts';
+import { formatNumber, formatPercent, type Language, type Translate } from './i18n.ts';
 import type { UserKey } from './ports.ts';
 
 /** A job's states, as the queue records them. */
@@ -19,6 +19,24 @@ export interface RetrainRequest {
   readonly lr?: number;
   readonly batch?: number;
   readonly force?: boolean;
+  /** issue 16: `class`: fine-tune the served version on the class's labelled photos. */
+  readonly with?: 'class';
+}
+
+/** issue 16: what a `with=class` job measured (accuracies 0..1) and decided. */
+export interface ClassFinetuneView {
+  readonly parentVersion: string;
+  readonly heldOutPhotos: number;
+  /** The held-out students (`platform:userId`). */
+  readonly heldOutStudents: readonly string[];
+  readonly heldOutCorrect: { readonly before: number; readonly after: number };
+  readonly before: { readonly classHeldOut: number; readonly mnistTest: number };
+  readonly after: { readonly classHeldOut: number; readonly mnistTest: number };
+  readonly mnistTestSamples: number;
+  /** The class rule's decision before `force`, and why. */
+  readonly promote: boolean;
+  readonly reason: 'improved' | 'class-not-improved' | 'mnist-dropped';
+  readonly maxMnistDrop: number;
 }
 
 /** Progress of a running job. */
@@ -54,12 +72,16 @@ export interface JobView {
     readonly servedAccuracy: number | null;
     readonly promoted: boolean;
     readonly forced: boolean;
+    /** issue 16: present for a `with=class` job. */
+    readonly classFinetune?: ClassFinetuneView;
   } | null;
   /** Why it failed (`nan`, `disk`, `dataset`, `worker`, `parameter`, `other`) and the detail. */
   readonly failure: {
     readonly reason: string;
     readonly message: string;
     readonly command?: string;
+    /** Figures of the reason (`classdata`: count, needed, missing). */
+    readonly params?: Readonly<Record<string, number>>;
   } | null;
   readonly backend: string | null;
   readonly device: string | null;
@@ -92,6 +114,8 @@ export interface TrainingLimits {
   readonly maxEpochs: number;
   readonly maxBatch: number;
   readonly jobsPerInstructor: number;
+  /** issue 16: fewest labelled photos a `with=class` job needs (`CLASS_MIN_PHOTOS`; default 50). */
+  readonly classMinPhotos?: number;
 }
 
 /** The trainer, as commands and the CLI use it. */
@@ -102,7 +126,9 @@ export interface TrainingService {
   /**
    * Queues a job. A job of a model that is being trained waits behind it.
    * @returns the job and its place in the queue (1: next).
-   * @throws {UserError} `job.limit` when the requester has too many jobs queued or running.
+   * @throws {UserError} `job.limit` when the requester has too many jobs queued or running;
+   *   for `with=class`: `retrain.class_model` for a model that is not a LeNet digit model,
+   *   `classdata.not_enough` with fewer labelled photos than `limits.classMinPhotos`.
    */
   enqueue(
     request: RetrainRequest,
@@ -126,7 +152,8 @@ export interface TrainingService {
 }
 
 /**
- * Parses `/retrain <model> [epochs=N] [lr=X] [batch=N] [force]` and checks it against the limits.
+ * Parses `/retrain <model> [with=class] [epochs=N] [lr=X] [batch=N] [force]` and checks it
+ * against the limits. A bare `class` is `with=class` (Discord's `with` option sends its value).
  * @returns `argument.invalid` for an unknown word or a malformed value; `job.limit` naming the
  *   limit for a value over it; `model.unknown` for a model that cannot be retrained.
  * @example
@@ -137,7 +164,7 @@ export function parseRetrainArgs(
   raw: string,
   trainable: readonly string[],
   limits: TrainingLimits,
-  usage = '/retrain <model> [epochs=N] [lr=X] [batch=N] [force]',
+  usage = '/retrain <model> [with=class] [epochs=N] [lr=X] [batch=N] [force]',
 ): ParseResult<RetrainRequest> {
   const fail = (error: UserError): ParseResult<RetrainRequest> => ({ ok: false, error });
   const invalid = (value: string): ParseResult<RetrainRequest> =>
@@ -157,10 +184,15 @@ export function parseRetrainArgs(
   let lr: number | undefined;
   let batch: number | undefined;
   let force = false;
+  let withClass = false;
   for (const word of rest) {
     const w = word.toLowerCase();
     if (w === 'force') {
       force = true;
+      continue;
+    }
+    if (w === 'with=class' || w === 'class') {
+      withClass = true;
       continue;
     }
     const m = /^(epochs|lr|batch)=(.+)$/.exec(w);
@@ -197,6 +229,7 @@ export function parseRetrainArgs(
       ...(lr === undefined ? {} : { lr }),
       ...(batch === undefined ? {} : { batch }),
       ...(force ? { force } : {}),
+      ...(withClass ? { with: 'class' as const } : {}),
     },
   };
 }
@@ -204,6 +237,7 @@ export function parseRetrainArgs(
 /** `epochs=3 lr=0.001 batch=64 force`, or the localized "defaults". */
 export function paramsText(p: JobView['params']): string {
   const parts = [
+    p.with === undefined ? '' : `with=${p.with}`,
     p.epochs === undefined ? '' : `epochs=${p.epochs}`,
     p.lr === undefined ? '' : `lr=${p.lr}`,
     p.batch === undefined ? '' : `batch=${p.batch}`,
@@ -266,6 +300,7 @@ export function jobStatusText(job: JobView, t: Translate, lang: Language, place?
         served: accuracy(r.servedAccuracy, lang),
         servedVersion: r.servedVersion,
       };
+      if (r.classFinetune) return classResultText(job, r.classFinetune, r, t, lang);
       if (!r.promoted) return t('job.kept', params);
       return t(r.forced ? 'job.promoted_forced' : 'job.promoted', params);
     }
@@ -282,10 +317,51 @@ export function jobStatusText(job: JobView, t: Translate, lang: Language, place?
               ? t('job.reason.dataset', { command: f.command ?? 'bin/cnn-classroom download' })
               : f?.reason === 'worker'
                 ? t('job.reason.worker', { attempts: job.attempts })
-                : t('job.reason.other', { message: f?.message ?? '?' });
+                : f?.reason === 'classdata'
+                  ? t('job.reason.classdata', { ...f.params })
+                  : t('job.reason.other', { message: f?.message ?? '?' });
       return t('job.failed', { ...base, reason });
     }
   }
+}
+
+/**
+ * issue 16: the final text of a `with=class` job: held-out real-photo accuracy before → after
+ * (with counts), MNIST test before → after, and the decision of the class rule (or `force`).
+ */
+function classResultText(
+  job: JobView,
+  c: ClassFinetuneView,
+  r: NonNullable<JobView['result']>,
+  t: Translate,
+  lang: Language,
+): string {
+  const pct = (v: number): string => formatPercent(v, lang, 2);
+  const figures = t('job.class.figures', {
+    job: job.id,
+    model: job.modelId,
+    version: job.version ?? '?',
+    parent: c.parentVersion,
+    before: pct(c.before.classHeldOut),
+    after: pct(c.after.classHeldOut),
+    correctBefore: c.heldOutCorrect.before,
+    correctAfter: c.heldOutCorrect.after,
+    photos: c.heldOutPhotos,
+    students: c.heldOutStudents.length,
+    mnistBefore: pct(c.before.mnistTest),
+    mnistAfter: pct(c.after.mnistTest),
+    mnistSamples: c.mnistTestSamples,
+  });
+  const points = formatNumber(c.maxMnistDrop * 100, lang, 1);
+  const base = { model: job.modelId, version: job.version ?? '?', parent: r.servedVersion, points };
+  const decision = r.promoted
+    ? c.promote
+      ? t('job.class.promoted', base)
+      : t('job.class.promoted_forced', base)
+    : c.reason === 'mnist-dropped'
+      ? t('job.class.kept_mnist', base)
+      : t('job.class.kept_class', base);
+  return `${figures}\n${decision}`;
 }
 
 /** One line of `/jobs`. */

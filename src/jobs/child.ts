@@ -1,6 +1,7 @@
 /**
  * The child process of one training job (forked by `run-in-child.ts`): receives the spec, runs
- * `runTrainingJob`, reports backend, progress and the result over IPC, and exits. A fresh process
+ * `runTrainingJob` (or, for `with=class`, `runClassFinetuneJob`), reports backend, progress and
+ * the result over IPC, and exits. A fresh process
  * per job returns the training memory to the system when it ends, and lets cancel kill it.
  */
 import { createHash } from 'node:crypto';
@@ -8,8 +9,14 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { isUserError } from '../errors.ts';
-import { runTrainingJob } from '../trainer/run-training-job.ts';
-import type { FailureReason, FromChild, JobProgress, ToChild } from './protocol.ts';
+import {
+  isClassFinetuneJobSpec,
+  runClassFinetuneJob,
+  type ClassFinetuneJobSpec,
+} from '../trainer/class-finetune-job.ts';
+import { runTrainingJob, type TrainingCallbacks } from '../trainer/run-training-job.ts';
+import type { TrainingJobSpecInput } from '../trainer/job-spec.ts';
+import type { FailureReason, FromChild, JobProgress, JobSpec, ToChild } from './protocol.ts';
 
 function send(message: FromChild): Promise<void> {
   return new Promise((resolve) => {
@@ -32,7 +39,16 @@ async function fingerprint(dir: string): Promise<string> {
 }
 
 /** The reason of a failure, for the chat. */
-function classify(e: unknown): { reason: FailureReason; command?: string } {
+function classify(e: unknown): {
+  reason: FailureReason;
+  command?: string;
+  params?: Record<string, number>;
+} {
+  if (isUserError(e) && e.id === 'classdata.not_enough') {
+    const params: Record<string, number> = {};
+    for (const [k, v] of Object.entries(e.params)) if (typeof v === 'number') params[k] = v;
+    return { reason: 'classdata', params };
+  }
   if (isUserError(e) && (e.id === 'dataset.missing' || e.id === 'dataset.corrupt')) {
     const name = typeof e.params.dataset === 'string' ? e.params.dataset : 'mnist';
     return { reason: 'dataset', command: `bin/cnn-classroom download ${name}` };
@@ -43,7 +59,7 @@ function classify(e: unknown): { reason: FailureReason; command?: string } {
   return { reason: 'other' };
 }
 
-async function run(spec: ToChild['spec']): Promise<void> {
+async function run(spec: JobSpec): Promise<void> {
   const abort = new AbortController();
   let nan = false;
   const started = Date.now();
@@ -59,43 +75,37 @@ async function run(spec: ToChild['spec']): Promise<void> {
       progress: { ...p, etaSeconds: Math.round((perBatch * Math.max(0, total - done)) / 1000) },
     });
   };
+  const progress: Progress = {
+    onBatchEnd: (b) => {
+      if (!Number.isFinite(b.loss)) {
+        nan = true;
+        abort.abort(
+          new Error(`the loss became ${b.loss} at epoch ${b.epoch + 1}, batch ${b.batch}`),
+        );
+        return;
+      }
+      report({
+        epoch: b.epoch + 1,
+        epochs,
+        batch: b.batch,
+        batches: b.batches,
+        loss: b.loss,
+        acc: b.acc,
+      });
+    },
+    onEpochBegin: (e) => {
+      epochs = e.epochs;
+    },
+  };
+  const onBackend = (backend: string): void => {
+    void send({ type: 'backend', backend, device: deviceName(backend) });
+  };
   try {
-    const result = await runTrainingJob(spec, {
-      signal: abort.signal,
-      onProgress: {
-        onTrainBegin: (info) => {
-          void send({ type: 'backend', backend: info.backend, device: deviceName(info.backend) });
-        },
-        onBatchEnd: (b) => {
-          if (!Number.isFinite(b.loss)) {
-            nan = true;
-            abort.abort(
-              new Error(`the loss became ${b.loss} at epoch ${b.epoch + 1}, batch ${b.batch}`),
-            );
-            return;
-          }
-          report({
-            epoch: b.epoch + 1,
-            epochs,
-            batch: b.batch,
-            batches: b.batches,
-            loss: b.loss,
-            acc: b.acc,
-          });
-        },
-        onEpochBegin: (e) => {
-          epochs = e.epochs;
-        },
-      },
-    });
-    await send({
-      type: 'done',
-      testAccuracy: result.metrics.testAccuracy,
-      modelDir: result.modelDir,
-      history: result.metrics.history.map((r) => ({ ...r })),
-      datasetFingerprint: await fingerprint(path.join(spec.dataDir, result.settings.dataset)),
-      seconds: result.metrics.seconds,
-    });
+    await send(
+      isClassFinetuneJobSpec(spec)
+        ? await classJob(spec, abort.signal, progress, onBackend)
+        : await trainingJob(spec, abort.signal, progress, onBackend),
+    );
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
     await send(
@@ -104,6 +114,67 @@ async function run(spec: ToChild['spec']): Promise<void> {
         : { type: 'failed', message, ...classify(e) },
     );
   }
+}
+
+type Progress = Pick<TrainingCallbacks, 'onBatchEnd' | 'onEpochBegin'>;
+
+async function trainingJob(
+  spec: TrainingJobSpecInput,
+  signal: AbortSignal,
+  progress: Progress,
+  onBackend: (backend: string) => void,
+): Promise<FromChild> {
+  const result = await runTrainingJob(spec, {
+    signal,
+    onProgress: { ...progress, onTrainBegin: (info) => onBackend(info.backend) },
+  });
+  return {
+    type: 'done',
+    testAccuracy: result.metrics.testAccuracy,
+    modelDir: result.modelDir,
+    history: result.metrics.history.map((r) => ({ ...r })),
+    datasetFingerprint: await fingerprint(path.join(spec.dataDir, result.settings.dataset)),
+    seconds: result.metrics.seconds,
+  };
+}
+
+/** issue 16: `/retrain <model> with=class`. */
+async function classJob(
+  spec: ClassFinetuneJobSpec,
+  signal: AbortSignal,
+  progress: Progress,
+  onBackend: (backend: string) => void,
+): Promise<FromChild> {
+  const { report, modelDir, datasetFingerprint } = await runClassFinetuneJob(spec, {
+    signal,
+    onProgress: progress,
+    onBackend,
+  });
+  return {
+    type: 'done',
+    testAccuracy: report.after.mnistTest,
+    modelDir,
+    history: report.history.map((r) => ({ ...r })),
+    datasetFingerprint,
+    seconds: report.seconds,
+    classFinetune: {
+      parentVersion: spec.baseVersion,
+      photos: report.photos,
+      students: report.students,
+      trainPhotos: report.trainPhotos,
+      heldOutPhotos: report.heldOutPhotos,
+      heldOutStudents: [...report.heldOutStudents],
+      skipped: report.skipped.length,
+      before: { ...report.before },
+      after: { ...report.after },
+      heldOutCorrect: { ...report.heldOutCorrect },
+      mnistTestSamples: report.mnistTestSamples,
+      promote: report.promote,
+      reason: report.reason,
+      maxMnistDrop: report.settings.maxMnistDrop,
+      settings: { ...report.settings },
+    },
+  };
 }
 
 /** The device the backend computes on, as the job record names it. */

@@ -8,16 +8,24 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { rm } from 'node:fs/promises';
+import path from 'node:path';
 import type { Logger } from 'pino';
+import type { ClassData } from '../core/ports.ts';
 import type { ModelVersionRepository } from '../db/model-version-repository.ts';
 import type { JsonObject, TrainingRunRecord, TrainingRuns } from '../db/training-run-repository.ts';
+import { readModelMeta } from '../ml/model-meta.ts';
+import type { ImageLimits } from '../ml/preprocess/for-model.ts';
+import type { ClassFinetuneJobSpec } from '../trainer/class-finetune-job.ts';
 import type { TrainingJobSpecInput } from '../trainer/job-spec.ts';
-import { JobFailure, type JobProgress } from './protocol.ts';
+import { classPhotos } from './class-photos.ts';
+import { JobFailure, type JobProgress, type JobSpec } from './protocol.ts';
 import { runJobInChild, type ChildJobResult, type JobRunner } from './run-in-child.ts';
 import { retrainParamsOf } from './params.ts';
+import { SHIPPED_VERSION } from '../ml/registry.ts';
 import {
   addVersion,
   checkpointDir,
+  servedVersionOf,
   stagingDir,
   type VersionDecision,
   type VersionFolders,
@@ -46,6 +54,12 @@ export interface TrainerWorkerOptions {
   readonly onSpawn?: (jobId: number, pid: number) => void;
   /** This worker's name in leases (default `host:pid:random`). */
   readonly owner?: string;
+  /** issue 16: the class's labelled photos, for `with=class` jobs (absent: such jobs fail). */
+  readonly classData?: ClassData;
+  /** issue 16: the bot's upload limits, which the class photos' preprocessing applies. */
+  readonly imageLimits?: ImageLimits;
+  /** issue 16: fewest usable labelled photos of a `with=class` job (`CLASS_MIN_PHOTOS`). */
+  readonly classMinPhotos?: number;
 }
 
 /** A running worker. */
@@ -58,6 +72,11 @@ export interface TrainerWorker {
    * queue, to resume from its checkpoint on the next start.
    */
   close(): Promise<void>;
+}
+
+/** A plain object as the JSON columns take it. */
+function toJson(o: object): JsonObject {
+  return JSON.parse(JSON.stringify(o)) as JsonObject;
 }
 
 /** The spec of a job's run: its parameters, the folders, resume from its own checkpoint. */
@@ -78,6 +97,58 @@ export function jobSpec(
     checkpointDir: checkpointDir(o.folders, run.id),
     resume: true,
     force: true,
+  };
+}
+
+/**
+ * issue 16: the spec of a `with=class` job: the served version's folder (fine-tuned, never
+ * changed), the class's photos that train by default, read now from the database, and the
+ * job's parameters (`specDefaults` too: tests' short settings).
+ * @throws {Error} when the worker has no class data.
+ */
+export async function classJobSpec(
+  run: TrainingRunRecord,
+  o: Pick<
+    TrainerWorkerOptions,
+    | 'folders'
+    | 'sharedDataDir'
+    | 'specDefaults'
+    | 'modelVersions'
+    | 'classData'
+    | 'imageLimits'
+    | 'classMinPhotos'
+  >,
+): Promise<ClassFinetuneJobSpec> {
+  if (!o.classData) throw new Error('this worker has no class data for with=class jobs');
+  const p = retrainParamsOf(run.params);
+  const served = await servedVersionOf(o.modelVersions, o.folders, run.modelId);
+  const active =
+    served.version === SHIPPED_VERSION
+      ? undefined
+      : await o.modelVersions.get(run.modelId, served.version);
+  const baseDir = active?.path ?? path.join(o.folders.modelsDir, run.modelId);
+  const meta = await readModelMeta(baseDir);
+  const d = o.specDefaults ?? {};
+  const epochs = p.epochs ?? d.epochs;
+  const batchSize = p.batch ?? d.batchSize;
+  const learningRate = p.lr ?? d.learningRate;
+  return {
+    kind: 'class-finetune',
+    model: run.modelId,
+    baseDir,
+    baseVersion: served.version,
+    dataDir: o.folders.dataDir,
+    ...(o.sharedDataDir === undefined ? {} : { sharedDataDir: o.sharedDataDir }),
+    outputDir: stagingDir(o.folders, run.modelId, run.id),
+    checkpointDir: checkpointDir(o.folders, run.id),
+    photos: await classPhotos(o.classData, meta.classNames),
+    limits: o.imageLimits ?? { maxBytes: 20_000_000, maxPixels: 16_000_000 },
+    ...(o.classMinPhotos === undefined ? {} : { minPhotos: o.classMinPhotos }),
+    ...(epochs === undefined ? {} : { epochs }),
+    ...(batchSize === undefined ? {} : { batchSize }),
+    ...(learningRate === undefined ? {} : { learningRate }),
+    ...(d.seed === undefined ? {} : { seed: d.seed }),
+    ...(d.calibrate === undefined ? {} : { calibrate: d.calibrate }),
   };
 }
 
@@ -116,7 +187,8 @@ export async function executeJob(
   log.info({ attempt: run.attempts, params }, 'job started');
   let result: ChildJobResult;
   try {
-    result = await (o.runner ?? runJobInChild)(jobSpec(run, o), {
+    const spec: JobSpec = params.with === 'class' ? await classJobSpec(run, o) : jobSpec(run, o);
+    result = await (o.runner ?? runJobInChild)(spec, {
       signal: abort.signal,
       callbacks: {
         onBackend: (backend, device) => {
@@ -156,6 +228,7 @@ export async function executeJob(
         .markFailed(run.id, `${f.reason}: ${f.message}`, {
           reason: f.reason,
           ...(f.command === undefined ? {} : { command: f.command }),
+          ...(f.params === undefined ? {} : { params: { ...f.params } }),
           ...(progress ? { progress: { ...progress } } : {}),
         })
         .catch(() => undefined);
@@ -171,6 +244,7 @@ export async function executeJob(
       testAccuracy: result.testAccuracy,
       seconds: result.seconds,
       history: result.history.map((r) => ({ ...r })),
+      ...(result.classFinetune ? { classFinetune: toJson(result.classFinetune) } : {}),
     };
     const decision: VersionDecision = await addVersion(o.modelVersions, o.folders, {
       jobId: run.id,
@@ -178,6 +252,7 @@ export async function executeJob(
       stagingDir: result.modelDir,
       testAccuracy: result.testAccuracy,
       force: params.force === true,
+      ...(result.classFinetune ? { promote: result.classFinetune.promote } : {}),
       params: { ...params },
       metrics,
       datasetFingerprint: result.datasetFingerprint,
@@ -193,6 +268,7 @@ export async function executeJob(
         servedAccuracy: decision.servedAccuracy,
         promoted: decision.promoted,
         forced: params.force === true,
+        ...(result.classFinetune ? { classFinetune: toJson(result.classFinetune) } : {}),
       },
       decision.version,
     );

@@ -10,6 +10,8 @@ export interface RetrainParams {
   readonly force?: boolean;
   /** `platform:userId` of who asked, or `cli`. */
   readonly requester?: string;
+  /** issue 16: `class`: fine-tune the served version on the class's labelled photos. */
+  readonly with?: 'class';
 }
 
 const num = (v: unknown): number | undefined =>
@@ -26,5 +28,6 @@ export function retrainParamsOf(p: JsonObject): RetrainParams {
     ...(lr === undefined ? {} : { lr }),
     ...(p.force === true ? { force: true } : {}),
     ...(typeof p.requester === 'string' ? { requester: p.requester } : {}),
+    ...(p.with === 'class' ? { with: 'class' as const } : {}),
   };
 }

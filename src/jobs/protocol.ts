@@ -1,12 +1,24 @@
 /**
  * Messages between a trainer worker and the child process it forks for one job (Node IPC,
- * structured clone). The child runs `runTrainingJob` and nothing else; the parent owns the
+ * structured clone). The child runs `runTrainingJob` or, for `with=class`, `runClassFinetuneJob`
+ * (the parent reads the class's photos from the database and sends them); the parent owns the
  * database, the lease and the decision to promote.
  */
+import type { ClassFinetuneView } from '../core/training.ts';
+import type { ClassFinetuneJobSpec } from '../trainer/class-finetune-job.ts';
 import type { TrainingJobSpecInput } from '../trainer/job-spec.ts';
 
 /** Why a job failed, as the chat explains it (`job.reason.*`). */
-export const FAILURE_REASONS = ['nan', 'disk', 'dataset', 'worker', 'parameter', 'other'] as const;
+export const FAILURE_REASONS = [
+  'nan',
+  'disk',
+  'dataset',
+  'worker',
+  'parameter',
+  'other',
+  // issue 16: fewer usable labelled photos than CLASS_MIN_PHOTOS after preprocessing
+  'classdata',
+] as const;
 /** One of {@link FAILURE_REASONS}. */
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
@@ -23,8 +35,24 @@ export interface JobProgress {
   readonly etaSeconds: number;
 }
 
+/** What a child runs: a training job (`runTrainingJob`) or a class fine-tune (issue 16). */
+export type JobSpec = TrainingJobSpecInput | ClassFinetuneJobSpec;
+
+/**
+ * issue 16: what a `with=class` job reports (accuracies 0..1), for the final message, the job's
+ * metrics and the version's: `finetuneOnClass`'s report without its history.
+ */
+export interface ClassFinetuneOutcome extends ClassFinetuneView {
+  readonly photos: number;
+  readonly students: number;
+  readonly trainPhotos: number;
+  /** Photos the preprocessing refused. */
+  readonly skipped: number;
+  readonly settings: Readonly<Record<string, number>>;
+}
+
 /** Parent -> child. */
-export type ToChild = { readonly type: 'start'; readonly spec: TrainingJobSpecInput };
+export type ToChild = { readonly type: 'start'; readonly spec: JobSpec };
 
 /** Child -> parent. */
 export type FromChild =
@@ -37,6 +65,8 @@ export type FromChild =
       readonly history: readonly Record<string, number>[];
       readonly datasetFingerprint: string;
       readonly seconds: number;
+      /** issue 16: set by a `with=class` job. */
+      readonly classFinetune?: ClassFinetuneOutcome;
     }
   | {
       readonly type: 'failed';
@@ -44,6 +74,8 @@ export type FromChild =
       readonly message: string;
       /** For `dataset`: the command that downloads it. */
       readonly command?: string;
+      /** Figures for the message (`classdata`: count, needed, missing). */
+      readonly params?: Readonly<Record<string, number>>;
     };
 
 /** A job's failure with its reason, as the parent rejects with it. */
@@ -53,6 +85,7 @@ export class JobFailure extends Error {
     readonly reason: FailureReason,
     message: string,
     readonly command?: string,
+    readonly params?: Readonly<Record<string, number>>,
   ) {
     super(message);
   }

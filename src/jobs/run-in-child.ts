@@ -7,8 +7,13 @@
  */
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { TrainingJobSpecInput } from '../trainer/job-spec.ts';
-import { JobFailure, type FromChild, type JobProgress, type ToChild } from './protocol.ts';
+import {
+  JobFailure,
+  type FromChild,
+  type JobProgress,
+  type JobSpec,
+  type ToChild,
+} from './protocol.ts';
 
 /** What a job run in a child reports. */
 export interface ChildJobCallbacks {
@@ -23,7 +28,7 @@ export type ChildJobResult = Extract<FromChild, { type: 'done' }>;
 
 /** A function that runs a job: {@link runJobInChild}, or a stand-in in tests. */
 export type JobRunner = (
-  spec: TrainingJobSpecInput,
+  spec: JobSpec,
   options: { readonly signal: AbortSignal; readonly callbacks: ChildJobCallbacks },
 ) => Promise<ChildJobResult>;
 
@@ -62,7 +67,7 @@ export const runJobInChild: JobRunner = (spec, { signal, callbacks }) =>
       if (m.type === 'backend') callbacks.onBackend?.(m.backend, m.device);
       else if (m.type === 'progress') callbacks.onProgress?.(m.progress);
       else if (m.type === 'done') finish(() => resolve(m));
-      else finish(() => reject(new JobFailure(m.reason, m.message, m.command)));
+      else finish(() => reject(new JobFailure(m.reason, m.message, m.command, m.params)));
     });
     child.on('error', (e) => finish(() => reject(new JobFailure('worker', e.message))));
     child.on('exit', (code, sig) =>

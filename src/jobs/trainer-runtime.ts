@@ -4,6 +4,7 @@
  * default) one embedded trainer worker. `npm start` calls this; so do the end-to-end tests.
  */
 import type { Logger } from 'pino';
+import { createPrismaPersistence } from '../adapters/persistence/prisma-persistence.ts';
 import type { Config } from '../config.ts';
 import type { ChatMessenger, TrainingService } from '../core/index.ts';
 import type { Database } from '../db/database.ts';
@@ -30,12 +31,15 @@ export type TrainerConfig = Pick<
   | 'MODEL_POLL_SECONDS'
   | 'REDIS_URL'
   | 'REDIS_CONNECT_TIMEOUT_SECONDS'
+  | 'CLASS_MIN_PHOTOS'
+  | 'MAX_IMAGE_BYTES'
+  | 'MAX_IMAGE_PIXELS'
 >;
 
 /** The worker options a configuration gives. */
 export function workerOptions(
   config: TrainerConfig,
-  db: Pick<Database, 'trainingRuns' | 'modelVersions'>,
+  db: Database,
   logger: Logger,
 ): TrainerWorkerOptions {
   return {
@@ -46,6 +50,10 @@ export function workerOptions(
     logger,
     leaseMs: config.TRAIN_LEASE_SECONDS * 1000,
     maxAttempts: config.TRAIN_MAX_ATTEMPTS,
+    // issue 16: `with=class` jobs read the class's labelled photos
+    classData: createPrismaPersistence(db).classData,
+    imageLimits: { maxBytes: config.MAX_IMAGE_BYTES, maxPixels: config.MAX_IMAGE_PIXELS },
+    classMinPhotos: config.CLASS_MIN_PHOTOS,
   };
 }
 
@@ -99,7 +107,9 @@ export async function startTrainerRuntime(
       maxEpochs: config.TRAIN_MAX_EPOCHS,
       maxBatch: config.TRAIN_MAX_BATCH,
       jobsPerInstructor: config.TRAIN_JOBS_PER_INSTRUCTOR,
+      classMinPhotos: config.CLASS_MIN_PHOTOS,
     },
+    classData: createPrismaPersistence(db).classData,
     ...(producer ? { onEnqueued: (run) => producer.add(run) } : {}),
   });
   const watcher = watchServedVersions(

@@ -3,7 +3,10 @@
  * the chat commands and the CLI (`jobs`, `versions`, `rollback`). Queuing a job writes its row;
  * a trainer worker (embedded, or `npm run worker` elsewhere through BullMQ) runs it.
  */
+import path from 'node:path';
+import type { ClassData } from '../core/ports.ts';
 import type {
+  ClassFinetuneView,
   JobView,
   ProgressMessage,
   TrainingLimits,
@@ -14,7 +17,10 @@ import type { Database } from '../db/database.ts';
 import type { ModelVersionRecord } from '../db/model-version-repository.ts';
 import type { JsonObject, TrainingRunRecord } from '../db/training-run-repository.ts';
 import { UserError } from '../errors.ts';
+import { readModelMeta } from '../ml/model-meta.ts';
+import { isLeNetDigitModel } from '../trainer/class-finetune-job.ts';
 import { RECIPES } from '../trainer/recipes.ts';
+import { countClassPhotos } from './class-photos.ts';
 import { retrainParamsOf } from './params.ts';
 import { ensureShippedVersion, type VersionFolders } from './version-store.ts';
 
@@ -27,7 +33,18 @@ export interface TrainingServiceOptions {
   readonly onEnqueued?: (job: TrainingRunRecord) => Promise<void>;
   /** Called after a cancel was asked for a running job (BullMQ: tells its worker). */
   readonly onCancel?: (jobId: number) => Promise<void>;
+  /** issue 16: the class's labelled photos, counted before a `with=class` job is queued. */
+  readonly classData?: ClassData;
 }
+
+/** issue 16: fewest labelled photos of a `with=class` job when the limits do not say. */
+export const CLASS_MIN_PHOTOS_DEFAULT = 50;
+
+/** The models `with=class` fine-tunes: those whose recipe is LeNet on digits. */
+export const CLASS_MODELS: readonly string[] = Object.values(RECIPES)
+  .filter((r) => isLeNetDigitModel(r))
+  .map((r) => r.id)
+  .sort();
 
 const num = (v: unknown): number | null => (typeof v === 'number' ? v : null);
 
@@ -46,6 +63,7 @@ export function jobView(run: TrainingRunRecord): JobView {
       ...(p.lr === undefined ? {} : { lr: p.lr }),
       ...(p.batch === undefined ? {} : { batch: p.batch }),
       ...(p.force ? { force: true } : {}),
+      ...(p.with ? { with: p.with } : {}),
     },
     requester: p.requester ?? 'cli',
     progress: progress ?? null,
@@ -62,6 +80,9 @@ export function jobView(run: TrainingRunRecord): JobView {
             servedAccuracy: num(m.servedAccuracy),
             promoted: m.promoted === true,
             forced: m.forced === true,
+            ...(m.classFinetune && typeof m.classFinetune === 'object'
+              ? { classFinetune: m.classFinetune as unknown as ClassFinetuneView }
+              : {}),
           }
         : null,
     failure:
@@ -70,6 +91,9 @@ export function jobView(run: TrainingRunRecord): JobView {
             reason: typeof m.reason === 'string' ? m.reason : 'other',
             message: (run.error ?? '').replace(/^[a-z]+: /, ''),
             ...(typeof m.command === 'string' ? { command: m.command } : {}),
+            ...(m.params && typeof m.params === 'object' && !Array.isArray(m.params)
+              ? { params: m.params as Record<string, number> }
+              : {}),
           }
         : null,
     backend: run.backend,
@@ -113,11 +137,32 @@ export function createTrainingService(o: TrainingServiceOptions): TrainingServic
     return all.sort((a, b) => Number(a.version) - Number(b.version));
   }
 
+  /** issue 16: refuses a `with=class` job at once: not a LeNet digit model, or too few photos. */
+  async function checkClassData(modelId: string): Promise<void> {
+    if (!CLASS_MODELS.includes(modelId)) {
+      throw new UserError('retrain.class_model', `${modelId} is not a LeNet digit model`, {
+        model: modelId,
+        models: CLASS_MODELS.join(', '),
+      });
+    }
+    const needed = o.limits.classMinPhotos ?? CLASS_MIN_PHOTOS_DEFAULT;
+    const meta = await readModelMeta(path.join(o.folders.modelsDir, modelId));
+    const count = o.classData ? await countClassPhotos(o.classData, meta.classNames) : 0;
+    if (count < needed) {
+      throw new UserError('classdata.not_enough', `${count} labelled photos, ${needed} needed`, {
+        count,
+        needed,
+        missing: needed - count,
+      });
+    }
+  }
+
   return {
     limits: o.limits,
     trainable: () => Promise.resolve(trainable),
 
     async enqueue(request, requester) {
+      if (request.with === 'class') await checkClassData(request.model);
       let requestedBy: number | undefined;
       if (requester !== 'cli') {
         const user = await users.upsertFromPlatform({
@@ -140,6 +185,7 @@ export function createTrainingService(o: TrainingServiceOptions): TrainingServic
         ...(request.lr === undefined ? {} : { lr: request.lr }),
         ...(request.batch === undefined ? {} : { batch: request.batch }),
         ...(request.force ? { force: true } : {}),
+        ...(request.with ? { with: request.with } : {}),
         requester: requester === 'cli' ? 'cli' : `${requester.platform}:${requester.userId}`,
       };
       const run = await trainingRuns.create({

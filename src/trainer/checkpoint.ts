@@ -13,7 +13,16 @@ const stateSchema = z.object({
   /** What the run was started with; a resume with other settings is refused. */
   fingerprint: z.string(),
   epochsDone: z.number().int().min(0),
-  history: z.array(z.record(z.string(), z.number())),
+  // A run without a validation split has NaN valLoss/valAcc, which JSON writes as null.
+  history: z.array(
+    z.record(
+      z.string(),
+      z
+        .number()
+        .nullable()
+        .transform((v) => v ?? NaN),
+    ),
+  ),
   rngState: z.record(z.string(), z.unknown()),
   weights: z.array(specSchema),
   optimizer: z.array(specSchema),

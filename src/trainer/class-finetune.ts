@@ -12,7 +12,6 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
-import type { PRNG } from 'seedrandom';
 import { isUserError, UserError } from '../errors.ts';
 import type { ModelMeta } from '../ml/model-meta.ts';
 import { preprocessForModel, type ImageLimits } from '../ml/preprocess/for-model.ts';
@@ -24,6 +23,7 @@ import {
   trainClassifier,
   type EpochRecord,
   type LabelledImages,
+  type TrainCheckpoint,
   type TrainProgress,
 } from './train.ts';
 
@@ -199,6 +199,14 @@ function gather(
   };
 }
 
+/**
+ * The seeded order of the MNIST training images from which {@link finetuneOnClass} takes its
+ * first `replay` as the replay; the rest were not trained on (a job calibrates on them).
+ */
+export function replayOrder(count: number, seed: number): Uint32Array {
+  return shuffledIndices(count, seedrandom(`replay-${seed}`));
+}
+
 /** Options of {@link finetuneOnClass}. */
 export interface ClassFinetuneOptions {
   /** Fewest usable labelled photos (after preprocessing); fewer are refused. Default 50. */
@@ -225,6 +233,37 @@ export interface ClassFinetuneOptions {
    */
   readonly heldOutStudents?: readonly string[];
   readonly onProgress?: (p: TrainProgress) => void;
+  /** Stops the fine-tuning between batches (see `trainClassifier`). */
+  readonly signal?: AbortSignal;
+  /** Goes on from this checkpoint of the same settings (a job resumed after a dead worker). */
+  readonly resume?: TrainCheckpoint;
+  /** Called after each whole epoch with its checkpoint (a job saves it to resume from). */
+  readonly onCheckpoint?: (checkpoint: TrainCheckpoint) => Promise<void>;
+}
+
+/** Why {@link classPromotion} decided as it did. */
+export type ClassPromotionReason = 'improved' | 'class-not-improved' | 'mnist-dropped';
+
+/**
+ * The class rule of promotion: the held-out class accuracy must **improve** (equal is not
+ * enough) and the MNIST test accuracy may drop by **at most** `maxMnistDrop` (a drop of exactly
+ * `maxMnistDrop` is allowed; a rise always is). Accuracies are 0..1; a 1e-12 tolerance absorbs
+ * the rounding of `0.991 - 0.005`.
+ * @example
+ * classPromotion({ classHeldOut: 0.9, mnistTest: 0.991 }, { classHeldOut: 0.95, mnistTest: 0.986 }, 0.005);
+ * // { promote: true, reason: 'improved' }
+ */
+export function classPromotion(
+  before: FinetuneScores,
+  after: FinetuneScores,
+  maxMnistDrop: number,
+): { promote: boolean; reason: ClassPromotionReason } {
+  const improved = after.classHeldOut > before.classHeldOut;
+  const kept = after.mnistTest >= before.mnistTest - maxMnistDrop - 1e-12;
+  return {
+    promote: improved && kept,
+    reason: !improved ? 'class-not-improved' : !kept ? 'mnist-dropped' : 'improved',
+  };
 }
 
 /** Accuracy of the model before or after, 0..1. */
@@ -247,10 +286,17 @@ export interface ClassFinetuneReport {
   readonly after: FinetuneScores;
   /** True when the class accuracy improved and MNIST dropped by at most the allowed drop. */
   readonly promote: boolean;
-  readonly reason: 'improved' | 'class-not-improved' | 'mnist-dropped';
-  readonly settings: Required<Omit<ClassFinetuneOptions, 'onProgress' | 'heldOutStudents'>>;
+  readonly reason: ClassPromotionReason;
+  readonly settings: Required<
+    Omit<
+      ClassFinetuneOptions,
+      'onProgress' | 'heldOutStudents' | 'signal' | 'resume' | 'onCheckpoint'
+    >
+  >;
   /** Held-out photos the model read right, before and after (for pooling folds). */
   readonly heldOutCorrect: { readonly before: number; readonly after: number };
+  /** Images of the MNIST test set the MNIST figures are measured on. */
+  readonly mnistTestSamples: number;
   readonly history: readonly EpochRecord[];
   readonly seconds: number;
 }
@@ -323,8 +369,7 @@ export async function finetuneOnClass(
     mnistTest: (await evaluateClassifier(model, mnistTest)).acc,
   };
 
-  const rng: PRNG = seedrandom(`replay-${seed}`);
-  const replayIdx = Array.from(shuffledIndices(mnistTrain.count, rng).subarray(0, replay));
+  const replayIdx = Array.from(replayOrder(mnistTrain.count, seed).subarray(0, replay));
   const repeated = Array.from({ length: classRepeat }, () => split.train).flat();
   const mixed = gather([
     { data: classSet.data, indices: repeated },
@@ -345,14 +390,17 @@ export async function finetuneOnClass(
       }
     },
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.resume ? { resume: options.resume } : {}),
+    ...(options.onCheckpoint ? { onCheckpoint: options.onCheckpoint } : {}),
   });
+  options.signal?.throwIfAborted();
 
   const after: FinetuneScores = {
     classHeldOut: await accuracyOn(model, classSet.data, split.heldOut),
     mnistTest: (await evaluateClassifier(model, mnistTest)).acc,
   };
-  const improved = after.classHeldOut > before.classHeldOut;
-  const kept = after.mnistTest >= before.mnistTest - settings.maxMnistDrop - 1e-12;
+  const decision = classPromotion(before, after, settings.maxMnistDrop);
   return {
     photos: n,
     students: new Set(classSet.students).size,
@@ -362,12 +410,13 @@ export async function finetuneOnClass(
     skipped: classSet.skipped,
     before,
     after,
-    promote: improved && kept,
+    promote: decision.promote,
     heldOutCorrect: {
       before: Math.round(before.classHeldOut * split.heldOut.length),
       after: Math.round(after.classHeldOut * split.heldOut.length),
     },
-    reason: !improved ? 'class-not-improved' : !kept ? 'mnist-dropped' : 'improved',
+    reason: decision.reason,
+    mnistTestSamples: mnistTest.count,
     settings,
     history: result.history,
     seconds: (performance.now() - t0) / 1000,

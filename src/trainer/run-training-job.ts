@@ -42,6 +42,7 @@ import {
   type EpochRecord,
   type LabelledImages,
   type TrainCheckpoint,
+  type TrainProgress,
   type TrainResult,
 } from './train.ts';
 
@@ -127,6 +128,22 @@ export interface TrainingCallbacks {
   /** The epoch's record (1-based `epoch`), as Keras' `History`. */
   onEpochEnd?(record: EpochRecord): void;
   onCheckpoint?(info: CheckpointInfo): void;
+}
+
+/** Routes `trainClassifier`'s progress reports to the Keras-style {@link TrainingCallbacks}. */
+export function progressToCallbacks(
+  cb: Pick<TrainingCallbacks, 'onEpochBegin' | 'onBatchEnd' | 'onEpochEnd'>,
+): (p: TrainProgress) => void {
+  return (p) => {
+    if (p.kind === 'epoch-start') {
+      cb.onEpochBegin?.({ epoch: p.epoch, epochs: p.epochs, batches: p.batches });
+    } else if (p.kind === 'batch') {
+      const { epoch, batch, batches, loss, acc } = p;
+      cb.onBatchEnd?.({ epoch, batch, batches, loss, acc });
+    } else {
+      cb.onEpochEnd?.(p.record);
+    }
+  };
 }
 
 /** Options of {@link runTrainingJob}. */
@@ -427,16 +444,7 @@ export async function runTrainingJob(
             },
           }
         : {}),
-      onProgress: (p) => {
-        if (p.kind === 'epoch-start') {
-          cb.onEpochBegin?.({ epoch: p.epoch, epochs: p.epochs, batches: p.batches });
-        } else if (p.kind === 'batch') {
-          const { epoch, batch, batches, loss, acc } = p;
-          cb.onBatchEnd?.({ epoch, batch, batches, loss, acc });
-        } else {
-          cb.onEpochEnd?.(p.record);
-        }
-      },
+      onProgress: progressToCallbacks(cb),
     });
     signal?.throwIfAborted();
     const float32 = await evaluateClassifier(model, test);

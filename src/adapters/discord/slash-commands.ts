@@ -57,6 +57,8 @@ export const RUSSIAN_NAMES: Readonly<Record<string, string>> = {
   job: 'задача',
   version: 'версия',
   params: 'параметры',
+  // issue 16
+  with: 'данные',
 };
 
 /** Discord's limit on command and option descriptions. */

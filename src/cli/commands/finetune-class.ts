@@ -8,9 +8,8 @@ import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
 import { createPrismaPersistence } from '../../adapters/persistence/prisma-persistence.ts';
 import type { Config } from '../../config.ts';
-import { trainingLabel } from '../../core/labels.ts';
-import type { ClassData } from '../../core/index.ts';
 import { openDatabase } from '../../db/database.ts';
+import { classPhotos } from '../../jobs/class-photos.ts';
 import { initBackend } from '../../ml/backend.ts';
 import { loadModel, saveModel } from '../../ml/model-io.ts';
 import { META_FILE, readModelMeta, type ModelMeta } from '../../ml/model-meta.ts';
@@ -24,28 +23,7 @@ import {
 import { loadDataset } from '../../trainer/datasets/load.ts';
 import { parseCountOption, parsePositiveNumberOption, parseShareOption } from '../options.ts';
 
-/**
- * The class's photos that train by default (instructor labels, confident student ✓; see
- * `src/core/labels.ts`), with their stored bytes and their student.
- */
-export async function classPhotos(
-  data: ClassData,
-  classNames: readonly string[],
-): Promise<ClassPhoto[]> {
-  const photos: ClassPhoto[] = [];
-  for (const s of await data.list()) {
-    const label = trainingLabel(s);
-    const index = label === undefined ? -1 : classNames.indexOf(label);
-    if (index < 0 || s.imagePath === null) continue;
-    photos.push({
-      id: s.id,
-      bytes: await data.readImage(s.imagePath),
-      label: index,
-      student: `${s.platform}:${s.userId}`,
-    });
-  }
-  return photos;
-}
+export { classPhotos };
 
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
 

@@ -6,14 +6,21 @@
 import type { Command } from 'commander';
 import type { Config } from '../../config.ts';
 import { formatDuration, type JobView, type TrainingService } from '../../core/index.ts';
-import { openDatabase } from '../../db/database.ts';
+import { createPrismaPersistence } from '../../adapters/persistence/prisma-persistence.ts';
+import { openDatabase, type Database } from '../../db/database.ts';
 import { startStandaloneWorker } from '../../jobs/standalone-worker.ts';
 import { createTrainingService } from '../../jobs/training-service.ts';
 import { logger } from '../../logger.ts';
 import { formatTextTable } from '../text-table.ts';
 
-/** Runs `f` with the trainer service over the configured database, closed afterwards. */
-async function withTraining<T>(config: Config, f: (t: TrainingService) => Promise<T>): Promise<T> {
+/**
+ * Runs `f` with the trainer service over the configured database, closed afterwards (and the
+ * database itself, for `retrain --worker`).
+ */
+export async function withTraining<T>(
+  config: Config,
+  f: (t: TrainingService, db: Database) => Promise<T>,
+): Promise<T> {
   const db = await openDatabase(config);
   try {
     return await f(
@@ -24,8 +31,11 @@ async function withTraining<T>(config: Config, f: (t: TrainingService) => Promis
           maxEpochs: config.TRAIN_MAX_EPOCHS,
           maxBatch: config.TRAIN_MAX_BATCH,
           jobsPerInstructor: config.TRAIN_JOBS_PER_INSTRUCTOR,
+          classMinPhotos: config.CLASS_MIN_PHOTOS, // issue 16
         },
+        classData: createPrismaPersistence(db).classData, // issue 16
       }),
+      db,
     );
   } finally {
     await db.close();

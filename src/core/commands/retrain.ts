@@ -9,15 +9,17 @@ export function trainingOf(services: CoreServices): TrainingService {
 }
 
 /**
- * `/retrain <model> [epochs=N] [lr=X] [batch=N] [force]`: queues a training job (run by a trainer
- * worker in its own process) and answers with the job id and its place in the queue; that answer
- * is then edited with the job's progress and its result.
+ * `/retrain <model> [with=class] [epochs=N] [lr=X] [batch=N] [force]`: queues a training job (run
+ * by a trainer worker in its own process) and answers with the job id and its place in the queue;
+ * that answer is then edited with the job's progress and its result. `with=class` (issue 16)
+ * fine-tunes the served LeNet digit model on the class's labelled photos instead; with too few of
+ * them it is refused at once, naming the count needed.
  */
 export default {
   name: 'retrain',
   description: {
-    en: 'retrain a model: /retrain lenet-mnist epochs=3 lr=0.001 batch=64 force',
-    ru: 'переобучить модель: /retrain lenet-mnist epochs=3 lr=0.001 batch=64 force',
+    en: "retrain a model: /retrain lenet-mnist epochs=3 lr=0.001 force; with=class: on the class's photos",
+    ru: 'переобучить модель: /retrain lenet-mnist epochs=3 lr=0.001 force; with=class: на фото класса',
   },
   options: [
     {
@@ -25,6 +27,15 @@ export default {
       type: 'string',
       required: true,
       description: { en: 'model id, e.g. lenet-mnist', ru: 'модель, например lenet-mnist' },
+    },
+    {
+      // issue 16: Discord sends the value (`class`), which the parser takes as `with=class`
+      name: 'with',
+      type: 'string',
+      description: {
+        en: "class: fine-tune on the class's labelled photos",
+        ru: 'class: дообучить на размеченных фото класса',
+      },
     },
     {
       name: 'params',
