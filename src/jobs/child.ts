@@ -9,7 +9,13 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { isUserError } from '../errors.ts';
 import { runTrainingJob } from '../trainer/run-training-job.ts';
-import type { FailureReason, FromChild, JobProgress, ToChild } from './protocol.ts';
+import {
+  etaSeconds,
+  type FailureReason,
+  type FromChild,
+  type JobProgress,
+  type ToChild,
+} from './protocol.ts';
 
 function send(message: FromChild): Promise<void> {
   return new Promise((resolve) => {
@@ -46,18 +52,16 @@ function classify(e: unknown): { reason: FailureReason; command?: string } {
 async function run(spec: ToChild['spec']): Promise<void> {
   const abort = new AbortController();
   let nan = false;
-  const started = Date.now();
+  // The pace is timed from the first epoch's start (see etaSeconds).
+  let pacedFrom: number | undefined;
   let batchesDone = 0;
   let epochs = 1;
   const report = (p: Omit<JobProgress, 'etaSeconds'>): void => {
     batchesDone++;
     const total = p.epochs * p.batches;
     const done = (p.epoch - 1) * p.batches + p.batch; // epoch is 1-based here
-    const perBatch = (Date.now() - started) / Math.max(1, batchesDone);
-    void send({
-      type: 'progress',
-      progress: { ...p, etaSeconds: Math.round((perBatch * Math.max(0, total - done)) / 1000) },
-    });
+    const eta = etaSeconds(done, total, batchesDone, Date.now() - (pacedFrom ?? Date.now()));
+    void send({ type: 'progress', progress: { ...p, etaSeconds: eta } });
   };
   try {
     const result = await runTrainingJob(spec, {
@@ -84,6 +88,7 @@ async function run(spec: ToChild['spec']): Promise<void> {
           });
         },
         onEpochBegin: (e) => {
+          pacedFrom ??= Date.now();
           epochs = e.epochs;
         },
       },
