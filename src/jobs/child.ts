@@ -16,7 +16,14 @@ import {
 } from '../trainer/class-finetune-job.ts';
 import { runTrainingJob, type TrainingCallbacks } from '../trainer/run-training-job.ts';
 import type { TrainingJobSpecInput } from '../trainer/job-spec.ts';
-import type { FailureReason, FromChild, JobProgress, JobSpec, ToChild } from './protocol.ts';
+import {
+  etaSeconds,
+  type FailureReason,
+  type FromChild,
+  type JobProgress,
+  type JobSpec,
+  type ToChild,
+} from './protocol.ts';
 
 function send(message: FromChild): Promise<void> {
   return new Promise((resolve) => {
@@ -62,18 +69,16 @@ function classify(e: unknown): {
 async function run(spec: JobSpec): Promise<void> {
   const abort = new AbortController();
   let nan = false;
-  const started = Date.now();
+  // The pace is timed from the first epoch's start (see etaSeconds).
+  let pacedFrom: number | undefined;
   let batchesDone = 0;
   let epochs = 1;
   const report = (p: Omit<JobProgress, 'etaSeconds'>): void => {
     batchesDone++;
     const total = p.epochs * p.batches;
     const done = (p.epoch - 1) * p.batches + p.batch; // epoch is 1-based here
-    const perBatch = (Date.now() - started) / Math.max(1, batchesDone);
-    void send({
-      type: 'progress',
-      progress: { ...p, etaSeconds: Math.round((perBatch * Math.max(0, total - done)) / 1000) },
-    });
+    const eta = etaSeconds(done, total, batchesDone, Date.now() - (pacedFrom ?? Date.now()));
+    void send({ type: 'progress', progress: { ...p, etaSeconds: eta } });
   };
   const progress: Progress = {
     onBatchEnd: (b) => {
@@ -94,6 +99,7 @@ async function run(spec: JobSpec): Promise<void> {
       });
     },
     onEpochBegin: (e) => {
+      pacedFrom ??= Date.now();
       epochs = e.epochs;
     },
   };

@@ -51,6 +51,23 @@ export interface ClassFinetuneOutcome extends ClassFinetuneView {
   readonly settings: Readonly<Record<string, number>>;
 }
 
+/**
+ * Seconds a job has left, from the pace of the batches timed so far.
+ * @param done batches done of all epochs; `total`: of all epochs.
+ * @param timedBatches batches run since the clock started, in `timedMs` ms. The clock starts when
+ *   the first epoch begins, not with the process: loading the data set before it (minutes on full
+ *   MNIST) is no part of the pace, and counting it made the first estimates hours long.
+ */
+export function etaSeconds(
+  done: number,
+  total: number,
+  timedBatches: number,
+  timedMs: number,
+): number {
+  const perBatchMs = timedMs / Math.max(1, timedBatches);
+  return Math.round((perBatchMs * Math.max(0, total - done)) / 1000);
+}
+
 /** Parent -> child. */
 export type ToChild = { readonly type: 'start'; readonly spec: JobSpec };
 
