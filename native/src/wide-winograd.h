@@ -1,0 +1,403 @@
+/*
+ * Winograd F(4×4, 3×3) 3×3 stride-1 convolutions and their filter gradient written for the
+ * native build's wide vectors: WIDE channels per vector (16 under AVX-512, 8 under AVX2) in the
+ * input, output and gradient transforms as well as in the products, which use fused
+ * multiply-adds. Included by wide.c once per width, with WIDE, TARGET (a GCC target attribute
+ * string) and SUFFIX defined; every function carries the target attribute, so the file compiles
+ * with the x86-64 baseline flags and the addon loads on any x86-64 (addon.c calls a width only
+ * where __builtin_cpu_supports says the CPU has it).
+ *
+ * Same algorithm and operand layouts as wasm/winograd.c (see there: Lavin & Gray, CVPR 2016), but
+ * the order of float32 operations differs (fused multiply-adds, wider register tiles), so results
+ * agree with the WebAssembly kernels within float32 rounding, not bit for bit
+ * (tests/unit/native-kernels.test.ts states the tolerance). Scratch comes from aligned_alloc.
+ */
+
+#define VF CC_PASTE(vf, WIDE)
+#define VFU CC_PASTE(vfu, WIDE)
+#define VD CC_PASTE(vd, WIDE)
+#define VDU CC_PASTE(vdu, WIDE)
+#define FN(name) CC_PASTE(name, SUFFIX)
+#define TGT __attribute__((target(TARGET)))
+#define INL static inline __attribute__((always_inline, target(TARGET)))
+
+typedef float VF __attribute__((vector_size(4 * WIDE)));
+typedef float VFU __attribute__((vector_size(4 * WIDE), aligned(4), may_alias));
+typedef double VD __attribute__((vector_size(8 * WIDE)));
+typedef double VDU __attribute__((vector_size(8 * WIDE), aligned(8), may_alias));
+
+#define LD(p) ((VF)(*(const VFU *)(const void *)(p)))
+#define ST(p, v) (*(VFU *)(void *)(p) = (v))
+#define SPLAT(s) ((VF){0} + (float)(s))
+
+#if WIDE == 16
+#define FMADD(a, b, c) ((VF)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
+#define VMAX(a, b) ((VF)_mm512_max_ps((__m512)(a), (__m512)(b)))
+#else
+#define FMADD(a, b, c) ((VF)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
+#define VMAX(a, b) ((VF)_mm256_max_ps((__m256)(a), (__m256)(b)))
+#endif
+
+/* 1D input transform Bᵀ·(d0..d5) into o[0..5]. */
+INL void FN(bt_row)(VF d0, VF d1, VF d2, VF d3, VF d4, VF d5, VF *o) {
+  const VF four = SPLAT(4.0f), five = SPLAT(5.0f), two = SPLAT(2.0f);
+  o[0] = FMADD(four, d0, d4 - five * d2);
+  o[1] = (d3 + d4) - four * (d1 + d2);
+  o[2] = FMADD(four, d1 - d2, d4 - d3);
+  const VF a = d4 - d2, b = two * (d3 - d1);
+  o[3] = a + b;
+  o[4] = a - b;
+  o[5] = FMADD(four, d1, d5 - five * d3);
+}
+
+/* 1D output transform Aᵀ·(m0..m5) into o[0..3]. */
+INL void FN(at_row)(VF m0, VF m1, VF m2, VF m3, VF m4, VF m5, VF *o) {
+  const VF s12 = m1 + m2, d12 = m1 - m2, s34 = m3 + m4, d34 = m3 - m4;
+  o[0] = m0 + s12 + s34;
+  o[1] = FMADD(SPLAT(2.0f), d34, d12);
+  o[2] = FMADD(SPLAT(4.0f), s34, s12);
+  o[3] = FMADD(SPLAT(8.0f), d34, d12) + m5;
+}
+
+/* 1D transform A·(y0..y3) (the adjoint of Aᵀ) into o[0..5]. */
+INL void FN(a_row)(VF y0, VF y1, VF y2, VF y3, VF *o) {
+  const VF s02 = y0 + y2, s13 = y1 + y3;
+  const VF q02 = FMADD(SPLAT(4.0f), y2, y0);
+  const VF q13 = SPLAT(2.0f) * FMADD(SPLAT(4.0f), y3, y1);
+  o[0] = y0;
+  o[1] = s02 + s13;
+  o[2] = s02 - s13;
+  o[3] = q02 + q13;
+  o[4] = q02 - q13;
+  o[5] = y3;
+}
+
+/* V_ξ[t, ·] at v (ξ stride vs) = Bᵀ d B of the 6×6 patch of image x (h × w × ci_n) at (y0, x0),
+ * zero outside it. */
+INL void FN(input_tile)(const float *x, int h, int w, int ci_n, int y0, int x0, float *v, int vs) {
+  int cok[6];
+  for (int j = 0; j < 6; j++) cok[j] = (unsigned)(x0 + j) < (unsigned)w;
+  const int interior = y0 >= 0 && y0 + 6 <= h && x0 >= 0 && x0 + 6 <= w;
+  const VF zero = SPLAT(0.0f);
+  for (int c = 0; c < ci_n; c += WIDE) {
+    VF t[6][6];
+    for (int r = 0; r < 6; r++) {
+      const int y = y0 + r;
+      const int rok = (unsigned)y < (unsigned)h;
+      const float *p = x + ((long)y * w + x0) * ci_n + c;
+      VF d[6];
+      if (interior) {
+        for (int j = 0; j < 6; j++) d[j] = LD(p + j * ci_n);
+      } else {
+        for (int j = 0; j < 6; j++) d[j] = (rok && cok[j]) ? LD(p + j * ci_n) : zero;
+      }
+      FN(bt_row)(d[0], d[1], d[2], d[3], d[4], d[5], t[r]);
+    }
+    for (int j = 0; j < 6; j++) {
+      VF o[6];
+      FN(bt_row)(t[0][j], t[1][j], t[2][j], t[3][j], t[4][j], t[5][j], o);
+      for (int i = 0; i < 6; i++) ST(v + (6 * i + j) * vs + c, o[i]);
+    }
+  }
+}
+
+/* y[oy0 + p, ox0 + q, ·] = (Aᵀ M A)[p, q] (+ bias, ReLU) inside oh × ow, from M_ξ[t, ·] at m. */
+INL void FN(output_tile)(const float *m, int ms, int co_n, const float *bias, int relu, float *y,
+                         int oh, int ow, int oy0, int ox0) {
+  const VF zero = SPLAT(0.0f);
+  const int rs = ow * co_n;
+  for (int k = 0; k < co_n; k += WIDE) {
+    VF t[6][4];
+    for (int i = 0; i < 6; i++) {
+      const float *p = m + 6 * i * ms + k;
+      FN(at_row)(LD(p), LD(p + ms), LD(p + 2 * ms), LD(p + 3 * ms), LD(p + 4 * ms),
+                 LD(p + 5 * ms), t[i]);
+    }
+    const VF b = bias ? LD(bias + k) : zero;
+    for (int qx = 0; qx < 4; qx++) {
+      const int xx = ox0 + qx;
+      if (xx >= ow) break;
+      VF o[4];
+      FN(at_row)(t[0][qx], t[1][qx], t[2][qx], t[3][qx], t[4][qx], t[5][qx], o);
+      float *out = y + ((long)oy0 * ow + xx) * co_n + k;
+      for (int p = 0; p < 4; p++) {
+        if (oy0 + p >= oh) break;
+        VF r = o[p] + b;
+        if (relu) r = VMAX(r, zero);
+        ST(out + p * rs, r);
+      }
+    }
+  }
+}
+
+/* m[r·co_n + j] = Σ_ci v[r·ci_n + ci]·u[ci·co_n + j], rows R at a time, CV vectors of columns. */
+#define PRODUCT_KERNEL(R, CV)                                                                      \
+  INL void FN(mk_##R##x##CV)(const float *a, const float *u, float *o, int ci_n, int co_n) {     \
+    VF acc[R][CV];                                                                                 \
+    _Pragma("GCC unroll 24") for (int r = 0; r < R; r++)                                          \
+        _Pragma("GCC unroll 4") for (int q = 0; q < CV; q++) acc[r][q] = SPLAT(0.0f);             \
+    const float *b = u;                                                                            \
+    for (int ci = 0; ci < ci_n; ci++, b += co_n) {                                                 \
+      VF bv[CV];                                                                                   \
+      _Pragma("GCC unroll 4") for (int q = 0; q < CV; q++) bv[q] = LD(b + q * WIDE);              \
+      _Pragma("GCC unroll 24") for (int r = 0; r < R; r++) {                                      \
+        const VF ar = SPLAT(a[r * ci_n + ci]);                                                     \
+        _Pragma("GCC unroll 4") for (int q = 0; q < CV; q++) acc[r][q] =                          \
+            FMADD(ar, bv[q], acc[r][q]);                                                           \
+      }                                                                                            \
+    }                                                                                              \
+    _Pragma("GCC unroll 24") for (int r = 0; r < R; r++)                                          \
+        _Pragma("GCC unroll 4") for (int q = 0; q < CV; q++) ST(o + r * co_n + q * WIDE,          \
+                                                                acc[r][q]);                        \
+  }
+
+PRODUCT_KERNEL(12, 1)
+PRODUCT_KERNEL(6, 2)
+#if WIDE == 16
+PRODUCT_KERNEL(12, 2)
+PRODUCT_KERNEL(6, 4)
+#endif
+
+/* The product of one position ξ over a block: rows a multiple of 12. */
+INL void FN(tile_product)(const float *v, const float *u, float *m, int rows, int ci_n,
+                          int co_n) {
+  const int nv = co_n / WIDE;
+  for (int j = 0; j < nv;) {
+#if WIDE == 16
+    if (nv - j >= 4) {
+      for (int r = 0; r < rows; r += 6)
+        FN(mk_6x4)(v + r * ci_n, u + j * WIDE, m + r * co_n + j * WIDE, ci_n, co_n);
+      j += 4;
+      continue;
+    }
+    if (nv - j >= 2) {
+      for (int r = 0; r < rows; r += 12)
+        FN(mk_12x2)(v + r * ci_n, u + j * WIDE, m + r * co_n + j * WIDE, ci_n, co_n);
+      j += 2;
+      continue;
+    }
+#else
+    if (nv - j >= 2) {
+      for (int r = 0; r < rows; r += 6)
+        FN(mk_6x2)(v + r * ci_n, u + j * WIDE, m + r * co_n + j * WIDE, ci_n, co_n);
+      j += 2;
+      continue;
+    }
+#endif
+    for (int r = 0; r < rows; r += 12)
+      FN(mk_12x1)(v + r * ci_n, u + j * WIDE, m + r * co_n + j * WIDE, ci_n, co_n);
+    j += 1;
+  }
+}
+
+/* Tiles per block of the forward convolution (a multiple of 12). */
+#define WIDE_BLOCK 36
+
+/*
+ * winograd_conv3x3's contract (wasm/winograd.c) for ci_n and co_n multiples of WIDE, with its own
+ * scratch. Returns 0 without touching y when the channels do not fit (or scratch cannot be had).
+ */
+TGT int FN(wide_winograd_conv3x3)(const float *x, const float *u, const float *bias, int relu,
+                                  float *y, int batch, int h, int w, int ci_n, int co_n, int pt,
+                                  int pl, int oh, int ow) {
+  if (ci_n % WIDE != 0 || co_n % WIDE != 0) return 0;
+  const int th = (oh + 3) / 4, tw = (ow + 3) / 4;
+  const int per_image = th * tw, total = batch * per_image;
+  const int vs = WIDE_BLOCK * ci_n, ms = WIDE_BLOCK * co_n;
+  float *v = aligned_alloc(64, sizeof(float) * 36 * (size_t)(vs + ms));
+  if (v == NULL) return 0;
+  float *mm = v + 36 * (size_t)vs;
+  for (int t0 = 0; t0 < total; t0 += WIDE_BLOCK) {
+    const int n = total - t0 < WIDE_BLOCK ? total - t0 : WIDE_BLOCK;
+    const int rows = (n + 11) / 12 * 12;
+    for (int t = 0; t < n; t++) {
+      const int tile = t0 + t, b = tile / per_image, in_image = tile % per_image;
+      const int ty = in_image / tw, tx = in_image % tw;
+      FN(input_tile)(x + (long)b * h * w * ci_n, h, w, ci_n, 4 * ty - pt, 4 * tx - pl,
+                     v + t * ci_n, vs);
+    }
+    for (int t = n; t < rows; t++)
+      for (int xi = 0; xi < 36; xi++)
+        for (int c = 0; c < ci_n; c += WIDE) ST(v + xi * vs + t * ci_n + c, SPLAT(0.0f));
+    for (int xi = 0; xi < 36; xi++)
+      FN(tile_product)(v + xi * vs, u + (long)xi * ci_n * co_n, mm + xi * ms, rows, ci_n, co_n);
+    for (int t = 0; t < n; t++) {
+      const int tile = t0 + t, b = tile / per_image, in_image = tile % per_image;
+      const int ty = in_image / tw, tx = in_image % tw;
+      FN(output_tile)(mm + t * co_n, ms, co_n, bias, relu, y + (long)b * oh * ow * co_n, oh, ow,
+                      4 * ty, 4 * tx);
+    }
+  }
+  free(v);
+  return 1;
+}
+
+/* Z_ξ[t, ·] at z (ξ stride zs) = A dY Aᵀ of the 4×4 tile of dy (oh × ow × co_n) at (oy0, ox0). */
+INL void FN(grad_tile)(const float *dy, int oh, int ow, int co_n, int oy0, int ox0, float *z,
+                       int zs) {
+  const VF zero = SPLAT(0.0f);
+  int cok[4];
+  for (int j = 0; j < 4; j++) cok[j] = ox0 + j < ow;
+  for (int k = 0; k < co_n; k += WIDE) {
+    VF t[4][6];
+    for (int r = 0; r < 4; r++) {
+      const int rok = oy0 + r < oh;
+      const float *p = dy + ((long)(oy0 + r) * ow + ox0) * co_n + k;
+      VF d[4];
+      for (int j = 0; j < 4; j++) d[j] = (rok && cok[j]) ? LD(p + j * co_n) : zero;
+      FN(a_row)(d[0], d[1], d[2], d[3], t[r]);
+    }
+    for (int j = 0; j < 6; j++) {
+      VF o[6];
+      FN(a_row)(t[0][j], t[1][j], t[2][j], t[3][j], o);
+      for (int i = 0; i < 6; i++) ST(z + (6 * i + j) * zs + k, o[i]);
+    }
+  }
+}
+
+/* s[ci·co_n + j] += Σ_{t < rows} v[t·ci_n + ci]·z[t·co_n + j] (float32 over the block, then
+ * float64), CR input channels by CV vectors of output channels at a time. */
+#define PRODUCT_T_KERNEL(CR, CV)                                                                   \
+  INL void FN(mkt_##CR##x##CV)(const float *v, const float *z, double *s, int rows, int ci_n,    \
+                               int co_n) {                                                         \
+    VF acc[CR][CV];                                                                                \
+    _Pragma("GCC unroll 16") for (int r = 0; r < CR; r++)                                         \
+        _Pragma("GCC unroll 4") for (int q = 0; q < CV; q++) acc[r][q] = SPLAT(0.0f);             \
+    const float *a = v, *b = z;                                                                    \
+    for (int t = 0; t < rows; t++, a += ci_n, b += co_n) {                                         \
+      VF bv[CV];                                                                                   \
+      _Pragma("GCC unroll 4") for (int q = 0; q < CV; q++) bv[q] = LD(b + q * WIDE);              \
+      _Pragma("GCC unroll 16") for (int r = 0; r < CR; r++) {                                     \
+        const VF ar = SPLAT(a[r]);                                                                 \
+        _Pragma("GCC unroll 4") for (int q = 0; q < CV; q++) acc[r][q] =                          \
+            FMADD(ar, bv[q], acc[r][q]);                                                           \
+      }                                                                                            \
+    }                                                                                              \
+    _Pragma("GCC unroll 16") for (int r = 0; r < CR; r++)                                         \
+        _Pragma("GCC unroll 4") for (int q = 0; q < CV; q++) {                                    \
+      VDU *o = (VDU *)(void *)(s + r * co_n + q * WIDE);                                           \
+      *o = *o + __builtin_convertvector(acc[r][q], VD);                                            \
+    }                                                                                              \
+  }
+
+#if WIDE == 16
+PRODUCT_T_KERNEL(16, 1)
+PRODUCT_T_KERNEL(8, 2)
+PRODUCT_T_KERNEL(4, 4)
+#else
+PRODUCT_T_KERNEL(8, 1)
+PRODUCT_T_KERNEL(4, 2)
+#endif
+
+INL void FN(tile_product_t)(const float *v, const float *z, double *s, int rows, int ci_n,
+                            int co_n) {
+  const int nv = co_n / WIDE;
+#if WIDE == 16
+  if (nv % 4 == 0) {
+    for (int ci = 0; ci < ci_n; ci += 4)
+      for (int j = 0; j < co_n; j += 4 * WIDE)
+        FN(mkt_4x4)(v + ci, z + j, s + ci * co_n + j, rows, ci_n, co_n);
+  } else if (nv % 2 == 0 && ci_n % 8 == 0) {
+    for (int ci = 0; ci < ci_n; ci += 8)
+      for (int j = 0; j < co_n; j += 2 * WIDE)
+        FN(mkt_8x2)(v + ci, z + j, s + ci * co_n + j, rows, ci_n, co_n);
+  } else {
+    for (int ci = 0; ci < ci_n; ci += 16)
+      for (int j = 0; j < co_n; j += WIDE)
+        FN(mkt_16x1)(v + ci, z + j, s + ci * co_n + j, rows, ci_n, co_n);
+  }
+#else
+  if (nv % 2 == 0) {
+    for (int ci = 0; ci < ci_n; ci += 4)
+      for (int j = 0; j < co_n; j += 2 * WIDE)
+        FN(mkt_4x2)(v + ci, z + j, s + ci * co_n + j, rows, ci_n, co_n);
+  } else {
+    for (int ci = 0; ci < ci_n; ci += 8)
+      for (int j = 0; j < co_n; j += WIDE)
+        FN(mkt_8x1)(v + ci, z + j, s + ci * co_n + j, rows, ci_n, co_n);
+  }
+#endif
+}
+
+/* The 1D transform Gᵀ·(s0..s5) of the filter gradient, into o0..o2 (float64). */
+#define WGT_ROW(s0, s1, s2, s3, s4, s5, o0, o1, o2)                                              \
+  do {                                                                                           \
+    o0 = (s0) / 4.0 - ((s1) + (s2)) / 6.0 + ((s3) + (s4)) / 24.0;                                \
+    o1 = ((s2) - (s1)) / 6.0 + ((s3) - (s4)) / 12.0;                                             \
+    o2 = ((s3) + (s4)) / 6.0 - ((s1) + (s2)) / 6.0 + (s5);                                       \
+  } while (0)
+
+/*
+ * winograd_filter_grad3x3's contract (wasm/winograd.c) for ci_n and co_n multiples of WIDE, with
+ * its own scratch. Returns 0 without touching dw when the channels do not fit.
+ */
+TGT int FN(wide_winograd_filter_grad3x3)(const float *x, const float *dy, float *dw, int batch,
+                                         int h, int w, int ci_n, int co_n, int pt, int pl, int oh,
+                                         int ow) {
+  if (ci_n % WIDE != 0 || co_n % WIDE != 0 || ci_n % 8 != 0) return 0;
+  const int th = (oh + 3) / 4, tw = (ow + 3) / 4;
+  const int per_image = th * tw, total = batch * per_image;
+  /* Tiles per block: the block's V and Z near 768 kB, so that they stay in L2. */
+  int block = (768 * 1024) / (144 * (ci_n + co_n));
+  block = block > 144 ? 144 : block < 12 ? 12 : block / 12 * 12;
+  const int vs = block * ci_n, zs = block * co_n, plane = ci_n * co_n;
+  float *v = aligned_alloc(64, sizeof(float) * 36 * (size_t)(vs + zs));
+  double *s = aligned_alloc(64, sizeof(double) * 36 * (size_t)plane);
+  if (v == NULL || s == NULL) {
+    free(v);
+    free(s);
+    return 0;
+  }
+  float *z = v + 36 * (size_t)vs;
+  for (int i = 0; i < 36 * plane; i++) s[i] = 0.0;
+  for (int t0 = 0; t0 < total; t0 += block) {
+    const int n = total - t0 < block ? total - t0 : block;
+    for (int t = 0; t < n; t++) {
+      const int tile = t0 + t, b = tile / per_image, in_image = tile % per_image;
+      const int ty = in_image / tw, tx = in_image % tw;
+      FN(input_tile)(x + (long)b * h * w * ci_n, h, w, ci_n, 4 * ty - pt, 4 * tx - pl,
+                     v + t * ci_n, vs);
+      FN(grad_tile)(dy + (long)b * oh * ow * co_n, oh, ow, co_n, 4 * ty, 4 * tx, z + t * co_n,
+                    zs);
+    }
+    for (int xi = 0; xi < 36; xi++)
+      FN(tile_product_t)(v + xi * vs, z + xi * zs, s + xi * plane, n, ci_n, co_n);
+  }
+  for (int p = 0; p < plane; p++) {
+    const double *q = s + p;
+#define SV(i, j) q[(6 * (i) + (j)) * plane]
+    double r[3][6];
+    for (int j = 0; j < 6; j++)
+      WGT_ROW(SV(0, j), SV(1, j), SV(2, j), SV(3, j), SV(4, j), SV(5, j), r[0][j], r[1][j],
+              r[2][j]);
+#undef SV
+    float *out = dw + p;
+    for (int i = 0; i < 3; i++) {
+      double o0, o1, o2;
+      WGT_ROW(r[i][0], r[i][1], r[i][2], r[i][3], r[i][4], r[i][5], o0, o1, o2);
+      out[(3 * i) * plane] = (float)o0;
+      out[(3 * i + 1) * plane] = (float)o1;
+      out[(3 * i + 2) * plane] = (float)o2;
+    }
+  }
+  free(v);
+  free(s);
+  return 1;
+}
+
+#undef WGT_ROW
+#undef WIDE_BLOCK
+#undef PRODUCT_KERNEL
+#undef PRODUCT_T_KERNEL
+#undef FMADD
+#undef VMAX
+#undef LD
+#undef ST
+#undef SPLAT
+#undef VF
+#undef VFU
+#undef VD
+#undef VDU
+#undef FN
+#undef TGT
+#undef INL
