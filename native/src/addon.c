@@ -158,6 +158,45 @@ static napi_value w_winograd_filter_grad3x3(napi_env env, napi_callback_info inf
   return NULL;
 }
 
+/* Pointwise (1×1, stride 1) convolutions, native only (wide.c): fn(heap, ...) → 1 when done, 0
+ * when this CPU or these channels have no wide kernel (then nothing was written). */
+#ifdef CC_X86
+#define WIDE_CALL(name, ...)                                                                       \
+  (!wide_on ? 0                                                                                   \
+   : wide_width == 16 ? name##_avx512(__VA_ARGS__)                                                \
+   : wide_width == 8  ? name##_avx2(__VA_ARGS__)                                                  \
+                      : 0)
+#else
+#define WIDE_CALL(name, ...) 0
+#endif
+
+#define WRAP_WIDE(export_name, name, n, ...)                                                       \
+  static napi_value w_##export_name(napi_env env, napi_callback_info info) {                      \
+    double a[MAX_ARGS];                                                                            \
+    size_t len = 0;                                                                                \
+    uint8_t *base = begin(env, info, n, a, &len);                                                  \
+    if (base == NULL) return NULL;                                                                 \
+    (void)base;                                                                                    \
+    napi_value result;                                                                             \
+    napi_create_int32(env, WIDE_CALL(name, __VA_ARGS__), &result);                                 \
+    return result;                                                                                 \
+  }
+
+WRAP_WIDE(pointwise_conv, wide_pointwise, 8, PTR(0), PTR(1), PTR(2), INT(3), PTR(4), INT(5),
+          INT(6), INT(7))
+WRAP_WIDE(pointwise_input_grad, wide_pointwise_input_grad, 6, PTR(0), PTR(1), PTR(2), INT(3),
+          INT(4), INT(5))
+WRAP_WIDE(pointwise_filter_grad, wide_pointwise_filter_grad, 6, PTR(0), PTR(1), PTR(2), INT(3),
+          INT(4), INT(5))
+
+/* wideActive(): the wide kernels' channels per vector (16, 8), or 0 when none run. */
+static napi_value w_wideActive(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+  napi_create_int32(env, wide_on ? wide_width : 0, &result);
+  return result;
+}
+
 /* setWide(on: boolean): turns the wide kernels on or off (all threads); returns whether they
  * were on. A CPU without AVX2 has none, and then it changes nothing. */
 static napi_value w_setWide(napi_env env, napi_callback_info info) {
@@ -222,7 +261,8 @@ static napi_value init(napi_env env, napi_value exports) {
       EXPORT_FN(clip_grad) EXPORT_FN(winograd_filter) EXPORT_FN(winograd_conv3x3)
       EXPORT_FN(winograd_filter_grad3x3) EXPORT_FN(depthwise_conv2d)
       EXPORT_FN(depthwise_conv2d_input_grad) EXPORT_FN(depthwise_conv2d_filter_grad)
-      EXPORT_FN(setWide)
+      EXPORT_FN(setWide) EXPORT_FN(wideActive) EXPORT_FN(pointwise_conv) EXPORT_FN(pointwise_input_grad)
+      EXPORT_FN(pointwise_filter_grad)
       {"isa", NULL, NULL, NULL, NULL, isa_value, napi_enumerable, NULL},
       {"wideLanes", NULL, NULL, NULL, NULL, wide_value, napi_enumerable, NULL},
   };

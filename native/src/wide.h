@@ -9,7 +9,13 @@
                                  int pl, int oh, int ow);                                          \
   int wide_winograd_filter_grad3x3##sfx(const float *x, const float *dy, float *dw, int batch,    \
                                         int h, int w, int ci_n, int co_n, int pt, int pl, int oh,  \
-                                        int ow);
+                                        int ow);                                           \
+  int wide_pointwise##sfx(const float *x, const float *w, const float *bias, int relu, float *y,   \
+                          int m, int ci_n, int co_n);                                              \
+  int wide_pointwise_input_grad##sfx(const float *dy, const float *w, float *dx, int m, int ci_n,  \
+                                     int co_n);                                                    \
+  int wide_pointwise_filter_grad##sfx(const float *x, const float *dy, float *dw, int m, int ci_n, \
+                                      int co_n);
 
 CC_WIDE_DECLARE(_avx512)
 CC_WIDE_DECLARE(_avx2)

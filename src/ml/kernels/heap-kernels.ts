@@ -122,6 +122,7 @@ export class HeapKernels {
   private readonly memory: { readonly buffer: ArrayBuffer };
   private readonly malloc: (bytes: number) => number;
   private readonly free: (at: number) => void;
+  private readonly native: NativeKernelAddon | undefined;
 
   /**
    * @param memory the backend's `WebAssembly.Memory` (`backend.wasm.asm.memory`)
@@ -139,6 +140,7 @@ export class HeapKernels {
     native?: NativeKernelAddon,
   ) {
     this.memory = memory;
+    this.native = native;
     this.malloc = malloc;
     this.free = free;
     const instance = new WebAssemblyApi.Instance(new WebAssemblyApi.Module(bytes), {
@@ -425,6 +427,105 @@ export class HeapKernels {
         u + uBytes + vBytes + mBytes,
       );
     });
+  }
+
+  /**
+   * Channels per vector of the native build's wide kernels in use (`native/src/wide.c`: 16 under
+   * AVX-512, 8 under AVX2), or 0 where none run (the wasm kernels, a CPU without AVX2, or the
+   * addon's `setWide(false)`). Read afresh on every call.
+   */
+  wideLanes(): number {
+    const active = this.native?.wideActive;
+    return typeof active === 'function' ? (active as () => number)() : 0;
+  }
+
+  /**
+   * Whether {@link pointwiseConv} and its gradients take this convolution: 1×1 at stride 1
+   * without padding, both channel counts multiples of 16 (and of {@link wideLanes}), with the
+   * wide native kernels running.
+   */
+  pointwiseFits(g: ConvGeometry): boolean {
+    const lanes = this.wideLanes();
+    return (
+      lanes > 0 &&
+      g.filterHeight === 1 &&
+      g.filterWidth === 1 &&
+      g.strideHeight === 1 &&
+      g.strideWidth === 1 &&
+      g.padTop === 0 &&
+      g.padLeft === 0 &&
+      g.outHeight === g.inHeight &&
+      g.outWidth === g.inWidth &&
+      g.inChannels % 16 === 0 &&
+      g.outChannels % 16 === 0 &&
+      g.inChannels % lanes === 0 &&
+      g.outChannels % lanes === 0
+    );
+  }
+
+  /**
+   * `y [b, h, w, outC] = x [b, h, w, inC] · w [1, 1, inC, outC]` (+ `bias [outC]`, ReLU if
+   * `relu`): a pointwise convolution as one product over the `b·h·w` pixels, in place, by the
+   * native wide kernels (a 6×64 or 12×32 register tile of AVX-512 fused multiply-adds).
+   *
+   * @throws {RangeError} when {@link pointwiseFits} says no
+   */
+  pointwiseConv(
+    g: ConvGeometry,
+    x: number,
+    filter: number,
+    bias: number,
+    relu: boolean,
+    y: number,
+  ): void {
+    this.pointwise(
+      'pointwise_conv',
+      g,
+      x,
+      filter,
+      bias,
+      relu ? 1 : 0,
+      y,
+      g.inChannels,
+      g.outChannels,
+    );
+  }
+
+  /**
+   * `dx [b, h, w, inC] = dy [b, h, w, outC] · wᵀ`, the input gradient of a pointwise convolution
+   * (see {@link pointwiseConv}).
+   *
+   * @throws {RangeError} when {@link pointwiseFits} says no
+   */
+  pointwiseInputGrad(g: ConvGeometry, dy: number, filter: number, dx: number): void {
+    this.pointwise('pointwise_input_grad', g, dy, filter, dx, g.inChannels, g.outChannels);
+  }
+
+  /**
+   * `dw [1, 1, inC, outC] = xᵀ · dy` over the `b·h·w` pixels, the filter gradient of a pointwise
+   * convolution: float32 sums over chunks of 256 pixels, float64 across them.
+   *
+   * @throws {RangeError} when {@link pointwiseFits} says no
+   */
+  pointwiseFilterGrad(g: ConvGeometry, x: number, dy: number, dw: number): void {
+    this.pointwise('pointwise_filter_grad', g, x, dy, dw, g.inChannels, g.outChannels);
+  }
+
+  private pointwise(name: string, g: ConvGeometry, ...args: number[]): void {
+    const fn = this.native?.[name];
+    if (!this.pointwiseFits(g) || typeof fn !== 'function') {
+      throw new RangeError(`${name} takes 1×1 stride-1 convs, channels multiples of 16, natively`);
+    }
+    const pixels = g.batch * g.inHeight * g.inWidth;
+    // The pixel count goes after the operands' offsets, before the channel counts.
+    const head = args.slice(0, -2);
+    const done = (fn as (heap: ArrayBuffer, ...a: number[]) => number)(
+      this.memory.buffer,
+      ...head,
+      pixels,
+      ...args.slice(-2),
+    );
+    if (done !== 1) throw new RangeError(`${name} did not take these shapes`);
   }
 
   /**

@@ -23,7 +23,7 @@ import { randomValues } from './reference.ts';
  * The native build of the in-place kernels (native/, built at install where a compiler exists)
  * against the same kernels in WebAssembly: compiled from the same C with floating-point
  * contraction off, they give the same bits. The Winograd convolutions and filter gradients
- * written for wide vectors (native/src/wide-winograd.h: AVX-512 or AVX2, fused multiply-adds)
+ * written for wide vectors (native/src/wide-kernels.h: AVX-512 or AVX2, fused multiply-adds)
  * sum in another order, so they are held to float32 rounding instead:
  * max|native − cpu| ≤ {@link WIDE_TOLERANCE} · max|cpu| per tensor against the cpu backend (the
  * bound the kernel tests hold every fast kernel to), or at most 1.25 times the wasm kernels' own
@@ -97,6 +97,8 @@ describe.skipIf(!built)('native kernels', () => {
       f: [3, 3, 32, 48],
       s: 1,
     },
+    { name: 'pointwise 1x1, 126 pixels, 16 into 32', x: [2, 7, 9, 16], f: [1, 1, 16, 32], s: 1 },
+    { name: 'pointwise 1x1, 64 into 128', x: [3, 4, 4, 64], f: [1, 1, 64, 128], s: 1 },
     { name: 'direct 5x5 (LeNet conv1)', x: [3, 28, 28, 1], f: [5, 5, 1, 6], s: 1 },
     { name: 'direct 3x3 of 3 channels (ResNet-20 first)', x: [2, 9, 9, 3], f: [3, 3, 3, 16], s: 1 },
   ] as const;
@@ -184,9 +186,67 @@ describe.skipIf(!built)('native kernels', () => {
     allowNativeKernels(false);
     const wasm = await losses();
     allowNativeKernels(true);
+    const was = setWide(false);
     const native = await losses();
+    setWide(true);
+    const wide = await losses();
+    setWide(was);
     expect(native.loss).toEqual(wasm.loss);
     native.weights.forEach((w, i) => expect(w).toEqual(wasm.weights[i]));
+    // The wide pointwise kernels (16 into 32 channels here) sum in another order.
+    wide.loss.forEach((l, i) =>
+      expect(Math.abs(l - wasm.loss[i]!)).toBeLessThan(1e-5 * Math.abs(wasm.loss[i]!)),
+    );
+    wide.weights.forEach((w, i) =>
+      expect(relativeError(w, wasm.weights[i]!)).toBeLessThanOrEqual(1e-4),
+    );
+  });
+
+  it('runs pointwise convolutions on the wide kernels where the CPU has them', () => {
+    const backend = tf.backend();
+    if (!isWasmBackend(backend)) throw new Error('wasm backend expected');
+    const kernels = heapKernels(backend)!;
+    const lanes = kernels.wideLanes();
+    expect(lanes).toBe(nativeKernels()!.wideLanes);
+    const g = {
+      batch: 2,
+      inHeight: 3,
+      inWidth: 5,
+      inChannels: 16,
+      filterHeight: 1,
+      filterWidth: 1,
+      outChannels: 32,
+      strideHeight: 1,
+      strideWidth: 1,
+      padTop: 0,
+      padLeft: 0,
+      outHeight: 3,
+      outWidth: 5,
+    };
+    expect(kernels.pointwiseFits(g)).toBe(lanes > 0);
+    expect(kernels.pointwiseFits({ ...g, inChannels: 8 })).toBe(false);
+    expect(kernels.pointwiseFits({ ...g, strideHeight: 2 })).toBe(false);
+    if (lanes === 0) return;
+    const x = tf.tensor2d(randomValues(30 * 16, 51), [30, 16]);
+    const w = tf.tensor2d(randomValues(16 * 32, 52), [16, 32]);
+    const y = tf.zeros([30, 32]);
+    kernels.pointwiseConv(
+      g,
+      heapOffset(backend, x),
+      heapOffset(backend, w),
+      0,
+      false,
+      heapOffset(backend, y),
+    );
+    const expected = tf.matMul(x, w);
+    expect(
+      relativeError(y.dataSync() as Float32Array, expected.dataSync() as Float32Array),
+    ).toBeLessThan(1e-6);
+    setWide(false);
+    expect(kernels.pointwiseFits(g)).toBe(false);
+    expect(() => kernels.pointwiseConv(g, 0, 0, 0, false, 0)).toThrow(RangeError);
+    setWide(true);
+    tf.dispose([x, w, y, expected]);
   });
 
   it('keeps ResNet-20 training on the wasm kernels’ loss curve', async () => {

@@ -1,6 +1,6 @@
 /*
- * Winograd F(4×4, 3×3) 3×3 stride-1 convolutions and their filter gradient written for the
- * native build's wide vectors: WIDE channels per vector (16 under AVX-512, 8 under AVX2) in the
+ * Winograd F(4×4, 3×3) 3×3 stride-1 convolutions and their filter gradient, and pointwise (1×1,
+ * stride 1) convolutions with both their gradients, written for the native build's wide vectors: WIDE channels per vector (16 under AVX-512, 8 under AVX2) in the
  * input, output and gradient transforms as well as in the products, which use fused
  * multiply-adds. Included by wide.c once per width, with WIDE, TARGET (a GCC target attribute
  * string) and SUFFIX defined; every function carries the target attribute, so the file compiles
@@ -10,7 +10,7 @@
  * Same algorithm and operand layouts as wasm/winograd.c (see there: Lavin & Gray, CVPR 2016), but
  * the order of float32 operations differs (fused multiply-adds, wider register tiles), so results
  * agree with the WebAssembly kernels within float32 rounding, not bit for bit
- * (tests/unit/native-kernels.test.ts states the tolerance). Scratch comes from aligned_alloc.
+ * (tests/unit/native-kernels.test.ts states the tolerance). Scratch is the thread's own (wide_scratch).
  */
 
 #define VF CC_PASTE(vf, WIDE)
@@ -28,14 +28,15 @@ typedef double VDU __attribute__((vector_size(8 * WIDE), aligned(8), may_alias))
 
 #define LD(p) ((VF)(*(const VFU *)(const void *)(p)))
 #define ST(p, v) (*(VFU *)(void *)(p) = (v))
-#define SPLAT(s) ((VF){0} + (float)(s))
 
 #if WIDE == 16
 #define FMADD(a, b, c) ((VF)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
 #define VMAX(a, b) ((VF)_mm512_max_ps((__m512)(a), (__m512)(b)))
+#define SPLAT(s) ((VF)_mm512_set1_ps((float)(s)))
 #else
 #define FMADD(a, b, c) ((VF)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
 #define VMAX(a, b) ((VF)_mm256_max_ps((__m256)(a), (__m256)(b)))
+#define SPLAT(s) ((VF)_mm256_set1_ps((float)(s)))
 #endif
 
 /* 1D input transform Bᵀ·(d0..d5) into o[0..5]. */
@@ -194,8 +195,8 @@ INL void FN(tile_product)(const float *v, const float *u, float *m, int rows, in
 #define WIDE_BLOCK 36
 
 /*
- * winograd_conv3x3's contract (wasm/winograd.c) for ci_n and co_n multiples of WIDE, with its own
- * scratch. Returns 0 without touching y when the channels do not fit (or scratch cannot be had).
+ * winograd_conv3x3's contract (wasm/winograd.c) for ci_n and co_n multiples of WIDE, with scratch
+ * of its own (wide_scratch). Returns 0 without touching y when the channels do not fit (or scratch cannot be had).
  */
 TGT int FN(wide_winograd_conv3x3)(const float *x, const float *u, const float *bias, int relu,
                                   float *y, int batch, int h, int w, int ci_n, int co_n, int pt,
@@ -204,7 +205,7 @@ TGT int FN(wide_winograd_conv3x3)(const float *x, const float *u, const float *b
   const int th = (oh + 3) / 4, tw = (ow + 3) / 4;
   const int per_image = th * tw, total = batch * per_image;
   const int vs = WIDE_BLOCK * ci_n, ms = WIDE_BLOCK * co_n;
-  float *v = aligned_alloc(64, sizeof(float) * 36 * (size_t)(vs + ms));
+  float *v = wide_scratch(sizeof(float) * 36 * (size_t)(vs + ms));
   if (v == NULL) return 0;
   float *mm = v + 36 * (size_t)vs;
   for (int t0 = 0; t0 < total; t0 += WIDE_BLOCK) {
@@ -228,7 +229,6 @@ TGT int FN(wide_winograd_conv3x3)(const float *x, const float *u, const float *b
                       4 * ty, 4 * tx);
     }
   }
-  free(v);
   return 1;
 }
 
@@ -341,13 +341,10 @@ TGT int FN(wide_winograd_filter_grad3x3)(const float *x, const float *dy, float 
   int block = (768 * 1024) / (144 * (ci_n + co_n));
   block = block > 144 ? 144 : block < 12 ? 12 : block / 12 * 12;
   const int vs = block * ci_n, zs = block * co_n, plane = ci_n * co_n;
-  float *v = aligned_alloc(64, sizeof(float) * 36 * (size_t)(vs + zs));
-  double *s = aligned_alloc(64, sizeof(double) * 36 * (size_t)plane);
-  if (v == NULL || s == NULL) {
-    free(v);
-    free(s);
-    return 0;
-  }
+  double *s = wide_scratch(sizeof(double) * 36 * (size_t)plane +
+                           sizeof(float) * 36 * (size_t)(vs + zs));
+  if (s == NULL) return 0;
+  float *v = (float *)(s + 36 * (size_t)plane);
   float *z = v + 36 * (size_t)vs;
   for (int i = 0; i < 36 * plane; i++) s[i] = 0.0;
   for (int t0 = 0; t0 < total; t0 += block) {
@@ -380,11 +377,92 @@ TGT int FN(wide_winograd_filter_grad3x3)(const float *x, const float *dy, float 
       out[(3 * i + 2) * plane] = (float)o2;
     }
   }
-  free(v);
-  free(s);
   return 1;
 }
 
+/* Rows of a pointwise convolution per chunk: its x, y and the product stay in L2. */
+#define PW_CHUNK 96
+
+/*
+ * y [m, co_n] = x [m, ci_n] · w [ci_n, co_n] (+ bias [co_n], ReLU if relu): a pointwise (1×1,
+ * stride 1) convolution of NHWC x over its m = batch·h·w pixels, float32, in place. co_n a
+ * multiple of WIDE, any ci_n ≥ 1. Returns 0 without touching y when co_n does not fit.
+ */
+TGT int FN(wide_pointwise)(const float *x, const float *w, const float *bias, int relu, float *y,
+                           int m, int ci_n, int co_n) {
+  if (co_n % WIDE != 0 || ci_n < 1 || m < 1) return 0;
+  const VF zero = SPLAT(0.0f);
+  for (int r0 = 0; r0 < m; r0 += PW_CHUNK) {
+    const int n = m - r0 < PW_CHUNK ? m - r0 : PW_CHUNK;
+    const int full = n / 12 * 12;
+    if (full > 0) FN(tile_product)(x + (long)r0 * ci_n, w, y + (long)r0 * co_n, full, ci_n, co_n);
+    if (full < n) {
+      /* The last rows through a zero-padded block of 12. */
+      float *pad = wide_scratch(sizeof(float) * 12 * (size_t)(ci_n + co_n));
+      if (pad == NULL) return 0;
+      float *po = pad + 12 * ci_n;
+      for (int i = 0; i < 12 * ci_n; i++) pad[i] = 0.0f;
+      for (int r = full; r < n; r++)
+        for (int c = 0; c < ci_n; c++) pad[(r - full) * ci_n + c] = x[(long)(r0 + r) * ci_n + c];
+      FN(tile_product)(pad, w, po, 12, ci_n, co_n);
+      for (int r = full; r < n; r++)
+        for (int c = 0; c < co_n; c++) y[(long)(r0 + r) * co_n + c] = po[(r - full) * co_n + c];
+    }
+    if (bias != NULL || relu) {
+      for (int r = 0; r < n; r++) {
+        float *o = y + (long)(r0 + r) * co_n;
+        for (int k = 0; k < co_n; k += WIDE) {
+          VF v = LD(o + k);
+          if (bias != NULL) v = v + LD(bias + k);
+          if (relu) v = VMAX(v, zero);
+          ST(o + k, v);
+        }
+      }
+    }
+  }
+  return 1;
+}
+
+/*
+ * dx [m, ci_n] = dy [m, co_n] · wᵀ for the filter w [ci_n, co_n] of a pointwise convolution
+ * (the filter transposed to scratch first). ci_n a multiple of WIDE. Returns 0 without touching
+ * dx when it does not fit.
+ */
+TGT int FN(wide_pointwise_input_grad)(const float *dy, const float *w, float *dx, int m, int ci_n,
+                                      int co_n) {
+  if (ci_n % WIDE != 0 || co_n < 1 || m < 1) return 0;
+  /* Own allocation: wide_pointwise's padded rows take the thread's scratch. */
+  float *wt = aligned_alloc(64, sizeof(float) * ((size_t)ci_n * co_n + 15) / 16 * 16);
+  if (wt == NULL) return 0;
+  for (int c = 0; c < ci_n; c++)
+    for (int k = 0; k < co_n; k++) wt[k * ci_n + c] = w[c * co_n + k];
+  const int done = FN(wide_pointwise)(dy, wt, NULL, 0, dx, m, co_n, ci_n);
+  free(wt);
+  return done;
+}
+
+/*
+ * dw [ci_n, co_n] = x [m, ci_n]ᵀ · dy [m, co_n], the filter gradient of a pointwise convolution:
+ * float32 sums over chunks of rows, float64 across them. ci_n and co_n multiples of 16 (of 8 and
+ * WIDE under AVX2). Returns 0 without touching dw when they do not fit.
+ */
+TGT int FN(wide_pointwise_filter_grad)(const float *x, const float *dy, float *dw, int m,
+                                       int ci_n, int co_n) {
+  if (co_n % WIDE != 0 || ci_n % 16 != 0 || m < 1) return 0;
+  const int plane = ci_n * co_n;
+  double *s = wide_scratch(sizeof(double) * (size_t)plane);
+  if (s == NULL) return 0;
+  for (int i = 0; i < plane; i++) s[i] = 0.0;
+  const int chunk = 256;
+  for (int r0 = 0; r0 < m; r0 += chunk) {
+    const int n = m - r0 < chunk ? m - r0 : chunk;
+    FN(tile_product_t)(x + (long)r0 * ci_n, dy + (long)r0 * co_n, s, n, ci_n, co_n);
+  }
+  for (int i = 0; i < plane; i++) dw[i] = (float)s[i];
+  return 1;
+}
+
+#undef PW_CHUNK
 #undef WGT_ROW
 #undef WIDE_BLOCK
 #undef PRODUCT_KERNEL
