@@ -11,6 +11,7 @@ import { registerFastKernels, unregisterFastKernels } from './fast-kernels.ts';
 import { registerReduceGradients, unregisterReduceGradients } from './reduce-gradients.ts';
 import { registerBatchNormGradient, unregisterBatchNormGradient } from './batch-norm-grad.ts';
 import { registerClipGradient, unregisterClipGradient } from './clip-grad.ts';
+import { registerFusedMoments, unregisterFusedMoments } from './fused-moments.ts';
 
 export { conv2dBackpropFilter } from './conv2d-backprop-filter.ts';
 export { conv2dBackpropInput } from './conv2d-backprop-input.ts';
@@ -140,6 +141,7 @@ export function registerConvGradientKernels(): void {
   registerReduceGradients();
   registerBatchNormGradient();
   registerClipGradient();
+  registerFusedMoments();
 }
 
 /**
@@ -148,6 +150,7 @@ export function registerConvGradientKernels(): void {
  */
 export function unregisterConvGradientKernels(): void {
   unregisterClipGradient();
+  unregisterFusedMoments();
   unregisterBatchNormGradient();
   unregisterReduceGradients();
   unregisterFastKernels();

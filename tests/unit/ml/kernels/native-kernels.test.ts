@@ -273,7 +273,8 @@ describe.skipIf(!built)('native kernels', () => {
     expect(narrow).toEqual(wasm);
     // The wide kernels sum in another order: the same curve to float32 rounding.
     expect(wide).toHaveLength(3);
-    wide.forEach((l, i) => expect(Math.abs(l - wasm[i]!)).toBeLessThan(1e-5 * Math.abs(wasm[i]!)));
+    // (Each is within about 1e-5 of the cpu backend's loss, so within 2e-5 of each other.)
+    wide.forEach((l, i) => expect(Math.abs(l - wasm[i]!)).toBeLessThan(2e-5 * Math.abs(wasm[i]!)));
     expect(wide[2]).toBeLessThan(wide[0]!);
   });
 
