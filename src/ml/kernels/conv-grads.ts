@@ -10,7 +10,12 @@ import { createMaxPoolGradKernel } from './max-pool-grad.ts';
 import { registerFastKernels, unregisterFastKernels } from './fast-kernels.ts';
 import { registerReduceGradients, unregisterReduceGradients } from './reduce-gradients.ts';
 import { registerBatchNormGradient, unregisterBatchNormGradient } from './batch-norm-grad.ts';
-import { registerClipGradient, unregisterClipGradient } from './clip-grad.ts';
+import {
+  registerClipGradient,
+  registerReluGradient,
+  unregisterClipGradient,
+  unregisterReluGradient,
+} from './clip-grad.ts';
 import { registerFusedMoments, unregisterFusedMoments } from './fused-moments.ts';
 
 export { conv2dBackpropFilter } from './conv2d-backprop-filter.ts';
@@ -141,6 +146,7 @@ export function registerConvGradientKernels(): void {
   registerReduceGradients();
   registerBatchNormGradient();
   registerClipGradient();
+  registerReluGradient();
   registerFusedMoments();
 }
 
@@ -150,6 +156,7 @@ export function registerConvGradientKernels(): void {
  */
 export function unregisterConvGradientKernels(): void {
   unregisterClipGradient();
+  unregisterReluGradient();
   unregisterFusedMoments();
   unregisterBatchNormGradient();
   unregisterReduceGradients();

@@ -44,6 +44,7 @@ interface HeapKernelExports {
   batch_norm_grad(...args: number[]): void;
   conv2d_direct(...args: number[]): void;
   clip_grad(x: number, dy: number, n: number, lo: number, hi: number, out: number): void;
+  relu_grad(x: number, dy: number, n: number, out: number): void;
   depthwise_conv2d(...args: number[]): void;
   depthwise_conv2d_input_grad(...args: number[]): void;
   depthwise_conv2d_filter_grad(...args: number[]): void;
@@ -620,6 +621,14 @@ export class HeapKernels {
    */
   clipGrad(x: number, dy: number, n: number, lo: number, hi: number, out: number): void {
     this.exports.clip_grad(x, dy, n, Math.fround(lo), Math.fround(hi), out);
+  }
+
+  /**
+   * `out[i] = dy[i]·step(x[i])` over `n` floats (`step(x) = x > 0 ? 1 : 0`, NaN for a NaN x):
+   * ReLU's gradient, bit for bit tfjs-core's `mul(dy, step(x))`, in one pass.
+   */
+  reluGrad(x: number, dy: number, n: number, out: number): void {
+    this.exports.relu_grad(x, dy, n, out);
   }
 
   /** Whether all `n` floats at byte offset `x` are finite (no NaN, no ±Infinity). */
