@@ -183,6 +183,34 @@ static napi_value w_winograd_filter_grad3x3(napi_env env, napi_callback_info inf
     return result;                                                                                 \
   }
 
+/* Depthwise convolutions: the wide kernels where the CPU and the channels allow, else the
+ * 128-bit ones. */
+#define WRAP_WIDE_FIRST(name, wide, n, wide_args, args)                                            \
+  static napi_value w_##name(napi_env env, napi_callback_info info) {                             \
+    double a[MAX_ARGS];                                                                            \
+    size_t len = 0;                                                                                \
+    uint8_t *base = begin(env, info, n, a, &len);                                                  \
+    if (base == NULL) return NULL;                                                                 \
+    if (!WIDE_CALL wide_args) kernels->name args;                                                  \
+    return NULL;                                                                                   \
+  }
+
+WRAP_WIDE_FIRST(depthwise_conv2d, wide_depthwise, 17,
+                (wide_depthwise, PTR(0), PTR(1), PTR(2), INT(3), PTR(4), INT(5), INT(6), INT(7),
+                 INT(8), INT(9), INT(10), INT(11), INT(12), INT(13), INT(14), INT(15), INT(16)),
+                (PTR(0), PTR(1), PTR(2), INT(3), PTR(4), INT(5), INT(6), INT(7), INT(8), INT(9),
+                 INT(10), INT(11), INT(12), INT(13), INT(14), INT(15), INT(16)))
+WRAP_WIDE_FIRST(depthwise_conv2d_input_grad, wide_depthwise_input_grad, 15,
+                (wide_depthwise_input_grad, PTR(0), PTR(1), PTR(2), INT(3), INT(4), INT(5),
+                 INT(6), INT(7), INT(8), INT(9), INT(10), INT(11), INT(12), INT(13), INT(14)),
+                (PTR(0), PTR(1), PTR(2), INT(3), INT(4), INT(5), INT(6), INT(7), INT(8), INT(9),
+                 INT(10), INT(11), INT(12), INT(13), INT(14)))
+WRAP_WIDE_FIRST(depthwise_conv2d_filter_grad, wide_depthwise_filter_grad, 17,
+                (wide_depthwise_filter_grad, PTR(0), PTR(1), PTR(2), INT(3), INT(4), INT(5),
+                 INT(6), INT(7), INT(8), INT(9), INT(10), INT(11), INT(12), INT(13), INT(14)),
+                (PTR(0), PTR(1), PTR(2), INT(3), INT(4), INT(5), INT(6), INT(7), INT(8), INT(9),
+                 INT(10), INT(11), INT(12), INT(13), INT(14), PTR(15), PTR(16)))
+
 WRAP_WIDE(pointwise_conv, wide_pointwise, 8, PTR(0), PTR(1), PTR(2), INT(3), PTR(4), INT(5),
           INT(6), INT(7))
 WRAP_WIDE(pointwise_input_grad, wide_pointwise_input_grad, 6, PTR(0), PTR(1), PTR(2), INT(3),
@@ -214,12 +242,7 @@ static napi_value w_setWide(napi_env env, napi_callback_info info) {
   wide_on = on ? 1 : 0;
   return result;
 }
-WRAP(depthwise_conv2d, 17, PTR(0), PTR(1), PTR(2), INT(3), PTR(4), INT(5), INT(6), INT(7), INT(8),
-     INT(9), INT(10), INT(11), INT(12), INT(13), INT(14), INT(15), INT(16))
-WRAP(depthwise_conv2d_input_grad, 15, PTR(0), PTR(1), PTR(2), INT(3), INT(4), INT(5), INT(6),
-     INT(7), INT(8), INT(9), INT(10), INT(11), INT(12), INT(13), INT(14))
-WRAP(depthwise_conv2d_filter_grad, 17, PTR(0), PTR(1), PTR(2), INT(3), INT(4), INT(5), INT(6),
-     INT(7), INT(8), INT(9), INT(10), INT(11), INT(12), INT(13), INT(14), PTR(15), PTR(16))
+
 
 static void choose(void) {
 #ifdef CC_X86

@@ -463,6 +463,119 @@ TGT int FN(wide_pointwise_filter_grad)(const float *x, const float *dy, float *d
 }
 
 #undef PW_CHUNK
+/* Depthwise convolutions (wasm/depthwise.c's contracts and loops), WIDE channels per vector
+ * and fused multiply-adds: the first tap row inside the image and one past the last. */
+INL int FN(dw_lo)(int o, int s, int p) { return p - o * s > 0 ? p - o * s : 0; }
+INL int FN(dw_hi)(int o, int s, int p, int f, int n) { return f < n + p - o * s ? f : n + p - o * s; }
+
+/* depthwise_conv2d for c a multiple of WIDE; returns 0 without touching y otherwise. */
+TGT int FN(wide_depthwise)(const float *x, const float *w, const float *bias, int relu, float *y,
+                           int batch, int h, int wd, int c, int fh, int fw, int sh, int sw, int pt,
+                           int pl, int oh, int ow) {
+  if (c % WIDE != 0) return 0;
+  const VF zero = SPLAT(0.0f);
+  for (int b = 0; b < batch; b++) {
+    const float *xb = x + (long)b * h * wd * c;
+    for (int oy = 0; oy < oh; oy++) {
+      const int i0 = FN(dw_lo)(oy, sh, pt), i1 = FN(dw_hi)(oy, sh, pt, fh, h);
+      const int iy0 = oy * sh - pt;
+      for (int ox = 0; ox < ow; ox++) {
+        const int j0 = FN(dw_lo)(ox, sw, pl), j1 = FN(dw_hi)(ox, sw, pl, fw, wd);
+        const int ix0 = ox * sw - pl;
+        float *yp = y + (((long)b * oh + oy) * ow + ox) * c;
+        for (int ch = 0; ch < c; ch += WIDE) {
+          VF a = bias ? LD(bias + ch) : zero;
+          for (int i = i0; i < i1; i++) {
+            const float *xr = xb + ((long)(iy0 + i) * wd + ix0) * c + ch;
+            const float *wr = w + i * fw * c + ch;
+            for (int j = j0; j < j1; j++) a = FMADD(LD(xr + j * c), LD(wr + j * c), a);
+          }
+          if (relu) a = VMAX(a, zero);
+          ST(yp + ch, a);
+        }
+      }
+    }
+  }
+  return 1;
+}
+
+/* The taps (step s) reaching input row n from an output row inside [0, o) (wasm/depthwise.c). */
+INL int FN(dw_grad_lo)(int n, int s, int p, int o) {
+  const int lo = n + p - (o - 1) * s > 0 ? n + p - (o - 1) * s : 0;
+  const int r = (n + p) % s;
+  return lo + ((r - lo % s) % s + s) % s;
+}
+
+/* depthwise_conv2d_input_grad for c a multiple of WIDE; returns 0 otherwise. */
+TGT int FN(wide_depthwise_input_grad)(const float *dy, const float *w, float *dx, int batch, int h,
+                                      int wd, int c, int fh, int fw, int sh, int sw, int pt, int pl,
+                                      int oh, int ow) {
+  if (c % WIDE != 0) return 0;
+  const VF zero = SPLAT(0.0f);
+  for (int b = 0; b < batch; b++) {
+    const float *dyb = dy + (long)b * oh * ow * c;
+    for (int iy = 0; iy < h; iy++) {
+      const int i0 = FN(dw_grad_lo)(iy, sh, pt, oh), i1 = fh < iy + pt + 1 ? fh : iy + pt + 1;
+      for (int ix = 0; ix < wd; ix++) {
+        const int j0 = FN(dw_grad_lo)(ix, sw, pl, ow), j1 = fw < ix + pl + 1 ? fw : ix + pl + 1;
+        float *dxp = dx + (((long)b * h + iy) * wd + ix) * c;
+        for (int ch = 0; ch < c; ch += WIDE) {
+          VF a = zero;
+          for (int i = i0; i < i1; i += sh) {
+            const int oy = (iy + pt - i) / sh;
+            for (int j = j0; j < j1; j += sw) {
+              const int ox = (ix + pl - j) / sw;
+              a = FMADD(LD(dyb + ((long)oy * ow + ox) * c + ch), LD(w + (i * fw + j) * c + ch), a);
+            }
+          }
+          ST(dxp + ch, a);
+        }
+      }
+    }
+  }
+  return 1;
+}
+
+/* depthwise_conv2d_filter_grad for c a multiple of WIDE (each image summed in float32, the
+ * images in float64); returns 0 otherwise. */
+TGT int FN(wide_depthwise_filter_grad)(const float *x, const float *dy, float *dw, int batch,
+                                       int h, int wd, int c, int fh, int fw, int sh, int sw, int pt,
+                                       int pl, int oh, int ow) {
+  if (c % WIDE != 0) return 0;
+  const int n = fh * fw * c;
+  double *total = wide_scratch(sizeof(double) * (size_t)n + sizeof(float) * (size_t)n + 64);
+  if (total == NULL) return 0;
+  float *acc = (float *)(total + n);
+  for (int k = 0; k < n; k++) total[k] = 0.0;
+  for (int b = 0; b < batch; b++) {
+    for (int k = 0; k < n; k++) acc[k] = 0.0f;
+    const float *xb = x + (long)b * h * wd * c;
+    for (int oy = 0; oy < oh; oy++) {
+      const int i0 = FN(dw_lo)(oy, sh, pt), i1 = FN(dw_hi)(oy, sh, pt, fh, h);
+      const int iy0 = oy * sh - pt;
+      for (int ox = 0; ox < ow; ox++) {
+        const int j0 = FN(dw_lo)(ox, sw, pl), j1 = FN(dw_hi)(ox, sw, pl, fw, wd);
+        const int ix0 = ox * sw - pl;
+        const float *gp = dy + (((long)b * oh + oy) * ow + ox) * c;
+        for (int ch = 0; ch < c; ch += WIDE) {
+          const VF g = LD(gp + ch);
+          for (int i = i0; i < i1; i++) {
+            const float *xr = xb + ((long)(iy0 + i) * wd + ix0) * c + ch;
+            float *ar = acc + i * fw * c + ch;
+            for (int j = j0; j < j1; j++) ST(ar + j * c, FMADD(LD(xr + j * c), g, LD(ar + j * c)));
+          }
+        }
+      }
+    }
+    for (int k = 0; k < n; k += WIDE) {
+      VDU *o = (VDU *)(void *)(total + k);
+      *o = *o + __builtin_convertvector(LD(acc + k), VD);
+    }
+  }
+  for (int k = 0; k < n; k++) dw[k] = (float)total[k];
+  return 1;
+}
+
 #undef WGT_ROW
 #undef WIDE_BLOCK
 #undef PRODUCT_KERNEL

@@ -15,7 +15,16 @@
   int wide_pointwise_input_grad##sfx(const float *dy, const float *w, float *dx, int m, int ci_n,  \
                                      int co_n);                                                    \
   int wide_pointwise_filter_grad##sfx(const float *x, const float *dy, float *dw, int m, int ci_n, \
-                                      int co_n);
+                                      int co_n);                                                   \
+  int wide_depthwise##sfx(const float *x, const float *w, const float *bias, int relu, float *y,   \
+                          int batch, int h, int wd, int c, int fh, int fw, int sh, int sw, int pt, \
+                          int pl, int oh, int ow);                                                 \
+  int wide_depthwise_input_grad##sfx(const float *dy, const float *w, float *dx, int batch, int h, \
+                                     int wd, int c, int fh, int fw, int sh, int sw, int pt,        \
+                                     int pl, int oh, int ow);                                      \
+  int wide_depthwise_filter_grad##sfx(const float *x, const float *dy, float *dw, int batch,       \
+                                      int h, int wd, int c, int fh, int fw, int sh, int sw,        \
+                                      int pt, int pl, int oh, int ow);
 
 CC_WIDE_DECLARE(_avx512)
 CC_WIDE_DECLARE(_avx2)

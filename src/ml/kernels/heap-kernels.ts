@@ -52,14 +52,12 @@ interface HeapKernelExports {
 
 /**
  * Kernels whose WebAssembly build measured faster than the native one (`bench/native-kernels.ts`,
- * CPU time, batch 128, AVX-512 machine): the depthwise forward convolution (28×28×16: 4.4 against
- * 5.9 ms) and filter gradient (2.7 against 4.4 ms). Both run the same 128-bit C; the wasm build
- * keeps them.
+ * CPU time, batch 128, AVX-512 machine). None since the native depthwise kernels run on wide
+ * vectors (`native/src/wide.c`); their 128-bit native build had measured slower than the wasm one
+ * (28×28×16 forward 5.9 against 4.4 ms, filter gradient 4.4 against 2.7 ms), and still runs
+ * where the CPU has neither AVX2 nor AVX-512.
  */
-const WASM_FASTER: ReadonlySet<string> = new Set([
-  'depthwise_conv2d',
-  'depthwise_conv2d_filter_grad',
-]);
+const WASM_FASTER: ReadonlySet<string> = new Set<string>();
 
 /** Tiles per block of `winograd_conv3x3` (`WINO_BLOCK` in wasm/winograd.c). */
 const WINOGRAD_BLOCK = 24;

@@ -17,7 +17,7 @@ import {
 import { allowNativeKernels, heapKernels } from '../../../../src/ml/kernels/heap-kernels.ts';
 import { kernelEngine, nativeKernels } from '../../../../src/ml/kernels/native-kernels.ts';
 import { heapOffset, isWasmBackend } from '../../../../src/ml/kernels/wasm-heap.ts';
-import { randomValues } from './reference.ts';
+import { randomValues, relativeError } from './reference.ts';
 
 /**
  * The native build of the in-place kernels (native/, built at install where a compiler exists)
@@ -40,18 +40,6 @@ const WIDE_TOLERANCE = 1e-5;
 function setWide(on: boolean): boolean {
   const fn = nativeKernels()?.setWide as ((on: boolean) => boolean) | undefined;
   return fn === undefined ? false : fn(on);
-}
-
-/** max|a − b| / max|b| over the elements. */
-function relativeError(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return scale === 0 ? diff : diff / scale;
 }
 
 beforeAll(async () => {
@@ -158,6 +146,54 @@ describe.skipIf(!built)('native kernels', () => {
       );
     });
   });
+
+  const depthwiseCases = [
+    { name: 'depthwise 3x3, 16 channels, stride 1', x: [2, 9, 7, 16], s: 1 },
+    { name: 'depthwise 3x3, 32 channels, stride 2', x: [3, 10, 11, 32], s: 2 },
+  ] as const;
+
+  /** A depthwise conv's output (bias, ReLU) and its gradients with respect to x and the filter. */
+  function depthwiseResults({ x, s }: (typeof depthwiseCases)[number]): tf.Tensor[] {
+    const c = x[3];
+    const xt = tf.tensor4d(
+      randomValues(
+        x.reduce((p, d) => p * d, 1),
+        14,
+      ),
+      [...x],
+    );
+    const ft = tf.tensor4d(randomValues(9 * c, 15), [3, 3, c, 1]);
+    const bias = tf.tensor1d(randomValues(c, 16));
+    const conv = (a: tf.Tensor, b: tf.Tensor) =>
+      tf.fused.depthwiseConv2d({
+        x: a as tf.Tensor4D,
+        filter: b as tf.Tensor4D,
+        strides: s,
+        pad: 'same',
+        bias,
+        activation: 'relu',
+      });
+    return [
+      conv(xt, ft),
+      ...tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.sin(conv(a, b))))([xt, ft]),
+    ];
+  }
+
+  it.each(depthwiseCases)(
+    '$name: bit for bit with the 128-bit kernels, to rounding wide',
+    async (c) => {
+      const was = setWide(false);
+      const [wasm, native] = bothEngines(() => depthwiseResults(c));
+      native.forEach((v, i) => expect(v).toEqual(wasm[i]));
+      setWide(true);
+      const [, wide] = bothEngines(() => depthwiseResults(c));
+      setWide(was);
+      await tf.setBackend('cpu');
+      const cpu = tf.tidy(() => depthwiseResults(c).map((t) => t.dataSync() as Float32Array));
+      await tf.setBackend('wasm');
+      wide.forEach((v, i) => expect(relativeError(v, cpu[i]!)).toBeLessThanOrEqual(WIDE_TOLERANCE));
+    },
+  );
 
   it('gives the same bits for depthwise convolutions, batch norm, ReLU6 and Adam over training steps', async () => {
     const losses = async (): Promise<{ loss: number[]; weights: Float32Array[] }> => {
