@@ -3,18 +3,22 @@
  * WebAssembly, shape by shape at batch 128 (ResNet-20's Winograd convolutions and gradients,
  * MobileNet-fashion's depthwise ones, LeNet's direct convolution, batch norm, per-channel sums,
  * Adam): milliseconds of this process's CPU time per call (a busy machine does not skew it),
- * best of `--reps`, and the ratio. Prints JSON, then a table.
+ * best of `--reps`, and the ratio. Where the addon has kernels written for wide vectors
+ * (`native/src/wide.c`: AVX-512 or AVX2), the native column runs them and a middle column the
+ * 128-bit build of the same kernels (`setWide(false)`). Prints JSON, then a table.
  *
- *   npx tsx bench/native-kernels.ts [--reps 5]
+ *   npx tsx bench/native-kernels.ts [--reps 5] [--filter Winograd]
  */
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerConvGradientKernels } from '../src/ml/kernels/conv-grads.ts';
 import { allowNativeKernels } from '../src/ml/kernels/heap-kernels.ts';
-import { kernelEngine } from '../src/ml/kernels/native-kernels.ts';
+import { kernelEngine, nativeKernels } from '../src/ml/kernels/native-kernels.ts';
 
-const { values } = parseArgs({ options: { reps: { type: 'string', default: '5' } } });
+const { values } = parseArgs({
+  options: { reps: { type: 'string', default: '5' }, filter: { type: 'string', default: '' } },
+});
 const REPS = Number(values.reps);
 const B = 128;
 
@@ -142,21 +146,28 @@ if (engine.engine !== 'native') {
   console.error(`native kernels not running (${engine.reason ?? ''}): nothing to compare`);
   process.exit(1);
 }
+const addon = nativeKernels();
+const setWide = addon?.setWide as ((on: boolean) => boolean) | undefined;
+const wideLanes = typeof addon?.wideLanes === 'number' ? addon.wideLanes : 0;
 const rows = [];
-for (const c of CASES) {
+for (const c of CASES.filter((k) => k.name.includes(values.filter))) {
   const inputs = c.make();
   allowNativeKernels(false);
   const wasmMs = time(c, inputs);
   allowNativeKernels(true);
+  setWide?.(false);
+  const native128Ms = time(c, inputs);
+  setWide?.(true);
   const nativeMs = time(c, inputs);
   tf.dispose(inputs);
-  rows.push({ kernel: c.name, wasmMs, nativeMs, speedup: wasmMs / nativeMs });
+  rows.push({ kernel: c.name, wasmMs, native128Ms, nativeMs, speedup: wasmMs / nativeMs });
 }
-console.log(JSON.stringify({ isa: engine.isa, reps: REPS, rows }, null, 2));
+console.log(JSON.stringify({ isa: engine.isa, wideLanes, reps: REPS, rows }, null, 2));
 console.table(
   rows.map((r) => ({
     kernel: r.kernel,
     'wasm ms': r.wasmMs.toFixed(2),
+    'native 128-bit ms': r.native128Ms.toFixed(2),
     'native ms': r.nativeMs.toFixed(2),
     speedup: `${r.speedup.toFixed(2)}x`,
   })),

@@ -19,7 +19,7 @@
       'sources': ['src/addon.c'],
       'conditions': [
         ['target_arch=="x64"', {
-          'dependencies': ['kernels_avx512', 'kernels_avx2', 'kernels_base'],
+          'dependencies': ['kernels_avx512', 'kernels_avx2', 'kernels_base', 'kernels_wide'],
         }, {
           'dependencies': ['kernels_base'],
         }],
@@ -45,6 +45,15 @@
                      '-mavx512dq', '-mavx2', '-mfma', '-mprefer-vector-width=512'],
           'sources': ['../wasm/heap-kernels.c', '../wasm/winograd.c', '../wasm/depthwise.c',
                       'src/variant.c'],
+        },
+        {
+          # Kernels written for wide vectors (src/wide.c): baseline flags, each function with its
+          # instruction set as a target attribute; they use fused multiply-adds on purpose, so
+          # they agree with the wasm build within float32 rounding rather than bit for bit.
+          'target_name': 'kernels_wide',
+          'type': 'static_library',
+          'cflags': ['-ffp-contract=fast'],
+          'sources': ['src/wide.c'],
         },
         {
           'target_name': 'kernels_avx2',

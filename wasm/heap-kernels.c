@@ -705,3 +705,24 @@ void clip_grad(const float *x, const float *dy, int n, float lo, float hi, float
   }
   for (; i < n; i++) out[i] = (x[i] >= lo && x[i] <= hi) ? dy[i] : 0.0f;
 }
+
+/*
+ * out[i] = dy[i]·step(x[i]), step(x) = x > 0 ? 1 : 0 (NaN for a NaN x): ReLU's gradient as
+ * tfjs-core forms it (mul(dy, step(x))), bit for bit (a product with 0 keeps dy's sign and turns
+ * ±Infinity into NaN), in one pass instead of two full-size kernels.
+ */
+EXPORT("relu_grad")
+void relu_grad(const float *x, const float *dy, int n, float *out) {
+  const v128_t one = wasm_f32x4_splat(1.0f), zero = wasm_f32x4_splat(0.0f);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v128_t v = wasm_v128_load(x + i);
+    v128_t step = wasm_v128_bitselect(one, zero, wasm_f32x4_gt(v, zero));
+    step = wasm_v128_bitselect(v, step, wasm_f32x4_ne(v, v));
+    wasm_v128_store(out + i, wasm_f32x4_mul(wasm_v128_load(dy + i), step));
+  }
+  for (; i < n; i++) {
+    const float step = x[i] != x[i] ? x[i] : (x[i] > 0.0f ? 1.0f : 0.0f);
+    out[i] = dy[i] * step;
+  }
+}

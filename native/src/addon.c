@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "kernels.h"
+#include "wide.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 extern const struct cc_kernels avx512_kernels, avx2_kernels, base_kernels;
@@ -27,6 +28,10 @@ extern const struct cc_kernels base_kernels;
 
 static const struct cc_kernels *kernels;
 static const char *isa;
+/* The wide-vector kernels of wide.c for this CPU (0: none, 16: AVX-512, 8: AVX2), and whether
+ * they run (setWide turns them off, for comparisons with the 128-bit build). */
+static int wide_width;
+static int wide_on = 1;
 
 #define MAX_ARGS 24
 
@@ -109,17 +114,135 @@ WRAP_INT(count_nonzero, 2, PTR(0), INT(1))
 WRAP(conv2d_filter_grad_scatter, 19, PTR(0), PTR(1), PTR(2), P13, PTR(16), PTR(17), PTR(18))
 WRAP_INT(all_finite, 2, PTR(0), INT(1))
 WRAP(clip_grad, 6, PTR(0), PTR(1), INT(2), FLT(3), FLT(4), PTR(5))
+WRAP(relu_grad, 4, PTR(0), PTR(1), INT(2), PTR(3))
 WRAP(winograd_filter, 5, PTR(0), INT(1), INT(2), INT(3), PTR(4))
-WRAP(winograd_conv3x3, 17, PTR(0), PTR(1), PTR(2), INT(3), PTR(4), INT(5), INT(6), INT(7), INT(8),
-     INT(9), INT(10), INT(11), INT(12), INT(13), PTR(14), PTR(15), PTR(16))
-WRAP(winograd_filter_grad3x3, 16, PTR(0), PTR(1), PTR(2), INT(3), INT(4), INT(5), INT(6), INT(7),
-     INT(8), INT(9), INT(10), INT(11), PTR(12), PTR(13), PTR(14), PTR(15))
-WRAP(depthwise_conv2d, 17, PTR(0), PTR(1), PTR(2), INT(3), PTR(4), INT(5), INT(6), INT(7), INT(8),
-     INT(9), INT(10), INT(11), INT(12), INT(13), INT(14), INT(15), INT(16))
-WRAP(depthwise_conv2d_input_grad, 15, PTR(0), PTR(1), PTR(2), INT(3), INT(4), INT(5), INT(6),
-     INT(7), INT(8), INT(9), INT(10), INT(11), INT(12), INT(13), INT(14))
-WRAP(depthwise_conv2d_filter_grad, 17, PTR(0), PTR(1), PTR(2), INT(3), INT(4), INT(5), INT(6),
-     INT(7), INT(8), INT(9), INT(10), INT(11), INT(12), INT(13), INT(14), PTR(15), PTR(16))
+/* Winograd: the wide kernels where the CPU and the channels allow, else the 128-bit ones. */
+static napi_value w_winograd_conv3x3(napi_env env, napi_callback_info info) {
+  double a[MAX_ARGS];
+  size_t len = 0;
+  uint8_t *base = begin(env, info, 17, a, &len);
+  if (base == NULL) return NULL;
+  int done = 0;
+#ifdef CC_X86
+  if (wide_on && wide_width == 16)
+    done = wide_winograd_conv3x3_avx512(PTR(0), PTR(1), PTR(2), INT(3), PTR(4), INT(5), INT(6),
+                                        INT(7), INT(8), INT(9), INT(10), INT(11), INT(12), INT(13));
+  else if (wide_on && wide_width == 8)
+    done = wide_winograd_conv3x3_avx2(PTR(0), PTR(1), PTR(2), INT(3), PTR(4), INT(5), INT(6),
+                                      INT(7), INT(8), INT(9), INT(10), INT(11), INT(12), INT(13));
+#endif
+  if (!done)
+    kernels->winograd_conv3x3(PTR(0), PTR(1), PTR(2), INT(3), PTR(4), INT(5), INT(6), INT(7),
+                              INT(8), INT(9), INT(10), INT(11), INT(12), INT(13), PTR(14),
+                              PTR(15), PTR(16));
+  return NULL;
+}
+
+static napi_value w_winograd_filter_grad3x3(napi_env env, napi_callback_info info) {
+  double a[MAX_ARGS];
+  size_t len = 0;
+  uint8_t *base = begin(env, info, 16, a, &len);
+  if (base == NULL) return NULL;
+  int done = 0;
+#ifdef CC_X86
+  if (wide_on && wide_width == 16)
+    done = wide_winograd_filter_grad3x3_avx512(PTR(0), PTR(1), PTR(2), INT(3), INT(4), INT(5),
+                                               INT(6), INT(7), INT(8), INT(9), INT(10), INT(11));
+  else if (wide_on && wide_width == 8)
+    done = wide_winograd_filter_grad3x3_avx2(PTR(0), PTR(1), PTR(2), INT(3), INT(4), INT(5),
+                                             INT(6), INT(7), INT(8), INT(9), INT(10), INT(11));
+#endif
+  if (!done)
+    kernels->winograd_filter_grad3x3(PTR(0), PTR(1), PTR(2), INT(3), INT(4), INT(5), INT(6),
+                                     INT(7), INT(8), INT(9), INT(10), INT(11), PTR(12), PTR(13),
+                                     PTR(14), PTR(15));
+  return NULL;
+}
+
+/* Pointwise (1×1, stride 1) convolutions, native only (wide.c): fn(heap, ...) → 1 when done, 0
+ * when this CPU or these channels have no wide kernel (then nothing was written). */
+#ifdef CC_X86
+#define WIDE_CALL(name, ...)                                                                       \
+  (!wide_on ? 0                                                                                   \
+   : wide_width == 16 ? name##_avx512(__VA_ARGS__)                                                \
+   : wide_width == 8  ? name##_avx2(__VA_ARGS__)                                                  \
+                      : 0)
+#else
+#define WIDE_CALL(name, ...) 0
+#endif
+
+#define WRAP_WIDE(export_name, name, n, ...)                                                       \
+  static napi_value w_##export_name(napi_env env, napi_callback_info info) {                      \
+    double a[MAX_ARGS];                                                                            \
+    size_t len = 0;                                                                                \
+    uint8_t *base = begin(env, info, n, a, &len);                                                  \
+    if (base == NULL) return NULL;                                                                 \
+    (void)base;                                                                                    \
+    napi_value result;                                                                             \
+    napi_create_int32(env, WIDE_CALL(name, __VA_ARGS__), &result);                                 \
+    return result;                                                                                 \
+  }
+
+/* Depthwise convolutions: the wide kernels where the CPU and the channels allow, else the
+ * 128-bit ones. */
+#define WRAP_WIDE_FIRST(name, wide, n, wide_args, args)                                            \
+  static napi_value w_##name(napi_env env, napi_callback_info info) {                             \
+    double a[MAX_ARGS];                                                                            \
+    size_t len = 0;                                                                                \
+    uint8_t *base = begin(env, info, n, a, &len);                                                  \
+    if (base == NULL) return NULL;                                                                 \
+    if (!WIDE_CALL wide_args) kernels->name args;                                                  \
+    return NULL;                                                                                   \
+  }
+
+WRAP_WIDE_FIRST(depthwise_conv2d, wide_depthwise, 17,
+                (wide_depthwise, PTR(0), PTR(1), PTR(2), INT(3), PTR(4), INT(5), INT(6), INT(7),
+                 INT(8), INT(9), INT(10), INT(11), INT(12), INT(13), INT(14), INT(15), INT(16)),
+                (PTR(0), PTR(1), PTR(2), INT(3), PTR(4), INT(5), INT(6), INT(7), INT(8), INT(9),
+                 INT(10), INT(11), INT(12), INT(13), INT(14), INT(15), INT(16)))
+WRAP_WIDE_FIRST(depthwise_conv2d_input_grad, wide_depthwise_input_grad, 15,
+                (wide_depthwise_input_grad, PTR(0), PTR(1), PTR(2), INT(3), INT(4), INT(5),
+                 INT(6), INT(7), INT(8), INT(9), INT(10), INT(11), INT(12), INT(13), INT(14)),
+                (PTR(0), PTR(1), PTR(2), INT(3), INT(4), INT(5), INT(6), INT(7), INT(8), INT(9),
+                 INT(10), INT(11), INT(12), INT(13), INT(14)))
+WRAP_WIDE_FIRST(depthwise_conv2d_filter_grad, wide_depthwise_filter_grad, 17,
+                (wide_depthwise_filter_grad, PTR(0), PTR(1), PTR(2), INT(3), INT(4), INT(5),
+                 INT(6), INT(7), INT(8), INT(9), INT(10), INT(11), INT(12), INT(13), INT(14)),
+                (PTR(0), PTR(1), PTR(2), INT(3), INT(4), INT(5), INT(6), INT(7), INT(8), INT(9),
+                 INT(10), INT(11), INT(12), INT(13), INT(14), PTR(15), PTR(16)))
+
+WRAP_WIDE(pointwise_conv, wide_pointwise, 8, PTR(0), PTR(1), PTR(2), INT(3), PTR(4), INT(5),
+          INT(6), INT(7))
+WRAP_WIDE(pointwise_input_grad, wide_pointwise_input_grad, 6, PTR(0), PTR(1), PTR(2), INT(3),
+          INT(4), INT(5))
+WRAP_WIDE(pointwise_filter_grad, wide_pointwise_filter_grad, 6, PTR(0), PTR(1), PTR(2), INT(3),
+          INT(4), INT(5))
+
+/* wideActive(): the wide kernels' channels per vector (16, 8), or 0 when none run. */
+static napi_value w_wideActive(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+  napi_create_int32(env, wide_on ? wide_width : 0, &result);
+  return result;
+}
+
+/* setWide(on: boolean): turns the wide kernels on or off (all threads); returns whether they
+ * were on. A CPU without AVX2 has none, and then it changes nothing. */
+static napi_value w_setWide(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  size_t argc = 1;
+  bool on = true;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1 ||
+      napi_get_value_bool(env, argv[0], &on) != napi_ok) {
+    napi_throw_type_error(env, NULL, "setWide takes one boolean");
+    return NULL;
+  }
+  napi_value result;
+  napi_get_boolean(env, wide_on != 0, &result);
+  wide_on = on ? 1 : 0;
+  return result;
+}
+
 
 static void choose(void) {
 #ifdef CC_X86
@@ -128,9 +251,11 @@ static void choose(void) {
       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")) {
     kernels = &avx512_kernels;
     isa = "avx512";
+    wide_width = 16;
   } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
     kernels = &avx2_kernels;
     isa = "avx2";
+    wide_width = 8;
   } else {
     kernels = &base_kernels;
     isa = "sse2";
@@ -150,15 +275,20 @@ static napi_value init(napi_env env, napi_value exports) {
   choose();
   napi_value isa_value;
   napi_create_string_utf8(env, isa, NAPI_AUTO_LENGTH, &isa_value);
+  napi_value wide_value;
+  napi_create_int32(env, wide_width, &wide_value);
   napi_property_descriptor props[] = {
       EXPORT_FN(sum_rows) EXPORT_FN(broadcast_rows) EXPORT_FN(normalize_rows)
       EXPORT_FN(batch_norm_grad) EXPORT_FN(max_pool_grad) EXPORT_FN(conv2d_filter_grad_c1)
       EXPORT_FN(conv2d_direct) EXPORT_FN(adam_update) EXPORT_FN(conv2d_input_grad_narrow)
       EXPORT_FN(count_nonzero) EXPORT_FN(conv2d_filter_grad_scatter) EXPORT_FN(all_finite)
-      EXPORT_FN(clip_grad) EXPORT_FN(winograd_filter) EXPORT_FN(winograd_conv3x3)
+      EXPORT_FN(clip_grad) EXPORT_FN(relu_grad) EXPORT_FN(winograd_filter) EXPORT_FN(winograd_conv3x3)
       EXPORT_FN(winograd_filter_grad3x3) EXPORT_FN(depthwise_conv2d)
       EXPORT_FN(depthwise_conv2d_input_grad) EXPORT_FN(depthwise_conv2d_filter_grad)
+      EXPORT_FN(setWide) EXPORT_FN(wideActive) EXPORT_FN(pointwise_conv) EXPORT_FN(pointwise_input_grad)
+      EXPORT_FN(pointwise_filter_grad)
       {"isa", NULL, NULL, NULL, NULL, isa_value, napi_enumerable, NULL},
+      {"wideLanes", NULL, NULL, NULL, NULL, wide_value, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

@@ -42,7 +42,95 @@ function clipGradWasm(args: {
   return out;
 }
 
+/** The wasm kernel computing `Relu`'s gradient in one pass. */
+export const RELU_GRAD = 'CnnClassroomReluGrad';
+
+/**
+ * `CnnClassroomReluGrad` on wasm: inputs `{dy, x}` (float32, the same shape); output float32
+ * `dx = dy·step(x)`, bit for bit tfjs-core 4.22's gradient of `Relu` (`mul(dy, step(x))`, two
+ * full-size kernels), in one pass of `heap-kernels.c`'s `relu_grad`.
+ *
+ * @throws {Error} on another backend or when its memory is not reachable
+ */
+function reluGradWasm(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
+  const { dy, x } = args.inputs;
+  const backend = args.backend;
+  if (dy === undefined || x === undefined) {
+    throw new TypeError(`${RELU_GRAD}: dy and x are required`);
+  }
+  if (!isWasmBackend(backend)) {
+    throw new Error(`${RELU_GRAD}: not a wasm backend`);
+  }
+  const kernels = heapKernels(backend);
+  if (kernels === undefined) {
+    throw new Error(`${RELU_GRAD}: the wasm backend's memory is not reachable`);
+  }
+  const out = backend.makeOutput([...x.shape], 'float32');
+  kernels.reluGrad(
+    heapOffset(backend, x),
+    heapOffset(backend, dy),
+    size(x.shape),
+    heapOffset(backend, out),
+  );
+  return out;
+}
+
+/** Whether the one-pass wasm kernel may take this gradient (else tfjs-core's runs). */
+function takesOnePass(dy: tf.Tensor | tf.Tensor[], x: tf.Tensor | undefined): x is tf.Tensor {
+  const backend = tf.backend();
+  return (
+    !Array.isArray(dy) &&
+    x !== undefined &&
+    !tf.engine().isTapeOn() &&
+    dy.dtype === 'float32' &&
+    x.dtype === 'float32' &&
+    tf.util.arraysEqual(dy.shape, x.shape) &&
+    isWasmBackend(backend) &&
+    heapKernels(backend) !== undefined
+  );
+}
+
 let original: tf.GradConfig | undefined;
+let originalRelu: tf.GradConfig | undefined;
+
+/**
+ * `Relu`'s gradient in one pass on wasm (`CnnClassroomReluGrad`; tfjs-core runs `Step` and
+ * `Multiply`): ResNet-20 has 19 ReLU layers, MobileNet-fashion 11 (its ReLU6 is
+ * `clipByValue(relu(x), 0, 6)`). Elsewhere, as for `ClipByValue` below, tfjs-core's gradient
+ * runs. Installs the kernel and the gradient; idempotent.
+ */
+export function registerReluGradient(): void {
+  if (originalRelu !== undefined) {
+    return;
+  }
+  const core = tf.getGradient(tf.Relu);
+  if (core === undefined) {
+    return;
+  }
+  originalRelu = core;
+  if (tf.getKernel(RELU_GRAD, 'wasm') === undefined) {
+    tf.registerKernel({ kernelName: RELU_GRAD, backendName: 'wasm', kernelFunc: reluGradWasm });
+  }
+  tf.registerGradient({
+    kernelName: tf.Relu,
+    inputsToSave: core.inputsToSave ?? ['x'],
+    gradFunc: (dy, saved, attrs) => {
+      const [x] = saved;
+      if (!takesOnePass(dy, x)) {
+        return core.gradFunc(dy, saved, attrs);
+      }
+      return { x: () => tf.engine().runKernel<tf.Tensor>(RELU_GRAD, { dy: dy as tf.Tensor, x }) };
+    },
+  });
+}
+
+/** Puts back tfjs-core's `Relu` gradient (tests and benchmarks); the kernel stays registered. */
+export function unregisterReluGradient(): void {
+  if (originalRelu !== undefined) {
+    tf.registerGradient(originalRelu);
+    originalRelu = undefined;
+  }
+}
 
 /**
  * `ClipByValue`'s gradient (ReLU6 is `clipByValue(x, 0, 6)`) in one pass on wasm: tfjs-core's runs
@@ -68,24 +156,14 @@ export function registerClipGradient(): void {
     inputsToSave: core.inputsToSave ?? ['x'],
     gradFunc: (dy, saved, attrs) => {
       const [x] = saved;
-      const backend = tf.backend();
-      if (
-        Array.isArray(dy) ||
-        x === undefined ||
-        tf.engine().isTapeOn() ||
-        dy.dtype !== 'float32' ||
-        x.dtype !== 'float32' ||
-        !tf.util.arraysEqual(dy.shape, x.shape) ||
-        !isWasmBackend(backend) ||
-        heapKernels(backend) === undefined
-      ) {
+      if (!takesOnePass(dy, x)) {
         return core.gradFunc(dy, saved, attrs);
       }
       return {
         x: () =>
           tf.engine().runKernel<tf.Tensor>(
             CLIP_GRAD,
-            { dy, x },
+            { dy: dy as tf.Tensor, x },
             {
               clipValueMin: attrs.clipValueMin as number,
               clipValueMax: attrs.clipValueMax as number,

@@ -10,7 +10,13 @@ import { createMaxPoolGradKernel } from './max-pool-grad.ts';
 import { registerFastKernels, unregisterFastKernels } from './fast-kernels.ts';
 import { registerReduceGradients, unregisterReduceGradients } from './reduce-gradients.ts';
 import { registerBatchNormGradient, unregisterBatchNormGradient } from './batch-norm-grad.ts';
-import { registerClipGradient, unregisterClipGradient } from './clip-grad.ts';
+import {
+  registerClipGradient,
+  registerReluGradient,
+  unregisterClipGradient,
+  unregisterReluGradient,
+} from './clip-grad.ts';
+import { registerFusedMoments, unregisterFusedMoments } from './fused-moments.ts';
 
 export { conv2dBackpropFilter } from './conv2d-backprop-filter.ts';
 export { conv2dBackpropInput } from './conv2d-backprop-input.ts';
@@ -140,6 +146,8 @@ export function registerConvGradientKernels(): void {
   registerReduceGradients();
   registerBatchNormGradient();
   registerClipGradient();
+  registerReluGradient();
+  registerFusedMoments();
 }
 
 /**
@@ -148,6 +156,8 @@ export function registerConvGradientKernels(): void {
  */
 export function unregisterConvGradientKernels(): void {
   unregisterClipGradient();
+  unregisterReluGradient();
+  unregisterFusedMoments();
   unregisterBatchNormGradient();
   unregisterReduceGradients();
   unregisterFastKernels();

@@ -13,11 +13,14 @@ type InPlaceConvKernel =
   | 'conv2dFilterGradC1'
   | 'conv2dFilterGradScatter'
   | 'winogradInputGrad3x3'
-  | 'conv2dInputGradNarrow';
+  | 'conv2dInputGradNarrow'
+  | 'pointwiseFilterGrad'
+  | 'pointwiseInputGrad';
 
 /**
  * Which in-place filter-gradient kernel is fastest for this convolution and gradient, as
- * measured at batch 128, or undefined for the GEMM: Winograd for 3×3 stride-1 convolutions it
+ * measured at batch 128, or undefined for the GEMM: the native wide product for pointwise
+ * convolutions where it runs (see {@link HeapKernels.pointwiseFits}; MobileNet-fashion's); Winograd for 3×3 stride-1 convolutions it
  * takes (see {@link takesWinograd}); for one input channel at stride 1 the dense one-channel
  * kernel (LeNet's conv1: 1.4–1.7 ms at any density, which the scatter beat only below 5%
  * nonzero); else a scatter over dy's nonzero entries when they are few (LeNet's conv2, 84% zeros
@@ -32,6 +35,9 @@ function filterGradKernel(
   x: tf.TensorInfo,
   dy: tf.TensorInfo,
 ): InPlaceConvKernel | undefined {
+  if (kernels.pointwiseFits(g)) {
+    return 'pointwiseFilterGrad';
+  }
   if (takesWinograd(g, 'filter-grad', kernels, backend, [x, dy])) {
     return 'winogradFilterGrad3x3';
   }
@@ -56,7 +62,7 @@ function filterGradKernel(
 
 /**
  * Which in-place input-gradient kernel takes this convolution, or undefined for the others:
- * Winograd for 3×3 stride-1 convolutions it takes (see {@link takesWinograd}), the narrow-row
+ * the native wide product for pointwise convolutions where it runs, Winograd for 3×3 stride-1 convolutions it takes (see {@link takesWinograd}), the narrow-row
  * scatter where it wins (see {@link takesNarrow}) unless the filter holds NaN or ±Infinity (the
  * scatter skips dy's zeros, dropping their products with the filter, which TensorFlow keeps).
  */
@@ -67,6 +73,9 @@ function inputGradKernel(
   dy: tf.TensorInfo,
   filter: tf.TensorInfo,
 ): InPlaceConvKernel | undefined {
+  if (kernels.pointwiseFits(g)) {
+    return 'pointwiseInputGrad';
+  }
   if (takesWinograd(g, 'input-grad', kernels, backend, [dy, filter])) {
     return 'winogradInputGrad3x3';
   }

@@ -83,7 +83,8 @@ export function takesWinograd(
  * batch 128: 16 channels 26.8 → 15.6 ms, 32 channels 22.2 → 8.6 ms, 64 channels 24.4 → 7.7 ms
  * against XNNPACK), and stride-1 convolutions of up to {@link DIRECT_MAX_CHANNELS} input channels
  * into at least {@link DIRECT_MIN_OUT_CHANNELS} directly (`heap-kernels.c`'s `conv2d_direct`:
- * LeNet's conv1 and conv2, ResNet-20's first). Inputs `{x: [b, h, w, inC], filter: [fh, fw, inC,
+ * LeNet's conv1 and conv2, ResNet-20's first), and pointwise (1×1) convolutions by the native
+ * wide product where it runs (see {@link HeapKernels.pointwiseFits}; MobileNet-fashion's). Inputs `{x: [b, h, w, inC], filter: [fh, fw, inC,
  * outC], bias?: [outC]}`, attrs as in tfjs-core; output `[b, oh, ow, outC]`. Anything else (other filters or strides, other activations, PReLU
  * weights, a broadcast bias, non-float32 operands, non-finite ones for Winograd) goes to
  * `original`.
@@ -118,12 +119,15 @@ export function createFastConv2DKernel(original: tf.KernelConfig): tf.KernelFunc
     if (g === undefined || kernels === undefined) {
       return original.kernelFunc(args);
     }
+    const pointwise = kernels.pointwiseFits(g);
     const direct =
+      !pointwise &&
       g.inChannels <= DIRECT_MAX_CHANNELS &&
       g.outChannels >= DIRECT_MIN_OUT_CHANNELS &&
       g.strideHeight === 1 &&
       g.strideWidth === 1;
     if (
+      !pointwise &&
       !direct &&
       !takesWinograd(g, 'forward', kernels, backend, bias ? [x, filter, bias] : [x, filter])
     ) {
@@ -140,7 +144,9 @@ export function createFastConv2DKernel(original: tf.KernelConfig): tf.KernelFunc
       activation === 'relu',
       heapOffset(backend, out),
     ] as const;
-    if (direct) {
+    if (pointwise) {
+      kernels.pointwiseConv(...operands);
+    } else if (direct) {
       kernels.conv2dDirect(...operands);
     } else {
       kernels.winogradConv3x3(...operands);

@@ -44,6 +44,7 @@ interface HeapKernelExports {
   batch_norm_grad(...args: number[]): void;
   conv2d_direct(...args: number[]): void;
   clip_grad(x: number, dy: number, n: number, lo: number, hi: number, out: number): void;
+  relu_grad(x: number, dy: number, n: number, out: number): void;
   depthwise_conv2d(...args: number[]): void;
   depthwise_conv2d_input_grad(...args: number[]): void;
   depthwise_conv2d_filter_grad(...args: number[]): void;
@@ -51,14 +52,12 @@ interface HeapKernelExports {
 
 /**
  * Kernels whose WebAssembly build measured faster than the native one (`bench/native-kernels.ts`,
- * CPU time, batch 128, AVX-512 machine): the depthwise forward convolution (28×28×16: 4.4 against
- * 5.9 ms) and filter gradient (2.7 against 4.4 ms). Both run the same 128-bit C; the wasm build
- * keeps them.
+ * CPU time, batch 128, AVX-512 machine). None since the native depthwise kernels run on wide
+ * vectors (`native/src/wide.c`); their 128-bit native build had measured slower than the wasm one
+ * (28×28×16 forward 5.9 against 4.4 ms, filter gradient 4.4 against 2.7 ms), and still runs
+ * where the CPU has neither AVX2 nor AVX-512.
  */
-const WASM_FASTER: ReadonlySet<string> = new Set([
-  'depthwise_conv2d',
-  'depthwise_conv2d_filter_grad',
-]);
+const WASM_FASTER: ReadonlySet<string> = new Set<string>();
 
 /** Tiles per block of `winograd_conv3x3` (`WINO_BLOCK` in wasm/winograd.c). */
 const WINOGRAD_BLOCK = 24;
@@ -122,6 +121,7 @@ export class HeapKernels {
   private readonly memory: { readonly buffer: ArrayBuffer };
   private readonly malloc: (bytes: number) => number;
   private readonly free: (at: number) => void;
+  private readonly native: NativeKernelAddon | undefined;
 
   /**
    * @param memory the backend's `WebAssembly.Memory` (`backend.wasm.asm.memory`)
@@ -139,6 +139,7 @@ export class HeapKernels {
     native?: NativeKernelAddon,
   ) {
     this.memory = memory;
+    this.native = native;
     this.malloc = malloc;
     this.free = free;
     const instance = new WebAssemblyApi.Instance(new WebAssemblyApi.Module(bytes), {
@@ -428,6 +429,105 @@ export class HeapKernels {
   }
 
   /**
+   * Channels per vector of the native build's wide kernels in use (`native/src/wide.c`: 16 under
+   * AVX-512, 8 under AVX2), or 0 where none run (the wasm kernels, a CPU without AVX2, or the
+   * addon's `setWide(false)`). Read afresh on every call.
+   */
+  wideLanes(): number {
+    const active = this.native?.wideActive;
+    return typeof active === 'function' ? (active as () => number)() : 0;
+  }
+
+  /**
+   * Whether {@link pointwiseConv} and its gradients take this convolution: 1×1 at stride 1
+   * without padding, both channel counts multiples of 16 (and of {@link wideLanes}), with the
+   * wide native kernels running.
+   */
+  pointwiseFits(g: ConvGeometry): boolean {
+    const lanes = this.wideLanes();
+    return (
+      lanes > 0 &&
+      g.filterHeight === 1 &&
+      g.filterWidth === 1 &&
+      g.strideHeight === 1 &&
+      g.strideWidth === 1 &&
+      g.padTop === 0 &&
+      g.padLeft === 0 &&
+      g.outHeight === g.inHeight &&
+      g.outWidth === g.inWidth &&
+      g.inChannels % 16 === 0 &&
+      g.outChannels % 16 === 0 &&
+      g.inChannels % lanes === 0 &&
+      g.outChannels % lanes === 0
+    );
+  }
+
+  /**
+   * `y [b, h, w, outC] = x [b, h, w, inC] · w [1, 1, inC, outC]` (+ `bias [outC]`, ReLU if
+   * `relu`): a pointwise convolution as one product over the `b·h·w` pixels, in place, by the
+   * native wide kernels (a 6×64 or 12×32 register tile of AVX-512 fused multiply-adds).
+   *
+   * @throws {RangeError} when {@link pointwiseFits} says no
+   */
+  pointwiseConv(
+    g: ConvGeometry,
+    x: number,
+    filter: number,
+    bias: number,
+    relu: boolean,
+    y: number,
+  ): void {
+    this.pointwise(
+      'pointwise_conv',
+      g,
+      x,
+      filter,
+      bias,
+      relu ? 1 : 0,
+      y,
+      g.inChannels,
+      g.outChannels,
+    );
+  }
+
+  /**
+   * `dx [b, h, w, inC] = dy [b, h, w, outC] · wᵀ`, the input gradient of a pointwise convolution
+   * (see {@link pointwiseConv}).
+   *
+   * @throws {RangeError} when {@link pointwiseFits} says no
+   */
+  pointwiseInputGrad(g: ConvGeometry, dy: number, filter: number, dx: number): void {
+    this.pointwise('pointwise_input_grad', g, dy, filter, dx, g.inChannels, g.outChannels);
+  }
+
+  /**
+   * `dw [1, 1, inC, outC] = xᵀ · dy` over the `b·h·w` pixels, the filter gradient of a pointwise
+   * convolution: float32 sums over chunks of 256 pixels, float64 across them.
+   *
+   * @throws {RangeError} when {@link pointwiseFits} says no
+   */
+  pointwiseFilterGrad(g: ConvGeometry, x: number, dy: number, dw: number): void {
+    this.pointwise('pointwise_filter_grad', g, x, dy, dw, g.inChannels, g.outChannels);
+  }
+
+  private pointwise(name: string, g: ConvGeometry, ...args: number[]): void {
+    const fn = this.native?.[name];
+    if (!this.pointwiseFits(g) || typeof fn !== 'function') {
+      throw new RangeError(`${name} takes 1×1 stride-1 convs, channels multiples of 16, natively`);
+    }
+    const pixels = g.batch * g.inHeight * g.inWidth;
+    // The pixel count goes after the operands' offsets, before the channel counts.
+    const head = args.slice(0, -2);
+    const done = (fn as (heap: ArrayBuffer, ...a: number[]) => number)(
+      this.memory.buffer,
+      ...head,
+      pixels,
+      ...args.slice(-2),
+    );
+    if (done !== 1) throw new RangeError(`${name} did not take these shapes`);
+  }
+
+  /**
    * Batch norm's gradient per channel over row-major `[rows, c]` float32 arrays in one pass:
    * writes `dx[r·c + j] = (dy·rs[j])·s[j]` (tfjs-core's order of the float32 products) and
    * returns, per channel, `Σ dy` and `Σ dy·(x − mean)` over the rows (float32 products, float64
@@ -519,6 +619,14 @@ export class HeapKernels {
    */
   clipGrad(x: number, dy: number, n: number, lo: number, hi: number, out: number): void {
     this.exports.clip_grad(x, dy, n, Math.fround(lo), Math.fround(hi), out);
+  }
+
+  /**
+   * `out[i] = dy[i]·step(x[i])` over `n` floats (`step(x) = x > 0 ? 1 : 0`, NaN for a NaN x):
+   * ReLU's gradient, bit for bit tfjs-core's `mul(dy, step(x))`, in one pass.
+   */
+  reluGrad(x: number, dy: number, n: number, out: number): void {
+    this.exports.relu_grad(x, dy, n, out);
   }
 
   /** Whether all `n` floats at byte offset `x` are finite (no NaN, no ±Infinity). */

@@ -158,6 +158,33 @@ describe('ClipByValue’s one-pass gradient on wasm', () => {
   });
 });
 
+describe('Relu’s one-pass gradient on wasm', () => {
+  it('is bit for bit tfjs-core’s, at zero, on NaN and on infinite gradients', async () => {
+    const values = Float32Array.from(randomValues(1023, 92));
+    values.set([0, -0, NaN, 1e-30, -1e-30, Infinity, -Infinity, 2, -2], 0);
+    const grads = Float32Array.from(randomValues(values.length, 93));
+    grads.set([1, -1, 1, -1, 1, 1, 1, Infinity, Infinity], 0);
+    const spy = vi.spyOn(HeapKernels.prototype, 'reluGrad');
+    const [[wasm], [cpu]] = await onBothBackends(() => {
+      const x = tf.tensor1d(values);
+      const dy = tf.tensor1d(grads);
+      return [tf.grad((a: tf.Tensor) => tf.mul(tf.relu(a), dy))(x)];
+    });
+    expect(spy).toHaveBeenCalledTimes(1);
+    vi.restoreAllMocks();
+    // Signed zeros and NaN compared as bits (toEqual on numbers would take −0 for +0).
+    const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
+    expect(bits(wasm!)).toEqual(bits(cpu!));
+    // dy·0 keeps dy's sign; step(NaN) is NaN; Infinity·0 is NaN; x > 0 passes dy.
+    expect(Object.is(wasm![0], 0)).toBe(true);
+    expect(Object.is(wasm![1], -0)).toBe(true);
+    expect(wasm![2]).toBeNaN();
+    expect(wasm![3]).toBe(Math.fround(-1));
+    expect(wasm![7]).toBe(Infinity);
+    expect(wasm![8]).toBeNaN();
+  });
+});
+
 describe('MobileNet-fashion training on wasm', () => {
   it('follows the cpu backend’s loss over three Adam steps, without leaking tensors', async () => {
     const batch = 4;

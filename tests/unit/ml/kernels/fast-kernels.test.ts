@@ -446,6 +446,7 @@ describe('committed gemm.wasm', () => {
       'conv2d_filter_grad_scatter',
       'all_finite',
       'clip_grad',
+      'relu_grad',
       'winograd_filter',
       'winograd_conv3x3',
       'winograd_filter_grad3x3',
