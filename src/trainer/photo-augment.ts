@@ -16,6 +16,8 @@ export interface PhotoAugmentOptions {
   readonly commonRotationDeg: number;
   /** Largest shear (slant) either way, tangent: 0.58 is 30 degrees. */
   readonly maxShear: number;
+  /** Share of samples whose shear is drawn from the whole range (the rest: within half of it). */
+  readonly steepShear: number;
   /** Largest relative change of scale either way, and of the aspect ratio. */
   readonly maxScale: number;
   readonly maxAspect: number;
@@ -35,24 +37,28 @@ export interface PhotoAugmentOptions {
   readonly grain: number;
   /** Chance of a leftover grid or ruling line across the image. */
   readonly gridLine: number;
+  /** Chance of broken strokes: 1..4 short gaps cut where there is ink (a skipping pen, chalk). */
+  readonly breaks: number;
 }
 
 export const DEFAULT_PHOTO_AUGMENT: PhotoAugmentOptions = {
-  synthetic: 0.25,
+  synthetic: 0.3,
   maxRotationDeg: 30,
   commonRotationDeg: 12,
   maxShear: 0.58,
+  steepShear: 0.5,
   maxScale: 0.15,
-  maxAspect: 0.2,
+  maxAspect: 0.25,
   maxShiftPx: 2,
   elastic: 0.5,
   elasticPx: 2.5,
   thicken: 0.2,
   thin: 0.15,
-  hollow: 0.05,
-  lowRes: 0.1,
+  hollow: 0.08,
+  lowRes: 0.12,
   grain: 0.08,
-  gridLine: 0.05,
+  gridLine: 0.06,
+  breaks: 0.1,
 };
 
 /** Coarse grid of the elastic displacement field (GRID x GRID nodes over the image). */
@@ -77,7 +83,7 @@ export function warpDigit(
   const c = (size - 1) / 2;
   const rot = rng() < 0.8 ? u(opt.commonRotationDeg) : u(opt.maxRotationDeg);
   const theta = (rot * Math.PI) / 180;
-  const shear = rng() < 0.7 ? u(opt.maxShear / 2) : u(opt.maxShear);
+  const shear = rng() < opt.steepShear ? u(opt.maxShear) : u(opt.maxShear / 2);
   const scale = 1 + u(opt.maxScale);
   const aspect = 1 + u(opt.maxAspect);
   const sxs = scale * aspect;
@@ -149,9 +155,35 @@ export function morph(
 }
 
 /**
+ * Cuts `gaps` short gaps into the stroke of `img` (float32 `[size, size]`, ink bright), in place:
+ * each gap is centred on a random pixel with ink above 0.5 and clears a disc of radius 1..1.8 px
+ * (soft-edged) across the stroke, as a skipping pen or chalk on a rough board leaves. An image
+ * without ink is left as it is.
+ */
+export function breakStrokes(img: Float32Array, size: number, gaps: number, rng: PRNG): void {
+  const ink: number[] = [];
+  for (let i = 0; i < img.length; i++) if ((img[i] ?? 0) > 0.5) ink.push(i);
+  if (ink.length === 0) return;
+  for (let g = 0; g < gaps; g++) {
+    const at = ink[Math.floor(rng() * ink.length)] ?? 0;
+    const cx = at % size;
+    const cy = Math.floor(at / size);
+    const r = 1 + rng() * 0.8;
+    for (let y = Math.max(0, cy - 2); y <= Math.min(size - 1, cy + 2); y++) {
+      for (let x = Math.max(0, cx - 2); x <= Math.min(size - 1, cx + 2); x++) {
+        const keep = Math.max(0, Math.min(1, Math.hypot(x - cx, y - cy) - r + 0.5));
+        const i = y * size + x;
+        img[i] = (img[i] ?? 0) * keep;
+      }
+    }
+  }
+}
+
+/**
  * Photo-like degradations of one 28x28 digit, in place (float32 `[size, size]`, ink bright):
  * stroke one pixel thicker or thinner, hollow outline (a thickened stroke minus its core),
- * low resolution (a digit only 9..15 px tall in the photo), chalk grain, a leftover grid line.
+ * low resolution (a digit only 9..15 px tall in the photo), chalk grain, broken strokes
+ * ({@link breakStrokes}), a leftover grid line.
  * `tmp` is scratch space of the same size.
  */
 export function degradeDigit(
@@ -209,6 +241,7 @@ export function degradeDigit(
     const depth = 0.3 + rng() * 0.4;
     for (let i = 0; i < img.length; i++) img[i] = (img[i] ?? 0) * (1 - depth * rng());
   }
+  if (rng() < opt.breaks) breakStrokes(img, size, 1 + Math.floor(rng() * 4), rng);
   if (rng() < opt.gridLine) {
     const horizontal = rng() < 0.5;
     const at = Math.floor(rng() * size);
