@@ -31,6 +31,12 @@ export interface PhotoAugmentOptions {
   readonly thin: number;
   /** Chance of a hollow (outlined) stroke. */
   readonly hollow: number;
+  /**
+   * Share of the hollow strokes outlined thin-walled around a broad stroke (a 1 px line each
+   * side of a gap as wide as a marker stroke, as an outline font or a traced letter is); the
+   * rest get a 2 px wall around the stroke itself.
+   */
+  readonly hollowWide: number;
   /** Chance of a low-resolution digit (small in a big page), drawn at 9..15 px and scaled up. */
   readonly lowRes: number;
   /** Chance of chalk grain (ink coverage broken at random). */
@@ -54,7 +60,8 @@ export const DEFAULT_PHOTO_AUGMENT: PhotoAugmentOptions = {
   elasticPx: 2.5,
   thicken: 0.2,
   thin: 0.15,
-  hollow: 0.08,
+  hollow: 0.1,
+  hollowWide: 0.5,
   lowRes: 0.12,
   grain: 0.08,
   gridLine: 0.06,
@@ -181,7 +188,8 @@ export function breakStrokes(img: Float32Array, size: number, gaps: number, rng:
 
 /**
  * Photo-like degradations of one 28x28 digit, in place (float32 `[size, size]`, ink bright):
- * stroke one pixel thicker or thinner, hollow outline (a thickened stroke minus its core),
+ * stroke one pixel thicker or thinner, hollow outline (a thickened stroke minus its core, or
+ * the one-pixel rim of a broadened stroke),
  * low resolution (a digit only 9..15 px tall in the photo), chalk grain, broken strokes
  * ({@link breakStrokes}), a leftover grid line.
  * `tmp` is scratch space of the same size.
@@ -195,10 +203,23 @@ export function degradeDigit(
 ): void {
   const r = rng();
   if (r < opt.hollow) {
-    const core = img.slice();
-    morph(img, tmp, size, 'dilate');
-    morph(tmp, img, size, 'dilate');
-    for (let i = 0; i < img.length; i++) img[i] = Math.max(0, (img[i] ?? 0) - (core[i] ?? 0));
+    if (rng() < opt.hollowWide) {
+      // The broad stroke is the gap; its one-pixel rim is the wall.
+      morph(img, tmp, size, 'dilate');
+      const broad = tmp.slice();
+      morph(broad, img, size, 'dilate');
+      let top = 0;
+      for (let i = 0; i < img.length; i++) {
+        img[i] = Math.max(0, (img[i] ?? 0) - (broad[i] ?? 0));
+        top = Math.max(top, img[i] ?? 0);
+      }
+      if (top > 0) for (let i = 0; i < img.length; i++) img[i] = (img[i] ?? 0) / top;
+    } else {
+      const core = img.slice();
+      morph(img, tmp, size, 'dilate');
+      morph(tmp, img, size, 'dilate');
+      for (let i = 0; i < img.length; i++) img[i] = Math.max(0, (img[i] ?? 0) - (core[i] ?? 0));
+    }
   } else if (r < opt.hollow + opt.thicken) {
     morph(img, tmp, size, 'dilate');
     img.set(tmp);

@@ -35,6 +35,7 @@ const NONE: PhotoAugmentOptions = {
   thicken: 0,
   thin: 0,
   hollow: 0,
+  hollowWide: 0,
   lowRes: 0,
   grain: 0,
   gridLine: 0,
@@ -109,12 +110,30 @@ describe('degradeDigit', () => {
     expect(img[8 * 28 + 14]).toBe(1);
   });
 
+  it('outlines thin-walled around a broadened stroke when hollowWide: a 1 px rim, empty inside', () => {
+    const img = square();
+    degradeDigit(img, new Float32Array(784), 28, seedrandom('d'), {
+      ...NONE,
+      hollow: 1,
+      hollowWide: 1,
+    });
+    // The square (rows and columns 10..17) broadened by one pixel is the gap, 9..18 in the middle.
+    for (let y = 9; y <= 18; y++) expect(img[y * 28 + 14]).toBe(0);
+    expect(img[8 * 28 + 14]).toBe(1);
+    expect(img[19 * 28 + 14]).toBe(1);
+    expect(img[14 * 28 + 8]).toBe(1);
+    expect(img[7 * 28 + 14]).toBe(0);
+    expect(Math.max(...img)).toBe(1);
+  });
+
   it('keeps every value in [0, 1] under all degradations', () => {
     const rng = seedrandom('e');
     const all: PhotoAugmentOptions = {
       ...NONE,
       thicken: 0.3,
       hollow: 0.3,
+      hollowWide: 0.5,
+      breaks: 0.5,
       lowRes: 1,
       grain: 1,
       gridLine: 1,
