@@ -116,16 +116,6 @@ export const SKELETONS: readonly (readonly Skeleton[])[] = [
     [[...arc(0.45, 0.25, 0.4, 0.25, 200, 450, 8), ...arc(0.45, 0.73, 0.45, 0.27, -90, 160, 8)]],
     [[[0.1, 0], [0.85, 0], [0.4, 0.42], ...arc(0.45, 0.7, 0.45, 0.3, -80, 160, 8)]],
     [arc(0.45, 0.25, 0.38, 0.25, 200, 450, 8), arc(0.45, 0.73, 0.45, 0.27, -90, 160, 8)],
-    // cursive: a small loop where the bows meet.
-    [
-      [
-        ...arc(0.45, 0.24, 0.38, 0.24, 200, 420, 8),
-        [0.35, 0.52],
-        [0.3, 0.44],
-        [0.45, 0.46],
-        ...arc(0.45, 0.73, 0.45, 0.27, -80, 160, 8),
-      ],
-    ],
   ],
   // 4: open (one stroke and a stem); two strokes open top; closed top; closed top with a serif.
   [
@@ -224,24 +214,11 @@ export const SKELETONS: readonly (readonly Skeleton[])[] = [
         [0.62, 1],
       ],
     ],
-    // a long, curved stroke down from the bar (script).
-    [
-      [
-        [0.05, 0.08],
-        [0.5, 0.02],
-        [0.95, 0],
-        [0.62, 0.4],
-        [0.45, 0.75],
-        [0.4, 1],
-      ],
-    ],
   ],
   // 8: two loops, the lower one larger; two loops of about the same size.
   [
     [arc(0.5, 0.24, 0.3, 0.24, 0, 360, 12), arc(0.5, 0.73, 0.38, 0.27, -90, 270, 12)],
     [arc(0.5, 0.26, 0.33, 0.26, 90, 450, 12), arc(0.5, 0.74, 0.35, 0.26, -90, 270, 12)],
-    // one stroke crossing itself in the middle (a vertical figure of eight).
-    [figureEight()],
   ],
   // 9: a loop and a straight stem; a curved stem; a stem from a closed loop.
   [
@@ -255,6 +232,45 @@ export const SKELETONS: readonly (readonly Skeleton[])[] = [
     [[...arc(0.5, 0.28, 0.38, 0.28, -10, 350, 12), [0.85, 0.6], [0.55, 1]]],
     [[...arc(0.48, 0.28, 0.36, 0.28, 20, 380, 12), [0.78, 1]]],
   ],
+];
+
+/**
+ * Script (cursive) ways of writing, drawn only with `scriptSkeletons` (`WIDE_HANDWRITING`): a 3
+ * with a small loop where its bows meet, a 7 whose long stroke curves down from the bar, an 8 in
+ * one stroke crossing itself.
+ */
+export const SCRIPT_SKELETONS: readonly (readonly Skeleton[])[] = [
+  [],
+  [],
+  [],
+  [
+    [
+      [
+        ...arc(0.45, 0.24, 0.38, 0.24, 200, 420, 8),
+        [0.35, 0.52],
+        [0.3, 0.44],
+        [0.45, 0.46],
+        ...arc(0.45, 0.73, 0.45, 0.27, -80, 160, 8),
+      ],
+    ],
+  ],
+  [],
+  [],
+  [],
+  [
+    [
+      [
+        [0.05, 0.08],
+        [0.5, 0.02],
+        [0.95, 0],
+        [0.62, 0.4],
+        [0.45, 0.75],
+        [0.4, 1],
+      ],
+    ],
+  ],
+  [[figureEight()]],
+  [],
 ];
 
 /** Catmull-Rom spline through `pts`, `sub` points per span. */
@@ -319,21 +335,46 @@ export interface HandwritingOptions {
   readonly jitter: number;
   /** Chance of a narrow digit (width 0.45..0.75 of the usual), as in condensed, looped hands. */
   readonly narrow: number;
-  /** Chance of a brush stroke, and the largest relative change of its width along the line. */
+  /**
+   * Chance of a brush stroke, and the range of the relative change of its width along the line
+   * (one value when the two are equal).
+   */
   readonly brush: number;
+  readonly minBrushAmplitude: number;
   readonly brushAmplitude: number;
   /** Chance that the pen skips: a few short gaps in the strokes (a dry ballpoint, sketchy hands). */
   readonly skips: number;
+  /** Draw the {@link SCRIPT_SKELETONS} too. */
+  readonly scriptSkeletons: boolean;
 }
 
+/** The handwriting of the shipped `digits-photo` (a chance of 0 draws no random number). */
 export const DEFAULT_HANDWRITING: HandwritingOptions = {
+  minWidth: 1.6,
+  maxWidth: 3.6,
+  jitter: 0.05,
+  narrow: 0,
+  brush: 0.3,
+  minBrushAmplitude: 0.5,
+  brushAmplitude: 0.5,
+  skips: 0,
+  scriptSkeletons: false,
+};
+
+/**
+ * Wider handwriting, measured in docs/models.md ("wider augmentation"): hairline to marker
+ * widths, narrow digits, stronger brushes, a skipping pen, the script skeletons.
+ */
+export const WIDE_HANDWRITING: HandwritingOptions = {
   minWidth: 1.2,
   maxWidth: 4.2,
   jitter: 0.05,
   narrow: 0.15,
   brush: 0.3,
+  minBrushAmplitude: 0.21,
   brushAmplitude: 0.7,
   skips: 0.1,
+  scriptSkeletons: true,
 };
 
 /**
@@ -352,11 +393,12 @@ export function drawHandwrittenDigit(
   rng: PRNG,
   opt: HandwritingOptions = DEFAULT_HANDWRITING,
 ): void {
-  const variants = SKELETONS[digit];
-  if (!variants) throw new RangeError(`no skeleton for digit ${digit}`);
+  const plain = SKELETONS[digit];
+  if (!plain) throw new RangeError(`no skeleton for digit ${digit}`);
+  const variants = opt.scriptSkeletons ? [...plain, ...(SCRIPT_SKELETONS[digit] ?? [])] : plain;
   const skeleton = variants[Math.floor(rng() * variants.length)]!;
   const j = (): number => (rng() * 2 - 1) * opt.jitter;
-  const aspect = rng() < opt.narrow ? 0.45 + rng() * 0.3 : 0.75 + rng() * 0.5;
+  const aspect = opt.narrow > 0 && rng() < opt.narrow ? 0.45 + rng() * 0.3 : 0.75 + rng() * 0.5;
   const strokes = skeleton.map((s) =>
     smooth(
       s.map(([x, y]) => [x * aspect + j(), y + j()] as const),
@@ -377,8 +419,10 @@ export function drawHandwrittenDigit(
   }
   const box = (20 / 28) * size;
   const w = opt.minWidth + rng() * (opt.maxWidth - opt.minWidth);
-  const brush = rng() < opt.brush ? (0.3 + rng() * 0.7) * opt.brushAmplitude : 0;
-  const skip = rng() < opt.skips ? 0.06 + rng() * 0.08 : 0;
+  const brushRange = opt.brushAmplitude - opt.minBrushAmplitude;
+  const brush =
+    rng() < opt.brush ? opt.minBrushAmplitude + (brushRange > 0 ? rng() * brushRange : 0) : 0;
+  const skip = opt.skips > 0 && rng() < opt.skips ? 0.06 + rng() * 0.08 : 0;
   // Fit the skeleton's centre line so the drawn ink (half a stroke wider) fits the box.
   const scale = (box - w) / Math.max(maxX - minX, maxY - minY, 1e-3);
   const ox = size / 2 - ((minX + maxX) / 2) * scale;

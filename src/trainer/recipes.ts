@@ -121,9 +121,8 @@ export const RECIPES: Readonly<Record<string, Recipe>> = {
   /**
    * The bot's digit model for photos: the course's LeNet layers, trained on MNIST widened toward
    * real handwriting (`photo-augment.ts`: synthetic handwritten digits of styles MNIST lacks,
-   * narrow and looped hands, slant and rotation up to 30 degrees, elastic distortion, hairline to
-   * marker and brush strokes, hollow and broken strokes, low resolution, chalk grain, grid lines).
-   * `lenet-mnist` stays the course's example.
+   * slant and rotation up to 30 degrees, elastic distortion, hairline to marker strokes, hollow
+   * strokes, low resolution, chalk grain, grid lines). `lenet-mnist` stays the course's example.
    */
   'digits-photo': {
     id: 'digits-photo',

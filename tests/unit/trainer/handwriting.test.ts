@@ -2,7 +2,9 @@ import seedrandom from 'seedrandom';
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_HANDWRITING,
+  SCRIPT_SKELETONS,
   SKELETONS,
+  WIDE_HANDWRITING,
   drawHandwrittenDigit,
 } from '../../../src/trainer/handwriting.ts';
 
@@ -37,10 +39,29 @@ describe('drawHandwrittenDigit', () => {
     for (const variants of SKELETONS) expect(variants.length).toBeGreaterThanOrEqual(2);
     expect(SKELETONS[1]!.length).toBeGreaterThanOrEqual(4);
     expect(SKELETONS[4]!.length).toBeGreaterThanOrEqual(4);
-    expect(SKELETONS[7]!.length).toBeGreaterThanOrEqual(5);
-    // Looped script: a 3 with a loop between its bows, an 8 in one self-crossing stroke.
-    expect(SKELETONS[3]!.length).toBeGreaterThanOrEqual(4);
-    expect(SKELETONS[8]!.some((s) => s.length === 1)).toBe(true);
+    expect(SKELETONS[7]!.length).toBeGreaterThanOrEqual(4);
+    // Script: a 3 with a loop between its bows, a curved 7, an 8 in one self-crossing stroke.
+    expect(SCRIPT_SKELETONS).toHaveLength(10);
+    expect(SCRIPT_SKELETONS[3]).toHaveLength(1);
+    expect(SCRIPT_SKELETONS[7]).toHaveLength(1);
+    expect(SCRIPT_SKELETONS[8]!.some((s) => s.length === 1)).toBe(true);
+  });
+
+  it('draws the script skeletons only when asked: a one-stroke 8 has no separate loops', () => {
+    const img = new Float32Array(784);
+    const rng = seedrandom('s');
+    for (let k = 0; k < 40; k++) {
+      drawHandwrittenDigit(8, img, 28, rng, WIDE_HANDWRITING);
+      const { w, h } = measure(img);
+      expect(Math.max(w, h)).toBeGreaterThanOrEqual(17);
+      expect(Math.min(...img)).toBeGreaterThanOrEqual(0);
+      expect(Math.max(...img)).toBeLessThanOrEqual(1);
+    }
+    const a = new Float32Array(784);
+    const b = new Float32Array(784);
+    drawHandwrittenDigit(3, a, 28, seedrandom('t'), WIDE_HANDWRITING);
+    drawHandwrittenDigit(3, b, 28, seedrandom('t'), WIDE_HANDWRITING);
+    expect(a).toEqual(b);
   });
 
   it('draws narrow digits at the narrow rate: a 0 about half as wide as tall', () => {
@@ -63,7 +84,7 @@ describe('drawHandwrittenDigit', () => {
   });
 
   it('lets a skipping pen leave gaps: less ink, still in [0, 1], deterministic', () => {
-    const base = { ...DEFAULT_HANDWRITING, skips: 0, brush: 0, narrow: 0 };
+    const base = { ...WIDE_HANDWRITING, skips: 0, brush: 0, narrow: 0 };
     const ink = (skips: number, seed: string): Float32Array => {
       const img = new Float32Array(784);
       drawHandwrittenDigit(8, img, 28, seedrandom(seed), { ...base, skips });

@@ -3,6 +3,7 @@ import seedrandom from 'seedrandom';
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_PHOTO_AUGMENT,
+  WIDE_PHOTO_AUGMENT,
   breakStrokes,
   degradeDigit,
   morph,
@@ -11,6 +12,7 @@ import {
   type PhotoAugmentOptions,
 } from '../../../src/trainer/photo-augment.ts';
 import type { LabelledImages } from '../../../src/trainer/train.ts';
+import { DEFAULT_HANDWRITING } from '../../../src/trainer/handwriting.ts';
 
 /** An 8x8 bright square in the middle of a 28x28 image, float [0, 1]. */
 function square(): Float32Array {
@@ -23,6 +25,7 @@ const sum = (a: Float32Array): number => a.reduce((s, v) => s + v, 0);
 
 const NONE: PhotoAugmentOptions = {
   synthetic: 0,
+  handwriting: DEFAULT_HANDWRITING,
   maxRotationDeg: 0,
   commonRotationDeg: 0,
   maxShear: 0,
@@ -253,6 +256,20 @@ describe('photoDigitFiller', () => {
     for (let k = 0; k < 16; k++)
       expect(sum(a.subarray(k * 784, (k + 1) * 784))).toBeGreaterThan(10);
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('the wide augmentation fills valid samples too, deterministically', () => {
+    const fill = photoDigitFiller(data, WIDE_PHOTO_AUGMENT);
+    const a = new Float32Array(32 * 784);
+    const b = new Float32Array(32 * 784);
+    fill(new Array<number>(32).fill(0), a, seedrandom('w'));
+    photoDigitFiller(data, WIDE_PHOTO_AUGMENT)(new Array<number>(32).fill(0), b, seedrandom('w'));
+    expect(a).toEqual(b);
+    expect(Math.min(...a)).toBeGreaterThanOrEqual(0);
+    expect(Math.max(...a)).toBeLessThanOrEqual(1);
+    const c = new Float32Array(32 * 784);
+    photoDigitFiller(data)(new Array<number>(32).fill(0), c, seedrandom('w'));
+    expect(c).not.toEqual(a);
   });
 
   it('replaces samples by synthetic digits of the same class at the synthetic rate', () => {
