@@ -27,6 +27,7 @@ import { loadModel } from '../src/ml/model-io.ts';
 import { readModelMeta, type ModelMeta } from '../src/ml/model-meta.ts';
 import { preprocessForModel } from '../src/ml/preprocess/for-model.ts';
 import { CONDITIONS, between, type Ink, type Rng, type Scene } from './lib/photo-scenes.ts';
+import { EVAL_FONTS } from './lib/eval-fonts.ts';
 
 const args = process.argv.slice(2);
 const arg = (name: string, fallback: string): string => {
@@ -41,55 +42,6 @@ const JSON_OUT = arg('json', '');
 const SHOW_MISSES = args.includes('--misses');
 const REAL_DIR = path.resolve(arg('real', '../shared/data/real-digits'));
 const LIMITS = { maxBytes: 20_000_000, maxPixels: 40_000_000 };
-
-/**
- * Handwriting fonts kept for evaluation only (Debian packages fonts-dkg-handwriting, fonts-bwht,
- * fonts-breip, fonts-femkeklaver, fonts-humor-sans, fonts-comic-neue, fonts-kristi,
- * fonts-kaushanscript, fonts-dancingscript, fonts-leckerli-one). No training recipe reads fonts.
- */
-export const EVAL_FONTS: readonly { file: string; family: string }[] = [
-  { file: '/usr/share/fonts/truetype/fifthhorseman/dkg.ttf', family: 'DkgHandwriting' },
-  { file: '/usr/share/fonts/truetype/fifthhorseman/dkgBd.ttf', family: 'DkgHandwriting Bold' },
-  { file: '/usr/share/fonts/truetype/humor-sans/Humor-Sans.ttf', family: 'Humor Sans' },
-  { file: '/usr/share/fonts/truetype/kristi/Kristi.ttf', family: 'Kristi' },
-  { file: '/usr/share/fonts/truetype/breip/Breip.ttf', family: 'Breip' },
-  { file: '/usr/share/fonts/truetype/femkeklaver/femkeklaver.ttf', family: 'femkeklaver' },
-  { file: '/usr/share/fonts/opentype/bwht/BecauseWeBuild-Regular.otf', family: 'Because We Build' },
-  {
-    file: '/usr/share/fonts/opentype/bwht/BecauseWeConnect-Regular.otf',
-    family: 'Because We Connect',
-  },
-  {
-    file: '/usr/share/fonts/opentype/bwht/BecauseWeCreate-Regular.otf',
-    family: 'Because We Create',
-  },
-  { file: '/usr/share/fonts/opentype/bwht/BecauseWeLearn-Regular.otf', family: 'Because We Learn' },
-  {
-    file: '/usr/share/fonts/opentype/bwht/BecauseWeMentor-Regular.otf',
-    family: 'Because We Mentor',
-  },
-  {
-    file: '/usr/share/fonts/opentype/bwht/BecauseWeOrganize-Regular.otf',
-    family: 'Because We Organize',
-  },
-  {
-    file: '/usr/share/fonts/opentype/comic-neue/ComicNeue-Italic.otf',
-    family: 'Comic Neue Italic',
-  },
-  { file: '/usr/share/fonts/opentype/comic-neue/ComicNeue-Bold.otf', family: 'Comic Neue Bold' },
-  {
-    file: '/usr/share/fonts/opentype/kaushanscript/KaushanScript-Regular.otf',
-    family: 'Kaushan Script',
-  },
-  {
-    file: '/usr/share/fonts/opentype/dancingscript/DancingScript-Regular.otf',
-    family: 'Dancing Script',
-  },
-  {
-    file: '/usr/share/fonts/truetype/leckerli-one/LeckerliOne-Regular.ttf',
-    family: 'Leckerli One',
-  },
-];
 
 /** Writing styles applied to a glyph before it goes into a scene. */
 const STYLES = ['plain', 'slant', 'rotated', 'hairline', 'marker', 'hollow'] as const;

@@ -34,6 +34,16 @@ function arc(
   return pts;
 }
 
+/** A vertical figure of eight in one stroke, starting at the top right. */
+function figureEight(steps = 24): [number, number][] {
+  const pts: [number, number][] = [];
+  for (let i = 0; i <= steps; i++) {
+    const t = 0.35 + (2 * Math.PI * i) / steps;
+    pts.push([0.5 + 0.42 * Math.sin(2 * t) * 0.9, 0.5 - 0.5 * Math.cos(t)]);
+  }
+  return pts;
+}
+
 /** The skeletons of each digit, several ways of writing it. */
 export const SKELETONS: readonly (readonly Skeleton[])[] = [
   // 0: an oval, a rounder one, one with a small overlap at the top.
@@ -224,6 +234,45 @@ export const SKELETONS: readonly (readonly Skeleton[])[] = [
   ],
 ];
 
+/**
+ * Script (cursive) ways of writing, drawn only with `scriptSkeletons` (`WIDE_HANDWRITING`): a 3
+ * with a small loop where its bows meet, a 7 whose long stroke curves down from the bar, an 8 in
+ * one stroke crossing itself.
+ */
+export const SCRIPT_SKELETONS: readonly (readonly Skeleton[])[] = [
+  [],
+  [],
+  [],
+  [
+    [
+      [
+        ...arc(0.45, 0.24, 0.38, 0.24, 200, 420, 8),
+        [0.35, 0.52],
+        [0.3, 0.44],
+        [0.45, 0.46],
+        ...arc(0.45, 0.73, 0.45, 0.27, -80, 160, 8),
+      ],
+    ],
+  ],
+  [],
+  [],
+  [],
+  [
+    [
+      [
+        [0.05, 0.08],
+        [0.5, 0.02],
+        [0.95, 0],
+        [0.62, 0.4],
+        [0.45, 0.75],
+        [0.4, 1],
+      ],
+    ],
+  ],
+  [[figureEight()]],
+  [],
+];
+
 /** Catmull-Rom spline through `pts`, `sub` points per span. */
 function smooth(pts: readonly (readonly [number, number])[], sub: number): [number, number][] {
   if (pts.length < 3) return pts.map(([x, y]) => [x, y]);
@@ -284,12 +333,48 @@ export interface HandwritingOptions {
   readonly maxWidth: number;
   /** Largest random shift of a skeleton point, share of the box. */
   readonly jitter: number;
+  /** Chance of a narrow digit (width 0.45..0.75 of the usual), as in condensed, looped hands. */
+  readonly narrow: number;
+  /**
+   * Chance of a brush stroke, and the range of the relative change of its width along the line
+   * (one value when the two are equal).
+   */
+  readonly brush: number;
+  readonly minBrushAmplitude: number;
+  readonly brushAmplitude: number;
+  /** Chance that the pen skips: a few short gaps in the strokes (a dry ballpoint, sketchy hands). */
+  readonly skips: number;
+  /** Draw the {@link SCRIPT_SKELETONS} too. */
+  readonly scriptSkeletons: boolean;
 }
 
+/** The handwriting of the shipped `digits-photo` (a chance of 0 draws no random number). */
 export const DEFAULT_HANDWRITING: HandwritingOptions = {
   minWidth: 1.6,
   maxWidth: 3.6,
   jitter: 0.05,
+  narrow: 0,
+  brush: 0.3,
+  minBrushAmplitude: 0.5,
+  brushAmplitude: 0.5,
+  skips: 0,
+  scriptSkeletons: false,
+};
+
+/**
+ * Wider handwriting, measured in docs/models.md ("wider augmentation"): hairline to marker
+ * widths, narrow digits, stronger brushes, a skipping pen, the script skeletons.
+ */
+export const WIDE_HANDWRITING: HandwritingOptions = {
+  minWidth: 1.2,
+  maxWidth: 4.2,
+  jitter: 0.05,
+  narrow: 0.15,
+  brush: 0.3,
+  minBrushAmplitude: 0.21,
+  brushAmplitude: 0.7,
+  skips: 0.1,
+  scriptSkeletons: true,
 };
 
 /**
@@ -308,11 +393,12 @@ export function drawHandwrittenDigit(
   rng: PRNG,
   opt: HandwritingOptions = DEFAULT_HANDWRITING,
 ): void {
-  const variants = SKELETONS[digit];
-  if (!variants) throw new RangeError(`no skeleton for digit ${digit}`);
+  const plain = SKELETONS[digit];
+  if (!plain) throw new RangeError(`no skeleton for digit ${digit}`);
+  const variants = opt.scriptSkeletons ? [...plain, ...(SCRIPT_SKELETONS[digit] ?? [])] : plain;
   const skeleton = variants[Math.floor(rng() * variants.length)]!;
   const j = (): number => (rng() * 2 - 1) * opt.jitter;
-  const aspect = 0.75 + rng() * 0.5;
+  const aspect = opt.narrow > 0 && rng() < opt.narrow ? 0.45 + rng() * 0.3 : 0.75 + rng() * 0.5;
   const strokes = skeleton.map((s) =>
     smooth(
       s.map(([x, y]) => [x * aspect + j(), y + j()] as const),
@@ -333,7 +419,10 @@ export function drawHandwrittenDigit(
   }
   const box = (20 / 28) * size;
   const w = opt.minWidth + rng() * (opt.maxWidth - opt.minWidth);
-  const brush = rng() < 0.3 ? 0.5 : 0;
+  const brushRange = opt.brushAmplitude - opt.minBrushAmplitude;
+  const brush =
+    rng() < opt.brush ? opt.minBrushAmplitude + (brushRange > 0 ? rng() * brushRange : 0) : 0;
+  const skip = opt.skips > 0 && rng() < opt.skips ? 0.06 + rng() * 0.08 : 0;
   // Fit the skeleton's centre line so the drawn ink (half a stroke wider) fits the box.
   const scale = (box - w) / Math.max(maxX - minX, maxY - minY, 1e-3);
   const ox = size / 2 - ((minX + maxX) / 2) * scale;
@@ -341,9 +430,19 @@ export function drawHandwrittenDigit(
   out.fill(0);
   for (const s of strokes) {
     const phase = rng() * Math.PI * 2;
+    // A skipping pen lifts now and then (never on the first or last segment) for a gap as
+    // long as the stroke is wide plus 1..3 px, so the round caps do not close it.
+    let gap = 0;
     for (let i = 0; i + 1 < s.length; i++) {
       const [ax, ay] = s[i]!;
       const [bx, by] = s[i + 1]!;
+      if (gap <= 0 && skip > 0 && i > 0 && i + 2 < s.length && rng() < skip) {
+        gap = w + 1 + rng() * 2;
+      }
+      if (gap > 0) {
+        gap -= Math.hypot(bx - ax, by - ay) * scale;
+        continue;
+      }
       const width = w * (1 + brush * Math.sin(phase + i * 0.35));
       drawSegment(
         out,

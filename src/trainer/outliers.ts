@@ -83,6 +83,13 @@ const SYLLABLES = [
 ];
 
 /**
+ * The only fonts training renders text in (the Outlier Exposure words). They must stay apart from
+ * the handwriting fonts that evaluate the digit model (`scripts/lib/eval-fonts.ts`), so the
+ * rendered evaluation set measures writing styles training has never seen.
+ */
+export const WORD_FONTS: readonly string[] = ['DejaVu Sans', 'DejaVu Serif', 'DejaVu Sans Mono'];
+
+/**
  * Renders seeded-random words (Latin and Cyrillic, 2-5 syllables, several fonts, sizes, slants
  * and stroke colours) as photos of writing: text is the commonest thing students send that is
  * not a digit. Each is a PNG.
@@ -98,7 +105,7 @@ export async function renderWords(count: number, seed: string): Promise<Buffer[]
     const size = 28 + Math.floor(rng() * 40);
     const w = Math.ceil(size * word.length * 0.7) + 40;
     const h = size * 2;
-    const font = pick(['DejaVu Sans', 'DejaVu Serif', 'DejaVu Sans Mono']);
+    const font = pick(WORD_FONTS);
     const style = rng() < 0.4 ? 'italic' : 'normal';
     const weight = rng() < 0.3 ? 'bold' : 'normal';
     const ink = pick(['#111111', '#1a2a8a', '#333333']);

@@ -1,6 +1,12 @@
 import seedrandom from 'seedrandom';
 import { describe, expect, it } from 'vitest';
-import { SKELETONS, drawHandwrittenDigit } from '../../../src/trainer/handwriting.ts';
+import {
+  DEFAULT_HANDWRITING,
+  SCRIPT_SKELETONS,
+  SKELETONS,
+  WIDE_HANDWRITING,
+  drawHandwrittenDigit,
+} from '../../../src/trainer/handwriting.ts';
 
 /** Bounding box of the pixels above 0.5 and the centre of mass. */
 function measure(img: Float32Array): { w: number; h: number; cx: number; cy: number } {
@@ -34,6 +40,68 @@ describe('drawHandwrittenDigit', () => {
     expect(SKELETONS[1]!.length).toBeGreaterThanOrEqual(4);
     expect(SKELETONS[4]!.length).toBeGreaterThanOrEqual(4);
     expect(SKELETONS[7]!.length).toBeGreaterThanOrEqual(4);
+    // Script: a 3 with a loop between its bows, a curved 7, an 8 in one self-crossing stroke.
+    expect(SCRIPT_SKELETONS).toHaveLength(10);
+    expect(SCRIPT_SKELETONS[3]).toHaveLength(1);
+    expect(SCRIPT_SKELETONS[7]).toHaveLength(1);
+    expect(SCRIPT_SKELETONS[8]!.some((s) => s.length === 1)).toBe(true);
+  });
+
+  it('draws the script skeletons only when asked: a one-stroke 8 has no separate loops', () => {
+    const img = new Float32Array(784);
+    const rng = seedrandom('s');
+    for (let k = 0; k < 40; k++) {
+      drawHandwrittenDigit(8, img, 28, rng, WIDE_HANDWRITING);
+      const { w, h } = measure(img);
+      expect(Math.max(w, h)).toBeGreaterThanOrEqual(17);
+      expect(Math.min(...img)).toBeGreaterThanOrEqual(0);
+      expect(Math.max(...img)).toBeLessThanOrEqual(1);
+    }
+    const a = new Float32Array(784);
+    const b = new Float32Array(784);
+    drawHandwrittenDigit(3, a, 28, seedrandom('t'), WIDE_HANDWRITING);
+    drawHandwrittenDigit(3, b, 28, seedrandom('t'), WIDE_HANDWRITING);
+    expect(a).toEqual(b);
+  });
+
+  it('draws narrow digits at the narrow rate: a 0 about half as wide as tall', () => {
+    const img = new Float32Array(784);
+    const widths = (narrow: number): number[] => {
+      const rng = seedrandom('p');
+      return Array.from({ length: 20 }, () => {
+        drawHandwrittenDigit(0, img, 28, rng, { ...DEFAULT_HANDWRITING, narrow });
+        const { w, h } = measure(img);
+        expect(h).toBeGreaterThanOrEqual(17);
+        return w / h;
+      });
+    };
+    const mean = (a: number[]): number => a.reduce((s, v) => s + v, 0) / a.length;
+    // Width / height: 0.45..0.75 of 0.72..0.9 when narrow (plus the stroke), 0.75..1.25 of it otherwise.
+    for (const r of widths(1)) expect(r).toBeLessThanOrEqual(0.8);
+    expect(mean(widths(1))).toBeLessThan(0.6);
+    for (const r of widths(0)) expect(r).toBeGreaterThan(0.5);
+    expect(mean(widths(0))).toBeGreaterThan(0.75);
+  });
+
+  it('lets a skipping pen leave gaps: less ink, still in [0, 1], deterministic', () => {
+    const base = { ...WIDE_HANDWRITING, skips: 0, brush: 0, narrow: 0 };
+    const ink = (skips: number, seed: string): Float32Array => {
+      const img = new Float32Array(784);
+      drawHandwrittenDigit(8, img, 28, seedrandom(seed), { ...base, skips });
+      return img;
+    };
+    let less = 0;
+    for (let k = 0; k < 20; k++) {
+      const whole = ink(0, `q${k}`);
+      const broken = ink(1, `q${k}`);
+      expect(Math.min(...broken)).toBeGreaterThanOrEqual(0);
+      expect(Math.max(...broken)).toBeLessThanOrEqual(1);
+      const sum = (a: Float32Array): number => a.reduce((s, v) => s + v, 0);
+      if (sum(broken) < sum(whole) * 0.97) less++;
+    }
+    // The same seed draws the same skeleton; the skipped segments cost ink in most draws.
+    expect(less).toBeGreaterThanOrEqual(14);
+    expect(ink(1, 'r')).toEqual(ink(1, 'r'));
   });
 
   it('normalises as MNIST: the larger side fills about 20 px, centre of mass at (14, 14)', () => {
