@@ -107,7 +107,10 @@ describe('with=class jobs in the trainer worker', () => {
       expect(firstEpochs[1]).toBeGreaterThanOrEqual(2);
       expect((done.metrics?.history as unknown[]).length).toBe(3);
       expect(done.metrics).toMatchObject({ classFinetune: { photos: 50, parentVersion: '0' } });
-      expect(existsSync(checkpointDir(folders(), run.id))).toBe(false);
+      // The worker removes the checkpoint just after recording the job's success.
+      await vi.waitFor(() => expect(existsSync(checkpointDir(folders(), run.id))).toBe(false), {
+        timeout: 5000,
+      });
     } finally {
       await w.close();
     }
