@@ -72,6 +72,10 @@ describe('labels import and the class data set', () => {
       expect(r.labels[0]!.label).toBe(r.platformMessageId!.slice(0, 1));
       expect(r.predictedClass).toMatch(/^\d$/);
     }
+    // The model version recorded is the one that classified them: the shipped 0 by default.
+    expect(new Set(rows.map((r) => `${r.modelId}@${r.modelVersion}`))).toEqual(
+      new Set(['lenet-mnist@0']),
+    );
   });
 
   it('preprocesses the photos as the bot does, and refuses too few with the count needed', async () => {

@@ -15,7 +15,9 @@ import { isUserError } from '../../errors.ts';
 import { sniffFormat } from '../../imaging/decode.ts';
 import { initBackend } from '../../ml/backend.ts';
 import { classifyImage } from '../../ml/classify.ts';
-import { ModelRegistry, type LoadedModel } from '../../ml/registry.ts';
+import { ModelRegistry, SHIPPED_VERSION, type LoadedModel } from '../../ml/registry.ts';
+import { watchServedVersions } from '../../jobs/served-watcher.ts';
+import { logger } from '../../logger.ts';
 
 /** The platform name of users created by an import (the students the photos came from). */
 export const IMPORT_PLATFORM = 'import';
@@ -61,6 +63,8 @@ export async function importLabelledFolder(
   options: {
     readonly studentPattern?: RegExp;
     readonly limits: { readonly maxBytes: number; readonly maxPixels: number };
+    /** The model version `loaded` is, recorded on each submission row (default `0`, the shipped one). */
+    readonly version?: string;
   },
 ): Promise<ImportSummary> {
   const entries = await readdir(dir, { withFileTypes: true });
@@ -73,7 +77,7 @@ export async function importLabelledFolder(
       `${dir} has no folder named after a class of ${loaded.meta.id} (${loaded.meta.classNames.join(', ')})`,
     );
   }
-  const version = loaded.meta.training?.date ?? 'unknown';
+  const version = options.version ?? SHIPPED_VERSION;
   let imported = 0;
   let duplicates = 0;
   const refused: { file: string; reason: string }[] = [];
@@ -169,10 +173,15 @@ export function registerLabels(program: Command, config: Config): void {
       async (dir: string, flags: { model: string; studentPattern?: string; json?: boolean }) => {
         await initBackend();
         const registry = ModelRegistry.fromConfig(config);
-        const loaded = await registry.get(flags.model);
         const db = await openDatabase(config);
         try {
+          // Classify with the version the bot serves (a promoted one too), as the chat would.
+          const watcher = watchServedVersions(db.modelVersions, registry, logger, 60_000);
+          await watcher.sync();
+          await watcher.stop();
+          const loaded = await registry.get(flags.model);
           const summary = await importLabelledFolder(db, loaded, dir, {
+            version: registry.servedVersion(flags.model),
             ...(flags.studentPattern ? { studentPattern: new RegExp(flags.studentPattern) } : {}),
             limits: { maxBytes: config.MAX_IMAGE_BYTES, maxPixels: config.MAX_IMAGE_PIXELS },
           });
