@@ -236,9 +236,10 @@ async function leaseRun(
 /**
  * PostgreSQL, under READ COMMITTED: locks a candidate job for this claim, or says to skip it.
  * The row is taken with `FOR UPDATE SKIP LOCKED` (a row another worker is claiming is skipped
- * instead of waited for). A queued job also takes a transaction-level advisory lock on its model
- * and re-reads, with it held, whether a job of that model is running: two workers that both read
- * the model as idle before either committed would otherwise start two of its jobs at once.
+ * instead of waited for). The claim also takes a transaction-level advisory lock on the job's
+ * model and re-reads, with it held, whether a job of that model is running (with a live lease, so
+ * an expired job being re-claimed does not count itself): two workers that both read the model as
+ * idle before either committed would otherwise start two of its jobs at once.
  */
 async function lockForClaim(
   tx: Pick<AppPrismaClient, 'trainingRun' | '$queryRaw'>,
@@ -248,7 +249,8 @@ async function lockForClaim(
   const row = await tx.$queryRaw<{ id: number }[]>`
     SELECT id FROM training_runs WHERE id = ${c.id} FOR UPDATE SKIP LOCKED`;
   if (row.length === 0) return false;
-  if (c.status !== 'queued') return true;
+  // A queued job and an expired running one alike: the re-claim of an expired job must not race
+  // another worker starting a queued job of the same model.
   const key = `cnn-classroom:training:${c.modelId}`;
   const [lock] = await tx.$queryRaw<{ locked: boolean }[]>`
     SELECT pg_try_advisory_xact_lock(hashtext(${key})) AS locked`;

@@ -122,6 +122,28 @@ for (const { provider, available } of PROVIDERS.filter((p) => p.provider === 'po
       });
     });
 
+    it("runs one job of a model when a dead worker's job and a queued one are claimed at once", async () => {
+      for (let round = 0; round < 4; round++) {
+        const model = `mixed-${round}`;
+        const expired = await workers[0]!.trainingRuns.create({ modelId: model, params: {} });
+        await workers[0]!.trainingRuns.claim('dead', 20, 3);
+        const queued = await workers[0]!.trainingRuns.create({ modelId: model, params: {} });
+        await new Promise((resolve) => setTimeout(resolve, 60));
+        const results = await Promise.all(
+          workers.map((w, i) => w.trainingRuns.claim(`m${round}-${i}`, LEASE_MS, 3)),
+        );
+        const won = results.flatMap((r) => (r.run ? [r.run.id] : []));
+        expect(won).toHaveLength(1);
+        expect([expired.id, queued.id]).toContain(won[0]);
+        const live = await Promise.all(
+          [expired.id, queued.id].map((id) => workers[0]!.trainingRuns.get(id)),
+        );
+        expect(
+          live.filter((r) => r!.status === 'running' && r!.leaseExpiresAt!.getTime() > Date.now()),
+        ).toHaveLength(1);
+      }
+    });
+
     it('fails a job whose lease expired after its last try, reported by one worker only', async () => {
       const run = await workers[0]!.trainingRuns.create({ modelId: 'lenet-mnist', params: {} });
       await workers[0]!.trainingRuns.claim('a', 20, 2);
