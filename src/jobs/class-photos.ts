@@ -35,20 +35,26 @@ export async function countClassPhotos(
 
 /**
  * The class's photos that train by default, with their stored bytes, the class index of their
- * label and their student (`platform:userId`, the unit of the held-out split).
+ * label and their student (`platform:userId`, the unit of the held-out split). A photo whose
+ * stored file cannot be read (deleted by retention, another machine's image store) is left out
+ * and reported to `onUnreadable`, so one missing file does not fail the whole job; too few
+ * photos left are refused later with the count needed, as for photos the preprocessing refuses.
  */
 export async function classPhotos(
   data: ClassData,
   classNames: readonly string[],
+  onUnreadable?: (submissionId: string, error: unknown) => void,
 ): Promise<ClassPhoto[]> {
   const photos: ClassPhoto[] = [];
   for (const { row, index } of trainingRows(await data.list(), classNames)) {
-    photos.push({
-      id: row.id,
-      bytes: await data.readImage(row.imagePath),
-      label: index,
-      student: `${row.platform}:${row.userId}`,
-    });
+    let bytes: Uint8Array;
+    try {
+      bytes = await data.readImage(row.imagePath);
+    } catch (e) {
+      onUnreadable?.(row.id, e);
+      continue;
+    }
+    photos.push({ id: row.id, bytes, label: index, student: `${row.platform}:${row.userId}` });
   }
   return photos;
 }

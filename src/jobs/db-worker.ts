@@ -117,6 +117,7 @@ export async function classJobSpec(
     | 'classData'
     | 'imageLimits'
     | 'classMinPhotos'
+    | 'logger'
   >,
 ): Promise<ClassFinetuneJobSpec> {
   if (!o.classData) throw new Error('this worker has no class data for with=class jobs');
@@ -141,7 +142,9 @@ export async function classJobSpec(
     ...(o.sharedDataDir === undefined ? {} : { sharedDataDir: o.sharedDataDir }),
     outputDir: stagingDir(o.folders, run.modelId, run.id),
     checkpointDir: checkpointDir(o.folders, run.id),
-    photos: await classPhotos(o.classData, meta.classNames),
+    photos: await classPhotos(o.classData, meta.classNames, (submission, err) => {
+      o.logger.warn({ err, job: run.id, submission }, 'class photo unreadable: left out');
+    }),
     limits: o.imageLimits ?? { maxBytes: 20_000_000, maxPixels: 16_000_000 },
     ...(o.classMinPhotos === undefined ? {} : { minPhotos: o.classMinPhotos }),
     ...(epochs === undefined ? {} : { epochs }),

@@ -78,6 +78,22 @@ describe('labels import and the class data set', () => {
     );
   });
 
+  it('leaves out a photo whose stored file cannot be read, and says which', async () => {
+    const loaded = await registry.get('lenet-mnist');
+    const data = createPrismaPersistence(db).classData;
+    const rows = await data.list();
+    const victim = rows.find((r) => r.imagePath !== null)!;
+    const broken: typeof data = Object.assign(Object.create(data) as typeof data, {
+      readImage: (p: string) =>
+        p === victim.imagePath ? Promise.reject(new Error('ENOENT: gone')) : data.readImage(p),
+    });
+    const unreadable: string[] = [];
+    const photos = await classPhotos(broken, loaded.meta.classNames, (id) => unreadable.push(id));
+    expect(unreadable).toEqual([victim.id]);
+    expect(photos).toHaveLength(9);
+    expect(photos.map((p) => p.id)).not.toContain(victim.id);
+  });
+
   it('preprocesses the photos as the bot does, and refuses too few with the count needed', async () => {
     const loaded = await registry.get('lenet-mnist');
     const photos = await classPhotos(createPrismaPersistence(db).classData, loaded.meta.classNames);
