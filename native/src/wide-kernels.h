@@ -432,7 +432,7 @@ TGT int FN(wide_pointwise_input_grad)(const float *dy, const float *w, float *dx
                                       int co_n) {
   if (ci_n % WIDE != 0 || co_n < 1 || m < 1) return 0;
   /* Own allocation: wide_pointwise's padded rows take the thread's scratch. */
-  float *wt = aligned_alloc(64, sizeof(float) * ((size_t)ci_n * co_n + 15) / 16 * 16);
+  float *wt = aligned_alloc(64, sizeof(float) * (((size_t)ci_n * co_n + 15) / 16 * 16));
   if (wt == NULL) return 0;
   for (int c = 0; c < ci_n; c++)
     for (int k = 0; k < co_n; k++) wt[k * ci_n + c] = w[c * co_n + k];

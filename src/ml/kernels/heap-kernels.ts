@@ -51,13 +51,16 @@ interface HeapKernelExports {
 }
 
 /**
- * Kernels whose WebAssembly build measured faster than the native one (`bench/native-kernels.ts`,
- * CPU time, batch 128, AVX-512 machine). None since the native depthwise kernels run on wide
- * vectors (`native/src/wide.c`); their 128-bit native build had measured slower than the wasm one
- * (28×28×16 forward 5.9 against 4.4 ms, filter gradient 4.4 against 2.7 ms), and still runs
- * where the CPU has neither AVX2 nor AVX-512.
+ * Kernels whose WebAssembly build measured faster than the native 128-bit one
+ * (`bench/native-kernels.ts`, CPU time, batch 128, AVX-512 machine: 28×28×16 depthwise forward
+ * 5.9 against 4.4 ms, filter gradient 4.4 against 2.7 ms): kept on wasm where no wide native
+ * kernels run (a CPU with neither AVX2 nor AVX-512, arm64). Where they run (`native/src/wide.c`),
+ * the native depthwise kernels are the faster ones.
  */
-const WASM_FASTER: ReadonlySet<string> = new Set<string>();
+const WASM_FASTER_WITHOUT_WIDE: ReadonlySet<string> = new Set([
+  'depthwise_conv2d',
+  'depthwise_conv2d_filter_grad',
+]);
 
 /** Tiles per block of `winograd_conv3x3` (`WINO_BLOCK` in wasm/winograd.c). */
 const WINOGRAD_BLOCK = 24;
@@ -148,8 +151,10 @@ export class HeapKernels {
     const wasm = instance.exports as Record<string, unknown>;
     const exports: Record<string, unknown> = { ...wasm };
     if (native !== undefined) {
+      const wideActive = native['wideActive'];
+      const wide = typeof wideActive === 'function' ? (wideActive as () => number)() : 0;
       for (const name of Object.keys(wasm)) {
-        if (WASM_FASTER.has(name)) continue;
+        if (wide === 0 && WASM_FASTER_WITHOUT_WIDE.has(name)) continue;
         const fn = native[name];
         if (typeof fn === 'function') {
           const call = fn as (heap: ArrayBuffer, ...args: number[]) => unknown;
