@@ -4,10 +4,13 @@ import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAdapters } from '../../src/adapters/index.ts';
 import {
+  buildWebChat,
   startWebChat,
   type RunningWebChat,
   type WebAnswer,
 } from '../../src/adapters/web/server.ts';
+import { WebUpdates } from '../../src/adapters/web/updates.ts';
+import type { ChatContext, Core } from '../../src/core/index.ts';
 import { loadConfig } from '../../src/config.ts';
 import { initBackend } from '../../src/ml/backend.ts';
 import { isPng, makeCore, readImg } from '../unit/core/helpers.ts';
@@ -117,6 +120,58 @@ describe('the web chat over HTTP', () => {
   it('refuses requests from other web sites', async () => {
     const { status } = await post({ text: '/help' }, undefined, { origin: 'http://evil.example' });
     expect(status).toBe(403);
+  });
+});
+
+describe('the messages a job edits later (issue 14)', () => {
+  /** A core that answers every message with an editable one, as `/retrain` does. */
+  const editableCore = {
+    handle: async (ctx: ChatContext) => {
+      await ctx.replyEditable?.('Job 1: queued');
+    },
+  } as unknown as Core;
+  const logger = pino({ level: 'silent' });
+
+  async function editableId(app: ReturnType<typeof buildWebChat>): Promise<string> {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/messages',
+      headers: { host: '127.0.0.1' },
+      payload: { text: 'go' },
+    });
+    const reply = (res.json<WebAnswer>().replies[0] ?? {}) as { messageId?: string };
+    return reply.messageId ?? '';
+  }
+
+  it('gives them ids that do not repeat after a restart (a job keeps editing its stored id)', async () => {
+    const first = buildWebChat(editableCore, { maxImageBytes: MAX_BYTES, logger });
+    const second = buildWebChat(editableCore, { maxImageBytes: MAX_BYTES, logger });
+    try {
+      const a = [await editableId(first), await editableId(first)];
+      const b = await editableId(second);
+      for (const id of [...a, b]) expect(id).toMatch(/^b[0-9a-f]{8}-\d+$/);
+      expect(a[0]!.split('-')[0]).toBe(a[1]!.split('-')[0]); // one start, one prefix
+      expect(a[1]!.split('-')[1]).toBe('2');
+      expect(b.split('-')[1]).toBe('1');
+      expect(b).not.toBe(a[0]);
+    } finally {
+      await Promise.all([first.close(), second.close()]);
+    }
+  });
+
+  it('serves the page with its long poll starting after the updates there are now', async () => {
+    const updates = new WebUpdates();
+    const app = buildWebChat(editableCore, { maxImageBytes: MAX_BYTES, logger, updates });
+    try {
+      const page = async (): Promise<string> =>
+        (await app.inject({ method: 'GET', url: '/', headers: { host: '127.0.0.1' } })).body;
+      expect(await page()).toContain('<body data-updates-after="0">');
+      updates.push('someone', { type: 'edit', messageId: 'bx-1', text: 'epoch 1' });
+      updates.push('someone', { type: 'edit', messageId: 'bx-2', text: 'epoch 1' });
+      expect(await page()).toContain('<body data-updates-after="2">');
+    } finally {
+      await app.close();
+    }
   });
 });
 

@@ -33,6 +33,8 @@ import { parseCommandText } from '../../core/index.ts';
 import { WebUpdates, type WebUpdatesAnswer } from './updates.ts';
 
 const PAGE = readFileSync(new URL('./page.html', import.meta.url), 'utf8');
+/** In the page: where its long poll starts (issue 14), filled in when it is served. */
+const UPDATES_AFTER = 'data-updates-after="0"';
 
 /** issue 16: rows of buttons under a reply; pressing one posts its `data` as `press`. */
 export type WebButtons = readonly (readonly { readonly text: string; readonly data: string }[])[];
@@ -249,6 +251,9 @@ export function buildWebChat(core: Core, options: WebChatOptions): FastifyInstan
     },
   });
   let nextMessageId = 1;
+  // Ids of the messages a job edits later (`b<boot>-<n>`): the job outlives a restart and keeps
+  // editing the id it stored, so ids must not repeat from one start to the next.
+  const boot = randomBytes(4).toString('hex');
   let nextBotMessageId = 1;
   const updates = options.updates ?? new WebUpdates();
   const maxPollMs = options.maxPollMs ?? 25_000;
@@ -275,7 +280,8 @@ export function buildWebChat(core: Core, options: WebChatOptions): FastifyInstan
         'content-security-policy',
         "default-src 'self'; img-src 'self' data: blob:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; frame-ancestors 'none'",
       )
-      .send(PAGE);
+      // The page's long poll starts after the updates there are now: a reload shows no old ones.
+      .send(PAGE.replace(UPDATES_AFTER, `data-updates-after="${updates.last}"`));
   });
 
   /**
@@ -413,7 +419,7 @@ export function buildWebChat(core: Core, options: WebChatOptions): FastifyInstan
       },
       // issue 14: a message the trainer edits later (through `updates`, by chat and message id).
       replyEditable: (text) => {
-        const messageId = `b${nextBotMessageId++}`;
+        const messageId = `b${boot}-${nextBotMessageId++}`;
         replies.push({ type: 'text', text, messageId });
         return Promise.resolve({ chatId: userId, messageId });
       },

@@ -3,8 +3,9 @@
  * (a training job's progress) and images posted under it (the learning curves). The web chat
  * answers each message in one HTTP response, so later changes wait here, per chat, until the
  * page asks for them (`GET /api/updates?after=<seq>`, a long poll that returns as soon as there
- * is one). Kept in memory, bounded per chat and in chats; a restart forgets them, as it forgets
- * the page's identity.
+ * is one). Kept in memory, bounded per chat, in chats and in bytes (the images are base64); what
+ * a page acknowledged (asked for a later `after`) is dropped. A restart forgets them, as it
+ * forgets the page's identity.
  */
 import type { ChatMessenger } from '../../core/index.ts';
 
@@ -47,6 +48,18 @@ export interface WebUpdatesOptions {
   readonly perChat?: number;
   /** Chats kept (the least recently changed dropped first; default 1000). */
   readonly chats?: number;
+  /**
+   * Bytes kept in all, counted as the updates' string lengths (the oldest update of any chat
+   * dropped first, the newest always kept; default 32 MiB).
+   */
+  readonly maxBytes?: number;
+}
+
+/** The bytes an update holds, about: its strings (base64 image data included) and a bit. */
+function sizeOf(u: WebUpdate): number {
+  return u.type === 'edit'
+    ? 64 + u.messageId.length + u.text.length
+    : 64 + (u.replyTo?.length ?? 0) + u.caption.length + u.data.length;
 }
 
 /**
@@ -64,16 +77,24 @@ export class WebUpdates {
   private readonly waiters = new Set<() => void>();
   private readonly perChat: number;
   private readonly chats: number;
+  private readonly maxBytes: number;
+  private total = 0;
   private closed = false;
 
   constructor(options: WebUpdatesOptions = {}) {
     this.perChat = options.perChat ?? 50;
     this.chats = options.chats ?? 1000;
+    this.maxBytes = options.maxBytes ?? 32 << 20;
   }
 
   /** The sequence number of the last update of any chat (0: none yet). */
   get last(): number {
     return this.seq;
+  }
+
+  /** The bytes kept now, as counted for `maxBytes`. */
+  get bytes(): number {
+    return this.total;
   }
 
   /** Records an update of a chat and wakes the polls waiting. */
@@ -82,19 +103,36 @@ export class WebUpdates {
     let log = this.logs.get(chatId);
     if (log) this.logs.delete(chatId); // re-inserted: the map's order is the least recent first
     log ??= { updates: [] };
-    log.updates.push({ ...update, seq: this.seq });
+    const added: WebUpdate = { ...update, seq: this.seq };
+    log.updates.push(added);
+    this.total += sizeOf(added);
     // A newer edit of a message replaces the older ones still waiting.
     if (update.type === 'edit') {
-      log.updates = log.updates.filter(
-        (u) => u.seq === this.seq || u.type !== 'edit' || u.messageId !== update.messageId,
-      );
+      this.keep(log, (u) => u === added || u.type !== 'edit' || u.messageId !== update.messageId);
     }
-    if (log.updates.length > this.perChat) log.updates.splice(0, log.updates.length - this.perChat);
+    if (log.updates.length > this.perChat) {
+      const cut = log.updates[log.updates.length - this.perChat - 1]!.seq;
+      this.keep(log, (u) => u.seq > cut);
+    }
     this.logs.set(chatId, log);
     while (this.logs.size > this.chats) {
       const oldest = this.logs.keys().next().value;
       if (oldest === undefined) break;
-      this.logs.delete(oldest);
+      this.drop(oldest);
+    }
+    // Over the byte cap: the oldest update of any chat goes first (chats' logs are in order).
+    while (this.total > this.maxBytes) {
+      let from: [string, ChatLog] | undefined;
+      for (const entry of this.logs) {
+        const first = entry[1].updates[0];
+        if (first && first !== added && (!from || first.seq < from[1].updates[0]!.seq)) {
+          from = entry;
+        }
+      }
+      if (!from) break;
+      const gone = from[1].updates[0]!.seq;
+      this.keep(from[1], (u) => u.seq !== gone);
+      if (from[1].updates.length === 0) this.logs.delete(from[0]);
     }
     this.wake();
   }
@@ -102,9 +140,15 @@ export class WebUpdates {
   /**
    * The chat's updates after `after`; when there are none, waits up to `waitMs` for one (a long
    * poll). An `after` beyond the last sequence number (the server restarted) reads from the start.
+   * The page has read the updates up to `after`: they are dropped.
    */
   async since(chatId: string, after: number, waitMs: number): Promise<WebUpdatesAnswer> {
     const from = after > this.seq ? 0 : after;
+    const acknowledged = this.logs.get(chatId);
+    if (acknowledged && from > 0) {
+      this.keep(acknowledged, (u) => u.seq > from);
+      if (acknowledged.updates.length === 0) this.drop(chatId);
+    }
     const read = (): WebUpdate[] =>
       (this.logs.get(chatId)?.updates ?? []).filter((u) => u.seq > from);
     let found = read();
@@ -149,6 +193,24 @@ export class WebUpdates {
         return Promise.resolve();
       },
     };
+  }
+
+  /** Keeps the log's updates that pass `test`, counting the bytes of the others out. */
+  private keep(log: ChatLog, test: (u: WebUpdate) => boolean): void {
+    const kept: WebUpdate[] = [];
+    for (const u of log.updates) {
+      if (test(u)) kept.push(u);
+      else this.total -= sizeOf(u);
+    }
+    log.updates = kept;
+  }
+
+  /** Forgets a chat's log. */
+  private drop(chatId: string): void {
+    const log = this.logs.get(chatId);
+    if (!log) return;
+    this.keep(log, () => false);
+    this.logs.delete(chatId);
   }
 
   private wake(): void {

@@ -111,7 +111,8 @@ describe('a training job in the web chat', () => {
     expect(queued.replies).toHaveLength(1);
     const first = queued.replies[0] as { type: string; text: string; messageId?: string };
     expect(first.text).toMatch(/^Job (\d+): lenet-mnist, epochs=1\. Place in the queue: 1\./);
-    expect(first.messageId).toMatch(/^b\d+$/);
+    // Unique across restarts (the job outlives one and keeps editing it): a per-start prefix.
+    expect(first.messageId).toMatch(/^b[0-9a-f]{8}-\d+$/);
     const job = Number(/^Job (\d+)/.exec(first.text)?.[1]);
 
     // The page's loop: long polls until the curves arrive. A photo sent meanwhile is answered.
@@ -163,6 +164,8 @@ describe('a training job in the web chat', () => {
     const idle = await poll(operator, after, 300);
     expect(idle).toEqual({ updates: [], next: after });
     expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    // The page acknowledged them (asked for a later `after`): they were dropped, not replayed.
+    expect(await poll(operator, 0, 0)).toEqual({ updates: [], next: after });
   }, 180_000);
 
   it('refuses a bad poll and a poll from another site', async () => {
@@ -201,6 +204,16 @@ describe('a training job in the web chat', () => {
           .locator('.bot', { hasText: 'lenet-mnist version 2: learning curves' })
           .locator('img')
           .waitFor({ timeout: 30_000 });
+        // A reload starts the long poll after the updates there are: the curves do not come back.
+        const firstPoll = page.waitForRequest((r) => r.url().includes('/api/updates'));
+        await page.reload();
+        await page.locator('.bot', { hasText: 'Hi, ' }).waitFor();
+        expect(Number(new URL((await firstPoll).url()).searchParams.get('after'))).toBeGreaterThan(
+          0,
+        );
+        await page.waitForTimeout(1500);
+        expect(await page.locator('.bot[data-message-id]').count()).toBe(0);
+        expect(await page.locator('.bot img').count()).toBe(0);
       } finally {
         await browser.close();
       }
