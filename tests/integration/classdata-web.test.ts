@@ -69,6 +69,8 @@ describe('confirm or correct in the web chat', () => {
     expect(buttons.map((b) => b.text)).toEqual(['✓ right', ...'0123456789']);
     const row = env.store.submissions.rows.at(-1)!;
     expect(buttons[0]!.data).toBe(`l:${row.messageId}:y`);
+    // Message ids carry the server's boot, so a restart's ids never name an older photo.
+    expect(row.messageId).toMatch(/^[0-9a-f]{8}-\d+$/);
 
     // Each web user is their own private chat: another browser's press finds no photo of theirs.
     const other = await post({

@@ -408,7 +408,8 @@ export function buildWebChat(core: Core, options: WebChatOptions): FastifyInstan
       chat: { id: userId, type: 'private' },
       // One HTTP response per message: a rate-limited message's late answer must come in it.
       waitsForAnswer: true,
-      messageId: String(nextMessageId++),
+      // Per boot too: a label button or a reply names a stored submission by chat and message id.
+      messageId: `${boot}-${nextMessageId++}`,
       ...(command ? { command } : {}),
       ...(image && !press ? { image } : {}),
       ...(press ? { press } : {}),
