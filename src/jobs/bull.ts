@@ -162,7 +162,13 @@ export async function startBullWorker(
     },
   );
   worker.on('error', (e) => log.error({ err: e }, 'bullmq worker error'));
-  await worker.waitUntilReady();
+  try {
+    await worker.waitUntilReady();
+  } catch (e) {
+    await worker.close(true).catch(() => undefined);
+    redis.disconnect();
+    throw e;
+  }
   log.info('trainer worker started (BullMQ)');
   return {
     owner,
