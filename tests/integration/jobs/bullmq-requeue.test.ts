@@ -74,4 +74,57 @@ describe.skipIf(!REDIS_AVAILABLE)('BullMQ jobs given back to the queue', () => {
       await worker.close();
     }
   }, 30_000);
+
+  it('runs a job again on another worker after the first one stopped mid-job', async () => {
+    const options = {
+      trainingRuns: db.trainingRuns,
+      modelVersions: db.modelVersions,
+      folders: { modelsDir: MODELS_DIR, dataDir: root },
+      logger,
+      leaseMs: 3000,
+      maxAttempts: 2,
+      redisUrl: redis!.url,
+      prefix,
+    };
+    let started: () => void = () => undefined;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    // The first worker's job runs until the worker stops (its signal aborts it).
+    const first = await startBullWorker({
+      ...options,
+      runner: (_spec, { signal }) =>
+        new Promise((_, reject) => {
+          started();
+          signal.addEventListener('abort', () => reject(new JobFailure('other', 'stopped')));
+        }),
+    });
+    const producer = await startBullProducer(redis!.url, () => undefined, { logger, prefix });
+    try {
+      const run = await db.trainingRuns.create({ modelId: 'lenet-mnist', params: { epochs: 1 } });
+      await producer.add(run);
+      await running;
+      await first.close();
+      expect(await db.trainingRuns.get(run.id)).toMatchObject({
+        status: 'queued',
+        leaseOwner: null,
+      });
+      const second = await startBullWorker({
+        ...options,
+        runner: () => Promise.reject(new JobFailure('other', 'second worker ran it')),
+      });
+      try {
+        const deadline = Date.now() + 15_000;
+        while ((await db.trainingRuns.get(run.id))?.status !== 'failed' && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 100));
+        expect(await db.trainingRuns.get(run.id)).toMatchObject({
+          status: 'failed',
+          error: 'other: second worker ran it',
+        });
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await producer.close();
+      await first.close().catch(() => undefined);
+    }
+  }, 30_000);
 });
