@@ -9,7 +9,7 @@
  * (`run-in-child.ts`); no TypeScript processor file is handed to BullMQ; `worker.close()` waits
  * for the active job, so shutdown first aborts it (given back to the queue, resumed later).
  */
-import { Queue, QueueEvents, Worker } from 'bullmq';
+import { Queue, QueueEvents, WaitingError, Worker } from 'bullmq';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
@@ -136,13 +136,13 @@ export async function startBullWorker(
   });
   const worker = new Worker<TrainingJobData>(
     TRAINING_QUEUE,
-    async (job) => {
+    async (job, token) => {
       const run = await o.trainingRuns.claimById(job.data.runId, owner, o.leaseMs);
       if (!run) {
         log.info({ job: job.data.runId }, 'job no longer queued (cancelled or taken)');
         return;
       }
-      await executeJob(
+      const end = await executeJob(
         run,
         owner,
         {
@@ -152,6 +152,12 @@ export async function startBullWorker(
         },
         stop.signal,
       );
+      if (end === 'given back') {
+        // The row is queued again: so is the BullMQ job (without using up a BullMQ attempt),
+        // else BullMQ would count it completed and no worker would see the row again.
+        await job.moveToWait(token);
+        throw new WaitingError();
+      }
     },
     {
       connection: redis,
@@ -162,7 +168,13 @@ export async function startBullWorker(
     },
   );
   worker.on('error', (e) => log.error({ err: e }, 'bullmq worker error'));
-  await worker.waitUntilReady();
+  try {
+    await worker.waitUntilReady();
+  } catch (e) {
+    await worker.close(true).catch(() => undefined);
+    redis.disconnect();
+    throw e;
+  }
   log.info('trainer worker started (BullMQ)');
   return {
     owner,

@@ -159,13 +159,16 @@ export async function classJobSpec(
  * Runs one claimed job to its end: heartbeats with progress, cancel and lost-lease checks,
  * then the version decision, and the job's final state. Never throws for the job's own failures
  * (they are recorded); `stop` gives the job back to the queue instead.
+ * @returns `'given back'` when the row went back to `queued` (the worker stopped, or the job's
+ *   process died and it resumes from its checkpoint), so a BullMQ worker must queue it again;
+ *   else `'ended'`.
  */
 export async function executeJob(
   run: TrainingRunRecord,
   owner: string,
   o: TrainerWorkerOptions,
   stop: AbortSignal,
-): Promise<void> {
+): Promise<'given back' | 'ended'> {
   const log = o.logger.child({ job: run.id, model: run.modelId });
   const abort = new AbortController();
   let progress: JobProgress | undefined;
@@ -210,6 +213,7 @@ export async function executeJob(
     if (why === 'stop') {
       await o.trainingRuns.release(run.id, owner);
       log.info('job given back to the queue');
+      return 'given back';
     } else if (why === 'cancel') {
       await o.trainingRuns.markCancelled(run.id).catch(() => undefined);
       log.info('job cancelled');
@@ -224,7 +228,7 @@ export async function executeJob(
       // The job's process died (killed, out of memory): run it again from its checkpoint.
       await o.trainingRuns.release(run.id, owner, { countsAsTry: true });
       log.warn({ attempt: run.attempts, detail: e.message }, 'job process died: resuming');
-      return;
+      return 'given back';
     } else {
       const f = e instanceof JobFailure ? e : new JobFailure('other', (e as Error).message);
       await o.trainingRuns
@@ -238,7 +242,7 @@ export async function executeJob(
       log.warn({ reason: f.reason, detail: f.message }, 'job failed');
     }
     await rm(stagingDir(o.folders, run.modelId, run.id), { recursive: true, force: true });
-    return;
+    return 'ended';
   }
   clearInterval(timer);
   stop.removeEventListener('abort', onStop);
@@ -285,6 +289,7 @@ export async function executeJob(
       .markFailed(run.id, `${reason}: ${(e as Error).message}`, { reason })
       .catch(() => undefined);
   }
+  return 'ended';
 }
 
 /**

@@ -8,6 +8,7 @@ import type { Config } from '../../config.ts';
 import { formatDuration, type JobView, type TrainingService } from '../../core/index.ts';
 import { createPrismaPersistence } from '../../adapters/persistence/prisma-persistence.ts';
 import { openDatabase, type Database } from '../../db/database.ts';
+import { startBullProducer, type BullProducer } from '../../jobs/bull.ts';
 import { startStandaloneWorker } from '../../jobs/standalone-worker.ts';
 import { createTrainingService } from '../../jobs/training-service.ts';
 import { logger } from '../../logger.ts';
@@ -15,14 +16,28 @@ import { formatTextTable } from '../text-table.ts';
 
 /**
  * Runs `f` with the trainer service over the configured database, closed afterwards (and the
- * database itself, for `retrain --worker`).
+ * database itself, for `retrain --worker`). With `REDIS_URL` set, queued jobs also go to BullMQ
+ * (as the bot's do): the workers then take jobs only from there.
+ * @param o.bullPrefix BullMQ's key prefix (tests: one per run).
+ * @throws {Error} within the connect timeout when `REDIS_URL` is set and Redis is unreachable.
  */
 export async function withTraining<T>(
   config: Config,
   f: (t: TrainingService, db: Database) => Promise<T>,
+  o: { readonly bullPrefix?: string } = {},
 ): Promise<T> {
   const db = await openDatabase(config);
+  let producer: BullProducer | undefined;
   try {
+    producer =
+      config.REDIS_URL === undefined
+        ? undefined
+        : await startBullProducer(config.REDIS_URL, () => undefined, {
+            logger,
+            connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_SECONDS * 1000,
+            ...(o.bullPrefix === undefined ? {} : { prefix: o.bullPrefix }),
+          });
+    const bull = producer;
     return await f(
       createTrainingService({
         db,
@@ -34,10 +49,12 @@ export async function withTraining<T>(
           classMinPhotos: config.CLASS_MIN_PHOTOS, // issue 16
         },
         classData: createPrismaPersistence(db).classData, // issue 16
+        ...(bull ? { onEnqueued: (run) => bull.add(run) } : {}),
       }),
       db,
     );
   } finally {
+    await producer?.close();
     await db.close();
   }
 }
