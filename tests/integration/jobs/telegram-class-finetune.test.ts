@@ -12,11 +12,10 @@ import * as tf from '@tensorflow/tfjs';
 import { pino } from 'pino';
 import type { Message } from 'grammy/types';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createPrismaPersistence } from '../../../src/adapters/persistence/prisma-persistence.ts';
 import { startTelegram, type RunningTelegram } from '../../../src/adapters/telegram/start.ts';
 import { importLabelledFolder } from '../../../src/cli/commands/labels.ts';
 import { loadConfig } from '../../../src/config.ts';
-import { buildCoreServices, createCore, type Core } from '../../../src/core/index.ts';
+import type { Core } from '../../../src/core/index.ts';
 import { openDatabase, type Database } from '../../../src/db/database.ts';
 import { startTrainerRuntime, type TrainerRuntime } from '../../../src/jobs/trainer-runtime.ts';
 import { initBackend } from '../../../src/ml/backend.ts';
@@ -29,7 +28,8 @@ import {
   type FakeTelegram,
   type SentMessage,
 } from '../../fakes/telegram-server.ts';
-import { MODELS_DIR, QUICK_LATENCY } from '../../unit/core/helpers.ts';
+import { MODELS_DIR } from '../../unit/core/helpers.ts';
+import { trainerCore } from './trainer-fixture.ts';
 
 let tg: FakeTelegram;
 let bot: RunningTelegram;
@@ -92,20 +92,7 @@ beforeAll(async () => {
     minEditMs: 400,
     onSpawn: (_job, pid) => spawned.push(pid),
   });
-  core = createCore(
-    {
-      ...buildCoreServices({
-        config,
-        registry,
-        persistence: createPrismaPersistence(db),
-        logger,
-        latency: QUICK_LATENCY,
-        admins: config.ADMINS,
-      }),
-      training: trainer.training,
-    },
-    { rateLimit: false },
-  );
+  core = trainerCore(config, db, registry, trainer, logger);
   bot = await startTelegram(config, core, logger);
   trainer.startReporter(bot.messenger ? [bot.messenger] : []);
   const hello = tg.send({ from: teacher, chat: group, text: 'hello' });
