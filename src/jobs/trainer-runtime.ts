@@ -10,7 +10,8 @@ import type { ChatMessenger, TrainingService } from '../core/index.ts';
 import type { Database } from '../db/database.ts';
 import type { ModelRegistry } from '../ml/registry.ts';
 import type { TrainingJobSpecInput } from '../trainer/job-spec.ts';
-import { startBullProducer, startBullWorker } from './bull.ts';
+import { startBullProducer, startBullWorker, type BullProducer } from './bull.ts';
+import type { JobProgress } from './protocol.ts';
 import { createDbWorker, type TrainerWorker, type TrainerWorkerOptions } from './db-worker.ts';
 import { startJobReporter, type JobReporter } from './reporter.ts';
 import { watchServedVersions, type ServedWatcher } from './served-watcher.ts';
@@ -79,6 +80,45 @@ export interface TrainerRuntimeOverrides {
 }
 
 /**
+ * The service the instructor commands use, over `db` with the configured limits; with `REDIS_URL`
+ * set, each queued job also goes to BullMQ (the workers then take jobs only from there), and
+ * `producer` must be closed by the caller. The bot's runtime and the command line both use it.
+ * @param o.onProgress BullMQ's progress events (run id, progress); o.bullPrefix its key prefix.
+ * @throws {Error} within the connect timeout when `REDIS_URL` is set and Redis is unreachable.
+ */
+export async function startTrainingService(
+  config: TrainerConfig,
+  db: Database,
+  logger: Logger,
+  o: {
+    readonly onProgress?: (runId: number, progress: JobProgress) => void;
+    readonly bullPrefix?: string;
+  } = {},
+): Promise<{ training: TrainingService; producer?: BullProducer }> {
+  const producer =
+    config.REDIS_URL === undefined
+      ? undefined
+      : await startBullProducer(config.REDIS_URL, o.onProgress ?? (() => undefined), {
+          logger,
+          connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_SECONDS * 1000,
+          ...(o.bullPrefix === undefined ? {} : { prefix: o.bullPrefix }),
+        });
+  const training = createTrainingService({
+    db,
+    folders: { modelsDir: config.MODELS_DIR, dataDir: config.DATA_DIR },
+    limits: {
+      maxEpochs: config.TRAIN_MAX_EPOCHS,
+      maxBatch: config.TRAIN_MAX_BATCH,
+      jobsPerInstructor: config.TRAIN_JOBS_PER_INSTRUCTOR,
+      classMinPhotos: config.CLASS_MIN_PHOTOS,
+    },
+    classData: createPrismaPersistence(db).classData,
+    ...(producer ? { onEnqueued: (run) => producer.add(run) } : {}),
+  });
+  return producer ? { training, producer } : { training };
+}
+
+/**
  * Starts the trainer parts over an open database and the bot's model registry; serves the
  * promoted versions before returning.
  */
@@ -92,25 +132,9 @@ export async function startTrainerRuntime(
   const log = logger.child({ part: 'trainer' });
   let reporter: JobReporter | undefined;
   // Scaled out: jobs also go to BullMQ, whose progress events reach the reporter at once.
-  const producer =
-    config.REDIS_URL === undefined
-      ? undefined
-      : await startBullProducer(config.REDIS_URL, (runId, p) => reporter?.progress(runId, p), {
-          logger: log,
-          connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_SECONDS * 1000,
-          ...(overrides.bullPrefix === undefined ? {} : { prefix: overrides.bullPrefix }),
-        });
-  const training = createTrainingService({
-    db,
-    folders: { modelsDir: config.MODELS_DIR, dataDir: config.DATA_DIR },
-    limits: {
-      maxEpochs: config.TRAIN_MAX_EPOCHS,
-      maxBatch: config.TRAIN_MAX_BATCH,
-      jobsPerInstructor: config.TRAIN_JOBS_PER_INSTRUCTOR,
-      classMinPhotos: config.CLASS_MIN_PHOTOS,
-    },
-    classData: createPrismaPersistence(db).classData,
-    ...(producer ? { onEnqueued: (run) => producer.add(run) } : {}),
+  const { training, producer } = await startTrainingService(config, db, log, {
+    onProgress: (runId, p) => reporter?.progress(runId, p),
+    ...(overrides.bullPrefix === undefined ? {} : { bullPrefix: overrides.bullPrefix }),
   });
   const watcher = watchServedVersions(
     db.modelVersions,

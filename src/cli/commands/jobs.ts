@@ -6,11 +6,10 @@
 import type { Command } from 'commander';
 import type { Config } from '../../config.ts';
 import { formatDuration, type JobView, type TrainingService } from '../../core/index.ts';
-import { createPrismaPersistence } from '../../adapters/persistence/prisma-persistence.ts';
 import { openDatabase, type Database } from '../../db/database.ts';
-import { startBullProducer, type BullProducer } from '../../jobs/bull.ts';
+import type { BullProducer } from '../../jobs/bull.ts';
 import { startStandaloneWorker } from '../../jobs/standalone-worker.ts';
-import { createTrainingService } from '../../jobs/training-service.ts';
+import { startTrainingService } from '../../jobs/trainer-runtime.ts';
 import { logger } from '../../logger.ts';
 import { formatTextTable } from '../text-table.ts';
 
@@ -29,30 +28,9 @@ export async function withTraining<T>(
   const db = await openDatabase(config);
   let producer: BullProducer | undefined;
   try {
-    producer =
-      config.REDIS_URL === undefined
-        ? undefined
-        : await startBullProducer(config.REDIS_URL, () => undefined, {
-            logger,
-            connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_SECONDS * 1000,
-            ...(o.bullPrefix === undefined ? {} : { prefix: o.bullPrefix }),
-          });
-    const bull = producer;
-    return await f(
-      createTrainingService({
-        db,
-        folders: { modelsDir: config.MODELS_DIR, dataDir: config.DATA_DIR },
-        limits: {
-          maxEpochs: config.TRAIN_MAX_EPOCHS,
-          maxBatch: config.TRAIN_MAX_BATCH,
-          jobsPerInstructor: config.TRAIN_JOBS_PER_INSTRUCTOR,
-          classMinPhotos: config.CLASS_MIN_PHOTOS, // issue 16
-        },
-        classData: createPrismaPersistence(db).classData, // issue 16
-        ...(bull ? { onEnqueued: (run) => bull.add(run) } : {}),
-      }),
-      db,
-    );
+    const started = await startTrainingService(config, db, logger, o);
+    producer = started.producer;
+    return await f(started.training, db);
   } finally {
     await producer?.close();
     await db.close();
