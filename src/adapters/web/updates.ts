@@ -4,8 +4,9 @@
  * answers each message in one HTTP response, so later changes wait here, per chat, until the
  * page asks for them (`GET /api/updates?after=<seq>`, a long poll that returns as soon as there
  * is one). Kept in memory, bounded per chat, in chats and in bytes (the images are base64); what
- * a page acknowledged (asked for a later `after`) is dropped. A restart forgets them, as it
- * forgets the page's identity.
+ * a page acknowledged (asked for a later `after`) is dropped a grace period later, so that a
+ * second tab of the same user, whose poll was not waiting at that moment, still gets it. A restart
+ * forgets them, as it forgets the page's identity.
  */
 import type { ChatMessenger } from '../../core/index.ts';
 
@@ -40,6 +41,8 @@ export interface WebUpdatesAnswer {
 
 interface ChatLog {
   updates: WebUpdate[];
+  /** When each acknowledged update was first acknowledged (ms since the epoch), by `seq`. */
+  acked: Map<number, number>;
 }
 
 /** Options of {@link WebUpdates}. */
@@ -53,6 +56,13 @@ export interface WebUpdatesOptions {
    * dropped first, the newest always kept; default 32 MiB).
    */
   readonly maxBytes?: number;
+  /**
+   * How long an acknowledged update stays for the chat's other pages (another tab whose poll was
+   * not waiting when the first one read it), in ms; default 120,000.
+   */
+  readonly ackGraceMs?: number;
+  /** The clock, in ms since the epoch (tests); default `Date.now`. */
+  readonly now?: () => number;
 }
 
 /** The bytes an update holds, about: its strings (base64 image data included) and a bit. */
@@ -78,6 +88,8 @@ export class WebUpdates {
   private readonly perChat: number;
   private readonly chats: number;
   private readonly maxBytes: number;
+  private readonly ackGraceMs: number;
+  private readonly now: () => number;
   private total = 0;
   private closed = false;
 
@@ -85,6 +97,8 @@ export class WebUpdates {
     this.perChat = options.perChat ?? 50;
     this.chats = options.chats ?? 1000;
     this.maxBytes = options.maxBytes ?? 32 << 20;
+    this.ackGraceMs = options.ackGraceMs ?? 120_000;
+    this.now = options.now ?? Date.now;
   }
 
   /** The sequence number of the last update of any chat (0: none yet). */
@@ -102,7 +116,7 @@ export class WebUpdates {
     this.seq++;
     let log = this.logs.get(chatId);
     if (log) this.logs.delete(chatId); // re-inserted: the map's order is the least recent first
-    log ??= { updates: [] };
+    log ??= { updates: [], acked: new Map() };
     const added: WebUpdate = { ...update, seq: this.seq };
     log.updates.push(added);
     this.total += sizeOf(added);
@@ -140,14 +154,22 @@ export class WebUpdates {
   /**
    * The chat's updates after `after`; when there are none, waits up to `waitMs` for one (a long
    * poll). An `after` beyond the last sequence number (the server restarted) reads from the start.
-   * The page has read the updates up to `after`: they are dropped.
+   * The page has read the updates up to `after`: they are dropped once `ackGraceMs` has passed
+   * since the first page acknowledged them (a second tab of the chat may still be behind).
    */
   async since(chatId: string, after: number, waitMs: number): Promise<WebUpdatesAnswer> {
     const from = after > this.seq ? 0 : after;
-    const acknowledged = this.logs.get(chatId);
-    if (acknowledged && from > 0) {
-      this.keep(acknowledged, (u) => u.seq > from);
-      if (acknowledged.updates.length === 0) this.drop(chatId);
+    const log = this.logs.get(chatId);
+    if (log) {
+      const now = this.now();
+      for (const u of log.updates) {
+        if (u.seq <= from && !log.acked.has(u.seq)) log.acked.set(u.seq, now);
+      }
+      this.keep(log, (u) => {
+        const at = log.acked.get(u.seq);
+        return at === undefined || now - at < this.ackGraceMs;
+      });
+      if (log.updates.length === 0) this.drop(chatId);
     }
     const read = (): WebUpdate[] =>
       (this.logs.get(chatId)?.updates ?? []).filter((u) => u.seq > from);
@@ -200,7 +222,10 @@ export class WebUpdates {
     const kept: WebUpdate[] = [];
     for (const u of log.updates) {
       if (test(u)) kept.push(u);
-      else this.total -= sizeOf(u);
+      else {
+        this.total -= sizeOf(u);
+        log.acked.delete(u.seq);
+      }
     }
     log.updates = kept;
   }

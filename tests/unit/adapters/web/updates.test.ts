@@ -52,8 +52,9 @@ describe('WebUpdates', () => {
     expect(u.bytes).toBe(2 * (64 + 'b9'.length + 1));
   });
 
-  it('drops what the page acknowledged: a poll with `after` frees the updates up to it', async () => {
-    const u = new WebUpdates();
+  it("drops what the page acknowledged, after a grace period for the chat's other tabs", async () => {
+    let clock = 1_000_000;
+    const u = new WebUpdates({ ackGraceMs: 60_000, now: () => clock });
     const m = u.messenger();
     await m.editText('a', 'b1', 'epoch 1');
     await m.sendImage('a', new Uint8Array(300), 'curves', 'b1');
@@ -62,20 +63,27 @@ describe('WebUpdates', () => {
     const read = await u.since('a', 0, 0);
     expect(read.updates.map((x) => x.seq)).toEqual([1, 2]);
     expect(u.bytes).toBe(before); // not acknowledged yet
-    expect(await u.since('a', 1, 0)).toEqual({ updates: [read.updates[1]], next: 3 });
+    // Tab 1 acknowledges both; tab 2 of the same chat, whose poll was not waiting, still gets them.
     expect(await u.since('a', 2, 0)).toEqual({ updates: [], next: 3 });
-    // Gone for good: even a page that starts over no longer gets them; chat 'b' is untouched.
-    expect((await u.since('a', 0, 0)).updates).toEqual([]);
+    clock += 59_000;
+    expect((await u.since('a', 0, 0)).updates.map((x) => x.seq)).toEqual([1, 2]);
+    expect(u.bytes).toBe(before);
+    // The grace period counts from the first acknowledgement, not from the last.
+    expect(await u.since('a', 1, 0)).toEqual({ updates: [read.updates[1]], next: 3 });
+    clock += 1_000;
+    expect(await u.since('a', 0, 0)).toEqual({ updates: [], next: 3 });
+    // Gone for good; chat 'b' is untouched.
     expect(u.bytes).toBe(64 + 'b2'.length + 'other chat'.length);
     expect((await u.since('b', 0, 0)).updates.map((x) => x.seq)).toEqual([3]);
     // A page from before a restart (its `after` beyond the server's) acknowledges nothing.
+    clock += 600_000;
     expect((await u.since('b', 99, 0)).updates.map((x) => x.seq)).toEqual([3]);
   });
 
   it('caps the bytes kept in all: the oldest update of any chat goes first, the newest stays', async () => {
     const image = (n: number): Uint8Array => new Uint8Array(n);
     // 300 bytes are 400 base64 characters: an image counts 64 + caption (1) + 400 = 465.
-    const u = new WebUpdates({ maxBytes: 1000 });
+    const u = new WebUpdates({ maxBytes: 1000, ackGraceMs: 0 });
     const m = u.messenger();
     await m.sendImage('a', image(300), '1');
     await m.sendImage('b', image(300), '2');
@@ -90,6 +98,6 @@ describe('WebUpdates', () => {
     expect((await u.since('b', 0, 0)).updates.map((x) => x.seq)).toEqual([4]);
     expect(u.bytes).toBe(64 + 1 + 2000);
     await u.since('b', 4, 0);
-    expect(u.bytes).toBe(0);
+    expect(u.bytes).toBe(0); // acknowledged, and no grace period here
   });
 });
