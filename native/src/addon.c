@@ -218,6 +218,19 @@ WRAP_WIDE(pointwise_input_grad, wide_pointwise_input_grad, 6, PTR(0), PTR(1), PT
 WRAP_WIDE(pointwise_filter_grad, wide_pointwise_filter_grad, 6, PTR(0), PTR(1), PTR(2), INT(3),
           INT(4), INT(5))
 
+/* General convolutions as chunked im2col products (wide.c), geometry as geometryArgs gives it:
+ * fn(heap, x|dy, w|dy, out, [bias, relu,] batch, h, w, inC, fh, fw, outC, sh, sw, pt, pl, oh,
+ * ow) → 1 when done, 0 when not taken. */
+WRAP_WIDE(conv_gemm, wide_conv_gemm, 18, PTR(0), PTR(1), PTR(2), INT(3), PTR(4), INT(5), INT(6),
+          INT(7), INT(8), INT(9), INT(10), INT(11), INT(12), INT(13), INT(14), INT(15), INT(16),
+          INT(17))
+WRAP_WIDE(conv_gemm_filter_grad, wide_conv_gemm_filter_grad, 16, PTR(0), PTR(1), PTR(2), INT(3),
+          INT(4), INT(5), INT(6), INT(7), INT(8), INT(9), INT(10), INT(11), INT(12), INT(13),
+          INT(14), INT(15))
+WRAP_WIDE(conv_gemm_input_grad, wide_conv_gemm_input_grad, 16, PTR(0), PTR(1), PTR(2), INT(3),
+          INT(4), INT(5), INT(6), INT(7), INT(8), INT(9), INT(10), INT(11), INT(12), INT(13),
+          INT(14), INT(15))
+
 /* wideActive(): the wide kernels' channels per vector (16, 8), or 0 when none run. */
 static napi_value w_wideActive(napi_env env, napi_callback_info info) {
   (void)info;
@@ -286,7 +299,8 @@ static napi_value init(napi_env env, napi_value exports) {
       EXPORT_FN(winograd_filter_grad3x3) EXPORT_FN(depthwise_conv2d)
       EXPORT_FN(depthwise_conv2d_input_grad) EXPORT_FN(depthwise_conv2d_filter_grad)
       EXPORT_FN(setWide) EXPORT_FN(wideActive) EXPORT_FN(pointwise_conv) EXPORT_FN(pointwise_input_grad)
-      EXPORT_FN(pointwise_filter_grad)
+      EXPORT_FN(pointwise_filter_grad) EXPORT_FN(conv_gemm) EXPORT_FN(conv_gemm_filter_grad)
+      EXPORT_FN(conv_gemm_input_grad)
       {"isa", NULL, NULL, NULL, NULL, isa_value, napi_enumerable, NULL},
       {"wideLanes", NULL, NULL, NULL, NULL, wide_value, napi_enumerable, NULL},
   };

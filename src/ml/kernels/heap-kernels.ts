@@ -515,6 +515,76 @@ export class HeapKernels {
     this.pointwise('pointwise_filter_grad', g, x, dy, dw, g.inChannels, g.outChannels);
   }
 
+  /**
+   * Whether the native wide im2col products ({@link convGemm}, {@link convGemmFilterGrad},
+   * {@link convGemmInputGrad}) take this convolution: the wide kernels running, and for the
+   * forward pass and the filter gradient the output channels a multiple of {@link wideLanes}
+   * (the input gradient takes any channels).
+   */
+  convGemmFits(g: ConvGeometry, kind: 'forward' | 'input-grad' | 'filter-grad'): boolean {
+    const lanes = this.wideLanes();
+    return (
+      lanes > 0 &&
+      typeof this.native?.conv_gemm === 'function' &&
+      (kind === 'input-grad' || g.outChannels % lanes === 0)
+    );
+  }
+
+  /**
+   * `y [b, oh, ow, outC] = im2col(x) · w` (+ `bias [outC]`, ReLU if `relu`) for any filter,
+   * stride and padding, by the native wide kernels over chunks of 96 output pixels gathered into
+   * the thread's scratch (the im2col matrix never exists whole).
+   *
+   * @throws {RangeError} when {@link convGemmFits} says no
+   */
+  convGemm(
+    g: ConvGeometry,
+    x: number,
+    filter: number,
+    bias: number,
+    relu: boolean,
+    y: number,
+  ): void {
+    this.convGemmCall('conv_gemm', g, 'forward', x, filter, bias, relu ? 1 : 0, y);
+  }
+
+  /**
+   * `dw [fh, fw, inC, outC] = im2col(x)ᵀ · dy`, float32 over chunks of 256 output pixels, float64
+   * across them (see {@link convGemm}).
+   *
+   * @throws {RangeError} when {@link convGemmFits} says no
+   */
+  convGemmFilterGrad(g: ConvGeometry, x: number, dy: number, dw: number): void {
+    this.convGemmCall('conv_gemm_filter_grad', g, 'filter-grad', x, dy, dw);
+  }
+
+  /**
+   * `dx [b, h, w, inC] = col2im(dy · wᵀ)` (see {@link convGemm}).
+   *
+   * @throws {RangeError} when {@link convGemmFits} says no
+   */
+  convGemmInputGrad(g: ConvGeometry, dy: number, filter: number, dx: number): void {
+    this.convGemmCall('conv_gemm_input_grad', g, 'input-grad', dy, filter, dx);
+  }
+
+  private convGemmCall(
+    name: string,
+    g: ConvGeometry,
+    kind: 'forward' | 'input-grad' | 'filter-grad',
+    ...args: number[]
+  ): void {
+    const fn = this.native?.[name];
+    if (!this.convGemmFits(g, kind) || typeof fn !== 'function') {
+      throw new RangeError(`${name} runs natively, with the wide kernels`);
+    }
+    const done = (fn as (heap: ArrayBuffer, ...a: number[]) => number)(
+      this.memory.buffer,
+      ...args,
+      ...geometryArgs(g),
+    );
+    if (done !== 1) throw new RangeError(`${name} did not take these shapes`);
+  }
+
   private pointwise(name: string, g: ConvGeometry, ...args: number[]): void {
     const fn = this.native?.[name];
     if (!this.pointwiseFits(g) || typeof fn !== 'function') {
