@@ -98,6 +98,7 @@ static uint8_t *begin(napi_env env, napi_callback_info info, size_t n, double *o
 #define P13 INT(3), INT(4), INT(5), INT(6), INT(7), INT(8), INT(9), INT(10), INT(11), INT(12), INT(13), INT(14), INT(15)
 
 WRAP(sum_rows, 5, PTR(0), INT(1), INT(2), PTR(3), PTR(4))
+WRAP(moments_rows, 5, PTR(0), INT(1), INT(2), PTR(3), PTR(4))
 WRAP(broadcast_rows, 7, INT(0), PTR(1), INT(2), INT(3), PTR(4), PTR(5), INT(6))
 WRAP(normalize_rows, 7, PTR(0), INT(1), INT(2), PTR(3), PTR(4), PTR(5), PTR(6))
 WRAP(batch_norm_grad, 10, PTR(0), PTR(1), INT(2), INT(3), PTR(4), PTR(5), PTR(6), PTR(7), PTR(8),
@@ -291,7 +292,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value wide_value;
   napi_create_int32(env, wide_width, &wide_value);
   napi_property_descriptor props[] = {
-      EXPORT_FN(sum_rows) EXPORT_FN(broadcast_rows) EXPORT_FN(normalize_rows)
+      EXPORT_FN(sum_rows) EXPORT_FN(moments_rows) EXPORT_FN(broadcast_rows) EXPORT_FN(normalize_rows)
       EXPORT_FN(batch_norm_grad) EXPORT_FN(max_pool_grad) EXPORT_FN(conv2d_filter_grad_c1)
       EXPORT_FN(conv2d_direct) EXPORT_FN(adam_update) EXPORT_FN(conv2d_input_grad_narrow)
       EXPORT_FN(count_nonzero) EXPORT_FN(conv2d_filter_grad_scatter) EXPORT_FN(all_finite)

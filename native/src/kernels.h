@@ -12,6 +12,7 @@
 /* The exported functions, with their C signatures (the wasm exports' names and arguments). */
 #define CC_KERNELS(X)                                                                              \
   X(void, sum_rows, (const float *, int, int, float *, double *))                                  \
+  X(void, moments_rows, (const float *, int, int, float *, double *))                              \
   X(void, broadcast_rows, (int, const float *, int, int, const float *, float *, int))             \
   X(void, normalize_rows,                                                                          \
     (const float *, int, int, const float *, const float *, const float *, float *))               \

@@ -3,6 +3,7 @@
 #include "kernels.h"
 #define EXPORT(name)
 #define sum_rows CC_PASTE(CC_VARIANT, sum_rows)
+#define moments_rows CC_PASTE(CC_VARIANT, moments_rows)
 #define broadcast_rows CC_PASTE(CC_VARIANT, broadcast_rows)
 #define normalize_rows CC_PASTE(CC_VARIANT, normalize_rows)
 #define batch_norm_grad CC_PASTE(CC_VARIANT, batch_norm_grad)

@@ -58,6 +58,42 @@ function momentsGradWasm(args: { inputs: tf.NamedTensorInfoMap; backend: unknown
   return out;
 }
 
+/** The wasm kernel computing {@link fusedMoments}' statistics in two passes. */
+export const MOMENTS = 'CnnClassroomMoments';
+
+/**
+ * `CnnClassroomMoments` on wasm: input `{x: [..., C]}` float32, output float32 `[2, C]`, the
+ * per-channel mean and biased variance over every axis but the last, by `heap-kernels.c`'s
+ * `moments_rows` (two passes in place on the heap; float64 across blocks of 256 rows).
+ *
+ * @throws {Error} on another backend or when its memory is not reachable
+ */
+function momentsWasm(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
+  const { x } = args.inputs;
+  const backend = args.backend;
+  if (x === undefined) {
+    throw new TypeError(`${MOMENTS}: x is required`);
+  }
+  if (!isWasmBackend(backend)) {
+    throw new Error(`${MOMENTS}: not a wasm backend`);
+  }
+  const kernels = heapKernels(backend);
+  if (kernels === undefined) {
+    throw new Error(`${MOMENTS}: the wasm backend's memory is not reachable`);
+  }
+  const c = x.shape.at(-1) ?? 0;
+  const rows = x.shape.slice(0, -1).reduce((p, d) => p * d, 1);
+  const out = backend.makeOutput([2, c], 'float32');
+  if (c > 0) {
+    if (rows > 0) {
+      kernels.momentsRows(heapOffset(backend, x), rows, c, heapOffset(backend, out));
+    } else {
+      heapFloats(backend, out).fill(Number.NaN);
+    }
+  }
+  return out;
+}
+
 /** Whether `axis` names every axis of a rank-`rank` tensor but the last, once each. */
 function allButLast(axis: number | number[] | undefined, rank: number): boolean {
   if (axis === undefined || rank < 2) return false;
@@ -71,9 +107,11 @@ function allButLast(axis: number | number[] | undefined, rank: number): boolean 
  * norm in training asks for them), with one gradient kernel instead of tfjs-core's chain: its
  * moments are `mean(x)` and `mean(square(x − mean))`, whose gradient runs through `Mean`,
  * `Square`, `Sub` and `Mean` again (two broadcasts, two products, a sum, a negation and two
- * additions over the full tensor; about a quarter of a ResNet-20 step on wasm). Here the forward
- * pass is the same ops and the gradient is `dx = dmean/N + dvar·2(x − mean)/N` in one pass
- * (`CnnClassroomMomentsGrad`). Other inputs (other backends, dtypes, axes, `keepDims`, fewer than
+ * additions over the full tensor; about a quarter of a ResNet-20 step on wasm). Here the gradient
+ * is `dx = dmean/N + dvar·2(x − mean)/N` in one pass (`CnnClassroomMomentsGrad`), and the
+ * forward pass one kernel too (`CnnClassroomMoments`: two passes over x in place instead of
+ * tfjs-core's `Mean`, `Sub`, `Square` and `Mean`; within float32 rounding of tfjs-core's
+ * statistics, and more accurate, since its sums end in float64). Other inputs (other backends, dtypes, axes, `keepDims`, fewer than
  * 4 channels) run tfjs-core's moments.
  *
  * @param x float32 `[..., C]`
@@ -97,14 +135,10 @@ export function fusedMoments(
   ) {
     return base(x, axis, keepDims);
   }
-  const axes = Array.from({ length: x.rank - 1 }, (_, i) => i);
   const packed = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const input = args[0] as tf.Tensor;
     const save = args[1] as tf.GradSaveFunc;
-    const value = tf.tidy(() => {
-      const mean = tf.mean(input, axes);
-      return tf.stack([mean, tf.mean(tf.square(tf.sub(input, mean)), axes)]);
-    });
+    const value = tf.engine().runKernel<tf.Tensor>(MOMENTS, { x: input });
     // The output itself, not the mean alone: tfjs-core counts any other new tensor kept past
     // the forward pass as a leak.
     save([input, value]);
@@ -121,11 +155,14 @@ export function fusedMoments(
 
 /**
  * Makes tfjs-layers' batch norm (and every `tf.moments` call through tfjs-core's exports) use
- * {@link fusedMoments} and registers its gradient kernel on wasm; idempotent.
+ * {@link fusedMoments} and registers its two kernels on wasm; idempotent.
  */
 export function registerFusedMoments(): void {
   if (original !== undefined) {
     return;
+  }
+  if (tf.getKernel(MOMENTS, 'wasm') === undefined) {
+    tf.registerKernel({ kernelName: MOMENTS, backendName: 'wasm', kernelFunc: momentsWasm });
   }
   if (tf.getKernel(MOMENTS_GRAD, 'wasm') === undefined) {
     tf.registerKernel({

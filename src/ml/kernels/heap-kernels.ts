@@ -13,6 +13,7 @@ const WebAssemblyApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAs
 /** The C functions of `wasm/heap-kernels.c`; pointers are byte offsets into the backend's heap. */
 interface HeapKernelExports {
   sum_rows(x: number, rows: number, c: number, out: number, acc: number): void;
+  moments_rows(x: number, rows: number, c: number, out: number, acc: number): void;
   broadcast_rows(
     op: number,
     a: number,
@@ -178,6 +179,17 @@ export class HeapKernels {
    */
   sumRows(x: number, rows: number, c: number, out: number): void {
     this.withScratch(8 * c, (acc) => this.exports.sum_rows(x, rows, c, out, acc));
+  }
+
+  /**
+   * Per-channel batch statistics of a row-major `[rows, c]` float32 array (every axis of an NHWC
+   * tensor but the last) in two passes: `out[j]` the mean and `out[c + j]` the biased variance
+   * `mean((x − mean)²)`, as `tf.moments` defines them; float32 lanes within blocks of 256 rows,
+   * float64 across blocks (scratch of `8c` bytes), so more accurate than tfjs-core's float32
+   * `Mean`, `Sub`, `Square`, `Mean` chain, though not bit for bit the same.
+   */
+  momentsRows(x: number, rows: number, c: number, out: number): void {
+    this.withScratch(8 * c, (acc) => this.exports.moments_rows(x, rows, c, out, acc));
   }
 
   /**

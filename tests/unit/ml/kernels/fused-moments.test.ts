@@ -5,12 +5,12 @@ import {
   registerConvGradientKernels,
   unregisterConvGradientKernels,
 } from '../../../../src/ml/kernels/conv-grads.ts';
-import { MOMENTS_GRAD, fusedMoments } from '../../../../src/ml/kernels/fused-moments.ts';
+import { MOMENTS, MOMENTS_GRAD, fusedMoments } from '../../../../src/ml/kernels/fused-moments.ts';
 import { randomValues, relativeError } from './reference.ts';
 
 /**
- * The moments with one gradient kernel (`fused-moments.ts`): the same mean and variance as
- * tfjs-core's, and gradients of any use of both that match the cpu backend's, called directly
+ * The moments as one kernel each way (`fused-moments.ts`): the mean and variance of tfjs-core's
+ * within float32 rounding, and gradients of any use of both that match the cpu backend's, called directly
  * and through tfjs-layers' batch norm in training (which reads `moments` from tfjs-core's
  * CommonJS exports at each call; an ES import of `tf.moments` is a snapshot taken at import).
  */
@@ -58,6 +58,8 @@ describe('fused moments', () => {
     { shape: [4, 6, 5, 16], axes: [0, 1, 2] },
     { shape: [37, 8], axes: [0] },
     { shape: [3, 4, 7, 12], axes: [2, 0, 1] },
+    // 21 channels: a 16-lane group, a 4-lane group and one alone; 400 rows span two blocks.
+    { shape: [4, 10, 10, 21], axes: [0, 1, 2] },
   ])('$shape over $axes: the cpu backend’s moments and gradient, tensors flat', async (c) => {
     const values = randomValues(
       c.shape.reduce((p, d) => p * d, 1),
@@ -79,8 +81,23 @@ describe('fused moments', () => {
       expect(tf.memory().numTensors).toBe(before);
       x.dispose();
     });
+    expect(ran).toContain(MOMENTS); // the two-pass statistics ran
     expect(ran).toContain(MOMENTS_GRAD); // the one-pass gradient ran
     wasm.forEach((v, i) => expect(relativeError(v, cpu[i]!)).toBeLessThan(1e-5));
+  });
+
+  it('gives NaN statistics for a channel holding NaN, as tfjs-core does', async () => {
+    await tf.setBackend('wasm');
+    const values = randomValues(2 * 3 * 3 * 8, 5);
+    values[8 * 4 + 2] = Number.NaN;
+    const [mean, variance] = tf.tidy(() => {
+      const m = fusedMoments(tf.tensor(values, [2, 3, 3, 8]), [0, 1, 2]);
+      return [m.mean.dataSync(), m.variance.dataSync()];
+    });
+    expect(Number.isNaN(mean[2])).toBe(true);
+    expect(Number.isNaN(variance[2])).toBe(true);
+    expect([...mean].filter((v) => Number.isNaN(v))).toHaveLength(1);
+    expect([...variance].filter((v) => Number.isNaN(v))).toHaveLength(1);
   });
 
   it('leaves other moments to tfjs-core (keepDims, fewer than 4 channels, other axes)', async () => {
@@ -98,6 +115,7 @@ describe('fused moments', () => {
       );
     });
     expect(ran).not.toContain(MOMENTS_GRAD);
+    expect(ran).not.toContain(MOMENTS);
     expect(grads).toHaveLength(3);
     // Σ of the variance over [0, 1, 2] has the gradient 2(x − mean)/N per channel; it sums to 0.
     const sum = grads[0]!.reduce((p, v) => p + v, 0);
