@@ -225,6 +225,58 @@ void batch_norm_grad(const float *dy, const float *x, int rows, int c, const flo
 }
 
 /*
+ * The sums of batch_norm_grad without its dx: f and acc as there (acc[j] = sum of dy,
+ * acc[c + j] = sum of dy * (x - m[j]) over the rows, float64 across blocks of BLOCK rows).
+ */
+EXPORT("batch_norm_sums")
+void batch_norm_sums(const float *dy, const float *x, int rows, int c, const float *m, float *f,
+                     double *acc) {
+  for (int j = 0; j < 2 * c; j++) acc[j] = 0.0;
+  for (int r0 = 0; r0 < rows; r0 += BLOCK) {
+    const int r1 = min_int(rows, r0 + BLOCK);
+    for (int j = 0; j < 2 * c; j++) f[j] = 0.0f;
+    for (int r = r0; r < r1; r++) {
+      const float *d = dy + r * c, *xr = x + r * c;
+      int j = 0;
+      for (; j + 4 <= c; j += 4) {
+        const v128_t dj = wasm_v128_load(d + j);
+        const v128_t xm = wasm_f32x4_sub(wasm_v128_load(xr + j), wasm_v128_load(m + j));
+        wasm_v128_store(f + j, wasm_f32x4_add(wasm_v128_load(f + j), dj));
+        wasm_v128_store(f + c + j,
+                        wasm_f32x4_add(wasm_v128_load(f + c + j), wasm_f32x4_mul(dj, xm)));
+      }
+      for (; j < c; j++) {
+        f[j] += d[j];
+        f[c + j] += d[j] * (xr[j] - m[j]);
+      }
+    }
+    for (int j = 0; j < 2 * c; j++) acc[j] += f[j];
+  }
+}
+
+/*
+ * out[r*c + j] = dy[r*c + j] * a[j] + (x[r*c + j] - m[j]) * b[j] + k[j]: the input gradient of
+ * batch norm in training (statistics of the batch itself) once batch_norm_sums has given the
+ * per-channel coefficients.
+ */
+EXPORT("batch_norm_train_dx")
+void batch_norm_train_dx(const float *dy, const float *x, int rows, int c, const float *m,
+                         const float *a, const float *b, const float *k, float *out) {
+  for (int r = 0; r < rows; r++) {
+    const float *d = dy + r * c, *xr = x + r * c;
+    float *o = out + r * c;
+    int j = 0;
+    for (; j + 4 <= c; j += 4) {
+      const v128_t xm = wasm_f32x4_sub(wasm_v128_load(xr + j), wasm_v128_load(m + j));
+      const v128_t t = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(d + j), wasm_v128_load(a + j)),
+                                      wasm_f32x4_mul(xm, wasm_v128_load(b + j)));
+      wasm_v128_store(o + j, wasm_f32x4_add(t, wasm_v128_load(k + j)));
+    }
+    for (; j < c; j++) o[j] = (d[j] * a[j] + (xr[j] - m[j]) * b[j]) + k[j];
+  }
+}
+
+/*
  * MaxPoolGrad for 2x2 windows at stride 2 that tile x exactly (LeNet's pools): windows do not
  * overlap, so each input gets its window's gradient or 0, written once (no zeroing pass, no
  * accumulation). Same tie rule: the first maximum in row-major order (strictly greater wins).

@@ -103,6 +103,9 @@ WRAP(broadcast_rows, 7, INT(0), PTR(1), INT(2), INT(3), PTR(4), PTR(5), INT(6))
 WRAP(normalize_rows, 7, PTR(0), INT(1), INT(2), PTR(3), PTR(4), PTR(5), PTR(6))
 WRAP(batch_norm_grad, 10, PTR(0), PTR(1), INT(2), INT(3), PTR(4), PTR(5), PTR(6), PTR(7), PTR(8),
      PTR(9))
+WRAP(batch_norm_sums, 7, PTR(0), PTR(1), INT(2), INT(3), PTR(4), PTR(5), PTR(6))
+WRAP(batch_norm_train_dx, 9, PTR(0), PTR(1), INT(2), INT(3), PTR(4), PTR(5), PTR(6), PTR(7),
+     PTR(8))
 WRAP(max_pool_grad, 16, PTR(0), PTR(1), PTR(2), P13)
 WRAP(conv2d_filter_grad_c1, 20, PTR(0), PTR(1), PTR(2), P13, PTR(16), PTR(17), PTR(18), PTR(19))
 WRAP(conv2d_direct, 20, PTR(0), PTR(1), PTR(2), INT(3), PTR(4), INT(5), INT(6), INT(7), INT(8),
@@ -293,7 +296,8 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_create_int32(env, wide_width, &wide_value);
   napi_property_descriptor props[] = {
       EXPORT_FN(sum_rows) EXPORT_FN(moments_rows) EXPORT_FN(broadcast_rows) EXPORT_FN(normalize_rows)
-      EXPORT_FN(batch_norm_grad) EXPORT_FN(max_pool_grad) EXPORT_FN(conv2d_filter_grad_c1)
+      EXPORT_FN(batch_norm_grad) EXPORT_FN(batch_norm_sums) EXPORT_FN(batch_norm_train_dx)
+      EXPORT_FN(max_pool_grad) EXPORT_FN(conv2d_filter_grad_c1)
       EXPORT_FN(conv2d_direct) EXPORT_FN(adam_update) EXPORT_FN(conv2d_input_grad_narrow)
       EXPORT_FN(count_nonzero) EXPORT_FN(conv2d_filter_grad_scatter) EXPORT_FN(all_finite)
       EXPORT_FN(clip_grad) EXPORT_FN(relu_grad) EXPORT_FN(winograd_filter) EXPORT_FN(winograd_conv3x3)

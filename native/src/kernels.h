@@ -19,6 +19,11 @@
   X(void, batch_norm_grad,                                                                         \
     (const float *, const float *, int, int, const float *, const float *, const float *, float *, \
      float *, double *))                                                                           \
+  X(void, batch_norm_sums,                                                                         \
+    (const float *, const float *, int, int, const float *, float *, double *))                    \
+  X(void, batch_norm_train_dx,                                                                     \
+    (const float *, const float *, int, int, const float *, const float *, const float *,          \
+     const float *, float *))                                                                      \
   X(void, max_pool_grad,                                                                           \
     (const float *, const float *, float *, int, int, int, int, int, int, int, int, int, int, int, \
      int, int))                                                                                    \

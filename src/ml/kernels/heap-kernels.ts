@@ -43,6 +43,8 @@ interface HeapKernelExports {
   winograd_conv3x3(...args: number[]): void;
   winograd_filter_grad3x3(...args: number[]): void;
   batch_norm_grad(...args: number[]): void;
+  batch_norm_sums(...args: number[]): void;
+  batch_norm_train_dx(...args: number[]): void;
   conv2d_direct(...args: number[]): void;
   clip_grad(x: number, dy: number, n: number, lo: number, hi: number, out: number): void;
   relu_grad(x: number, dy: number, n: number, out: number): void;
@@ -612,6 +614,50 @@ export class HeapKernels {
       ...args.slice(-2),
     );
     if (done !== 1) throw new RangeError(`${name} did not take these shapes`);
+  }
+
+  /**
+   * Per channel over row-major `[rows, c]` float32 arrays, `Σ dy` and `Σ dy·(x − mean)` over the
+   * rows (float32 products, float64 across blocks of 256 rows): {@link batchNormGrad}'s sums
+   * without its `dx`. `mean` is a byte offset of `c` floats.
+   */
+  batchNormSums(
+    dy: number,
+    x: number,
+    rows: number,
+    c: number,
+    mean: number,
+  ): { sumDy: Float64Array; sumDyXm: Float64Array } {
+    let sums = new Float64Array(0);
+    this.withScratch(16 * c + 8 * c, (acc) => {
+      this.exports.batch_norm_sums(dy, x, rows, c, mean, acc + 16 * c, acc);
+      sums = new Float64Array(this.memory.buffer, acc, 2 * c).slice();
+    });
+    return { sumDy: sums.subarray(0, c), sumDyXm: sums.subarray(c) };
+  }
+
+  /**
+   * `out[r·c + j] = dy[r·c + j]·a[j] + (x[r·c + j] − mean[j])·b[j] + k[j]` over row-major
+   * `[rows, c]` float32 arrays: batch norm's input gradient in training once
+   * {@link batchNormSums} has given the coefficients (`a`, `b`, `k`: `c` values each, copied to
+   * scratch).
+   */
+  batchNormTrainDx(
+    dy: number,
+    x: number,
+    rows: number,
+    c: number,
+    mean: number,
+    [a, b, k]: readonly [ArrayLike<number>, ArrayLike<number>, ArrayLike<number>],
+    out: number,
+  ): void {
+    this.withScratch(12 * c, (at) => {
+      const abk = new Float32Array(this.memory.buffer, at, 3 * c);
+      abk.set(a);
+      abk.set(b, c);
+      abk.set(k, 2 * c);
+      this.exports.batch_norm_train_dx(dy, x, rows, c, mean, at, at + 4 * c, at + 8 * c, out);
+    });
   }
 
   /**

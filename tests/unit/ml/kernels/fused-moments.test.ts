@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -5,7 +6,12 @@ import {
   registerConvGradientKernels,
   unregisterConvGradientKernels,
 } from '../../../../src/ml/kernels/conv-grads.ts';
-import { MOMENTS, MOMENTS_GRAD, fusedMoments } from '../../../../src/ml/kernels/fused-moments.ts';
+import {
+  BATCH_NORM_TRAIN_GRAD,
+  MOMENTS,
+  MOMENTS_GRAD,
+  fusedMoments,
+} from '../../../../src/ml/kernels/fused-moments.ts';
 import { randomValues, relativeError } from './reference.ts';
 
 /**
@@ -123,6 +129,46 @@ describe('fused moments', () => {
     x.dispose();
   });
 
+  it('gives batch norm over its own statistics the cpu backend’s gradients, 4-D', async () => {
+    // tfjs-layers calls batchNorm4d through tfjs-core's CommonJS exports, as this does.
+    const core = createRequire(import.meta.url)('@tensorflow/tfjs-core') as {
+      batchNorm4d: typeof tf.batchNorm4d;
+    };
+    const shape = [3, 5, 6, 21];
+    const xs = randomValues(3 * 5 * 6 * 21, 17).map((v) => 2 + 3 * v);
+    const run = () =>
+      tf.tidy(() => {
+        const w = tf.tensor4d(
+          randomValues(xs.length, 18),
+          shape as [number, number, number, number],
+        );
+        const f = (x: tf.Tensor, scale: tf.Tensor, offset: tf.Tensor) => {
+          const { mean, variance } = fusedMoments(x, [0, 1, 2]);
+          const y = core.batchNorm4d(x as tf.Tensor4D, mean, variance, offset, scale, 1e-3);
+          return tf.sum(tf.mul(tf.sin(y), w));
+        };
+        const inputs = [
+          tf.tensor(xs, shape),
+          tf.tensor1d(randomValues(21, 19).map((v) => 1 + v)),
+          tf.tensor1d(randomValues(21, 20)),
+        ];
+        const { value, grads } = tf.valueAndGrads(f)(inputs);
+        return [value, ...grads].map((t) => t.dataSync() as Float32Array);
+      });
+    const cpu = await onBackend('cpu', run);
+    let wasm: Float32Array[] = [];
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    const ran = await kernelsOf(() => {
+      wasm = run();
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(ran).toContain(BATCH_NORM_TRAIN_GRAD);
+    expect(ran).not.toContain(MOMENTS_GRAD);
+    expect(wasm).toHaveLength(4);
+    wasm.forEach((v, i) => expect(relativeError(v, cpu[i]!)).toBeLessThan(1e-5));
+  });
+
   it('trains a batch-norm layer as tfjs-core’s moments do', async () => {
     const run = async (backend: string) => {
       await tf.setBackend(backend);
@@ -146,7 +192,10 @@ describe('fused moments', () => {
     const ran = await kernelsOf(async () => {
       wasm = await run('wasm');
     });
-    expect(ran).toContain(MOMENTS_GRAD);
+    // Batch norm over its own statistics: one gradient kernel; the moments' never runs.
+    expect(ran).toContain(MOMENTS);
+    expect(ran).toContain(BATCH_NORM_TRAIN_GRAD);
+    expect(ran).not.toContain(MOMENTS_GRAD);
     const cpu = await run('cpu');
     expect(wasm[2]).toBeLessThan(wasm[0]!);
     wasm.forEach((l, i) => expect(Math.abs(l - cpu[i]!)).toBeLessThan(1e-5 * cpu[i]!));
