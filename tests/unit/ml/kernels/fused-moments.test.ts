@@ -144,7 +144,14 @@ describe('fused moments', () => {
         );
         const f = (x: tf.Tensor, scale: tf.Tensor, offset: tf.Tensor) => {
           const { mean, variance } = fusedMoments(x, [0, 1, 2]);
-          const y = core.batchNorm4d(x as tf.Tensor4D, mean, variance, offset, scale, 1e-3);
+          const y = core.batchNorm4d(
+            x as tf.Tensor4D,
+            mean as tf.Tensor1D,
+            variance as tf.Tensor1D,
+            offset as tf.Tensor1D,
+            scale as tf.Tensor1D,
+            1e-3,
+          );
           return tf.sum(tf.mul(tf.sin(y), w));
         };
         const inputs = [
