@@ -117,6 +117,14 @@ const CASES: Case[] = [
   conv(32, 16, 32, 'fwd', { f: 1, s: 2 }),
   conv(32, 16, 32, 'dX', { f: 1, s: 2 }),
   conv(32, 16, 32, 'dW', { f: 1, s: 2 }),
+  // ResNet-20's first layer's filter gradient; AlexNet's conv2 and conv3 (past Winograd's bounds).
+  conv(32, 3, 16, 'dW', { f: 3, s: 1 }),
+  conv(4, 96, 256, 'fwd', { f: 5 }),
+  conv(4, 96, 256, 'dX', { f: 5 }),
+  conv(4, 96, 256, 'dW', { f: 5 }),
+  conv(2, 256, 384, 'fwd'),
+  conv(2, 256, 384, 'dX'),
+  conv(2, 256, 384, 'dW'),
   // AlexNet's conv1 (11x11 stride 4).
   conv(32, 3, 96, 'fwd', { f: 11, s: 4 }),
   conv(32, 3, 96, 'dW', { f: 11, s: 4 }),

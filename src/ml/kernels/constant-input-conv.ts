@@ -19,16 +19,30 @@ interface TapeState {
   readonly activeTape: readonly { readonly outputs: readonly tf.Tensor[] }[] | null;
 }
 
+/** The engine's `gradients(f, xs, dy?, allowNoGradients?)`, through which every tf.grad* runs. */
+type Gradients = (f: () => tf.Tensor, xs: tf.Tensor[], ...rest: unknown[]) => unknown;
+
 let original: FusedConv2d | undefined;
+let originalGradients: Gradients | undefined;
+
+/** The ids of the tensors differentiated by each gradient computation now running. */
+const targets: Set<number>[] = [];
 
 /**
- * Whether gradients are being recorded and `x` cannot carry one: neither a variable nor the
- * output of any operation recorded on the tape, so nothing differentiated depends on it (a
- * network's input images).
+ * Whether gradients are being recorded and `x` cannot carry one: neither a variable, nor a
+ * tensor that a gradient computation now running differentiates (`targets`), nor the output
+ * of any operation recorded on the tape, so nothing differentiated depends on it (a network's
+ * input images).
  */
 function constantUnderTape(x: tf.Tensor): boolean {
   const state = (tf.engine() as unknown as { state: TapeState }).state;
-  if (state.gradientDepth === 0 || state.activeTape === null || x instanceof tf.Variable) {
+  if (
+    state.gradientDepth === 0 ||
+    state.activeTape === null ||
+    x instanceof tf.Variable ||
+    targets.length === 0 ||
+    targets.some((ids) => ids.has(x.id))
+  ) {
     return false;
   }
   return !state.activeTape.some((node) => node.outputs.some((t) => t.id === x.id));
@@ -92,7 +106,7 @@ function constantInputConv2d(base: FusedConv2d): FusedConv2d {
         },
       };
     });
-    return (bias === undefined ? op(filter) : op(filter, bias));
+    return bias === undefined ? op(filter) : op(filter, bias);
   };
   return conv as FusedConv2d;
 }
@@ -105,6 +119,19 @@ export function registerConstantInputConv(): void {
   if (original !== undefined) return;
   original = core.fused.conv2d;
   core.fused.conv2d = constantInputConv2d(original);
+  // Every tf.grad, tf.grads, tf.valueAndGrads and tf.variableGrads (optimizers, tfjs-layers)
+  // calls the engine singleton's gradients(f, xs): note its xs while it runs.
+  const engine = tf.engine() as unknown as { gradients: Gradients };
+  const inner = engine.gradients;
+  originalGradients = inner;
+  engine.gradients = function (this: unknown, f, xs, ...rest) {
+    targets.push(new Set(xs.map((t) => t.id)));
+    try {
+      return inner.call(this, f, xs, ...rest);
+    } finally {
+      targets.pop();
+    }
+  };
 }
 
 /** Puts tfjs-core's fused conv back (tests and benchmarks). */
@@ -112,6 +139,10 @@ export function unregisterConstantInputConv(): void {
   if (original !== undefined) {
     core.fused.conv2d = original;
     original = undefined;
+  }
+  if (originalGradients !== undefined) {
+    (tf.engine() as unknown as { gradients: Gradients }).gradients = originalGradients;
+    originalGradients = undefined;
   }
 }
 

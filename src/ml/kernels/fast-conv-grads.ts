@@ -62,6 +62,9 @@ function filterGradKernel(
       return 'conv2dFilterGradScatter';
     }
   }
+  if (kernels.convGemmFits(g, 'filter-grad')) {
+    return 'convGemmFilterGrad';
+  }
   return undefined;
 }
 
@@ -87,7 +90,7 @@ function inputGradKernel(
   if (takesNarrow(g) && kernels.allFinite(heapOffset(backend, filter), size(filter.shape))) {
     return 'conv2dInputGradNarrow';
   }
-  if (strided(g) && kernels.convGemmFits(g, 'input-grad')) {
+  if (kernels.convGemmFits(g, 'input-grad')) {
     return 'convGemmInputGrad';
   }
   return undefined;

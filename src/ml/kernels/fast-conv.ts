@@ -130,17 +130,12 @@ export function createFastConv2DKernel(original: tf.KernelConfig): tf.KernelFunc
       g.outChannels >= DIRECT_MIN_OUT_CHANNELS &&
       g.strideHeight === 1 &&
       g.strideWidth === 1;
-    const gemm =
+    const winograd =
       !pointwise &&
       !direct &&
-      (g.strideHeight > 1 || g.strideWidth > 1) &&
-      kernels.convGemmFits(g, 'forward');
-    if (
-      !pointwise &&
-      !direct &&
-      !gemm &&
-      !takesWinograd(g, 'forward', kernels, backend, bias ? [x, filter, bias] : [x, filter])
-    ) {
+      takesWinograd(g, 'forward', kernels, backend, bias ? [x, filter, bias] : [x, filter]);
+    const gemm = !pointwise && !direct && !winograd && kernels.convGemmFits(g, 'forward');
+    if (!pointwise && !direct && !winograd && !gemm) {
       return original.kernelFunc(args);
     }
     const outShape = [g.batch, g.outHeight, g.outWidth, g.outChannels];

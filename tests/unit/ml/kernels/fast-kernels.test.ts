@@ -434,9 +434,12 @@ describe('committed gemm.wasm', () => {
     expect(Module.imports(module)).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }]);
     expect(Module.exports(module).map((e) => e.name)).toEqual([
       'sum_rows',
+      'moments_rows',
       'broadcast_rows',
       'normalize_rows',
       'batch_norm_grad',
+      'batch_norm_sums',
+      'batch_norm_train_dx',
       'max_pool_grad',
       'conv2d_filter_grad_c1',
       'conv2d_direct',
