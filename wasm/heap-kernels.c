@@ -193,6 +193,7 @@ void normalize_rows(const float *x, int rows, int c, const float *m, const float
  * with rs = 1 / sqrt(variance + eps) and s the scale, as tfjs-core multiplies them, and the sums
  * acc[j] = sum of dy and acc[c + j] = sum of dy * (x - m[j]) over the rows (float32 products and
  * block sums in f, 2c floats of scratch; float64 across blocks of BLOCK rows in acc, 2c doubles).
+ * With dx null, only the sums (rs and s unused).
  */
 EXPORT("batch_norm_grad")
 void batch_norm_grad(const float *dy, const float *x, int rows, int c, const float *m,
@@ -203,7 +204,6 @@ void batch_norm_grad(const float *dy, const float *x, int rows, int c, const flo
     for (int j = 0; j < 2 * c; j++) f[j] = 0.0f;
     for (int r = r0; r < r1; r++) {
       const float *d = dy + r * c, *xr = x + r * c;
-      float *o = dx + r * c;
       int j = 0;
       for (; j + 4 <= c; j += 4) {
         const v128_t dj = wasm_v128_load(d + j);
@@ -211,14 +211,18 @@ void batch_norm_grad(const float *dy, const float *x, int rows, int c, const flo
         wasm_v128_store(f + j, wasm_f32x4_add(wasm_v128_load(f + j), dj));
         wasm_v128_store(f + c + j,
                         wasm_f32x4_add(wasm_v128_load(f + c + j), wasm_f32x4_mul(dj, xm)));
-        wasm_v128_store(o + j, wasm_f32x4_mul(wasm_f32x4_mul(dj, wasm_v128_load(rs + j)),
-                                              wasm_v128_load(s + j)));
       }
       for (; j < c; j++) {
         f[j] += d[j];
         f[c + j] += d[j] * (xr[j] - m[j]);
-        o[j] = (d[j] * rs[j]) * s[j];
       }
+      if (dx == 0) continue;
+      float *o = dx + r * c;
+      for (j = 0; j + 4 <= c; j += 4)
+        wasm_v128_store(o + j, wasm_f32x4_mul(wasm_f32x4_mul(wasm_v128_load(d + j),
+                                                             wasm_v128_load(rs + j)),
+                                              wasm_v128_load(s + j)));
+      for (; j < c; j++) o[j] = (d[j] * rs[j]) * s[j];
     }
     for (int j = 0; j < 2 * c; j++) acc[j] += f[j];
   }
@@ -231,27 +235,7 @@ void batch_norm_grad(const float *dy, const float *x, int rows, int c, const flo
 EXPORT("batch_norm_sums")
 void batch_norm_sums(const float *dy, const float *x, int rows, int c, const float *m, float *f,
                      double *acc) {
-  for (int j = 0; j < 2 * c; j++) acc[j] = 0.0;
-  for (int r0 = 0; r0 < rows; r0 += BLOCK) {
-    const int r1 = min_int(rows, r0 + BLOCK);
-    for (int j = 0; j < 2 * c; j++) f[j] = 0.0f;
-    for (int r = r0; r < r1; r++) {
-      const float *d = dy + r * c, *xr = x + r * c;
-      int j = 0;
-      for (; j + 4 <= c; j += 4) {
-        const v128_t dj = wasm_v128_load(d + j);
-        const v128_t xm = wasm_f32x4_sub(wasm_v128_load(xr + j), wasm_v128_load(m + j));
-        wasm_v128_store(f + j, wasm_f32x4_add(wasm_v128_load(f + j), dj));
-        wasm_v128_store(f + c + j,
-                        wasm_f32x4_add(wasm_v128_load(f + c + j), wasm_f32x4_mul(dj, xm)));
-      }
-      for (; j < c; j++) {
-        f[j] += d[j];
-        f[c + j] += d[j] * (xr[j] - m[j]);
-      }
-    }
-    for (int j = 0; j < 2 * c; j++) acc[j] += f[j];
-  }
+  batch_norm_grad(dy, x, rows, c, m, 0, 0, 0, f, acc);
 }
 
 /*

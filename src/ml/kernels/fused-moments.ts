@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
+import { batchNormGradInputs } from './batch-norm-grad.ts';
 import { heapKernels } from './heap-kernels.ts';
 import { heapFloats, heapOffset, isWasmBackend } from './wasm-heap.ts';
 
@@ -199,32 +200,10 @@ function batchNormTrainGradWasm(args: {
   backend: unknown;
   attrs?: tf.NamedAttrMap;
 }): tf.TensorInfo[] {
-  const { dy, x, mean, variance, scale } = args.inputs;
-  const backend = args.backend;
-  if (
-    dy === undefined ||
-    x === undefined ||
-    mean === undefined ||
-    variance === undefined ||
-    scale === undefined
-  ) {
-    throw new TypeError(`${BATCH_NORM_TRAIN_GRAD}: dy, x, mean, variance and scale are required`);
-  }
-  if (!isWasmBackend(backend)) {
-    throw new Error(`${BATCH_NORM_TRAIN_GRAD}: not a wasm backend`);
-  }
-  const kernels = heapKernels(backend);
-  if (kernels === undefined) {
-    throw new Error(`${BATCH_NORM_TRAIN_GRAD}: the wasm backend's memory is not reachable`);
-  }
-  const c = x.shape.at(-1) ?? 0;
-  const rows = x.shape.slice(0, -1).reduce((p, d) => p * d, 1);
-  const f = Math.fround;
-  const epsilon = f(Number(args.attrs?.varianceEpsilon ?? 0.001));
-  const r = Float32Array.from(heapFloats(backend, variance), (v) =>
-    f(1 / f(Math.sqrt(f(v + epsilon)))),
+  const { dy, x, mean, backend, kernels, c, rows, r, s } = batchNormGradInputs(
+    args,
+    BATCH_NORM_TRAIN_GRAD,
   );
-  const s = heapFloats(backend, scale).slice();
   const dx = backend.makeOutput([...x.shape], 'float32');
   const dScale = backend.makeOutput([c], 'float32');
   const dOffset = backend.makeOutput([c], 'float32');
