@@ -28,14 +28,24 @@ interface Case {
   readonly run: (inputs: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
 }
 
-const conv = (hw: number, c: number, o: number, kind: 'fwd' | 'dX' | 'dW'): Case => {
-  const attrs = { strides: [1, 1], pad: 'same', dataFormat: 'NHWC', dilations: [1, 1] };
+const conv = (
+  hw: number,
+  c: number,
+  o: number,
+  kind: 'fwd' | 'dX' | 'dW',
+  { f = 3, s = 1 }: { f?: number; s?: number } = {},
+): Case => {
+  const attrs = { strides: [s, s], pad: 'same', dataFormat: 'NHWC', dilations: [1, 1] };
+  const oh = Math.ceil(hw / s);
   return {
-    name: `Winograd 3x3 ${hw}x${hw}x${c}->${o} ${kind}`,
+    name:
+      f === 3 && s === 1
+        ? `Winograd 3x3 ${hw}x${hw}x${c}->${o} ${kind}`
+        : `im2col ${f}x${f}/${s} ${hw}x${hw}x${c}->${o} ${kind}`,
     make: () => [
       tf.randomNormal([B, hw, hw, c]),
-      tf.randomNormal([B, hw, hw, o]),
-      tf.randomNormal([3, 3, c, o]),
+      tf.randomNormal([B, oh, oh, o]),
+      tf.randomNormal([f, f, c, o]),
     ],
     run: ([x, dy, w]) =>
       kind === 'fwd'
@@ -53,7 +63,7 @@ const conv = (hw: number, c: number, o: number, kind: 'fwd' | 'dX' | 'dW'): Case
               .runKernel(
                 tf.Conv2DBackpropFilter,
                 { x: x!, dy: dy! },
-                { ...attrs, filterShape: [3, 3, c, o] },
+                { ...attrs, filterShape: [f, f, c, o] },
               ),
   };
 };
@@ -97,6 +107,27 @@ const CASES: Case[] = [
   conv(8, 64, 64, 'fwd'),
   conv(8, 64, 64, 'dX'),
   conv(8, 64, 64, 'dW'),
+  // ResNet-20's strided convolutions (3x3 and the 1x1 shortcuts, stride 2).
+  conv(32, 16, 32, 'fwd', { s: 2 }),
+  conv(32, 16, 32, 'dX', { s: 2 }),
+  conv(32, 16, 32, 'dW', { s: 2 }),
+  conv(16, 32, 64, 'fwd', { s: 2 }),
+  conv(16, 32, 64, 'dX', { s: 2 }),
+  conv(16, 32, 64, 'dW', { s: 2 }),
+  conv(32, 16, 32, 'fwd', { f: 1, s: 2 }),
+  conv(32, 16, 32, 'dX', { f: 1, s: 2 }),
+  conv(32, 16, 32, 'dW', { f: 1, s: 2 }),
+  // ResNet-20's first layer's filter gradient; AlexNet's conv2 and conv3 (past Winograd's bounds).
+  conv(32, 3, 16, 'dW', { f: 3, s: 1 }),
+  conv(4, 96, 256, 'fwd', { f: 5 }),
+  conv(4, 96, 256, 'dX', { f: 5 }),
+  conv(4, 96, 256, 'dW', { f: 5 }),
+  conv(2, 256, 384, 'fwd'),
+  conv(2, 256, 384, 'dX'),
+  conv(2, 256, 384, 'dW'),
+  // AlexNet's conv1 (11x11 stride 4).
+  conv(32, 3, 96, 'fwd', { f: 11, s: 4 }),
+  conv(32, 3, 96, 'dW', { f: 11, s: 4 }),
   depthwise(28, 16, 1, 'fwd'),
   depthwise(28, 16, 1, 'dX'),
   depthwise(28, 16, 1, 'dW'),

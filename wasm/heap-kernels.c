@@ -71,6 +71,64 @@ void sum_rows(const float *x, int rows, int c, float *out, double *acc) {
 }
 
 /*
+ * Per-channel batch statistics of a row-major [rows, c] array in two passes: out[j] the mean
+ * (sum_rows' blocked sums over rows) and out[c + j] the biased variance, the mean of
+ * (x − out[j])² (float32 squares summed in float32 lanes within blocks of BLOCK rows, float64
+ * across them), as tf.moments defines them over every axis but the last. acc: c doubles.
+ */
+EXPORT("moments_rows")
+void moments_rows(const float *x, int rows, int c, float *out, double *acc) {
+  sum_rows(x, rows, c, out, acc);
+  for (int j = 0; j < c; j++) {
+    out[j] = (float)(acc[j] / rows);
+    acc[j] = 0.0;
+  }
+  const float *m = out;
+  for (int r0 = 0; r0 < rows; r0 += BLOCK) {
+    const int r1 = min_int(rows, r0 + BLOCK);
+    int j = 0;
+    for (; j + 16 <= c; j += 16) {
+      const v128_t m0 = wasm_v128_load(m + j), m1 = wasm_v128_load(m + j + 4);
+      const v128_t m2 = wasm_v128_load(m + j + 8), m3 = wasm_v128_load(m + j + 12);
+      v128_t s0 = wasm_f32x4_splat(0.0f), s1 = s0, s2 = s0, s3 = s0;
+      for (int r = r0; r < r1; r++) {
+        const float *p = x + r * c + j;
+        const v128_t d0 = wasm_f32x4_sub(wasm_v128_load(p), m0);
+        const v128_t d1 = wasm_f32x4_sub(wasm_v128_load(p + 4), m1);
+        const v128_t d2 = wasm_f32x4_sub(wasm_v128_load(p + 8), m2);
+        const v128_t d3 = wasm_f32x4_sub(wasm_v128_load(p + 12), m3);
+        s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(d0, d0));
+        s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(d1, d1));
+        s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(d2, d2));
+        s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(d3, d3));
+      }
+      add_lanes(acc + j, s0);
+      add_lanes(acc + j + 4, s1);
+      add_lanes(acc + j + 8, s2);
+      add_lanes(acc + j + 12, s3);
+    }
+    for (; j + 4 <= c; j += 4) {
+      const v128_t mj = wasm_v128_load(m + j);
+      v128_t s = wasm_f32x4_splat(0.0f);
+      for (int r = r0; r < r1; r++) {
+        const v128_t d = wasm_f32x4_sub(wasm_v128_load(x + r * c + j), mj);
+        s = wasm_f32x4_add(s, wasm_f32x4_mul(d, d));
+      }
+      add_lanes(acc + j, s);
+    }
+    for (; j < c; j++) {
+      float s = 0.0f;
+      for (int r = r0; r < r1; r++) {
+        const float d = x[r * c + j] - m[j];
+        s += d * d;
+      }
+      acc[j] += s;
+    }
+  }
+  for (int j = 0; j < c; j++) out[c + j] = (float)(acc[j] / rows);
+}
+
+/*
  * out[r*c + j] = a[r*c + j] OP v[j] (or v[j] OP a[r*c + j] when v_first), for r < rows, j < c:
  * a binary op with one operand broadcast along every axis but the last. IEEE single precision,
  * element by element, so the results are those of the backend's own kernels bit for bit.
@@ -135,6 +193,7 @@ void normalize_rows(const float *x, int rows, int c, const float *m, const float
  * with rs = 1 / sqrt(variance + eps) and s the scale, as tfjs-core multiplies them, and the sums
  * acc[j] = sum of dy and acc[c + j] = sum of dy * (x - m[j]) over the rows (float32 products and
  * block sums in f, 2c floats of scratch; float64 across blocks of BLOCK rows in acc, 2c doubles).
+ * With dx null, only the sums (rs and s unused).
  */
 EXPORT("batch_norm_grad")
 void batch_norm_grad(const float *dy, const float *x, int rows, int c, const float *m,
@@ -145,7 +204,6 @@ void batch_norm_grad(const float *dy, const float *x, int rows, int c, const flo
     for (int j = 0; j < 2 * c; j++) f[j] = 0.0f;
     for (int r = r0; r < r1; r++) {
       const float *d = dy + r * c, *xr = x + r * c;
-      float *o = dx + r * c;
       int j = 0;
       for (; j + 4 <= c; j += 4) {
         const v128_t dj = wasm_v128_load(d + j);
@@ -153,16 +211,52 @@ void batch_norm_grad(const float *dy, const float *x, int rows, int c, const flo
         wasm_v128_store(f + j, wasm_f32x4_add(wasm_v128_load(f + j), dj));
         wasm_v128_store(f + c + j,
                         wasm_f32x4_add(wasm_v128_load(f + c + j), wasm_f32x4_mul(dj, xm)));
-        wasm_v128_store(o + j, wasm_f32x4_mul(wasm_f32x4_mul(dj, wasm_v128_load(rs + j)),
-                                              wasm_v128_load(s + j)));
       }
       for (; j < c; j++) {
         f[j] += d[j];
         f[c + j] += d[j] * (xr[j] - m[j]);
-        o[j] = (d[j] * rs[j]) * s[j];
       }
+      if (dx == 0) continue;
+      float *o = dx + r * c;
+      for (j = 0; j + 4 <= c; j += 4)
+        wasm_v128_store(o + j, wasm_f32x4_mul(wasm_f32x4_mul(wasm_v128_load(d + j),
+                                                             wasm_v128_load(rs + j)),
+                                              wasm_v128_load(s + j)));
+      for (; j < c; j++) o[j] = (d[j] * rs[j]) * s[j];
     }
     for (int j = 0; j < 2 * c; j++) acc[j] += f[j];
+  }
+}
+
+/*
+ * The sums of batch_norm_grad without its dx: f and acc as there (acc[j] = sum of dy,
+ * acc[c + j] = sum of dy * (x - m[j]) over the rows, float64 across blocks of BLOCK rows).
+ */
+EXPORT("batch_norm_sums")
+void batch_norm_sums(const float *dy, const float *x, int rows, int c, const float *m, float *f,
+                     double *acc) {
+  batch_norm_grad(dy, x, rows, c, m, 0, 0, 0, f, acc);
+}
+
+/*
+ * out[r*c + j] = dy[r*c + j] * a[j] + (x[r*c + j] - m[j]) * b[j] + k[j]: the input gradient of
+ * batch norm in training (statistics of the batch itself) once batch_norm_sums has given the
+ * per-channel coefficients.
+ */
+EXPORT("batch_norm_train_dx")
+void batch_norm_train_dx(const float *dy, const float *x, int rows, int c, const float *m,
+                         const float *a, const float *b, const float *k, float *out) {
+  for (int r = 0; r < rows; r++) {
+    const float *d = dy + r * c, *xr = x + r * c;
+    float *o = out + r * c;
+    int j = 0;
+    for (; j + 4 <= c; j += 4) {
+      const v128_t xm = wasm_f32x4_sub(wasm_v128_load(xr + j), wasm_v128_load(m + j));
+      const v128_t t = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(d + j), wasm_v128_load(a + j)),
+                                      wasm_f32x4_mul(xm, wasm_v128_load(b + j)));
+      wasm_v128_store(o + j, wasm_f32x4_add(t, wasm_v128_load(k + j)));
+    }
+    for (; j < c; j++) o[j] = (d[j] * a[j] + (xr[j] - m[j]) * b[j]) + k[j];
   }
 }
 

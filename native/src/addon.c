@@ -98,10 +98,14 @@ static uint8_t *begin(napi_env env, napi_callback_info info, size_t n, double *o
 #define P13 INT(3), INT(4), INT(5), INT(6), INT(7), INT(8), INT(9), INT(10), INT(11), INT(12), INT(13), INT(14), INT(15)
 
 WRAP(sum_rows, 5, PTR(0), INT(1), INT(2), PTR(3), PTR(4))
+WRAP(moments_rows, 5, PTR(0), INT(1), INT(2), PTR(3), PTR(4))
 WRAP(broadcast_rows, 7, INT(0), PTR(1), INT(2), INT(3), PTR(4), PTR(5), INT(6))
 WRAP(normalize_rows, 7, PTR(0), INT(1), INT(2), PTR(3), PTR(4), PTR(5), PTR(6))
 WRAP(batch_norm_grad, 10, PTR(0), PTR(1), INT(2), INT(3), PTR(4), PTR(5), PTR(6), PTR(7), PTR(8),
      PTR(9))
+WRAP(batch_norm_sums, 7, PTR(0), PTR(1), INT(2), INT(3), PTR(4), PTR(5), PTR(6))
+WRAP(batch_norm_train_dx, 9, PTR(0), PTR(1), INT(2), INT(3), PTR(4), PTR(5), PTR(6), PTR(7),
+     PTR(8))
 WRAP(max_pool_grad, 16, PTR(0), PTR(1), PTR(2), P13)
 WRAP(conv2d_filter_grad_c1, 20, PTR(0), PTR(1), PTR(2), P13, PTR(16), PTR(17), PTR(18), PTR(19))
 WRAP(conv2d_direct, 20, PTR(0), PTR(1), PTR(2), INT(3), PTR(4), INT(5), INT(6), INT(7), INT(8),
@@ -218,6 +222,19 @@ WRAP_WIDE(pointwise_input_grad, wide_pointwise_input_grad, 6, PTR(0), PTR(1), PT
 WRAP_WIDE(pointwise_filter_grad, wide_pointwise_filter_grad, 6, PTR(0), PTR(1), PTR(2), INT(3),
           INT(4), INT(5))
 
+/* General convolutions as chunked im2col products (wide.c), geometry as geometryArgs gives it:
+ * fn(heap, x|dy, w|dy, out, [bias, relu,] batch, h, w, inC, fh, fw, outC, sh, sw, pt, pl, oh,
+ * ow) → 1 when done, 0 when not taken. */
+WRAP_WIDE(conv_gemm, wide_conv_gemm, 18, PTR(0), PTR(1), PTR(2), INT(3), PTR(4), INT(5), INT(6),
+          INT(7), INT(8), INT(9), INT(10), INT(11), INT(12), INT(13), INT(14), INT(15), INT(16),
+          INT(17))
+WRAP_WIDE(conv_gemm_filter_grad, wide_conv_gemm_filter_grad, 16, PTR(0), PTR(1), PTR(2), INT(3),
+          INT(4), INT(5), INT(6), INT(7), INT(8), INT(9), INT(10), INT(11), INT(12), INT(13),
+          INT(14), INT(15))
+WRAP_WIDE(conv_gemm_input_grad, wide_conv_gemm_input_grad, 16, PTR(0), PTR(1), PTR(2), INT(3),
+          INT(4), INT(5), INT(6), INT(7), INT(8), INT(9), INT(10), INT(11), INT(12), INT(13),
+          INT(14), INT(15))
+
 /* wideActive(): the wide kernels' channels per vector (16, 8), or 0 when none run. */
 static napi_value w_wideActive(napi_env env, napi_callback_info info) {
   (void)info;
@@ -278,15 +295,17 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value wide_value;
   napi_create_int32(env, wide_width, &wide_value);
   napi_property_descriptor props[] = {
-      EXPORT_FN(sum_rows) EXPORT_FN(broadcast_rows) EXPORT_FN(normalize_rows)
-      EXPORT_FN(batch_norm_grad) EXPORT_FN(max_pool_grad) EXPORT_FN(conv2d_filter_grad_c1)
+      EXPORT_FN(sum_rows) EXPORT_FN(moments_rows) EXPORT_FN(broadcast_rows) EXPORT_FN(normalize_rows)
+      EXPORT_FN(batch_norm_grad) EXPORT_FN(batch_norm_sums) EXPORT_FN(batch_norm_train_dx)
+      EXPORT_FN(max_pool_grad) EXPORT_FN(conv2d_filter_grad_c1)
       EXPORT_FN(conv2d_direct) EXPORT_FN(adam_update) EXPORT_FN(conv2d_input_grad_narrow)
       EXPORT_FN(count_nonzero) EXPORT_FN(conv2d_filter_grad_scatter) EXPORT_FN(all_finite)
       EXPORT_FN(clip_grad) EXPORT_FN(relu_grad) EXPORT_FN(winograd_filter) EXPORT_FN(winograd_conv3x3)
       EXPORT_FN(winograd_filter_grad3x3) EXPORT_FN(depthwise_conv2d)
       EXPORT_FN(depthwise_conv2d_input_grad) EXPORT_FN(depthwise_conv2d_filter_grad)
       EXPORT_FN(setWide) EXPORT_FN(wideActive) EXPORT_FN(pointwise_conv) EXPORT_FN(pointwise_input_grad)
-      EXPORT_FN(pointwise_filter_grad)
+      EXPORT_FN(pointwise_filter_grad) EXPORT_FN(conv_gemm) EXPORT_FN(conv_gemm_filter_grad)
+      EXPORT_FN(conv_gemm_input_grad)
       {"isa", NULL, NULL, NULL, NULL, isa_value, napi_enumerable, NULL},
       {"wideLanes", NULL, NULL, NULL, NULL, wide_value, napi_enumerable, NULL},
   };

@@ -12,12 +12,18 @@
 /* The exported functions, with their C signatures (the wasm exports' names and arguments). */
 #define CC_KERNELS(X)                                                                              \
   X(void, sum_rows, (const float *, int, int, float *, double *))                                  \
+  X(void, moments_rows, (const float *, int, int, float *, double *))                              \
   X(void, broadcast_rows, (int, const float *, int, int, const float *, float *, int))             \
   X(void, normalize_rows,                                                                          \
     (const float *, int, int, const float *, const float *, const float *, float *))               \
   X(void, batch_norm_grad,                                                                         \
     (const float *, const float *, int, int, const float *, const float *, const float *, float *, \
      float *, double *))                                                                           \
+  X(void, batch_norm_sums,                                                                         \
+    (const float *, const float *, int, int, const float *, float *, double *))                    \
+  X(void, batch_norm_train_dx,                                                                     \
+    (const float *, const float *, int, int, const float *, const float *, const float *,          \
+     const float *, float *))                                                                      \
   X(void, max_pool_grad,                                                                           \
     (const float *, const float *, float *, int, int, int, int, int, int, int, int, int, int, int, \
      int, int))                                                                                    \

@@ -3,9 +3,12 @@
 #include "kernels.h"
 #define EXPORT(name)
 #define sum_rows CC_PASTE(CC_VARIANT, sum_rows)
+#define moments_rows CC_PASTE(CC_VARIANT, moments_rows)
 #define broadcast_rows CC_PASTE(CC_VARIANT, broadcast_rows)
 #define normalize_rows CC_PASTE(CC_VARIANT, normalize_rows)
 #define batch_norm_grad CC_PASTE(CC_VARIANT, batch_norm_grad)
+#define batch_norm_sums CC_PASTE(CC_VARIANT, batch_norm_sums)
+#define batch_norm_train_dx CC_PASTE(CC_VARIANT, batch_norm_train_dx)
 #define max_pool_grad CC_PASTE(CC_VARIANT, max_pool_grad)
 #define conv2d_filter_grad_c1 CC_PASTE(CC_VARIANT, conv2d_filter_grad_c1)
 #define conv2d_direct CC_PASTE(CC_VARIANT, conv2d_direct)

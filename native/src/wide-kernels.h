@@ -462,6 +462,137 @@ TGT int FN(wide_pointwise_filter_grad)(const float *x, const float *dy, float *d
   return 1;
 }
 
+
+/*
+ * General convolutions (any filter, stride and padding; NHWC x [batch, h, wd, ci_n], filter
+ * [fh, fw, ci_n, co_n] read as a [K, co_n] matrix with K = fh·fw·ci_n) as products over chunks
+ * of im2col rows gathered into a second thread-local scratch (col_scratch), so the im2col matrix
+ * never exists whole: ResNet-20's strided 3×3 and 1×1 convolutions, which the Winograd and
+ * pointwise kernels do not take.
+ */
+/* Rows [r0, r0 + n) of im2col(x) into col (kp floats a row: the K taps, then zeros). */
+INL void FN(im2col_rows)(const float *x, float *col, long r0, int n, int kp, int h, int wd,
+                         int ci_n, int fh, int fw, int sh, int sw, int pt, int pl, int oh,
+                         int ow) {
+  const long plane = (long)oh * ow;
+  for (int r = 0; r < n; r++) {
+    const long p = r0 + r;
+    const long b = p / plane;
+    const int oy = (int)((p % plane) / ow), ox = (int)(p % ow);
+    float *o = col + (long)r * kp;
+    for (int ky = 0; ky < fh; ky++) {
+      const int iy = oy * sh - pt + ky;
+      for (int kx = 0; kx < fw; kx++, o += ci_n) {
+        const int ix = ox * sw - pl + kx;
+        if (iy < 0 || iy >= h || ix < 0 || ix >= wd) {
+          for (int c = 0; c < ci_n; c++) o[c] = 0.0f;
+        } else {
+          const float *src = x + ((b * h + iy) * wd + ix) * (long)ci_n;
+          for (int c = 0; c < ci_n; c++) o[c] = src[c];
+        }
+      }
+    }
+    for (int c = fh * fw * ci_n; c < kp; c++) col[(long)r * kp + c] = 0.0f;
+  }
+}
+
+/*
+ * y [batch, oh, ow, co_n] = im2col(x) · w (+ bias, ReLU if relu), in chunks of PW_CHUNK output
+ * pixels. co_n a multiple of WIDE. Returns 0 without touching y when it does not fit.
+ */
+TGT int FN(wide_conv_gemm)(const float *x, const float *w, const float *bias, int relu, float *y,
+                           int batch, int h, int wd, int ci_n, int fh, int fw, int co_n, int sh,
+                           int sw, int pt, int pl, int oh, int ow) {
+  const int k = fh * fw * ci_n;
+  const long m = (long)batch * oh * ow;
+  if (co_n % WIDE != 0 || k < 1 || m < 1) return 0;
+  float *col = col_scratch(sizeof(float) * PW_CHUNK * (size_t)k);
+  if (col == NULL) return 0;
+  for (long r0 = 0; r0 < m; r0 += PW_CHUNK) {
+    const int n = m - r0 < PW_CHUNK ? (int)(m - r0) : PW_CHUNK;
+    FN(im2col_rows)(x, col, r0, n, k, h, wd, ci_n, fh, fw, sh, sw, pt, pl, oh, ow);
+    if (!FN(wide_pointwise)(col, w, bias, relu, y + r0 * co_n, n, k, co_n)) return 0;
+  }
+  return 1;
+}
+
+/*
+ * dw [fh, fw, ci_n, co_n] = im2col(x)ᵀ · dy: float32 sums over chunks of 256 output pixels,
+ * float64 across them (im2col rows padded with zeros to a multiple of 16 taps). co_n a multiple
+ * of WIDE. Returns 0 without touching dw when it does not fit.
+ */
+TGT int FN(wide_conv_gemm_filter_grad)(const float *x, const float *dy, float *dw, int batch,
+                                       int h, int wd, int ci_n, int fh, int fw, int co_n, int sh,
+                                       int sw, int pt, int pl, int oh, int ow) {
+  const int k = fh * fw * ci_n;
+  const int kp = (k + 15) / 16 * 16;
+  const long m = (long)batch * oh * ow;
+  if (co_n % WIDE != 0 || k < 1 || m < 1) return 0;
+  const int chunk = 256;
+  const size_t plane = (size_t)kp * co_n;
+  double *s = wide_scratch(sizeof(double) * plane);
+  float *col = col_scratch(sizeof(float) * chunk * (size_t)kp);
+  if (s == NULL || col == NULL) return 0;
+  for (size_t i = 0; i < plane; i++) s[i] = 0.0;
+  for (long r0 = 0; r0 < m; r0 += chunk) {
+    const int n = m - r0 < chunk ? (int)(m - r0) : chunk;
+    FN(im2col_rows)(x, col, r0, n, kp, h, wd, ci_n, fh, fw, sh, sw, pt, pl, oh, ow);
+    FN(tile_product_t)(col, dy + r0 * co_n, s, n, kp, co_n);
+  }
+  for (size_t i = 0; i < (size_t)k * co_n; i++) dw[i] = (float)s[i];
+  return 1;
+}
+
+/*
+ * dx [batch, h, wd, ci_n] = col2im(dy · wᵀ): per chunk of PW_CHUNK output pixels, the product
+ * with the transposed filter (padded with zero columns to a multiple of WIDE taps) into
+ * col_scratch, then added into dx where each tap reads (dx zeroed first). Returns 0 without
+ * touching dx when it cannot run.
+ */
+TGT int FN(wide_conv_gemm_input_grad)(const float *dy, const float *w, float *dx, int batch, int h,
+                                      int wd, int ci_n, int fh, int fw, int co_n, int sh, int sw,
+                                      int pt, int pl, int oh, int ow) {
+  const int k = fh * fw * ci_n;
+  const int kp = (k + WIDE - 1) / WIDE * WIDE;
+  const long m = (long)batch * oh * ow;
+  if (k < 1 || co_n < 1 || m < 1) return 0;
+  float *col = col_scratch(sizeof(float) * PW_CHUNK * (size_t)kp);
+  float *wt = aligned_alloc(64, sizeof(float) * (((size_t)kp * co_n + 15) / 16 * 16));
+  if (col == NULL || wt == NULL) {
+    free(wt);
+    return 0;
+  }
+  for (int j = 0; j < co_n; j++) {
+    for (int c = 0; c < k; c++) wt[(long)j * kp + c] = w[(long)c * co_n + j];
+    for (int c = k; c < kp; c++) wt[(long)j * kp + c] = 0.0f;
+  }
+  const long total = (long)batch * h * wd * ci_n;
+  for (long i = 0; i < total; i++) dx[i] = 0.0f;
+  const long plane = (long)oh * ow;
+  int ok = 1;
+  for (long r0 = 0; r0 < m && ok; r0 += PW_CHUNK) {
+    const int n = m - r0 < PW_CHUNK ? (int)(m - r0) : PW_CHUNK;
+    ok = FN(wide_pointwise)(dy + r0 * co_n, wt, NULL, 0, col, n, co_n, kp);
+    for (int r = 0; r < n && ok; r++) {
+      const long p = r0 + r;
+      const long b = p / plane;
+      const int oy = (int)((p % plane) / ow), ox = (int)(p % ow);
+      const float *o = col + (long)r * kp;
+      for (int ky = 0; ky < fh; ky++) {
+        const int iy = oy * sh - pt + ky;
+        for (int kx = 0; kx < fw; kx++, o += ci_n) {
+          const int ix = ox * sw - pl + kx;
+          if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
+          float *d = dx + ((b * h + iy) * wd + ix) * (long)ci_n;
+          for (int c = 0; c < ci_n; c++) d[c] += o[c];
+        }
+      }
+    }
+  }
+  free(wt);
+  return ok;
+}
+
 #undef PW_CHUNK
 /* Depthwise convolutions (wasm/depthwise.c's contracts and loops), WIDE channels per vector
  * and fused multiply-adds: the first tap row inside the image and one past the last. */

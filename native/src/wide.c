@@ -27,6 +27,20 @@ static void *wide_scratch(size_t bytes) {
   return scratch;
 }
 
+/* A second per-thread scratch (the im2col chunks of wide_conv_gemm and its gradients, whose
+ * products take wide_scratch). */
+static __thread void *col_buf;
+static __thread size_t col_bytes;
+
+static void *col_scratch(size_t bytes) {
+  if (bytes > col_bytes) {
+    free(col_buf);
+    col_buf = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    col_bytes = col_buf == NULL ? 0 : bytes;
+  }
+  return col_buf;
+}
+
 #define WIDE 16
 #define TARGET "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"
 #define SUFFIX _avx512

@@ -24,7 +24,16 @@
                                      int pl, int oh, int ow);                                      \
   int wide_depthwise_filter_grad##sfx(const float *x, const float *dy, float *dw, int batch,       \
                                       int h, int wd, int c, int fh, int fw, int sh, int sw,        \
-                                      int pt, int pl, int oh, int ow);
+                                      int pt, int pl, int oh, int ow);                     \
+  int wide_conv_gemm##sfx(const float *x, const float *w, const float *bias, int relu, float *y,   \
+                          int batch, int h, int wd, int ci_n, int fh, int fw, int co_n, int sh,   \
+                          int sw, int pt, int pl, int oh, int ow);                                 \
+  int wide_conv_gemm_filter_grad##sfx(const float *x, const float *dy, float *dw, int batch,      \
+                                      int h, int wd, int ci_n, int fh, int fw, int co_n, int sh,  \
+                                      int sw, int pt, int pl, int oh, int ow);                     \
+  int wide_conv_gemm_input_grad##sfx(const float *dy, const float *w, float *dx, int batch,       \
+                                     int h, int wd, int ci_n, int fh, int fw, int co_n, int sh,   \
+                                     int sw, int pt, int pl, int oh, int ow);
 
 CC_WIDE_DECLARE(_avx512)
 CC_WIDE_DECLARE(_avx2)

@@ -1,12 +1,69 @@
 import * as tf from '@tensorflow/tfjs';
-import { heapKernels } from './heap-kernels.ts';
-import { heapFloats, heapOffset, isWasmBackend } from './wasm-heap.ts';
+import { heapKernels, type HeapKernels } from './heap-kernels.ts';
+import { heapFloats, heapOffset, isWasmBackend, type WasmBackendLike } from './wasm-heap.ts';
 
 /** The wasm kernel computing all five of batch norm's gradients in one pass. */
 export const BATCH_NORM_GRAD = 'CnnClassroomBatchNormGrad';
 
 /** The fewest channels the one-pass kernel takes (its SIMD lanes hold 4). */
 const MIN_CHANNELS = 4;
+
+/** The operands of a batch-norm gradient kernel on wasm, checked, with `r` and the scale. */
+export interface BatchNormGradInputs {
+  readonly dy: tf.TensorInfo;
+  readonly x: tf.TensorInfo;
+  readonly mean: tf.TensorInfo;
+  readonly backend: WasmBackendLike;
+  readonly kernels: HeapKernels;
+  /** Channels (x's last axis) and rows (the product of the others). */
+  readonly c: number;
+  readonly rows: number;
+  /** `1/√(variance + ε)` per channel as tfjs-core forms it in float32. */
+  readonly r: Float32Array;
+  /** The scale, copied off the heap. */
+  readonly s: Float32Array;
+}
+
+/**
+ * Checks the inputs `{dy, x, mean, variance, scale}` and attr `varianceEpsilon` (default 0.001)
+ * of a batch-norm gradient kernel named `name` on wasm and forms `r` as tfjs-core does:
+ * `rsqrt(add(variance, scalar(ε)))` in float32 (float64 square root and division rounded to
+ * float32 equal their float32 versions, Figueroa 1995).
+ *
+ * @throws {TypeError} when an input is missing
+ * @throws {Error} on another backend, or when its memory is not reachable
+ */
+export function batchNormGradInputs(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+  name: string,
+): BatchNormGradInputs {
+  const { dy, x, mean, variance, scale } = args.inputs;
+  const backend = args.backend;
+  if (
+    dy === undefined ||
+    x === undefined ||
+    mean === undefined ||
+    variance === undefined ||
+    scale === undefined
+  ) {
+    throw new TypeError(`${name}: dy, x, mean, variance and scale are required`);
+  }
+  if (!isWasmBackend(backend)) {
+    throw new Error(`${name}: not a wasm backend`);
+  }
+  const kernels = heapKernels(backend);
+  if (kernels === undefined) {
+    throw new Error(`${name}: the wasm backend's memory is not reachable`);
+  }
+  const c = x.shape.at(-1) ?? 0;
+  const rows = x.shape.slice(0, -1).reduce((p, d) => p * d, 1);
+  const f = Math.fround;
+  const epsilon = f(Number(args.attrs?.varianceEpsilon ?? 0.001));
+  const r = Float32Array.from(heapFloats(backend, variance), (vj) =>
+    f(1 / f(Math.sqrt(f(vj + epsilon)))),
+  );
+  return { dy, x, mean, backend, kernels, c, rows, r, s: heapFloats(backend, scale).slice() };
+}
 
 /**
  * `CnnClassroomBatchNormGrad` on wasm: inputs `{dy, x: [..., C], mean: [C], variance: [C],
@@ -23,33 +80,10 @@ function batchNormGradWasm(args: {
   backend: unknown;
   attrs?: tf.NamedAttrMap;
 }): tf.TensorInfo[] {
-  const { dy, x, mean, variance, scale } = args.inputs;
-  const backend = args.backend;
-  if (
-    dy === undefined ||
-    x === undefined ||
-    mean === undefined ||
-    variance === undefined ||
-    scale === undefined
-  ) {
-    throw new TypeError(`${BATCH_NORM_GRAD}: dy, x, mean, variance and scale are required`);
-  }
-  if (!isWasmBackend(backend)) {
-    throw new Error(`${BATCH_NORM_GRAD}: not a wasm backend`);
-  }
-  const kernels = heapKernels(backend);
-  if (kernels === undefined) {
-    throw new Error(`${BATCH_NORM_GRAD}: the wasm backend's memory is not reachable`);
-  }
-  const c = x.shape.at(-1) ?? 0;
-  const rows = x.shape.slice(0, -1).reduce((p, d) => p * d, 1);
-  const f = Math.fround;
-  const epsilon = f(Number(args.attrs?.varianceEpsilon ?? 0.001));
-  // tfjs-core: rsqrt(add(variance, scalar(ε))) in float32. Float64 square root and division
-  // rounded to float32 equal their float32 versions (Figueroa, 1995), so r is the backend's.
-  const v = heapFloats(backend, variance);
-  const r = Float32Array.from(v, (vj) => f(1 / f(Math.sqrt(f(vj + epsilon)))));
-  const s = heapFloats(backend, scale).slice();
+  const { dy, x, mean, backend, kernels, c, rows, r, s } = batchNormGradInputs(
+    args,
+    BATCH_NORM_GRAD,
+  );
   const dx = backend.makeOutput([...x.shape], 'float32');
   const { sumDy, sumDyXm } = kernels.batchNormGrad(
     heapOffset(backend, dy),

@@ -17,6 +17,7 @@ import {
   unregisterReluGradient,
 } from './clip-grad.ts';
 import { registerFusedMoments, unregisterFusedMoments } from './fused-moments.ts';
+import { registerConstantInputConv, unregisterConstantInputConv } from './constant-input-conv.ts';
 
 export { conv2dBackpropFilter } from './conv2d-backprop-filter.ts';
 export { conv2dBackpropInput } from './conv2d-backprop-input.ts';
@@ -148,6 +149,7 @@ export function registerConvGradientKernels(): void {
   registerClipGradient();
   registerReluGradient();
   registerFusedMoments();
+  registerConstantInputConv();
 }
 
 /**
@@ -155,6 +157,7 @@ export function registerConvGradientKernels(): void {
  * backends' own. Meant for tests and benchmarks that compare against the originals.
  */
 export function unregisterConvGradientKernels(): void {
+  unregisterConstantInputConv();
   unregisterClipGradient();
   unregisterReluGradient();
   unregisterFusedMoments();

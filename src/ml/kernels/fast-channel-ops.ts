@@ -6,6 +6,12 @@ import { float32OnWasm, heapOffset as offsetOf } from './wasm-heap.ts';
 const MIN_CHANNELS = 4;
 
 /**
+ * The fewest elements for which a same-shape binary op runs in `broadcast_rows` (one call's
+ * overhead against the backend's loop; ResNet-20's residual sums have 0.5–2 M).
+ */
+const MIN_SAME_SHAPE = 4096;
+
+/**
  * Whether the normalized `axis` attribute of a reduction over a tensor of this shape names
  * exactly the leading axes `[0, rank - 1)`, the per-channel reduction of an NHWC tensor.
  */
@@ -98,8 +104,10 @@ function channelVectorOf(full: readonly number[], v: readonly number[]): number 
  * vector, `[c]` or `[1, …, 1, c]`, broadcast over a full tensor `[…, c]` — batch norm's scale
  * and shift and their gradients, conv and dense biases — in place on the wasm heap by
  * `heap-kernels.c`'s `broadcast_rows` (tfjs-backend-wasm 4.22's generic broadcasting loop took
- * 2.9 ms for `[128, 32, 32, 16] · [16]`). Bit for bit the backend's results. Inputs `{a, b}`;
- * output the full operand's shape. Other shapes and dtypes go to `original`.
+ * 2.9 ms for `[128, 32, 32, 16] · [16]`), and also where both operands have the same shape
+ * (at least MIN_SAME_SHAPE elements: a residual block's sum and the tape's sums of two
+ * gradients, which tfjs-backend-wasm 4.22 ran through its broadcasting loop too). Bit for bit
+ * the backend's results. Inputs `{a, b}`; output the full operand's shape. Other shapes and dtypes go to `original`.
  */
 export function createFastBroadcastKernel(
   op: BroadcastOp,
@@ -113,6 +121,30 @@ export function createFastBroadcastKernel(
       backend,
       inputs: { a, b },
     } = fast;
+    if (
+      a.shape.length > 0 &&
+      a.shape.length === b.shape.length &&
+      a.shape.every((d, i) => d === b.shape[i])
+    ) {
+      // Same shapes (a residual block's sum, the tape's sum of two gradients): one SIMD pass
+      // over the flat arrays, as a single row of n channels.
+      const n = a.shape.reduce((p, d) => p * d, 1);
+      const kernels = n >= MIN_SAME_SHAPE ? heapKernels(backend) : undefined;
+      if (kernels === undefined) {
+        return original.kernelFunc(args);
+      }
+      const out = backend.makeOutput([...a.shape], 'float32');
+      kernels.broadcastRows(
+        op,
+        offsetOf(backend, a),
+        1,
+        n,
+        offsetOf(backend, b),
+        offsetOf(backend, out),
+        false,
+      );
+      return out;
+    }
     const cB = channelVectorOf(a.shape, b.shape);
     const cA = cB === 0 ? channelVectorOf(b.shape, a.shape) : 0;
     const c = cB || cA;

@@ -15,7 +15,9 @@ type InPlaceConvKernel =
   | 'winogradInputGrad3x3'
   | 'conv2dInputGradNarrow'
   | 'pointwiseFilterGrad'
-  | 'pointwiseInputGrad';
+  | 'pointwiseInputGrad'
+  | 'convGemmFilterGrad'
+  | 'convGemmInputGrad';
 
 /**
  * Which in-place filter-gradient kernel is fastest for this convolution and gradient, as
@@ -41,6 +43,9 @@ function filterGradKernel(
   if (takesWinograd(g, 'filter-grad', kernels, backend, [x, dy])) {
     return 'winogradFilterGrad3x3';
   }
+  if (strided(g) && kernels.convGemmFits(g, 'filter-grad')) {
+    return 'convGemmFilterGrad';
+  }
   if (g.inChannels === 1 && g.strideHeight === 1 && g.strideWidth === 1) {
     return 'conv2dFilterGradC1';
   }
@@ -56,6 +61,9 @@ function filterGradKernel(
     ) {
       return 'conv2dFilterGradScatter';
     }
+  }
+  if (kernels.convGemmFits(g, 'filter-grad')) {
+    return 'convGemmFilterGrad';
   }
   return undefined;
 }
@@ -82,7 +90,15 @@ function inputGradKernel(
   if (takesNarrow(g) && kernels.allFinite(heapOffset(backend, filter), size(filter.shape))) {
     return 'conv2dInputGradNarrow';
   }
+  if (kernels.convGemmFits(g, 'input-grad')) {
+    return 'convGemmInputGrad';
+  }
   return undefined;
+}
+
+/** Whether a convolution has a stride over 1 (the native im2col product's share; see filterGradKernel). */
+function strided(g: ConvGeometry): boolean {
+  return g.strideHeight > 1 || g.strideWidth > 1;
 }
 
 /** Runs an in-place kernel on `a` and `b` into a new float32 output of `shape`. */

@@ -84,7 +84,11 @@ export function takesWinograd(
  * against XNNPACK), and stride-1 convolutions of up to {@link DIRECT_MAX_CHANNELS} input channels
  * into at least {@link DIRECT_MIN_OUT_CHANNELS} directly (`heap-kernels.c`'s `conv2d_direct`:
  * LeNet's conv1 and conv2, ResNet-20's first), and pointwise (1×1) convolutions by the native
- * wide product where it runs (see {@link HeapKernels.pointwiseFits}; MobileNet-fashion's). Inputs `{x: [b, h, w, inC], filter: [fh, fw, inC,
+ * wide product where it runs (see {@link HeapKernels.pointwiseFits}; MobileNet-fashion's), and
+ * strided convolutions by the native wide im2col product where it runs (see
+ * {@link HeapKernels.convGemmFits}; ResNet-20's 3×3 and 1×1 stride-2 convs at batch 128:
+ * 13.3 → 7.1 ms from 16 channels into 32, 10.8 → 4.0 ms from
+ * 32 into 64, CPU time, `bench/native-kernels.ts`). Inputs `{x: [b, h, w, inC], filter: [fh, fw, inC,
  * outC], bias?: [outC]}`, attrs as in tfjs-core; output `[b, oh, ow, outC]`. Anything else (other filters or strides, other activations, PReLU
  * weights, a broadcast bias, non-float32 operands, non-finite ones for Winograd) goes to
  * `original`.
@@ -126,11 +130,12 @@ export function createFastConv2DKernel(original: tf.KernelConfig): tf.KernelFunc
       g.outChannels >= DIRECT_MIN_OUT_CHANNELS &&
       g.strideHeight === 1 &&
       g.strideWidth === 1;
-    if (
+    const winograd =
       !pointwise &&
       !direct &&
-      !takesWinograd(g, 'forward', kernels, backend, bias ? [x, filter, bias] : [x, filter])
-    ) {
+      takesWinograd(g, 'forward', kernels, backend, bias ? [x, filter, bias] : [x, filter]);
+    const gemm = !pointwise && !direct && !winograd && kernels.convGemmFits(g, 'forward');
+    if (!pointwise && !direct && !winograd && !gemm) {
       return original.kernelFunc(args);
     }
     const outShape = [g.batch, g.outHeight, g.outWidth, g.outChannels];
@@ -146,6 +151,8 @@ export function createFastConv2DKernel(original: tf.KernelConfig): tf.KernelFunc
     ] as const;
     if (pointwise) {
       kernels.pointwiseConv(...operands);
+    } else if (gemm) {
+      kernels.convGemm(...operands);
     } else if (direct) {
       kernels.conv2dDirect(...operands);
     } else {

@@ -13,6 +13,7 @@ const WebAssemblyApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAs
 /** The C functions of `wasm/heap-kernels.c`; pointers are byte offsets into the backend's heap. */
 interface HeapKernelExports {
   sum_rows(x: number, rows: number, c: number, out: number, acc: number): void;
+  moments_rows(x: number, rows: number, c: number, out: number, acc: number): void;
   broadcast_rows(
     op: number,
     a: number,
@@ -42,6 +43,8 @@ interface HeapKernelExports {
   winograd_conv3x3(...args: number[]): void;
   winograd_filter_grad3x3(...args: number[]): void;
   batch_norm_grad(...args: number[]): void;
+  batch_norm_sums(...args: number[]): void;
+  batch_norm_train_dx(...args: number[]): void;
   conv2d_direct(...args: number[]): void;
   clip_grad(x: number, dy: number, n: number, lo: number, hi: number, out: number): void;
   relu_grad(x: number, dy: number, n: number, out: number): void;
@@ -178,6 +181,17 @@ export class HeapKernels {
    */
   sumRows(x: number, rows: number, c: number, out: number): void {
     this.withScratch(8 * c, (acc) => this.exports.sum_rows(x, rows, c, out, acc));
+  }
+
+  /**
+   * Per-channel batch statistics of a row-major `[rows, c]` float32 array (every axis of an NHWC
+   * tensor but the last) in two passes: `out[j]` the mean and `out[c + j]` the biased variance
+   * `mean((x − mean)²)`, as `tf.moments` defines them; float32 lanes within blocks of 256 rows,
+   * float64 across blocks (scratch of `8c` bytes), so more accurate than tfjs-core's float32
+   * `Mean`, `Sub`, `Square`, `Mean` chain, though not bit for bit the same.
+   */
+  momentsRows(x: number, rows: number, c: number, out: number): void {
+    this.withScratch(8 * c, (acc) => this.exports.moments_rows(x, rows, c, out, acc));
   }
 
   /**
@@ -515,6 +529,76 @@ export class HeapKernels {
     this.pointwise('pointwise_filter_grad', g, x, dy, dw, g.inChannels, g.outChannels);
   }
 
+  /**
+   * Whether the native wide im2col products ({@link convGemm}, {@link convGemmFilterGrad},
+   * {@link convGemmInputGrad}) take this convolution: the wide kernels running, and for the
+   * forward pass and the filter gradient the output channels a multiple of {@link wideLanes}
+   * (the input gradient takes any channels).
+   */
+  convGemmFits(g: ConvGeometry, kind: 'forward' | 'input-grad' | 'filter-grad'): boolean {
+    const lanes = this.wideLanes();
+    return (
+      lanes > 0 &&
+      typeof this.native?.conv_gemm === 'function' &&
+      (kind === 'input-grad' || g.outChannels % lanes === 0)
+    );
+  }
+
+  /**
+   * `y [b, oh, ow, outC] = im2col(x) · w` (+ `bias [outC]`, ReLU if `relu`) for any filter,
+   * stride and padding, by the native wide kernels over chunks of 96 output pixels gathered into
+   * the thread's scratch (the im2col matrix never exists whole).
+   *
+   * @throws {RangeError} when {@link convGemmFits} says no
+   */
+  convGemm(
+    g: ConvGeometry,
+    x: number,
+    filter: number,
+    bias: number,
+    relu: boolean,
+    y: number,
+  ): void {
+    this.convGemmCall('conv_gemm', g, 'forward', x, filter, bias, relu ? 1 : 0, y);
+  }
+
+  /**
+   * `dw [fh, fw, inC, outC] = im2col(x)ᵀ · dy`, float32 over chunks of 256 output pixels, float64
+   * across them (see {@link convGemm}).
+   *
+   * @throws {RangeError} when {@link convGemmFits} says no
+   */
+  convGemmFilterGrad(g: ConvGeometry, x: number, dy: number, dw: number): void {
+    this.convGemmCall('conv_gemm_filter_grad', g, 'filter-grad', x, dy, dw);
+  }
+
+  /**
+   * `dx [b, h, w, inC] = col2im(dy · wᵀ)` (see {@link convGemm}).
+   *
+   * @throws {RangeError} when {@link convGemmFits} says no
+   */
+  convGemmInputGrad(g: ConvGeometry, dy: number, filter: number, dx: number): void {
+    this.convGemmCall('conv_gemm_input_grad', g, 'input-grad', dy, filter, dx);
+  }
+
+  private convGemmCall(
+    name: string,
+    g: ConvGeometry,
+    kind: 'forward' | 'input-grad' | 'filter-grad',
+    ...args: number[]
+  ): void {
+    const fn = this.native?.[name];
+    if (!this.convGemmFits(g, kind) || typeof fn !== 'function') {
+      throw new RangeError(`${name} runs natively, with the wide kernels`);
+    }
+    const done = (fn as (heap: ArrayBuffer, ...a: number[]) => number)(
+      this.memory.buffer,
+      ...args,
+      ...geometryArgs(g),
+    );
+    if (done !== 1) throw new RangeError(`${name} did not take these shapes`);
+  }
+
   private pointwise(name: string, g: ConvGeometry, ...args: number[]): void {
     const fn = this.native?.[name];
     if (!this.pointwiseFits(g) || typeof fn !== 'function') {
@@ -530,6 +614,50 @@ export class HeapKernels {
       ...args.slice(-2),
     );
     if (done !== 1) throw new RangeError(`${name} did not take these shapes`);
+  }
+
+  /**
+   * Per channel over row-major `[rows, c]` float32 arrays, `Σ dy` and `Σ dy·(x − mean)` over the
+   * rows (float32 products, float64 across blocks of 256 rows): {@link batchNormGrad}'s sums
+   * without its `dx`. `mean` is a byte offset of `c` floats.
+   */
+  batchNormSums(
+    dy: number,
+    x: number,
+    rows: number,
+    c: number,
+    mean: number,
+  ): { sumDy: Float64Array; sumDyXm: Float64Array } {
+    let sums = new Float64Array(0);
+    this.withScratch(16 * c + 8 * c, (acc) => {
+      this.exports.batch_norm_sums(dy, x, rows, c, mean, acc + 16 * c, acc);
+      sums = new Float64Array(this.memory.buffer, acc, 2 * c).slice();
+    });
+    return { sumDy: sums.subarray(0, c), sumDyXm: sums.subarray(c) };
+  }
+
+  /**
+   * `out[r·c + j] = dy[r·c + j]·a[j] + (x[r·c + j] − mean[j])·b[j] + k[j]` over row-major
+   * `[rows, c]` float32 arrays: batch norm's input gradient in training once
+   * {@link batchNormSums} has given the coefficients (`a`, `b`, `k`: `c` values each, copied to
+   * scratch).
+   */
+  batchNormTrainDx(
+    dy: number,
+    x: number,
+    rows: number,
+    c: number,
+    mean: number,
+    [a, b, k]: readonly [ArrayLike<number>, ArrayLike<number>, ArrayLike<number>],
+    out: number,
+  ): void {
+    this.withScratch(12 * c, (at) => {
+      const abk = new Float32Array(this.memory.buffer, at, 3 * c);
+      abk.set(a);
+      abk.set(b, c);
+      abk.set(k, 2 * c);
+      this.exports.batch_norm_train_dx(dy, x, rows, c, mean, at, at + 4 * c, at + 8 * c, out);
+    });
   }
 
   /**

@@ -434,9 +434,12 @@ describe('committed gemm.wasm', () => {
     expect(Module.imports(module)).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }]);
     expect(Module.exports(module).map((e) => e.name)).toEqual([
       'sum_rows',
+      'moments_rows',
       'broadcast_rows',
       'normalize_rows',
       'batch_norm_grad',
+      'batch_norm_sums',
+      'batch_norm_train_dx',
       'max_pool_grad',
       'conv2d_filter_grad_c1',
       'conv2d_direct',
@@ -830,6 +833,7 @@ describe('in-place per-channel Sum, Mean and broadcast ops on wasm', () => {
     { a: [1, 1, 1, 8], b: [3, 4, 2, 8] }, // vector first
     { a: [2, 3, 5, 6], b: [1, 1, 1, 6] }, // 6 channels: a scalar tail
     { a: [7], b: [9, 7] },
+    { a: [2, 40, 60, 3], b: [2, 40, 60, 3] }, // same shapes, 14,400 elements
   ])(
     'adds, subtracts, multiplies and divides $a by $b bit for bit as the cpu backend',
     async (c) => {
@@ -876,7 +880,7 @@ describe('in-place per-channel Sum, Mean and broadcast ops on wasm', () => {
     expect(relativeError(actual[0]!, expected[0]!)).toBeLessThanOrEqual(1e-4);
   });
 
-  it('leaves same-shape, scalar, narrow and integer operands to the backend', async () => {
+  it('leaves small same-shape, scalar, narrow and integer operands to the backend', async () => {
     const broadcastRows = vi.spyOn(HeapKernels.prototype, 'broadcastRows');
     const [actual, expected] = await onBothBackends(() => {
       const a = tf.tensor(randomValues(24, 41), [2, 4, 3]);

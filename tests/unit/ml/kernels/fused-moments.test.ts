@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -5,12 +6,17 @@ import {
   registerConvGradientKernels,
   unregisterConvGradientKernels,
 } from '../../../../src/ml/kernels/conv-grads.ts';
-import { MOMENTS_GRAD, fusedMoments } from '../../../../src/ml/kernels/fused-moments.ts';
+import {
+  BATCH_NORM_TRAIN_GRAD,
+  MOMENTS,
+  MOMENTS_GRAD,
+  fusedMoments,
+} from '../../../../src/ml/kernels/fused-moments.ts';
 import { randomValues, relativeError } from './reference.ts';
 
 /**
- * The moments with one gradient kernel (`fused-moments.ts`): the same mean and variance as
- * tfjs-core's, and gradients of any use of both that match the cpu backend's, called directly
+ * The moments as one kernel each way (`fused-moments.ts`): the mean and variance of tfjs-core's
+ * within float32 rounding, and gradients of any use of both that match the cpu backend's, called directly
  * and through tfjs-layers' batch norm in training (which reads `moments` from tfjs-core's
  * CommonJS exports at each call; an ES import of `tf.moments` is a snapshot taken at import).
  */
@@ -58,6 +64,8 @@ describe('fused moments', () => {
     { shape: [4, 6, 5, 16], axes: [0, 1, 2] },
     { shape: [37, 8], axes: [0] },
     { shape: [3, 4, 7, 12], axes: [2, 0, 1] },
+    // 21 channels: a 16-lane group, a 4-lane group and one alone; 400 rows span two blocks.
+    { shape: [4, 10, 10, 21], axes: [0, 1, 2] },
   ])('$shape over $axes: the cpu backend’s moments and gradient, tensors flat', async (c) => {
     const values = randomValues(
       c.shape.reduce((p, d) => p * d, 1),
@@ -79,8 +87,23 @@ describe('fused moments', () => {
       expect(tf.memory().numTensors).toBe(before);
       x.dispose();
     });
+    expect(ran).toContain(MOMENTS); // the two-pass statistics ran
     expect(ran).toContain(MOMENTS_GRAD); // the one-pass gradient ran
     wasm.forEach((v, i) => expect(relativeError(v, cpu[i]!)).toBeLessThan(1e-5));
+  });
+
+  it('gives NaN statistics for a channel holding NaN, as tfjs-core does', async () => {
+    await tf.setBackend('wasm');
+    const values = randomValues(2 * 3 * 3 * 8, 5);
+    values[8 * 4 + 2] = Number.NaN;
+    const [mean, variance] = tf.tidy(() => {
+      const m = fusedMoments(tf.tensor(values, [2, 3, 3, 8]), [0, 1, 2]);
+      return [m.mean.dataSync(), m.variance.dataSync()];
+    });
+    expect(Number.isNaN(mean[2])).toBe(true);
+    expect(Number.isNaN(variance[2])).toBe(true);
+    expect([...mean].filter((v) => Number.isNaN(v))).toHaveLength(1);
+    expect([...variance].filter((v) => Number.isNaN(v))).toHaveLength(1);
   });
 
   it('leaves other moments to tfjs-core (keepDims, fewer than 4 channels, other axes)', async () => {
@@ -98,11 +121,59 @@ describe('fused moments', () => {
       );
     });
     expect(ran).not.toContain(MOMENTS_GRAD);
+    expect(ran).not.toContain(MOMENTS);
     expect(grads).toHaveLength(3);
     // Σ of the variance over [0, 1, 2] has the gradient 2(x − mean)/N per channel; it sums to 0.
     const sum = grads[0]!.reduce((p, v) => p + v, 0);
     expect(Math.abs(sum)).toBeLessThan(1e-5);
     x.dispose();
+  });
+
+  it('gives batch norm over its own statistics the cpu backend’s gradients, 4-D', async () => {
+    // tfjs-layers calls batchNorm4d through tfjs-core's CommonJS exports, as this does.
+    const core = createRequire(import.meta.url)('@tensorflow/tfjs-core') as {
+      batchNorm4d: typeof tf.batchNorm4d;
+    };
+    const shape = [3, 5, 6, 21];
+    const xs = randomValues(3 * 5 * 6 * 21, 17).map((v) => 2 + 3 * v);
+    const run = () =>
+      tf.tidy(() => {
+        const w = tf.tensor4d(
+          randomValues(xs.length, 18),
+          shape as [number, number, number, number],
+        );
+        const f = (x: tf.Tensor, scale: tf.Tensor, offset: tf.Tensor) => {
+          const { mean, variance } = fusedMoments(x, [0, 1, 2]);
+          const y = core.batchNorm4d(
+            x as tf.Tensor4D,
+            mean as tf.Tensor1D,
+            variance as tf.Tensor1D,
+            offset as tf.Tensor1D,
+            scale as tf.Tensor1D,
+            1e-3,
+          );
+          return tf.sum(tf.mul(tf.sin(y), w));
+        };
+        const inputs = [
+          tf.tensor(xs, shape),
+          tf.tensor1d(randomValues(21, 19).map((v) => 1 + v)),
+          tf.tensor1d(randomValues(21, 20)),
+        ];
+        const { value, grads } = tf.valueAndGrads(f)(inputs);
+        return [value, ...grads].map((t) => t.dataSync() as Float32Array);
+      });
+    const cpu = await onBackend('cpu', run);
+    let wasm: Float32Array[] = [];
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    const ran = await kernelsOf(() => {
+      wasm = run();
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(ran).toContain(BATCH_NORM_TRAIN_GRAD);
+    expect(ran).not.toContain(MOMENTS_GRAD);
+    expect(wasm).toHaveLength(4);
+    wasm.forEach((v, i) => expect(relativeError(v, cpu[i]!)).toBeLessThan(1e-5));
   });
 
   it('trains a batch-norm layer as tfjs-core’s moments do', async () => {
@@ -128,7 +199,10 @@ describe('fused moments', () => {
     const ran = await kernelsOf(async () => {
       wasm = await run('wasm');
     });
-    expect(ran).toContain(MOMENTS_GRAD);
+    // Batch norm over its own statistics: one gradient kernel; the moments' never runs.
+    expect(ran).toContain(MOMENTS);
+    expect(ran).toContain(BATCH_NORM_TRAIN_GRAD);
+    expect(ran).not.toContain(MOMENTS_GRAD);
     const cpu = await run('cpu');
     expect(wasm[2]).toBeLessThan(wasm[0]!);
     wasm.forEach((l, i) => expect(Math.abs(l - cpu[i]!)).toBeLessThan(1e-5 * cpu[i]!));

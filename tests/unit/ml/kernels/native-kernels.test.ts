@@ -89,6 +89,11 @@ describe.skipIf(!built)('native kernels', () => {
     { name: 'pointwise 1x1, 64 into 128', x: [3, 4, 4, 64], f: [1, 1, 64, 128], s: 1 },
     { name: 'direct 5x5 (LeNet conv1)', x: [3, 28, 28, 1], f: [5, 5, 1, 6], s: 1 },
     { name: 'direct 3x3 of 3 channels (ResNet-20 first)', x: [2, 9, 9, 3], f: [3, 3, 3, 16], s: 1 },
+    // The wide im2col products (convGemm and its gradients).
+    { name: 'strided 3x3, 16 into 32 (ResNet-20)', x: [2, 10, 10, 16], f: [3, 3, 16, 32], s: 2 },
+    { name: 'strided 3x3, ragged 9x7 maps, 8 into 16', x: [3, 9, 7, 8], f: [3, 3, 8, 16], s: 2 },
+    { name: 'strided 1x1, 32 into 64 (a shortcut)', x: [2, 8, 8, 32], f: [1, 1, 32, 64], s: 2 },
+    { name: 'strided 5x5 of 3 channels, stride 3', x: [2, 13, 11, 3], f: [5, 5, 3, 16], s: 3 },
   ] as const;
 
   /** A fused conv's output and its gradients with respect to x and the filter. */
@@ -283,6 +288,56 @@ describe.skipIf(!built)('native kernels', () => {
     expect(() => kernels.pointwiseConv(g, 0, 0, 0, false, 0)).toThrow(RangeError);
     setWide(true);
     tf.dispose([x, w, y, expected]);
+  });
+
+  it('runs strided convolutions on the wide im2col products where the CPU has them', () => {
+    const backend = tf.backend();
+    if (!isWasmBackend(backend)) throw new Error('wasm backend expected');
+    const kernels = heapKernels(backend);
+    if (kernels === undefined) throw new Error('heap kernels expected');
+    const lanes = kernels.wideLanes();
+    const g = {
+      batch: 1,
+      inHeight: 4,
+      inWidth: 4,
+      inChannels: 3,
+      filterHeight: 3,
+      filterWidth: 3,
+      outChannels: 16,
+      strideHeight: 2,
+      strideWidth: 2,
+      padTop: 0,
+      padLeft: 0,
+      outHeight: 1,
+      outWidth: 1,
+    };
+    expect(kernels.convGemmFits(g, 'forward')).toBe(lanes > 0);
+    expect(kernels.convGemmFits({ ...g, outChannels: 12 }, 'forward')).toBe(false);
+    expect(kernels.convGemmFits({ ...g, outChannels: 12 }, 'input-grad')).toBe(lanes > 0);
+    if (lanes > 0) {
+      // One output pixel: y = Σ over the 3×3×3 window of x·w, the window's top-left 3×3 of 4×4.
+      const x = tf.tensor4d(randomValues(48, 21), [1, 4, 4, 3]);
+      const w = tf.tensor4d(randomValues(27 * 16, 22), [3, 3, 3, 16]);
+      const y = backend.makeOutput([1, 1, 1, 16], 'float32');
+      kernels.convGemm(
+        g,
+        heapOffset(backend, x),
+        heapOffset(backend, w),
+        0,
+        false,
+        heapOffset(backend, y),
+      );
+      const got = tf.engine().makeTensorFromTensorInfo(y);
+      const want = tf.tidy(() => tf.conv2d(x, w, 2, 'valid'));
+      expect(
+        relativeError(got.dataSync() as Float32Array, want.dataSync() as Float32Array),
+      ).toBeLessThan(WIDE_TOLERANCE);
+      tf.dispose([x, w, got, want]);
+    }
+    setWide(false);
+    expect(kernels.convGemmFits(g, 'forward')).toBe(false);
+    expect(() => kernels.convGemm(g, 0, 0, 0, false, 0)).toThrow(RangeError);
+    setWide(true);
   });
 
   it('keeps ResNet-20 training on the wasm kernels’ loss curve', async () => {

@@ -85,7 +85,9 @@ describe('training on wasm with every fast kernel', () => {
       vi.spyOn(HeapKernels.prototype, 'winogradInputGrad3x3'),
       vi.spyOn(HeapKernels.prototype, 'winogradFilterGrad3x3'),
       vi.spyOn(HeapKernels.prototype, 'conv2dDirect'),
-      vi.spyOn(HeapKernels.prototype, 'batchNormGrad'),
+      vi.spyOn(HeapKernels.prototype, 'momentsRows'),
+      vi.spyOn(HeapKernels.prototype, 'batchNormSums'),
+      vi.spyOn(HeapKernels.prototype, 'batchNormTrainDx'),
       vi.spyOn(HeapKernels.prototype, 'adamUpdate'),
     ];
     // The 128-bit kernels here (the native ones give the wasm build's bits); the wide native
