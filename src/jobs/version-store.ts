@@ -2,11 +2,22 @@
  * Model versions on disk and in the database: immutable folders `<DATA_DIR>/models/<id>/<n>/`
  * (model.json, weights, meta.json, history.json, history.png), the shipped `models/<id>/` as
  * version 0, and the decision to promote a finished job's version.
+ *
+ * issue 14 follow-up: a version's files are also stored in the database with its row
+ * (`model_version_files`), so a bot on another machine than the worker that trained it writes
+ * the folder again from there ({@link materializeVersion}); the database is all they share.
  */
-import { rename, rm } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { ModelVersionRecord, ModelVersionRepository } from '../db/model-version-repository.ts';
+import type {
+  ModelVersionRecord,
+  ModelVersionRepository,
+  StoredVersionFile,
+  VersionFile,
+} from '../db/model-version-repository.ts';
 import type { JsonObject } from '../db/training-run-repository.ts';
+import { exists } from '../io/files.ts';
 import { readModelMeta } from '../ml/model-meta.ts';
 import { SHIPPED_VERSION } from '../ml/registry.ts';
 
@@ -112,6 +123,7 @@ export async function addVersion(
   await rm(dir, { recursive: true, force: true }); // a half-renamed leftover of a crash
   await rename(job.stagingDir, dir);
   await repo.register({
+    files: await readFolderFiles(dir),
     modelId: job.modelId,
     version,
     path: dir,
@@ -133,4 +145,121 @@ export async function addVersion(
     servedAccuracy: served.testAccuracy,
     promoted,
   };
+}
+
+/** Every file under `dir` (sub-folders included), by `/`-separated relative name. */
+export async function readFolderFiles(dir: string): Promise<VersionFile[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  const files: VersionFile[] = [];
+  for (const e of entries) {
+    if (!e.isFile()) continue;
+    const full = path.join(e.parentPath, e.name);
+    files.push({
+      name: path.relative(dir, full).split(path.sep).join('/'),
+      bytes: await readFile(full),
+    });
+  }
+  return files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+const sha256Of = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+/** True when every stored file is in `dir` with its size and SHA-256. */
+async function folderMatches(dir: string, stored: readonly StoredVersionFile[]): Promise<boolean> {
+  for (const f of stored) {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path.join(dir, ...f.name.split('/')));
+    } catch {
+      return false;
+    }
+    if (bytes.length !== f.size || sha256Of(bytes) !== f.sha256) return false;
+  }
+  return true;
+}
+
+/** A stored name as a path inside the folder; a name that would leave it is refused. */
+function safeRelative(name: string): string {
+  const parts = name.split('/');
+  if (name === '' || parts.some((p) => p === '' || p === '.' || p === '..' || p.includes('\\'))) {
+    throw new Error(`unsafe file name in model_version_files: "${name}"`);
+  }
+  return path.join(...parts);
+}
+
+/** Where {@link materializeVersion} found a version's folder. */
+export interface MaterializedVersion {
+  readonly dir: string;
+  /**
+   * `shipped`: the repository's `models/<id>/`; `local`: this machine's copy matched the stored
+   * files; `database`: written now from the stored files; `path`: an old row without stored
+   * files, its recorded path as it is.
+   */
+  readonly source: 'shipped' | 'local' | 'database' | 'path';
+}
+
+/**
+ * The folder to load version `version` of `modelId` from on this machine. A version with stored
+ * files lives in `<DATA_DIR>/models/<id>/<n>/`; when that folder is missing, or a file there is
+ * missing or differs from its stored SHA-256 (a corrupted copy), it is written again from the
+ * database: into a temporary folder beside it, each file checked against its SHA-256, then
+ * renamed into place (a reader never sees half a folder; a stale copy is moved aside first and
+ * deleted). The shipped version 0 is `models/<id>/`; an old row without stored files is its path.
+ * @throws {Error} when the version is not registered, or a stored file's bytes do not match
+ *   their SHA-256 (the database copy is damaged: nothing is written).
+ */
+export async function materializeVersion(
+  repo: ModelVersionRepository,
+  f: VersionFolders,
+  modelId: string,
+  version: string,
+): Promise<MaterializedVersion> {
+  if (version === SHIPPED_VERSION) {
+    return { dir: path.join(f.modelsDir, modelId), source: 'shipped' };
+  }
+  const record = await repo.get(modelId, version);
+  if (!record) throw new Error(`no model version ${modelId}@${version}`);
+  const stored = await repo.storedFiles(modelId, version);
+  if (stored.length === 0) {
+    if (!(await exists(path.join(record.path, 'model.json')))) {
+      throw new Error(`${modelId}@${version}: ${record.path} is missing and no files are stored`);
+    }
+    return { dir: record.path, source: 'path' };
+  }
+  const dir = versionDir(f, modelId, version);
+  if (await folderMatches(dir, stored)) return { dir, source: 'local' };
+
+  const files = await repo.readFiles(modelId, version);
+  for (const file of files) {
+    if (file.bytes.length !== file.size || sha256Of(file.bytes) !== file.sha256) {
+      throw new Error(`${modelId}@${version}: stored ${file.name} does not match its SHA-256`);
+    }
+  }
+  const suffix = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  const temp = `${dir}.materialize-${suffix}`;
+  const stale = `${dir}.stale-${suffix}`;
+  try {
+    for (const file of files) {
+      const target = path.join(temp, safeRelative(file.name));
+      await mkdir(path.dirname(target), { recursive: true });
+      await writeFile(target, file.bytes, { flush: true });
+    }
+    await rename(dir, stale).catch((e: unknown) => {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    });
+    try {
+      await rename(temp, dir);
+    } catch (e) {
+      // Another process put its copy there first: use it if it is whole.
+      const code = (e as NodeJS.ErrnoException).code;
+      if ((code === 'ENOTEMPTY' || code === 'EEXIST') && (await folderMatches(dir, stored))) {
+        return { dir, source: 'local' };
+      }
+      throw e;
+    }
+  } finally {
+    await rm(temp, { recursive: true, force: true });
+    await rm(stale, { recursive: true, force: true });
+  }
+  return { dir, source: 'database' };
 }
