@@ -91,15 +91,21 @@ for (const { provider, available } of PROVIDERS) {
     let workerFiles: Map<string, string>;
     const prefix = `test-elsewhere-${provider}-${process.pid}-${Date.now()}`;
 
-    const waitDone = (id: number) =>
-      vi.waitFor(
+    /** Waits for the job to end; it must have succeeded (a failure fails at once, with why). */
+    const waitDone = async (id: number) => {
+      const j = await vi.waitFor(
         async () => {
           const j = await trainer.training.get(id);
-          if (j?.state !== 'succeeded') throw new Error(`job ${id} is ${j?.state}`);
+          if (!j || j.state === 'queued' || j.state === 'running') {
+            throw new Error(`job ${id} is ${j?.state}`);
+          }
           return j;
         },
         { timeout: 150_000, interval: 250 },
       );
+      expect({ state: j.state, failure: j.failure }).toEqual({ state: 'succeeded', failure: null });
+      return j;
+    };
 
     beforeAll(async () => {
       await initBackend();
