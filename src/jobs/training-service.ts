@@ -151,15 +151,19 @@ export function createTrainingService(o: TrainingServiceOptions): TrainingServic
     }
     const needed = o.limits.classMinPhotos ?? CLASS_MIN_PHOTOS_DEFAULT;
     const meta = await readModelMeta(path.join(o.folders.modelsDir, modelId));
-    const count = o.classData ? await countClassPhotos(o.classData, meta.classNames) : 0;
-    if (count < needed) {
-      throw new UserError('classdata.not_enough', `${count} labelled photos, ${needed} needed`, {
+    const refuse = (count: number): UserError =>
+      new UserError('classdata.not_enough', `${count} labelled photos, ${needed} needed`, {
         count,
         needed,
         missing: needed - count,
       });
-    }
-    return o.classData ? classPhotosToAttach(o.classData, meta.classNames) : [];
+    // Counted first (no bytes read) so that a class far short is refused at once.
+    const count = o.classData ? await countClassPhotos(o.classData, meta.classNames) : 0;
+    if (count < needed || !o.classData) throw refuse(count);
+    // A photo whose file is gone (retention) cannot be attached: counted out too.
+    const photos = await classPhotosToAttach(o.classData, meta.classNames);
+    if (photos.length < needed) throw refuse(photos.length);
+    return photos;
   }
 
   return {

@@ -199,8 +199,8 @@ for (const { provider, available } of PROVIDERS) {
         );
       }
       const photos = submissions.map((s, n) => ({ ...photo(n), submissionId: s.id }));
-      const make = () =>
-        db.trainingRuns.create({ modelId: MODEL, params: { with: 'class' }, photos });
+      const make = (attached = photos) =>
+        db.trainingRuns.create({ modelId: MODEL, params: { with: 'class' }, photos: attached });
 
       const failed = await make();
       const read = await db.trainingRuns.photos(failed.id);
@@ -222,13 +222,22 @@ for (const { provider, available } of PROVIDERS) {
       await db.trainingRuns.finishSucceeded(succeeded.id, 'w', {}, '1');
       expect(await db.trainingRuns.photos(succeeded.id)).toEqual([]);
 
+      // A deleted submission (a student's photo taken out of the database) takes its copy along.
+      const deleting = await make();
+      await testDb.query('DELETE FROM submissions WHERE id = ?', [submissions[0]!.id]);
+      expect((await db.trainingRuns.photos(deleting.id)).map((p) => p.submissionId)).toEqual([
+        submissions[1]!.id,
+        submissions[2]!.id,
+      ]);
+      await db.trainingRuns.markCancelled(deleting.id);
+
       // A queued job's copies expire with the photos (retention), as the image files do.
-      const queued = await make();
+      const queued = await make(photos.slice(1));
       const pruned = await db.imageRetention.prune({
         olderThanDays: 1,
         now: new Date(Date.now() + 3 * 86_400_000),
       });
-      expect(pruned.images).toBe(3);
+      expect(pruned.images).toBe(2);
       expect(await db.trainingRuns.photos(queued.id)).toEqual([]);
       expect(countOf(await testDb.query('SELECT COUNT(*) AS n FROM training_run_photos'))).toBe(0);
     });
