@@ -7,8 +7,8 @@
  * (`model_version_files`), so a bot on another machine than the worker that trained it writes
  * the folder again from there ({@link materializeVersion}); the database is all they share.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type {
   ModelVersionRecord,
@@ -18,6 +18,7 @@ import type {
 } from '../db/model-version-repository.ts';
 import type { JsonObject } from '../db/training-run-repository.ts';
 import { exists } from '../io/files.ts';
+import { writeDirAtomically } from '../ml/model-io.ts';
 import { readModelMeta } from '../ml/model-meta.ts';
 import { SHIPPED_VERSION } from '../ml/registry.ts';
 
@@ -147,44 +148,43 @@ export async function addVersion(
   };
 }
 
-/** Every file under `dir` (sub-folders included), by `/`-separated relative name. */
+/**
+ * The files of a version's folder, by name (a version folder is flat: model.json, weight shards,
+ * meta.json, history.json, history.png).
+ * @throws {Error} when the folder holds a sub-folder (it could not be written back).
+ */
 export async function readFolderFiles(dir: string): Promise<VersionFile[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
   const files: VersionFile[] = [];
-  for (const e of entries) {
-    if (!e.isFile()) continue;
-    const full = path.join(e.parentPath, e.name);
-    files.push({
-      name: path.relative(dir, full).split(path.sep).join('/'),
-      bytes: await readFile(full),
-    });
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    if (e.isDirectory())
+      throw new Error(`${dir}: a version folder holds files only, found ${e.name}/`);
+    if (e.isFile()) files.push({ name: e.name, bytes: await readFile(path.join(dir, e.name)) });
   }
   return files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
 const sha256Of = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
+/** A stored name that is one plain file name; anything that could leave the folder is refused. */
+function checkedName(name: string): string {
+  if (name === '' || name === '.' || name === '..' || /[/\\\0]/.test(name)) {
+    throw new Error(`unsafe file name in model_version_files: "${name}"`);
+  }
+  return name;
+}
+
 /** True when every stored file is in `dir` with its size and SHA-256. */
 async function folderMatches(dir: string, stored: readonly StoredVersionFile[]): Promise<boolean> {
   for (const f of stored) {
     let bytes: Buffer;
     try {
-      bytes = await readFile(path.join(dir, ...f.name.split('/')));
+      bytes = await readFile(path.join(dir, checkedName(f.name)));
     } catch {
       return false;
     }
     if (bytes.length !== f.size || sha256Of(bytes) !== f.sha256) return false;
   }
   return true;
-}
-
-/** A stored name as a path inside the folder; a name that would leave it is refused. */
-function safeRelative(name: string): string {
-  const parts = name.split('/');
-  if (name === '' || parts.some((p) => p === '' || p === '.' || p === '..' || p.includes('\\'))) {
-    throw new Error(`unsafe file name in model_version_files: "${name}"`);
-  }
-  return path.join(...parts);
 }
 
 /** Where {@link materializeVersion} found a version's folder. */
@@ -235,31 +235,16 @@ export async function materializeVersion(
       throw new Error(`${modelId}@${version}: stored ${file.name} does not match its SHA-256`);
     }
   }
-  const suffix = `${process.pid}-${randomBytes(4).toString('hex')}`;
-  const temp = `${dir}.materialize-${suffix}`;
-  const stale = `${dir}.stale-${suffix}`;
   try {
-    for (const file of files) {
-      const target = path.join(temp, safeRelative(file.name));
-      await mkdir(path.dirname(target), { recursive: true });
-      await writeFile(target, file.bytes, { flush: true });
-    }
-    await rename(dir, stale).catch((e: unknown) => {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    });
-    try {
-      await rename(temp, dir);
-    } catch (e) {
-      // Another process put its copy there first: use it if it is whole.
-      const code = (e as NodeJS.ErrnoException).code;
-      if ((code === 'ENOTEMPTY' || code === 'EEXIST') && (await folderMatches(dir, stored))) {
-        return { dir, source: 'local' };
-      }
-      throw e;
-    }
-  } finally {
-    await rm(temp, { recursive: true, force: true });
-    await rm(stale, { recursive: true, force: true });
+    // Temporary folder beside it, flushed, then swapped in (the damaged copy moved away first).
+    await writeDirAtomically(
+      dir,
+      files.map((file) => [checkedName(file.name), file.bytes] as const),
+    );
+  } catch (e) {
+    // Another process on this machine may have swapped its own copy in at the same moment.
+    if (await folderMatches(dir, stored)) return { dir, source: 'local' };
+    throw e;
   }
   return { dir, source: 'database' };
 }

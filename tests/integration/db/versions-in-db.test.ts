@@ -4,7 +4,7 @@
  * with=class job's photos (`training_run_photos`, gone when the job ends or the photo expires).
  */
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -28,16 +28,16 @@ import {
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const MODEL = 'lenet-mnist';
 
-/** A version folder as a job leaves it: a few files, one in a sub-folder, binary bytes. */
+/** A version folder as a job leaves it: a few files, binary bytes. */
 async function writeStaging(dir: string, seed: number): Promise<void> {
-  await mkdir(path.join(dir, 'extra'), { recursive: true });
+  await mkdir(dir, { recursive: true });
   await writeFile(path.join(dir, 'model.json'), JSON.stringify({ seed }));
   await writeFile(
     path.join(dir, 'group1-shard1of1.bin'),
     Uint8Array.from({ length: 4096 }, (_, i) => (i * 31 + seed) & 0xff),
   );
   await writeFile(path.join(dir, 'meta.json'), `{"id":"${MODEL}"}`);
-  await writeFile(path.join(dir, 'extra', 'history.json'), '[]');
+  await writeFile(path.join(dir, 'history.json'), '[]');
 }
 
 for (const { provider, available } of PROVIDERS) {
@@ -90,8 +90,8 @@ for (const { provider, available } of PROVIDERS) {
     it('stores every file of a new version with its row: bytes, SHA-256 and size', async () => {
       const expected = await trainedOnWorker();
       expect([...expected.keys()]).toEqual([
-        'extra/history.json',
         'group1-shard1of1.bin',
+        'history.json',
         'meta.json',
         'model.json',
       ]);
@@ -120,15 +120,14 @@ for (const { provider, available } of PROVIDERS) {
       });
       // A truncated shard and a missing file: both written again.
       await writeFile(path.join(first.dir, 'group1-shard1of1.bin'), Buffer.alloc(10));
-      await rm(path.join(first.dir, 'extra', 'history.json'));
+      await rm(path.join(first.dir, 'history.json'));
       expect((await materializeVersion(db.modelVersions, botFolders, MODEL, '1')).source).toBe(
         'database',
       );
       const again = await readFolderFiles(first.dir);
       expect(new Map(again.map((f) => [f.name, sha256(f.bytes)]))).toEqual(expected);
       // No temporary or stale folder is left beside it.
-      const siblings = await readFolderFiles(path.join(botFolders.dataDir, 'models', MODEL));
-      expect(siblings.every((f) => f.name.startsWith('1/'))).toBe(true);
+      expect(await readdir(path.join(botFolders.dataDir, 'models', MODEL))).toEqual(['1']);
     });
 
     it('refuses stored bytes that do not match their SHA-256, leaving the local folder alone', async () => {
