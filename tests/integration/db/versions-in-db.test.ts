@@ -16,7 +16,9 @@ import {
   stagingDir,
   type VersionFolders,
 } from '../../../src/jobs/version-store.ts';
+import { UserError } from '../../../src/errors.ts';
 import { exists } from '../../../src/io/files.ts';
+import { createTrainingService } from '../../../src/jobs/training-service.ts';
 import {
   countOf,
   createTestDatabase,
@@ -171,6 +173,34 @@ for (const { provider, available } of PROVIDERS) {
       await rm(old, { recursive: true });
       await expect(materializeVersion(db.modelVersions, botFolders, MODEL, '5')).rejects.toThrow(
         /is missing and no files are stored/,
+      );
+    });
+
+    it('refuses a rollback to a version whose files are nowhere, and serves the one it can write', async () => {
+      await trainedOnWorker();
+      const old = path.join(root, 'gone');
+      await db.modelVersions.register({ modelId: MODEL, version: '2', path: old });
+      const training = createTrainingService({
+        db,
+        folders: botFolders,
+        limits: { maxEpochs: 3, maxBatch: 64, jobsPerInstructor: 1 },
+      });
+      await db.modelVersions.activate(MODEL, '1');
+      const refused = await training.rollback(MODEL, '2').catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(UserError);
+      expect((refused as UserError).id).toBe('version.unavailable');
+      expect((await db.modelVersions.getActive(MODEL))?.version).toBe('1');
+      // Version 1 is in the database only (the worker's disk is away): written here, then served.
+      await rm(path.join(workerFolders.dataDir, 'models'), { recursive: true });
+      await db.modelVersions.register({
+        modelId: MODEL,
+        version: '0',
+        path: path.join(botFolders.modelsDir, MODEL),
+      });
+      await db.modelVersions.activate(MODEL, '0');
+      expect(await training.rollback(MODEL, '1')).toEqual({ from: '0', to: '1' });
+      expect(await exists(path.join(botFolders.dataDir, 'models', MODEL, '1', 'model.json'))).toBe(
+        true,
       );
     });
 
