@@ -4,6 +4,13 @@ import { DatabaseError } from './errors.ts';
 import type { JsonObject } from './training-run-repository.ts';
 
 /**
+ * issue 14 follow-up: a transaction that writes file bytes (a version's ~22 MB of AlexNet
+ * weights, a class's photos) may take seconds on a busy machine: Prisma's default 5 s limit for
+ * an interactive transaction would fail it half-way (rolled back, the job failed).
+ */
+export const BULK_TRANSACTION = { maxWait: 10_000, timeout: 300_000 } as const;
+
+/**
  * A trained model's files, as registered. Versions are immutable folders; which one the bots
  * answer with is a separate alias, one row per model in `served_models` (as TF Serving's and
  * MLflow's aliases), so that promotion and rollback are each one update of that row.
@@ -184,7 +191,7 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
           }
         }
         return r;
-      });
+      }, BULK_TRANSACTION);
       return toModelVersion(row, await servedOf(v.modelId));
     },
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { AppPrismaClient, DatabaseProvider } from './client.ts';
 import { DatabaseError } from './errors.ts';
+import { BULK_TRANSACTION } from './model-version-repository.ts';
 
 /** The states a run never leaves. */
 const ENDED: ReadonlySet<string> = new Set(['succeeded', 'failed', 'cancelled']);
@@ -357,7 +358,7 @@ export function createTrainingRunRepository(
           });
         }
         return r;
-      });
+      }, BULK_TRANSACTION);
       return toTrainingRun(row);
     },
 
