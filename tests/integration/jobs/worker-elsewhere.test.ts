@@ -23,6 +23,7 @@ import {
   workerOptions,
   type TrainerRuntime,
 } from '../../../src/jobs/trainer-runtime.ts';
+import { startJobReporter } from '../../../src/jobs/reporter.ts';
 import { readFolderFiles, versionDir } from '../../../src/jobs/version-store.ts';
 import { initBackend } from '../../../src/ml/backend.ts';
 import { loadModel } from '../../../src/ml/model-io.ts';
@@ -178,6 +179,12 @@ for (const { provider, available } of PROVIDERS) {
         { model: MODEL, epochs: 1, force: true },
         'cli',
       );
+      await trainer.training.watch(job.id, {
+        platform: 'telegram',
+        chatId: '-100',
+        messageId: '7',
+        lang: 'en',
+      });
       const done = await waitDone(job.id);
       expect(done.version).toBe('1');
       expect(done.result?.promoted).toBe(true);
@@ -206,6 +213,35 @@ for (const { provider, available } of PROVIDERS) {
       expect(served).toHaveLength(10);
       served.forEach((p, i) => expect(p).toBeCloseTo(expected[i]!, 6));
       expect(tf.memory().numTensors).toBe(tensorsBefore);
+
+      // The promotion notification: the final text, then the curves of the version just written.
+      const sent: { chatId: string; png: Uint8Array; caption: string; replyTo?: string }[] = [];
+      const edits: string[] = [];
+      const reporter = startJobReporter({
+        db: botDb,
+        folders: { modelsDir: MODELS_DIR, dataDir: botDir },
+        messengers: [
+          {
+            platform: 'telegram',
+            editText: (_chat, _message, text) => {
+              edits.push(text);
+              return Promise.resolve();
+            },
+            sendImage: (chatId, png, caption, replyTo) => {
+              sent.push({ chatId, png, caption, ...(replyTo === undefined ? {} : { replyTo }) });
+              return Promise.resolve();
+            },
+          },
+        ],
+        logger: pino({ level: 'silent' }),
+        pollMs: 600_000,
+      });
+      await reporter.tick();
+      await reporter.stop();
+      expect(edits.at(-1)).toMatch(/^Job \d+ done: lenet-mnist version 1 /);
+      expect(sent).toHaveLength(1);
+      expect(sent[0]).toMatchObject({ chatId: '-100', replyTo: '7' });
+      expect(sha256(sent[0]!.png)).toBe(workerFiles.get('history.png'));
     }, 200_000);
 
     it('rolls back to 0 and forward to 1 again, writing a deleted or corrupted copy anew', async () => {
