@@ -60,6 +60,8 @@ export const USER_ERROR_IDS = [
   'version.unknown',
   // issue 14 (t14): the BullMQ queue's Redis is down when a job is queued
   'job.queue_down',
+  // issue 14 follow-up (w14): a version whose files are neither here nor in the database
+  'version.unavailable',
 ] as const;
 
 /** One of {@link USER_ERROR_IDS}. */

@@ -39,7 +39,8 @@ export interface ImageRetention {
   listKept(): Promise<string[]>;
   /**
    * Deletes the files of images whose newest submission is older than `olderThanDays` and that
-   * nobody keeps, and clears `imagePath` in their rows (hash, size and outcome stay).
+   * nobody keeps, and clears `imagePath` in their rows (hash, size and outcome stay); the
+   * copies attached to `with=class` jobs not yet run (`training_run_photos`) are deleted too.
    */
   prune(options: PruneOptions): Promise<PruneResult>;
 }
@@ -126,6 +127,8 @@ export function createImageRetention(prisma: AppPrismaClient, store: ImageStore)
           continue;
         }
         await store.remove(sha256, extensionOfPath(g._max.imagePath ?? '.bin'));
+        // issue 14 follow-up: a queued with=class job's copy expires with the photo.
+        await prisma.trainingRunPhoto.deleteMany({ where: { sha256 } });
         const { count } = await prisma.submission.updateMany({
           where: { imageSha256: sha256, imagePath: { not: null } },
           data: { imagePath: null },

@@ -1,6 +1,14 @@
+import { createHash } from 'node:crypto';
 import type { AppPrismaClient } from './client.ts';
 import { DatabaseError } from './errors.ts';
 import type { JsonObject } from './training-run-repository.ts';
+
+/**
+ * issue 14 follow-up: a transaction that writes file bytes (a version's ~22 MB of AlexNet
+ * weights, a class's photos) may take seconds on a busy machine: Prisma's default 5 s limit for
+ * an interactive transaction would fail it half-way (rolled back, the job failed).
+ */
+export const BULK_TRANSACTION = { maxWait: 10_000, timeout: 300_000 } as const;
 
 /**
  * A trained model's files, as registered. Versions are immutable folders; which one the bots
@@ -45,6 +53,25 @@ export interface NewModelVersion {
   readonly datasetFingerprint?: string | undefined;
   readonly params?: JsonObject | undefined;
   readonly createdBy?: string | undefined;
+  /**
+   * issue 14 follow-up: the folder's files, stored with the row in one transaction (replacing
+   * any stored before), so that a process on another machine can write the folder again.
+   */
+  readonly files?: readonly VersionFile[] | undefined;
+}
+
+/** One file of a version's folder. */
+export interface VersionFile {
+  /** Path inside the folder, `/`-separated (`model.json`, `group1-shard1of1.bin`...). */
+  readonly name: string;
+  readonly bytes: Uint8Array;
+}
+
+/** A stored file's name, SHA-256 (lower-case hex) and size in bytes, without its bytes. */
+export interface StoredVersionFile {
+  readonly name: string;
+  readonly sha256: string;
+  readonly size: number;
 }
 
 /** Registered model versions and which one is served. */
@@ -65,6 +92,10 @@ export interface ModelVersionRepository {
   list(modelId?: string): Promise<ModelVersionRecord[]>;
   /** The next free version number of a model (1 when only the shipped 0 exists). */
   nextVersion(modelId: string): Promise<number>;
+  /** The files stored with a version (none for old rows and the shipped version), by name. */
+  storedFiles(modelId: string, version: string): Promise<StoredVersionFile[]>;
+  /** The stored files with their bytes, by name. */
+  readFiles(modelId: string, version: string): Promise<(StoredVersionFile & VersionFile)[]>;
 }
 
 interface ModelVersionRow {
@@ -131,11 +162,36 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
         paramsJson: v.params === undefined ? null : JSON.stringify(v.params),
         createdBy: v.createdBy ?? null,
       };
-      const row = await prisma.modelVersion.upsert({
-        where: { modelId_version: { modelId: v.modelId, version: v.version } },
-        create: { modelId: v.modelId, version: v.version, ...fields },
-        update: { path: v.path, testAccuracy: fields.testAccuracy },
-      });
+      const files = (v.files ?? []).map((f) => ({
+        name: f.name,
+        sha256: createHash('sha256').update(f.bytes).digest('hex'),
+        size: f.bytes.length,
+        bytes: f.bytes,
+      }));
+      // One transaction: a version another process can see always has its files.
+      const row = await prisma.$transaction(async (tx) => {
+        const r = await tx.modelVersion.upsert({
+          where: { modelId_version: { modelId: v.modelId, version: v.version } },
+          create: { modelId: v.modelId, version: v.version, ...fields },
+          update: { path: v.path, testAccuracy: fields.testAccuracy },
+        });
+        if (v.files !== undefined) {
+          await tx.modelVersionFile.deleteMany({ where: { modelVersionId: r.id } });
+          // One row at a time: a driver need not hold every shard in one statement.
+          for (const f of files) {
+            await tx.modelVersionFile.create({
+              data: {
+                modelVersionId: r.id,
+                name: f.name,
+                sha256: f.sha256,
+                size: f.size,
+                bytes: new Uint8Array(f.bytes),
+              },
+            });
+          }
+        }
+        return r;
+      }, BULK_TRANSACTION);
       return toModelVersion(row, await servedOf(v.modelId));
     },
 
@@ -194,6 +250,33 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
       });
       const numbers = rows.map((r) => Number(r.version)).filter((n) => Number.isInteger(n));
       return Math.max(0, ...numbers) + 1;
+    },
+
+    async storedFiles(modelId, version) {
+      const row = await prisma.modelVersion.findUnique({
+        where: { modelId_version: { modelId, version } },
+        select: { id: true },
+      });
+      if (row === null) return [];
+      return prisma.modelVersionFile.findMany({
+        where: { modelVersionId: row.id },
+        select: { name: true, sha256: true, size: true },
+        orderBy: { name: 'asc' },
+      });
+    },
+
+    async readFiles(modelId, version) {
+      const row = await prisma.modelVersion.findUnique({
+        where: { modelId_version: { modelId, version } },
+        select: { id: true },
+      });
+      if (row === null) return [];
+      const files = await prisma.modelVersionFile.findMany({
+        where: { modelVersionId: row.id },
+        select: { name: true, sha256: true, size: true, bytes: true },
+        orderBy: { name: 'asc' },
+      });
+      return files.map((f) => ({ ...f, bytes: new Uint8Array(f.bytes) }));
     },
   };
 }

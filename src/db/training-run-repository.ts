@@ -1,5 +1,10 @@
+import { createHash } from 'node:crypto';
 import type { AppPrismaClient, DatabaseProvider } from './client.ts';
 import { DatabaseError } from './errors.ts';
+import { BULK_TRANSACTION } from './model-version-repository.ts';
+
+/** The states a run never leaves. */
+const ENDED: ReadonlySet<string> = new Set(['succeeded', 'failed', 'cancelled']);
 
 /** Life cycle of a training run: queued -> running -> succeeded | failed; queued/running -> cancelled. */
 export const TRAINING_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
@@ -50,6 +55,23 @@ export interface NewTrainingRun {
   readonly requestedBy?: number | undefined;
   readonly params: JsonObject;
   readonly notify?: JsonObject | undefined;
+  /**
+   * issue 14 follow-up: a `with=class` job's photos, stored with the row in one transaction (a
+   * worker on another machine reads them from here, not from the bot's image store); deleted
+   * when the run ends, whichever way.
+   */
+  readonly photos?: readonly RunPhoto[] | undefined;
+}
+
+/** One photo a `with=class` job trains on, as attached to it when it was queued. */
+export interface RunPhoto {
+  readonly submissionId: number;
+  /** Its training label (a class name). */
+  readonly label: string;
+  /** `platform:userId`: the unit of the held-out split. */
+  readonly student: string;
+  /** The image's bytes as stored (decoded and preprocessed by the job). */
+  readonly bytes: Uint8Array;
 }
 
 /** What {@link TrainingRunRepository.claim} did. */
@@ -132,6 +154,8 @@ export interface TrainingRunRepository {
   markFailed(id: number, error: string, metrics?: JsonObject): Promise<TrainingRunRecord>;
   /** queued/running -> cancelled. */
   markCancelled(id: number): Promise<TrainingRunRecord>;
+  /** issue 14 follow-up: the photos attached to a run (none once it ended), in attach order. */
+  photos(id: number): Promise<RunPhoto[]>;
   get(id: number): Promise<TrainingRunRecord | undefined>;
   /** The last `limit` runs, of one model or of all, newest first. */
   listRecent(limit: number, modelId?: string): Promise<TrainingRunRecord[]>;
@@ -273,6 +297,11 @@ export function createTrainingRunRepository(
   prisma: AppPrismaClient,
   provider: DatabaseProvider = 'sqlite',
 ): TrainingRuns {
+  /** A run that ended keeps no photos (they are students' personal data: issue 19). */
+  async function dropPhotos(id: number, tx: Pick<AppPrismaClient, 'trainingRunPhoto'> = prisma) {
+    await tx.trainingRunPhoto.deleteMany({ where: { runId: id } });
+  }
+
   /** Moves a run from one of `from` to a new state in one statement, so racing updates cannot both win. */
   async function transition(
     id: number,
@@ -291,6 +320,7 @@ export function createTrainingRunRepository(
       where: { id, status: { in: [...from] } },
       data,
     });
+    if (count === 1 && ENDED.has(data.status)) await dropPhotos(id);
     const row = await prisma.trainingRun.findUnique({ where: { id } });
     if (row === null) throw new DatabaseError('not_found', `no training run ${id}`);
     if (count === 0) {
@@ -304,15 +334,41 @@ export function createTrainingRunRepository(
 
   return {
     async create(run) {
-      const row = await prisma.trainingRun.create({
-        data: {
-          modelId: run.modelId,
-          requestedBy: run.requestedBy ?? null,
-          paramsJson: JSON.stringify(run.params),
-          notifyJson: run.notify === undefined ? null : JSON.stringify(run.notify),
-        },
-      });
+      const data = {
+        modelId: run.modelId,
+        requestedBy: run.requestedBy ?? null,
+        paramsJson: JSON.stringify(run.params),
+        notifyJson: run.notify === undefined ? null : JSON.stringify(run.notify),
+      };
+      const photos = run.photos;
+      if (photos === undefined) return toTrainingRun(await prisma.trainingRun.create({ data }));
+      // One transaction: no worker can claim the run before its photos are there.
+      const row = await prisma.$transaction(async (tx) => {
+        const r = await tx.trainingRun.create({ data });
+        for (const p of photos) {
+          await tx.trainingRunPhoto.create({
+            data: {
+              runId: r.id,
+              submissionId: p.submissionId,
+              label: p.label,
+              student: p.student,
+              sha256: createHash('sha256').update(p.bytes).digest('hex'),
+              bytes: new Uint8Array(p.bytes),
+            },
+          });
+        }
+        return r;
+      }, BULK_TRANSACTION);
       return toTrainingRun(row);
+    },
+
+    async photos(id) {
+      const rows = await prisma.trainingRunPhoto.findMany({
+        where: { runId: id },
+        orderBy: { id: 'asc' },
+        select: { submissionId: true, label: true, student: true, bytes: true },
+      });
+      return rows.map((r) => ({ ...r, bytes: new Uint8Array(r.bytes) }));
     },
 
     markRunning: (id) => transition(id, ['queued'], { status: 'running', startedAt: new Date() }),
@@ -381,6 +437,7 @@ export function createTrainingRunRepository(
             },
           });
           if (count === 1) {
+            await dropPhotos(run.id, tx);
             failed.push(
               toTrainingRun(await tx.trainingRun.findUniqueOrThrow({ where: { id: run.id } })),
             );
@@ -451,10 +508,11 @@ export function createTrainingRunRepository(
     },
 
     async requestCancel(id) {
-      await prisma.trainingRun.updateMany({
+      const { count } = await prisma.trainingRun.updateMany({
         where: { id, status: 'queued' },
         data: { status: 'cancelled', finishedAt: new Date(), cancelRequested: true },
       });
+      if (count === 1) await dropPhotos(id);
       await prisma.trainingRun.updateMany({
         where: { id, status: 'running' },
         data: { cancelRequested: true },
@@ -475,6 +533,7 @@ export function createTrainingRunRepository(
           leaseExpiresAt: null,
         },
       });
+      if (count === 1) await dropPhotos(id);
       const row = await prisma.trainingRun.findUnique({ where: { id } });
       if (row === null) throw new DatabaseError('not_found', `no training run ${id}`);
       if (count === 0) {

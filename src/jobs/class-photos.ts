@@ -5,6 +5,7 @@
  */
 import { trainingLabel } from '../core/labels.ts';
 import type { ClassData, LabelledSubmission } from '../core/ports.ts';
+import type { RunPhoto } from '../db/training-run-repository.ts';
 import type { ClassPhoto } from '../trainer/class-finetune.ts';
 
 /** The submissions that train by default, with the class index of their training label. */
@@ -57,4 +58,40 @@ export async function classPhotos(
     photos.push({ id: row.id, bytes, label: index, student: `${row.platform}:${row.userId}` });
   }
   return photos;
+}
+
+/**
+ * issue 14 follow-up: the class's photos that train by default, as attached to a `with=class`
+ * job when it is queued (`training_runs.create({ photos })`): the bytes travel through the
+ * database, so a worker on another machine, without the bot's image store, trains on exactly
+ * what was labelled then.
+ */
+export async function classPhotosToAttach(
+  data: ClassData,
+  classNames: readonly string[],
+  onUnreadable?: (submissionId: string, error: unknown) => void,
+): Promise<RunPhoto[]> {
+  return (await classPhotos(data, classNames, onUnreadable)).map((p) => ({
+    submissionId: Number(p.id),
+    label: classNames[p.label] ?? String(p.label),
+    student: p.student,
+    bytes: p.bytes,
+  }));
+}
+
+/**
+ * The photos attached to a job as the fine-tuning takes them: the class index of each label in
+ * `classNames` (a label the model does not know is left out).
+ */
+export function attachedClassPhotos(
+  photos: readonly RunPhoto[],
+  classNames: readonly string[],
+): ClassPhoto[] {
+  const out: ClassPhoto[] = [];
+  for (const p of photos) {
+    const label = classNames.indexOf(p.label);
+    if (label < 0) continue;
+    out.push({ id: String(p.submissionId), bytes: p.bytes, label, student: p.student });
+  }
+  return out;
 }

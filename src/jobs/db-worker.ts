@@ -8,7 +8,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { rm } from 'node:fs/promises';
-import path from 'node:path';
 import type { Logger } from 'pino';
 import type { ClassData } from '../core/ports.ts';
 import type { ModelVersionRepository } from '../db/model-version-repository.ts';
@@ -16,15 +15,16 @@ import type { JsonObject, TrainingRunRecord, TrainingRuns } from '../db/training
 import { readModelMeta } from '../ml/model-meta.ts';
 import type { ImageLimits } from '../ml/preprocess/for-model.ts';
 import type { ClassFinetuneJobSpec } from '../trainer/class-finetune-job.ts';
+import type { ClassPhoto } from '../trainer/class-finetune.ts';
 import type { TrainingJobSpecInput } from '../trainer/job-spec.ts';
-import { classPhotos } from './class-photos.ts';
+import { attachedClassPhotos, classPhotos } from './class-photos.ts';
 import { JobFailure, type JobProgress, type JobSpec } from './protocol.ts';
 import { runJobInChild, type ChildJobResult, type JobRunner } from './run-in-child.ts';
 import { retrainParamsOf } from './params.ts';
-import { SHIPPED_VERSION } from '../ml/registry.ts';
 import {
   addVersion,
   checkpointDir,
+  materializeVersion,
   servedVersionOf,
   stagingDir,
   type VersionDecision,
@@ -100,11 +100,24 @@ export function jobSpec(
   };
 }
 
+/** The class photos of a job queued without them attached, read from the class data now. */
+async function legacyClassPhotos(
+  run: TrainingRunRecord,
+  o: Pick<TrainerWorkerOptions, 'classData' | 'logger'>,
+  classNames: readonly string[],
+): Promise<ClassPhoto[]> {
+  if (!o.classData) throw new Error('this worker has no class data for with=class jobs');
+  return classPhotos(o.classData, classNames, (submission, err) => {
+    o.logger.warn({ err, job: run.id, submission }, 'class photo unreadable: left out');
+  });
+}
+
 /**
  * issue 16: the spec of a `with=class` job: the served version's folder (fine-tuned, never
- * changed), the class's photos that train by default, read now from the database, and the
- * job's parameters (`specDefaults` too: tests' short settings).
- * @throws {Error} when the worker has no class data.
+ * changed), the class's photos that train by default (attached to the job when it was queued,
+ * read from the database: issue 14 follow-up), and the job's parameters (`specDefaults` too:
+ * tests' short settings).
+ * @throws {Error} when a job queued without its photos meets a worker with no class data.
  */
 export async function classJobSpec(
   run: TrainingRunRecord,
@@ -114,21 +127,29 @@ export async function classJobSpec(
     | 'sharedDataDir'
     | 'specDefaults'
     | 'modelVersions'
+    | 'trainingRuns'
     | 'classData'
     | 'imageLimits'
     | 'classMinPhotos'
     | 'logger'
   >,
 ): Promise<ClassFinetuneJobSpec> {
-  if (!o.classData) throw new Error('this worker has no class data for with=class jobs');
   const p = retrainParamsOf(run.params);
   const served = await servedVersionOf(o.modelVersions, o.folders, run.modelId);
-  const active =
-    served.version === SHIPPED_VERSION
-      ? undefined
-      : await o.modelVersions.get(run.modelId, served.version);
-  const baseDir = active?.path ?? path.join(o.folders.modelsDir, run.modelId);
+  // The served version may have been trained on another machine: written here from the database.
+  const { dir: baseDir } = await materializeVersion(
+    o.modelVersions,
+    o.folders,
+    run.modelId,
+    served.version,
+  );
   const meta = await readModelMeta(baseDir);
+  // issue 14 follow-up: a job queued with its photos attached reads them from the database (this
+  // worker may have no image store); one queued before that reads the class data as it was.
+  const photos =
+    typeof run.params.classPhotos === 'number'
+      ? attachedClassPhotos(await o.trainingRuns.photos(run.id), meta.classNames)
+      : await legacyClassPhotos(run, o, meta.classNames);
   const d = o.specDefaults ?? {};
   const epochs = p.epochs ?? d.epochs;
   const batchSize = p.batch ?? d.batchSize;
@@ -142,9 +163,7 @@ export async function classJobSpec(
     ...(o.sharedDataDir === undefined ? {} : { sharedDataDir: o.sharedDataDir }),
     outputDir: stagingDir(o.folders, run.modelId, run.id),
     checkpointDir: checkpointDir(o.folders, run.id),
-    photos: await classPhotos(o.classData, meta.classNames, (submission, err) => {
-      o.logger.warn({ err, job: run.id, submission }, 'class photo unreadable: left out');
-    }),
+    photos,
     limits: o.imageLimits ?? { maxBytes: 20_000_000, maxPixels: 16_000_000 },
     ...(o.classMinPhotos === undefined ? {} : { minPhotos: o.classMinPhotos }),
     ...(epochs === undefined ? {} : { epochs }),

@@ -17,12 +17,18 @@ import type { Database } from '../db/database.ts';
 import type { TrainingRunRecord } from '../db/training-run-repository.ts';
 import type { JobProgress } from './protocol.ts';
 import { jobView } from './training-service.ts';
+import { materializeVersion, type VersionFolders } from './version-store.ts';
 
 /** Options of {@link startJobReporter}. */
 export interface JobReporterOptions {
   readonly db: Pick<Database, 'trainingRuns' | 'modelVersions'>;
   readonly messengers: readonly ChatMessenger[];
   readonly logger: Logger;
+  /**
+   * This machine's folders: a version trained elsewhere is written there from the database
+   * before its curves (`history.png`) are read (absent: the version row's path as it is).
+   */
+  readonly folders?: VersionFolders;
   /** How often the jobs are read, ms (default 1000). */
   readonly pollMs?: number;
   /** Fewest ms between two edits of one message (default 3000). */
@@ -87,8 +93,17 @@ export function startJobReporter(o: JobReporterOptions): JobReporter {
     }
     if (!final) return;
     if (run.status === 'succeeded' && run.version !== null) {
-      const v = await o.db.modelVersions.get(run.modelId, run.version);
-      const png = v && (await readFile(path.join(v.path, 'history.png')).catch(() => undefined));
+      const version = run.version;
+      const dir = o.folders
+        ? await materializeVersion(o.db.modelVersions, o.folders, run.modelId, version).then(
+            (m) => m.dir,
+            (e: unknown) => {
+              o.logger.warn({ err: e, job: run.id }, 'the new version cannot be read');
+              return undefined;
+            },
+          )
+        : (await o.db.modelVersions.get(run.modelId, version))?.path;
+      const png = dir && (await readFile(path.join(dir, 'history.png')).catch(() => undefined));
       if (png) {
         const caption = t('job.curves_caption', {
           model: run.modelId,

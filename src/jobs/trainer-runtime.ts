@@ -141,6 +141,7 @@ export async function startTrainerRuntime(
     registry,
     log,
     overrides.pollMs ?? config.MODEL_POLL_SECONDS * 1000,
+    { modelsDir: config.MODELS_DIR, dataDir: config.DATA_DIR },
   );
   await watcher.sync();
   const options: TrainerWorkerOptions = {
@@ -167,6 +168,7 @@ export async function startTrainerRuntime(
     startReporter(messengers) {
       reporter = startJobReporter({
         db,
+        folders: { modelsDir: config.MODELS_DIR, dataDir: config.DATA_DIR },
         messengers,
         logger: log,
         ...(overrides.pollMs === undefined ? {} : { pollMs: overrides.pollMs }),

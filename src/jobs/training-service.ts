@@ -15,14 +15,14 @@ import type {
 } from '../core/training.ts';
 import type { Database } from '../db/database.ts';
 import type { ModelVersionRecord } from '../db/model-version-repository.ts';
-import type { JsonObject, TrainingRunRecord } from '../db/training-run-repository.ts';
+import type { JsonObject, RunPhoto, TrainingRunRecord } from '../db/training-run-repository.ts';
 import { UserError } from '../errors.ts';
 import { readModelMeta } from '../ml/model-meta.ts';
 import { isLeNetDigitModel } from '../trainer/class-finetune-job.ts';
 import { RECIPES } from '../trainer/recipes.ts';
-import { countClassPhotos } from './class-photos.ts';
+import { classPhotosToAttach, countClassPhotos } from './class-photos.ts';
 import { retrainParamsOf } from './params.ts';
-import { ensureShippedVersion, type VersionFolders } from './version-store.ts';
+import { ensureShippedVersion, materializeVersion, type VersionFolders } from './version-store.ts';
 
 /** Options of {@link createTrainingService}. */
 export interface TrainingServiceOptions {
@@ -137,8 +137,12 @@ export function createTrainingService(o: TrainingServiceOptions): TrainingServic
     return all.sort((a, b) => Number(a.version) - Number(b.version));
   }
 
-  /** issue 16: refuses a `with=class` job at once: not a LeNet digit model, or too few photos. */
-  async function checkClassData(modelId: string): Promise<void> {
+  /**
+   * issue 16: refuses a `with=class` job at once: not a LeNet digit model, or too few photos.
+   * issue 14 follow-up: returns the photos to attach to the job (their bytes from this
+   * machine's image store), so that a worker elsewhere needs only the database.
+   */
+  async function checkClassData(modelId: string): Promise<RunPhoto[]> {
     if (!CLASS_MODELS.includes(modelId)) {
       throw new UserError('retrain.class_model', `${modelId} is not a LeNet digit model`, {
         model: modelId,
@@ -147,14 +151,19 @@ export function createTrainingService(o: TrainingServiceOptions): TrainingServic
     }
     const needed = o.limits.classMinPhotos ?? CLASS_MIN_PHOTOS_DEFAULT;
     const meta = await readModelMeta(path.join(o.folders.modelsDir, modelId));
-    const count = o.classData ? await countClassPhotos(o.classData, meta.classNames) : 0;
-    if (count < needed) {
-      throw new UserError('classdata.not_enough', `${count} labelled photos, ${needed} needed`, {
+    const refuse = (count: number): UserError =>
+      new UserError('classdata.not_enough', `${count} labelled photos, ${needed} needed`, {
         count,
         needed,
         missing: needed - count,
       });
-    }
+    // Counted first (no bytes read) so that a class far short is refused at once.
+    const count = o.classData ? await countClassPhotos(o.classData, meta.classNames) : 0;
+    if (count < needed || !o.classData) throw refuse(count);
+    // A photo whose file is gone (retention) cannot be attached: counted out too.
+    const photos = await classPhotosToAttach(o.classData, meta.classNames);
+    if (photos.length < needed) throw refuse(photos.length);
+    return photos;
   }
 
   return {
@@ -162,7 +171,7 @@ export function createTrainingService(o: TrainingServiceOptions): TrainingServic
     trainable: () => Promise.resolve(trainable),
 
     async enqueue(request, requester) {
-      if (request.with === 'class') await checkClassData(request.model);
+      const photos = request.with === 'class' ? await checkClassData(request.model) : undefined;
       let requestedBy: number | undefined;
       if (requester !== 'cli') {
         const user = await users.upsertFromPlatform({
@@ -186,12 +195,15 @@ export function createTrainingService(o: TrainingServiceOptions): TrainingServic
         ...(request.batch === undefined ? {} : { batch: request.batch }),
         ...(request.force ? { force: true } : {}),
         ...(request.with ? { with: request.with } : {}),
+        // issue 14 follow-up: the worker reads these from training_run_photos
+        ...(photos ? { classPhotos: photos.length } : {}),
         requester: requester === 'cli' ? 'cli' : `${requester.platform}:${requester.userId}`,
       };
       const run = await trainingRuns.create({
         modelId: request.model,
         ...(requestedBy === undefined ? {} : { requestedBy }),
         params,
+        ...(photos ? { photos } : {}),
       });
       try {
         await o.onEnqueued?.(run);
@@ -254,6 +266,17 @@ export function createTrainingService(o: TrainingServiceOptions): TrainingServic
       }
       if (!target || target.version === served.version) {
         return { from: served.version, to: served.version };
+      }
+      // issue 14 follow-up: refuse a version no machine could load (its folder gone, no files
+      // stored); the one asking gets the folder written here, checked, as the bots will.
+      try {
+        await materializeVersion(modelVersions, o.folders, modelId, target.version);
+      } catch (e) {
+        throw new UserError(
+          'version.unavailable',
+          `${modelId}@${target.version}: ${(e as Error).message}`,
+          { model: modelId, version: target.version },
+        );
       }
       await modelVersions.activate(modelId, target.version);
       return { from: served.version, to: target.version };

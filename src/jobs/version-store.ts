@@ -2,11 +2,23 @@
  * Model versions on disk and in the database: immutable folders `<DATA_DIR>/models/<id>/<n>/`
  * (model.json, weights, meta.json, history.json, history.png), the shipped `models/<id>/` as
  * version 0, and the decision to promote a finished job's version.
+ *
+ * issue 14 follow-up: a version's files are also stored in the database with its row
+ * (`model_version_files`), so a bot on another machine than the worker that trained it writes
+ * the folder again from there ({@link materializeVersion}); the database is all they share.
  */
-import { rename, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { ModelVersionRecord, ModelVersionRepository } from '../db/model-version-repository.ts';
+import type {
+  ModelVersionRecord,
+  ModelVersionRepository,
+  StoredVersionFile,
+  VersionFile,
+} from '../db/model-version-repository.ts';
 import type { JsonObject } from '../db/training-run-repository.ts';
+import { exists } from '../io/files.ts';
+import { writeDirAtomically } from '../ml/model-io.ts';
 import { readModelMeta } from '../ml/model-meta.ts';
 import { SHIPPED_VERSION } from '../ml/registry.ts';
 
@@ -112,6 +124,7 @@ export async function addVersion(
   await rm(dir, { recursive: true, force: true }); // a half-renamed leftover of a crash
   await rename(job.stagingDir, dir);
   await repo.register({
+    files: await readFolderFiles(dir),
     modelId: job.modelId,
     version,
     path: dir,
@@ -133,4 +146,105 @@ export async function addVersion(
     servedAccuracy: served.testAccuracy,
     promoted,
   };
+}
+
+/**
+ * The files of a version's folder, by name (a version folder is flat: model.json, weight shards,
+ * meta.json, history.json, history.png).
+ * @throws {Error} when the folder holds a sub-folder (it could not be written back).
+ */
+export async function readFolderFiles(dir: string): Promise<VersionFile[]> {
+  const files: VersionFile[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    if (e.isDirectory())
+      throw new Error(`${dir}: a version folder holds files only, found ${e.name}/`);
+    if (e.isFile()) files.push({ name: e.name, bytes: await readFile(path.join(dir, e.name)) });
+  }
+  return files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+const sha256Of = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+/** A stored name that is one plain file name; anything that could leave the folder is refused. */
+function checkedName(name: string): string {
+  if (name === '' || name === '.' || name === '..' || /[/\\\0]/.test(name)) {
+    throw new Error(`unsafe file name in model_version_files: "${name}"`);
+  }
+  return name;
+}
+
+/** True when every stored file is in `dir` with its size and SHA-256. */
+async function folderMatches(dir: string, stored: readonly StoredVersionFile[]): Promise<boolean> {
+  for (const f of stored) {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path.join(dir, checkedName(f.name)));
+    } catch {
+      return false;
+    }
+    if (bytes.length !== f.size || sha256Of(bytes) !== f.sha256) return false;
+  }
+  return true;
+}
+
+/** Where {@link materializeVersion} found a version's folder. */
+export interface MaterializedVersion {
+  readonly dir: string;
+  /**
+   * `shipped`: the repository's `models/<id>/`; `local`: this machine's copy matched the stored
+   * files; `database`: written now from the stored files; `path`: an old row without stored
+   * files, its recorded path as it is.
+   */
+  readonly source: 'shipped' | 'local' | 'database' | 'path';
+}
+
+/**
+ * The folder to load version `version` of `modelId` from on this machine. A version with stored
+ * files lives in `<DATA_DIR>/models/<id>/<n>/`; when that folder is missing, or a file there is
+ * missing or differs from its stored SHA-256 (a corrupted copy), it is written again from the
+ * database: into a temporary folder beside it, each file checked against its SHA-256, then
+ * renamed into place (a reader never sees half a folder; a stale copy is moved aside first and
+ * deleted). The shipped version 0 is `models/<id>/`; an old row without stored files is its path.
+ * @throws {Error} when the version is not registered, or a stored file's bytes do not match
+ *   their SHA-256 (the database copy is damaged: nothing is written).
+ */
+export async function materializeVersion(
+  repo: ModelVersionRepository,
+  f: VersionFolders,
+  modelId: string,
+  version: string,
+): Promise<MaterializedVersion> {
+  if (version === SHIPPED_VERSION) {
+    return { dir: path.join(f.modelsDir, modelId), source: 'shipped' };
+  }
+  const record = await repo.get(modelId, version);
+  if (!record) throw new Error(`no model version ${modelId}@${version}`);
+  const stored = await repo.storedFiles(modelId, version);
+  if (stored.length === 0) {
+    if (!(await exists(path.join(record.path, 'model.json')))) {
+      throw new Error(`${modelId}@${version}: ${record.path} is missing and no files are stored`);
+    }
+    return { dir: record.path, source: 'path' };
+  }
+  const dir = versionDir(f, modelId, version);
+  if (await folderMatches(dir, stored)) return { dir, source: 'local' };
+
+  const files = await repo.readFiles(modelId, version);
+  for (const file of files) {
+    if (file.bytes.length !== file.size || sha256Of(file.bytes) !== file.sha256) {
+      throw new Error(`${modelId}@${version}: stored ${file.name} does not match its SHA-256`);
+    }
+  }
+  try {
+    // Temporary folder beside it, flushed, then swapped in (the damaged copy moved away first).
+    await writeDirAtomically(
+      dir,
+      files.map((file) => [checkedName(file.name), file.bytes] as const),
+    );
+  } catch (e) {
+    // Another process on this machine may have swapped its own copy in at the same moment.
+    if (await folderMatches(dir, stored)) return { dir, source: 'local' };
+    throw e;
+  }
+  return { dir, source: 'database' };
 }

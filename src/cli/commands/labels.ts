@@ -176,7 +176,10 @@ export function registerLabels(program: Command, config: Config): void {
         const db = await openDatabase(config);
         try {
           // Classify with the version the bot serves (a promoted one too), as the chat would.
-          const watcher = watchServedVersions(db.modelVersions, registry, logger, 60_000);
+          const watcher = watchServedVersions(db.modelVersions, registry, logger, 60_000, {
+            modelsDir: config.MODELS_DIR,
+            dataDir: config.DATA_DIR,
+          });
           await watcher.sync();
           await watcher.stop();
           const loaded = await registry.get(flags.model);

@@ -27,10 +27,12 @@ const TABLES = [
   'kept_images',
   'lab_submissions',
   'labels',
+  'model_version_files',
   'model_versions',
   'served_models',
   'submissions',
   'telegram_updates',
+  'training_run_photos',
   'training_runs',
   'users',
 ];
