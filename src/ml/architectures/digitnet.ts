@@ -11,7 +11,9 @@ export interface DigitNetOptions {
 }
 
 /**
- * Builds the wider LeNet that reads photos of digits (`digits-photo`): the layers of Caffe's MNIST
+ * Builds a wider LeNet, measured as a candidate for the bot's photo model `digits-photo` and not
+ * shipped (docs/models.md, "A wider network"; the recipe change that trains it is there): the
+ * layers of Caffe's MNIST
  * LeNet (Jia et al. 2014, "Caffe", `examples/mnist/lenet.prototxt`: Conv 20@5x5 > MaxPool 2 >
  * Conv 50@5x5 > MaxPool 2 > Dense 500 ReLU > Dense numClasses), with ReLU after each
  * convolution. It has the course LeNet's shape (two 5x5 convolutions, two poolings, dense
