@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { AppPrismaClient } from './client.ts';
 import { DatabaseError } from './errors.ts';
+import { isUniqueViolation } from './prisma-errors.ts';
 import type { JsonObject } from './training-run-repository.ts';
 
 /**
@@ -58,6 +59,12 @@ export interface NewModelVersion {
    * any stored before), so that a process on another machine can write the folder again.
    */
   readonly files?: readonly VersionFile[] | undefined;
+  /**
+   * Create only: when the version is already registered (another worker took the number first)
+   * nothing is changed and `DatabaseError('conflict')` is thrown, instead of the row's path and
+   * files being replaced (a version is immutable: a bot may already serve those files).
+   */
+  readonly exclusive?: boolean | undefined;
 }
 
 /** One file of a version's folder. */
@@ -169,12 +176,23 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
         bytes: f.bytes,
       }));
       // One transaction: a version another process can see always has its files.
-      const row = await prisma.$transaction(async (tx) => {
-        const r = await tx.modelVersion.upsert({
-          where: { modelId_version: { modelId: v.modelId, version: v.version } },
-          create: { modelId: v.modelId, version: v.version, ...fields },
-          update: { path: v.path, testAccuracy: fields.testAccuracy },
-        });
+      const conflict = (): DatabaseError =>
+        new DatabaseError('conflict', `model version ${v.modelId}@${v.version} already exists`);
+      const transaction = prisma.$transaction(async (tx) => {
+        const key = { modelId: v.modelId, version: v.version };
+        if (
+          v.exclusive === true &&
+          (await tx.modelVersion.findUnique({ where: { modelId_version: key } }))
+        ) {
+          throw conflict();
+        }
+        const r = v.exclusive
+          ? await tx.modelVersion.create({ data: { ...key, ...fields } })
+          : await tx.modelVersion.upsert({
+              where: { modelId_version: key },
+              create: { ...key, ...fields },
+              update: { path: v.path, testAccuracy: fields.testAccuracy },
+            });
         if (v.files !== undefined) {
           await tx.modelVersionFile.deleteMany({ where: { modelVersionId: r.id } });
           // One row at a time: a driver need not hold every shard in one statement.
@@ -192,6 +210,10 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
         }
         return r;
       }, BULK_TRANSACTION);
+      // Two creates of one number racing past the check: the unique index refuses the second.
+      const row = await transaction.catch((e: unknown) => {
+        throw isUniqueViolation(e) && v.exclusive === true ? conflict() : e;
+      });
       return toModelVersion(row, await servedOf(v.modelId));
     },
 

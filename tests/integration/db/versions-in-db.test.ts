@@ -107,6 +107,67 @@ for (const { provider, available } of PROVIDERS) {
       expect(countOf(rows)).toBe(4);
     });
 
+    it('gives two workers on two machines finishing at once two versions, neither replacing the other', async () => {
+      const other: VersionFolders = { ...workerFolders, dataDir: path.join(root, 'worker2') };
+      const jobs = [
+        { folders: workerFolders, jobId: 1, seed: 1 },
+        { folders: other, jobId: 2, seed: 2 },
+      ];
+      const expected = new Map<number, Map<string, string>>();
+      for (const j of jobs) {
+        const staging = stagingDir(j.folders, MODEL, j.jobId);
+        await writeStaging(staging, j.seed);
+        const files = await readFolderFiles(staging);
+        expected.set(j.jobId, new Map(files.map((f) => [f.name, sha256(f.bytes)])));
+      }
+      const decisions = await Promise.all(
+        jobs.map((j) =>
+          addVersion(db.modelVersions, j.folders, {
+            jobId: j.jobId,
+            modelId: MODEL,
+            stagingDir: stagingDir(j.folders, MODEL, j.jobId),
+            testAccuracy: 0.9,
+            force: false,
+            params: {},
+            metrics: {},
+            datasetFingerprint: 'f'.repeat(64),
+            createdBy: 'cli',
+          }),
+        ),
+      );
+      expect(decisions.map((d) => d.version).sort()).toEqual(['1', '2']);
+      for (const [i, j] of jobs.entries()) {
+        const version = decisions[i]!.version;
+        const row = await db.modelVersions.get(MODEL, version);
+        expect(row?.jobId).toBe(j.jobId);
+        expect(row?.path).toBe(path.join(j.folders.dataDir, 'models', MODEL, version));
+        const stored = await db.modelVersions.storedFiles(MODEL, version);
+        expect(new Map(stored.map((f) => [f.name, f.sha256]))).toEqual(expected.get(j.jobId));
+        const onDisk = await readFolderFiles(row!.path);
+        expect(new Map(onDisk.map((f) => [f.name, sha256(f.bytes)]))).toEqual(
+          expected.get(j.jobId),
+        );
+      }
+    });
+
+    it('refuses to register a taken version number exclusively, changing nothing', async () => {
+      const expected = await trainedOnWorker();
+      await expect(
+        db.modelVersions.register({
+          modelId: MODEL,
+          version: '1',
+          path: '/elsewhere',
+          exclusive: true,
+          files: [{ name: 'model.json', bytes: new Uint8Array([1, 2, 3]) }],
+        }),
+      ).rejects.toMatchObject({ name: 'DatabaseError', code: 'conflict' });
+      const stored = await db.modelVersions.storedFiles(MODEL, '1');
+      expect(new Map(stored.map((f) => [f.name, f.sha256]))).toEqual(expected);
+      expect((await db.modelVersions.get(MODEL, '1'))?.path).toBe(
+        path.join(workerFolders.dataDir, 'models', MODEL, '1'),
+      );
+    });
+
     it('writes the folder on another machine from the database, then reuses it, and rewrites a damaged copy', async () => {
       const expected = await trainedOnWorker();
       const first = await materializeVersion(db.modelVersions, botFolders, MODEL, '1');
