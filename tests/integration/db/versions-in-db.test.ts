@@ -16,7 +16,9 @@ import {
   stagingDir,
   type VersionFolders,
 } from '../../../src/jobs/version-store.ts';
+import { pino } from 'pino';
 import { UserError } from '../../../src/errors.ts';
+import { watchServedVersions } from '../../../src/jobs/served-watcher.ts';
 import { exists } from '../../../src/io/files.ts';
 import { createTrainingService } from '../../../src/jobs/training-service.ts';
 import {
@@ -147,6 +149,47 @@ for (const { provider, available } of PROVIDERS) {
         expect(new Map(onDisk.map((f) => [f.name, sha256(f.bytes)]))).toEqual(
           expected.get(j.jobId),
         );
+      }
+    });
+
+    it('serves a promoted version once its folder can be written, after a failure of the moment', async () => {
+      await trainedOnWorker();
+      // The bot's models folder cannot be made for a moment (here: a file stands in its way).
+      await mkdir(botFolders.dataDir, { recursive: true });
+      await writeFile(path.join(botFolders.dataDir, 'models'), 'not a folder');
+      const servedNow = new Map<string, string>();
+      const loads: string[] = [];
+      const registry = {
+        servedVersion: (id: string) => servedNow.get(id) ?? '0',
+        serve: (id: string, version: string, dir?: string) => {
+          loads.push(`${id}@${version}:${dir ?? 'shipped'}`);
+          servedNow.set(id, version);
+          return Promise.resolve();
+        },
+      };
+      const intervalMs = 20;
+      const watcher = watchServedVersions(
+        db.modelVersions,
+        registry,
+        pino({ level: 'silent' }),
+        intervalMs,
+        botFolders,
+      );
+      try {
+        await watcher.sync();
+        expect(loads).toEqual([]);
+        await rm(path.join(botFolders.dataDir, 'models'));
+        // A few polls later the version is written and served, without the row changing.
+        const deadline = Date.now() + 5000;
+        while (loads.length === 0 && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, intervalMs));
+          await watcher.sync();
+        }
+        const dir = path.join(botFolders.dataDir, 'models', MODEL, '1');
+        expect(loads).toEqual([`${MODEL}@1:${dir}`]);
+        expect(await exists(path.join(dir, 'model.json'))).toBe(true);
+      } finally {
+        await watcher.stop();
       }
     });
 
