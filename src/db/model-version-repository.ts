@@ -67,6 +67,16 @@ export interface NewModelVersion {
   readonly exclusive?: boolean | undefined;
 }
 
+/** Options of {@link ModelVersionRepository.activate}. */
+export interface ActivateOptions {
+  /**
+   * Move the alias only if this version is still the served one (`'0'` also matches a model
+   * nothing was promoted for); otherwise nothing changes and `DatabaseError('conflict')` is
+   * thrown: a rollback decided against one served version must not undo a promotion made since.
+   */
+  readonly ifServed?: string | undefined;
+}
+
 /** One file of a version's folder. */
 export interface VersionFile {
   /** Path inside the folder, `/`-separated (`model.json`, `group1-shard1of1.bin`...). */
@@ -90,7 +100,11 @@ export interface ModelVersionRepository {
    * which every bot process polls.
    * @throws {DatabaseError} `not_found` when the version was never registered.
    */
-  activate(modelId: string, version: string): Promise<ModelVersionRecord>;
+  activate(
+    modelId: string,
+    version: string,
+    options?: ActivateOptions,
+  ): Promise<ModelVersionRecord>;
   getActive(modelId: string): Promise<ModelVersionRecord | undefined>;
   /** The served version of every model that has one (`modelId -> version`). */
   served(): Promise<Map<string, string>>;
@@ -217,12 +231,32 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
       return toModelVersion(row, await servedOf(v.modelId));
     },
 
-    async activate(modelId, version) {
+    async activate(modelId, version, options) {
       const target = await prisma.modelVersion.findUnique({
         where: { modelId_version: { modelId, version } },
       });
       if (target === null) {
         throw new DatabaseError('not_found', `no model version ${modelId}@${version}`);
+      }
+      const expected = options?.ifServed;
+      if (expected !== undefined) {
+        const moved = new DatabaseError(
+          'conflict',
+          `${modelId}: the served version is no longer ${expected}`,
+        );
+        // One conditional statement each, so that a promotion racing it cannot be overwritten.
+        const { count } = await prisma.servedModel.updateMany({
+          where: { modelId, version: expected },
+          data: { version },
+        });
+        if (count === 1) return toModelVersion(target, version);
+        if (expected !== '0') throw moved;
+        try {
+          await prisma.servedModel.create({ data: { modelId, version } });
+        } catch (e) {
+          throw isUniqueViolation(e) ? moved : e;
+        }
+        return toModelVersion(target, version);
       }
       // The one write: bots poll this row and switch when it changes.
       await prisma.servedModel.upsert({

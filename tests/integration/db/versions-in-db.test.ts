@@ -308,6 +308,60 @@ for (const { provider, available } of PROVIDERS) {
       );
     });
 
+    it('rolls back from the version served now when a promotion lands while the folder is written', async () => {
+      // Versions 1 and 2 trained on the worker, in the database only for the bot; 2 served.
+      for (const jobId of [1, 2]) {
+        const staging = stagingDir(workerFolders, MODEL, jobId);
+        await writeStaging(staging, jobId);
+        await addVersion(db.modelVersions, workerFolders, {
+          jobId,
+          modelId: MODEL,
+          stagingDir: staging,
+          testAccuracy: 0.9,
+          force: true,
+          params: {},
+          metrics: {},
+          datasetFingerprint: 'f'.repeat(64),
+          createdBy: 'cli',
+        });
+      }
+      await db.modelVersions.register({ modelId: MODEL, version: '3', path: '/never-read' });
+      // A worker promotes version 3 while the bot reads version 1's files from the database.
+      let promoted = false;
+      const modelVersions = {
+        ...db.modelVersions,
+        readFiles: async (id: string, v: string) => {
+          if (!promoted) {
+            promoted = true;
+            await db.modelVersions.activate(MODEL, '3');
+          }
+          return db.modelVersions.readFiles(id, v);
+        },
+      };
+      const training = createTrainingService({
+        db: { ...db, modelVersions },
+        folders: botFolders,
+        limits: { maxEpochs: 3, maxBatch: 64, jobsPerInstructor: 1 },
+      });
+      // "Back one" meant 2 -> 1 when asked; with 3 served by then it is 3 -> 2, not 3 -> 1.
+      expect(await training.rollback(MODEL)).toEqual({ from: '3', to: '2' });
+      expect(promoted).toBe(true);
+      expect((await db.modelVersions.getActive(MODEL))?.version).toBe('2');
+    });
+
+    it('moves the served alias only from the version expected, when asked to', async () => {
+      await db.modelVersions.register({ modelId: MODEL, version: '1', path: '/p1' });
+      await db.modelVersions.register({ modelId: MODEL, version: '2', path: '/p2' });
+      // Nothing promoted yet counts as the shipped version 0 being served.
+      await db.modelVersions.activate(MODEL, '2', { ifServed: '0' });
+      await expect(db.modelVersions.activate(MODEL, '1', { ifServed: '0' })).rejects.toMatchObject({
+        code: 'conflict',
+      });
+      expect((await db.modelVersions.getActive(MODEL))?.version).toBe('2');
+      await db.modelVersions.activate(MODEL, '1', { ifServed: '2' });
+      expect((await db.modelVersions.getActive(MODEL))?.version).toBe('1');
+    });
+
     it("attaches a class job's photos to its row and drops them when the job ends, whichever way", async () => {
       const photo = (n: number) => ({
         submissionId: 0,
