@@ -362,6 +362,31 @@ for (const { provider, available } of PROVIDERS) {
       expect((await db.modelVersions.getActive(MODEL))?.version).toBe('1');
     });
 
+    it('prunes the photo copies a run kept when its process stopped right after it ended', async () => {
+      const user = await db.users.upsertFromPlatform({ platform: 'telegram', platformId: '8' });
+      const bytes = Uint8Array.from({ length: 64 }, (_, i) => (i * 7) & 0xff);
+      const submission = await db.submissions.recordSuccess({
+        userId: user.id,
+        command: 'predict',
+        image: { sha256: sha256(bytes), path: 'images/y/1.png', bytes: 64 },
+        model: { id: MODEL, version: '0' },
+        predictedClass: '3',
+        confidence: 0.99,
+        topK: [],
+      });
+      const photo = { submissionId: submission.id, label: '3', student: 'telegram:8', bytes };
+      const ended = await db.trainingRuns.create({ modelId: MODEL, params: {}, photos: [photo] });
+      const waiting = await db.trainingRuns.create({ modelId: MODEL, params: {}, photos: [photo] });
+      // The run's status written, the process gone before its photos were deleted.
+      await testDb.query("UPDATE training_runs SET status = 'succeeded' WHERE id = ?", [ended.id]);
+      expect(await db.trainingRuns.photos(ended.id)).toHaveLength(1);
+      // The photo itself is recent: nothing expires, yet the ended run's copy goes.
+      const pruned = await db.imageRetention.prune({ olderThanDays: 30 });
+      expect(pruned.images).toBe(0);
+      expect(await db.trainingRuns.photos(ended.id)).toEqual([]);
+      expect(await db.trainingRuns.photos(waiting.id)).toHaveLength(1);
+    });
+
     it("attaches a class job's photos to its row and drops them when the job ends, whichever way", async () => {
       const photo = (n: number) => ({
         submissionId: 0,
