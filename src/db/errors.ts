@@ -1,6 +1,11 @@
 /** Identifiers of the database layer's own failures (never caused by a chat user's input). */
 export type DatabaseErrorCode =
-  'not_found' | 'invalid_transition' | 'invalid_argument' | 'migration.changed';
+  | 'not_found'
+  | 'invalid_transition'
+  | 'invalid_argument'
+  | 'migration.changed'
+  // review of issue 14 follow-up: a row another process registered first (a version number)
+  | 'conflict';
 
 /**
  * A database-layer failure with a stable code, e.g. activating a model version that was never

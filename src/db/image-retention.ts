@@ -40,7 +40,8 @@ export interface ImageRetention {
   /**
    * Deletes the files of images whose newest submission is older than `olderThanDays` and that
    * nobody keeps, and clears `imagePath` in their rows (hash, size and outcome stay); the
-   * copies attached to `with=class` jobs not yet run (`training_run_photos`) are deleted too.
+   * copies attached to `with=class` jobs not yet run (`training_run_photos`) are deleted too, and
+   * any copies left on a job that ended (a process stopped between its two statements).
    */
   prune(options: PruneOptions): Promise<PruneResult>;
 }
@@ -115,6 +116,24 @@ export function createImageRetention(prisma: AppPrismaClient, store: ImageStore)
       let images = 0;
       let bytes = 0;
       let submissions = 0;
+      if (!dryRun) {
+        // A run's copies are deleted in a second statement after the one that ended it: a process
+        // stopped between the two leaves them on an ended run, removed here at the latest.
+        const holding = await prisma.trainingRunPhoto.findMany({
+          distinct: ['runId'],
+          select: { runId: true },
+        });
+        const ended = await prisma.trainingRun.findMany({
+          where: {
+            id: { in: holding.map((h) => h.runId) },
+            status: { in: ['succeeded', 'failed', 'cancelled'] },
+          },
+          select: { id: true },
+        });
+        await prisma.trainingRunPhoto.deleteMany({
+          where: { runId: { in: ended.map((r) => r.id) } },
+        });
+      }
       for (const g of expired) {
         const sha256 = g.imageSha256 ?? '';
         if (kept.has(sha256)) continue;

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { AppPrismaClient } from './client.ts';
 import { DatabaseError } from './errors.ts';
+import { isUniqueViolation } from './prisma-errors.ts';
 import type { JsonObject } from './training-run-repository.ts';
 
 /**
@@ -58,6 +59,22 @@ export interface NewModelVersion {
    * any stored before), so that a process on another machine can write the folder again.
    */
   readonly files?: readonly VersionFile[] | undefined;
+  /**
+   * Create only: when the version is already registered (another worker took the number first)
+   * nothing is changed and `DatabaseError('conflict')` is thrown, instead of the row's path and
+   * files being replaced (a version is immutable: a bot may already serve those files).
+   */
+  readonly exclusive?: boolean | undefined;
+}
+
+/** Options of {@link ModelVersionRepository.activate}. */
+export interface ActivateOptions {
+  /**
+   * Move the alias only if this version is still the served one (`'0'` also matches a model
+   * nothing was promoted for); otherwise nothing changes and `DatabaseError('conflict')` is
+   * thrown: a rollback decided against one served version must not undo a promotion made since.
+   */
+  readonly ifServed?: string | undefined;
 }
 
 /** One file of a version's folder. */
@@ -83,7 +100,11 @@ export interface ModelVersionRepository {
    * which every bot process polls.
    * @throws {DatabaseError} `not_found` when the version was never registered.
    */
-  activate(modelId: string, version: string): Promise<ModelVersionRecord>;
+  activate(
+    modelId: string,
+    version: string,
+    options?: ActivateOptions,
+  ): Promise<ModelVersionRecord>;
   getActive(modelId: string): Promise<ModelVersionRecord | undefined>;
   /** The served version of every model that has one (`modelId -> version`). */
   served(): Promise<Map<string, string>>;
@@ -169,12 +190,23 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
         bytes: f.bytes,
       }));
       // One transaction: a version another process can see always has its files.
-      const row = await prisma.$transaction(async (tx) => {
-        const r = await tx.modelVersion.upsert({
-          where: { modelId_version: { modelId: v.modelId, version: v.version } },
-          create: { modelId: v.modelId, version: v.version, ...fields },
-          update: { path: v.path, testAccuracy: fields.testAccuracy },
-        });
+      const conflict = (): DatabaseError =>
+        new DatabaseError('conflict', `model version ${v.modelId}@${v.version} already exists`);
+      const transaction = prisma.$transaction(async (tx) => {
+        const key = { modelId: v.modelId, version: v.version };
+        if (
+          v.exclusive === true &&
+          (await tx.modelVersion.findUnique({ where: { modelId_version: key } }))
+        ) {
+          throw conflict();
+        }
+        const r = v.exclusive
+          ? await tx.modelVersion.create({ data: { ...key, ...fields } })
+          : await tx.modelVersion.upsert({
+              where: { modelId_version: key },
+              create: { ...key, ...fields },
+              update: { path: v.path, testAccuracy: fields.testAccuracy },
+            });
         if (v.files !== undefined) {
           await tx.modelVersionFile.deleteMany({ where: { modelVersionId: r.id } });
           // One row at a time: a driver need not hold every shard in one statement.
@@ -192,15 +224,39 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
         }
         return r;
       }, BULK_TRANSACTION);
+      // Two creates of one number racing past the check: the unique index refuses the second.
+      const row = await transaction.catch((e: unknown) => {
+        throw isUniqueViolation(e) && v.exclusive === true ? conflict() : e;
+      });
       return toModelVersion(row, await servedOf(v.modelId));
     },
 
-    async activate(modelId, version) {
+    async activate(modelId, version, options) {
       const target = await prisma.modelVersion.findUnique({
         where: { modelId_version: { modelId, version } },
       });
       if (target === null) {
         throw new DatabaseError('not_found', `no model version ${modelId}@${version}`);
+      }
+      const expected = options?.ifServed;
+      if (expected !== undefined) {
+        const moved = new DatabaseError(
+          'conflict',
+          `${modelId}: the served version is no longer ${expected}`,
+        );
+        // One conditional statement each, so that a promotion racing it cannot be overwritten.
+        const { count } = await prisma.servedModel.updateMany({
+          where: { modelId, version: expected },
+          data: { version },
+        });
+        if (count === 1) return toModelVersion(target, version);
+        if (expected !== '0') throw moved;
+        try {
+          await prisma.servedModel.create({ data: { modelId, version } });
+        } catch (e) {
+          throw isUniqueViolation(e) ? moved : e;
+        }
+        return toModelVersion(target, version);
       }
       // The one write: bots poll this row and switch when it changes.
       await prisma.servedModel.upsert({

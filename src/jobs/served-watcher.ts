@@ -9,6 +9,9 @@ import type { ModelVersionRepository } from '../db/model-version-repository.ts';
 import type { ModelRegistry } from '../ml/registry.ts';
 import { materializeVersion, type VersionFolders } from './version-store.ts';
 
+/** Polls after which a version whose folder could not be written is tried again. */
+const MATERIALIZE_RETRY_POLLS = 10;
+
 /** A running watcher. */
 export interface ServedWatcher {
   /** Checks once now (also what each poll does); resolves when any switch is done. */
@@ -30,25 +33,41 @@ export function watchServedVersions(
   folders: VersionFolders,
 ): ServedWatcher {
   let running: Promise<void> | undefined;
-  const failed = new Map<string, string>();
+  /** Per model: the version that failed, and when to try it again (never: a load failure). */
+  const failed = new Map<string, { version: string; retryAt: number }>();
 
   async function syncOnce(): Promise<void> {
     const served = await repo.served();
     for (const [modelId, version] of served) {
-      if (registry.servedVersion(modelId) === version || failed.get(modelId) === version) continue;
+      if (registry.servedVersion(modelId) === version) continue;
+      const failure = failed.get(modelId);
+      if (failure?.version === version && Date.now() < failure.retryAt) continue;
+      let found: Awaited<ReturnType<typeof materializeVersion>>;
       try {
-        const found = await materializeVersion(repo, folders, modelId, version);
-        if (found.source === 'database') {
-          logger.info(
-            { model: modelId, version, dir: found.dir },
-            'model version written from the database',
-          );
-        }
+        found = await materializeVersion(repo, folders, modelId, version);
+      } catch (e) {
+        // Writing the folder from the database can fail for a moment (the database unreachable,
+        // a full disk, another process swapping the same folder in): tried again a few polls on.
+        failed.set(modelId, {
+          version,
+          retryAt: Date.now() + MATERIALIZE_RETRY_POLLS * intervalMs,
+        });
+        logger.error({ err: e, model: modelId, version }, 'cannot write the promoted version');
+        continue;
+      }
+      if (found.source === 'database') {
+        logger.info(
+          { model: modelId, version, dir: found.dir },
+          'model version written from the database',
+        );
+      }
+      try {
         await registry.serve(modelId, version, found.source === 'shipped' ? undefined : found.dir);
+        failed.delete(modelId);
         logger.info({ model: modelId, version }, 'serving model version');
       } catch (e) {
         // Keep answering with the old version; try again only when the row changes.
-        failed.set(modelId, version);
+        failed.set(modelId, { version, retryAt: Number.POSITIVE_INFINITY });
         logger.error({ err: e, model: modelId, version }, 'cannot load the promoted version');
       }
     }

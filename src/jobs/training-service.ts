@@ -14,6 +14,7 @@ import type {
   VersionView,
 } from '../core/training.ts';
 import type { Database } from '../db/database.ts';
+import { DatabaseError } from '../db/errors.ts';
 import type { ModelVersionRecord } from '../db/model-version-repository.ts';
 import type { JsonObject, RunPhoto, TrainingRunRecord } from '../db/training-run-repository.ts';
 import { UserError } from '../errors.ts';
@@ -243,43 +244,59 @@ export function createTrainingService(o: TrainingServiceOptions): TrainingServic
     },
 
     async rollback(modelId, version) {
-      const all = await versions(modelId);
-      const served = all.find((v) => v.active);
-      if (!served) {
-        throw new UserError('version.unknown', `${modelId} has no versions`, {
-          model: modelId,
-          version: version ?? '?',
-        });
-      }
-      let target: ModelVersionRecord | undefined;
-      if (version === undefined) {
-        const i = all.indexOf(served);
-        target = i > 0 ? all[i - 1] : served;
-      } else {
-        target = all.find((v) => v.version === version);
-        if (!target) {
-          throw new UserError('version.unknown', `${modelId} has no version ${version}`, {
-            model: modelId,
-            version,
-          });
+      // A promotion landing while the target's folder is written (seconds for 22 MB): decided
+      // again against the version served now, never moving the alias back over it blindly.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await rollbackOnce(modelId, version);
+        } catch (e) {
+          const moved = e instanceof DatabaseError && e.code === 'conflict';
+          if (!moved || attempt >= 3) throw e;
         }
       }
-      if (!target || target.version === served.version) {
-        return { from: served.version, to: served.version };
-      }
-      // issue 14 follow-up: refuse a version no machine could load (its folder gone, no files
-      // stored); the one asking gets the folder written here, checked, as the bots will.
-      try {
-        await materializeVersion(modelVersions, o.folders, modelId, target.version);
-      } catch (e) {
-        throw new UserError(
-          'version.unavailable',
-          `${modelId}@${target.version}: ${(e as Error).message}`,
-          { model: modelId, version: target.version },
-        );
-      }
-      await modelVersions.activate(modelId, target.version);
-      return { from: served.version, to: target.version };
     },
   };
+
+  async function rollbackOnce(
+    modelId: string,
+    version: string | undefined,
+  ): Promise<{ from: string; to: string }> {
+    const all = await versions(modelId);
+    const served = all.find((v) => v.active);
+    if (!served) {
+      throw new UserError('version.unknown', `${modelId} has no versions`, {
+        model: modelId,
+        version: version ?? '?',
+      });
+    }
+    let target: ModelVersionRecord | undefined;
+    if (version === undefined) {
+      const i = all.indexOf(served);
+      target = i > 0 ? all[i - 1] : served;
+    } else {
+      target = all.find((v) => v.version === version);
+      if (!target) {
+        throw new UserError('version.unknown', `${modelId} has no version ${version}`, {
+          model: modelId,
+          version,
+        });
+      }
+    }
+    if (!target || target.version === served.version) {
+      return { from: served.version, to: served.version };
+    }
+    // issue 14 follow-up: refuse a version no machine could load (its folder gone, no files
+    // stored); the one asking gets the folder written here, checked, as the bots will.
+    try {
+      await materializeVersion(modelVersions, o.folders, modelId, target.version);
+    } catch (e) {
+      throw new UserError(
+        'version.unavailable',
+        `${modelId}@${target.version}: ${(e as Error).message}`,
+        { model: modelId, version: target.version },
+      );
+    }
+    await modelVersions.activate(modelId, target.version, { ifServed: served.version });
+    return { from: served.version, to: target.version };
+  }
 }

@@ -16,6 +16,7 @@ import type {
   StoredVersionFile,
   VersionFile,
 } from '../db/model-version-repository.ts';
+import { DatabaseError } from '../db/errors.ts';
 import type { JsonObject } from '../db/training-run-repository.ts';
 import { exists } from '../io/files.ts';
 import { writeDirAtomically } from '../ml/model-io.ts';
@@ -108,6 +109,9 @@ export interface VersionDecision {
   readonly promoted: boolean;
 }
 
+/** How many version numbers {@link addVersion} tries when other workers take them first. */
+const MAX_VERSION_TRIES = 20;
+
 /**
  * Makes a finished job's folder the model's next version (a rename: the folder appears whole),
  * records it, and promotes it (one update of `served_models`) when its test accuracy is at least
@@ -119,23 +123,47 @@ export async function addVersion(
   job: FinishedJob,
 ): Promise<VersionDecision> {
   const served = await servedVersionOf(repo, f, job.modelId);
-  const version = String(await repo.nextVersion(job.modelId));
-  const dir = versionDir(f, job.modelId, version);
-  await rm(dir, { recursive: true, force: true }); // a half-renamed leftover of a crash
-  await rename(job.stagingDir, dir);
-  await repo.register({
-    files: await readFolderFiles(dir),
-    modelId: job.modelId,
-    version,
-    path: dir,
-    testAccuracy: job.testAccuracy,
-    jobId: job.jobId,
-    parentVersion: served.version,
-    metrics: job.metrics,
-    datasetFingerprint: job.datasetFingerprint,
-    params: job.params,
-    createdBy: job.createdBy,
+  const files = await readFolderFiles(job.stagingDir);
+  /** Registers the next free number, the next one again when another worker took it first. */
+  const claimVersion = async (
+    modelId: string,
+    register: (version: string) => Promise<void>,
+  ): Promise<string> => {
+    for (let attempt = 1; ; attempt++) {
+      const version = String(await repo.nextVersion(modelId));
+      try {
+        await register(version);
+        return version;
+      } catch (e) {
+        const taken = e instanceof DatabaseError && e.code === 'conflict';
+        if (!taken || attempt >= MAX_VERSION_TRIES) throw e;
+      }
+    }
+  };
+  // The number is claimed in the database first (a create, never a replace): two workers on
+  // two machines finishing at once both read the same next number, and the second one's files
+  // must not replace a version a bot may already serve; it takes the number after.
+  const version = await claimVersion(job.modelId, async (v) => {
+    await repo.register({
+      files,
+      exclusive: true,
+      modelId: job.modelId,
+      version: v,
+      path: versionDir(f, job.modelId, v),
+      testAccuracy: job.testAccuracy,
+      jobId: job.jobId,
+      parentVersion: served.version,
+      metrics: job.metrics,
+      datasetFingerprint: job.datasetFingerprint,
+      params: job.params,
+      createdBy: job.createdBy,
+    });
   });
+  // Nobody reads the folder before the promotion below (and any machine can write it again
+  // from the database): the staging folder is renamed into place, a crash's leftover removed.
+  const dir = versionDir(f, job.modelId, version);
+  await rm(dir, { recursive: true, force: true });
+  await rename(job.stagingDir, dir);
   const promoted =
     job.force ||
     (job.promote ?? (served.testAccuracy === null || job.testAccuracy >= served.testAccuracy));

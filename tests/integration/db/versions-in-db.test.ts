@@ -16,7 +16,9 @@ import {
   stagingDir,
   type VersionFolders,
 } from '../../../src/jobs/version-store.ts';
+import { pino } from 'pino';
 import { UserError } from '../../../src/errors.ts';
+import { watchServedVersions } from '../../../src/jobs/served-watcher.ts';
 import { exists } from '../../../src/io/files.ts';
 import { createTrainingService } from '../../../src/jobs/training-service.ts';
 import {
@@ -105,6 +107,108 @@ for (const { provider, available } of PROVIDERS) {
         ['1'],
       );
       expect(countOf(rows)).toBe(4);
+    });
+
+    it('gives two workers on two machines finishing at once two versions, neither replacing the other', async () => {
+      const other: VersionFolders = { ...workerFolders, dataDir: path.join(root, 'worker2') };
+      const jobs = [
+        { folders: workerFolders, jobId: 1, seed: 1 },
+        { folders: other, jobId: 2, seed: 2 },
+      ];
+      const expected = new Map<number, Map<string, string>>();
+      for (const j of jobs) {
+        const staging = stagingDir(j.folders, MODEL, j.jobId);
+        await writeStaging(staging, j.seed);
+        const files = await readFolderFiles(staging);
+        expected.set(j.jobId, new Map(files.map((f) => [f.name, sha256(f.bytes)])));
+      }
+      const decisions = await Promise.all(
+        jobs.map((j) =>
+          addVersion(db.modelVersions, j.folders, {
+            jobId: j.jobId,
+            modelId: MODEL,
+            stagingDir: stagingDir(j.folders, MODEL, j.jobId),
+            testAccuracy: 0.9,
+            force: false,
+            params: {},
+            metrics: {},
+            datasetFingerprint: 'f'.repeat(64),
+            createdBy: 'cli',
+          }),
+        ),
+      );
+      expect(decisions.map((d) => d.version).sort()).toEqual(['1', '2']);
+      for (const [i, j] of jobs.entries()) {
+        const version = decisions[i]!.version;
+        const row = await db.modelVersions.get(MODEL, version);
+        expect(row?.jobId).toBe(j.jobId);
+        expect(row?.path).toBe(path.join(j.folders.dataDir, 'models', MODEL, version));
+        const stored = await db.modelVersions.storedFiles(MODEL, version);
+        expect(new Map(stored.map((f) => [f.name, f.sha256]))).toEqual(expected.get(j.jobId));
+        const onDisk = await readFolderFiles(row!.path);
+        expect(new Map(onDisk.map((f) => [f.name, sha256(f.bytes)]))).toEqual(
+          expected.get(j.jobId),
+        );
+      }
+    });
+
+    it('serves a promoted version once its folder can be written, after a failure of the moment', async () => {
+      await trainedOnWorker();
+      // The bot's models folder cannot be made for a moment (here: a file stands in its way).
+      await mkdir(botFolders.dataDir, { recursive: true });
+      await writeFile(path.join(botFolders.dataDir, 'models'), 'not a folder');
+      const servedNow = new Map<string, string>();
+      const loads: string[] = [];
+      const registry = {
+        servedVersion: (id: string) => servedNow.get(id) ?? '0',
+        serve: (id: string, version: string, dir?: string) => {
+          loads.push(`${id}@${version}:${dir ?? 'shipped'}`);
+          servedNow.set(id, version);
+          return Promise.resolve();
+        },
+      };
+      const intervalMs = 20;
+      const watcher = watchServedVersions(
+        db.modelVersions,
+        registry,
+        pino({ level: 'silent' }),
+        intervalMs,
+        botFolders,
+      );
+      try {
+        await watcher.sync();
+        expect(loads).toEqual([]);
+        await rm(path.join(botFolders.dataDir, 'models'));
+        // A few polls later the version is written and served, without the row changing.
+        const deadline = Date.now() + 5000;
+        while (loads.length === 0 && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, intervalMs));
+          await watcher.sync();
+        }
+        const dir = path.join(botFolders.dataDir, 'models', MODEL, '1');
+        expect(loads).toEqual([`${MODEL}@1:${dir}`]);
+        expect(await exists(path.join(dir, 'model.json'))).toBe(true);
+      } finally {
+        await watcher.stop();
+      }
+    });
+
+    it('refuses to register a taken version number exclusively, changing nothing', async () => {
+      const expected = await trainedOnWorker();
+      await expect(
+        db.modelVersions.register({
+          modelId: MODEL,
+          version: '1',
+          path: '/elsewhere',
+          exclusive: true,
+          files: [{ name: 'model.json', bytes: new Uint8Array([1, 2, 3]) }],
+        }),
+      ).rejects.toMatchObject({ name: 'DatabaseError', code: 'conflict' });
+      const stored = await db.modelVersions.storedFiles(MODEL, '1');
+      expect(new Map(stored.map((f) => [f.name, f.sha256]))).toEqual(expected);
+      expect((await db.modelVersions.get(MODEL, '1'))?.path).toBe(
+        path.join(workerFolders.dataDir, 'models', MODEL, '1'),
+      );
     });
 
     it('writes the folder on another machine from the database, then reuses it, and rewrites a damaged copy', async () => {
@@ -202,6 +306,85 @@ for (const { provider, available } of PROVIDERS) {
       expect(await exists(path.join(botFolders.dataDir, 'models', MODEL, '1', 'model.json'))).toBe(
         true,
       );
+    });
+
+    it('rolls back from the version served now when a promotion lands while the folder is written', async () => {
+      // Versions 1 and 2 trained on the worker, in the database only for the bot; 2 served.
+      for (const jobId of [1, 2]) {
+        const staging = stagingDir(workerFolders, MODEL, jobId);
+        await writeStaging(staging, jobId);
+        await addVersion(db.modelVersions, workerFolders, {
+          jobId,
+          modelId: MODEL,
+          stagingDir: staging,
+          testAccuracy: 0.9,
+          force: true,
+          params: {},
+          metrics: {},
+          datasetFingerprint: 'f'.repeat(64),
+          createdBy: 'cli',
+        });
+      }
+      await db.modelVersions.register({ modelId: MODEL, version: '3', path: '/never-read' });
+      // A worker promotes version 3 while the bot reads version 1's files from the database.
+      let promoted = false;
+      const modelVersions = {
+        ...db.modelVersions,
+        readFiles: async (id: string, v: string) => {
+          if (!promoted) {
+            promoted = true;
+            await db.modelVersions.activate(MODEL, '3');
+          }
+          return db.modelVersions.readFiles(id, v);
+        },
+      };
+      const training = createTrainingService({
+        db: { ...db, modelVersions },
+        folders: botFolders,
+        limits: { maxEpochs: 3, maxBatch: 64, jobsPerInstructor: 1 },
+      });
+      // "Back one" meant 2 -> 1 when asked; with 3 served by then it is 3 -> 2, not 3 -> 1.
+      expect(await training.rollback(MODEL)).toEqual({ from: '3', to: '2' });
+      expect(promoted).toBe(true);
+      expect((await db.modelVersions.getActive(MODEL))?.version).toBe('2');
+    });
+
+    it('moves the served alias only from the version expected, when asked to', async () => {
+      await db.modelVersions.register({ modelId: MODEL, version: '1', path: '/p1' });
+      await db.modelVersions.register({ modelId: MODEL, version: '2', path: '/p2' });
+      // Nothing promoted yet counts as the shipped version 0 being served.
+      await db.modelVersions.activate(MODEL, '2', { ifServed: '0' });
+      await expect(db.modelVersions.activate(MODEL, '1', { ifServed: '0' })).rejects.toMatchObject({
+        code: 'conflict',
+      });
+      expect((await db.modelVersions.getActive(MODEL))?.version).toBe('2');
+      await db.modelVersions.activate(MODEL, '1', { ifServed: '2' });
+      expect((await db.modelVersions.getActive(MODEL))?.version).toBe('1');
+    });
+
+    it('prunes the photo copies a run kept when its process stopped right after it ended', async () => {
+      const user = await db.users.upsertFromPlatform({ platform: 'telegram', platformId: '8' });
+      const bytes = Uint8Array.from({ length: 64 }, (_, i) => (i * 7) & 0xff);
+      const submission = await db.submissions.recordSuccess({
+        userId: user.id,
+        command: 'predict',
+        image: { sha256: sha256(bytes), path: 'images/y/1.png', bytes: 64 },
+        model: { id: MODEL, version: '0' },
+        predictedClass: '3',
+        confidence: 0.99,
+        topK: [],
+      });
+      const photo = { submissionId: submission.id, label: '3', student: 'telegram:8', bytes };
+      const ended = await db.trainingRuns.create({ modelId: MODEL, params: {}, photos: [photo] });
+      const waiting = await db.trainingRuns.create({ modelId: MODEL, params: {}, photos: [photo] });
+      // The run's status written, the process gone before its photos were deleted.
+      await testDb.query("UPDATE training_runs SET status = 'succeeded' WHERE id = ?", [ended.id]);
+      expect(await db.trainingRuns.photos(ended.id)).toHaveLength(1);
+      // The photo itself is recent: nothing expires, yet the ended run's copy goes.
+      const pruned = await db.imageRetention.prune({ olderThanDays: 30 });
+      expect(pruned.images).toBe(0);
+      expect(await db.trainingRuns.photos(ended.id)).toEqual([]);
+      expect(await db.trainingRuns.photos(waiting.id)).toHaveLength(1);
     });
 
     it("attaches a class job's photos to its row and drops them when the job ends, whichever way", async () => {
