@@ -17,6 +17,10 @@ import {
   unregisterReluGradient,
 } from './clip-grad.ts';
 import { registerFusedMoments, unregisterFusedMoments } from './fused-moments.ts';
+import {
+  registerFusedMovingAverages,
+  unregisterFusedMovingAverages,
+} from './batch-norm-moving-average.ts';
 import { registerConstantInputConv, unregisterConstantInputConv } from './constant-input-conv.ts';
 
 export { conv2dBackpropFilter } from './conv2d-backprop-filter.ts';
@@ -149,6 +153,7 @@ export function registerConvGradientKernels(): void {
   registerClipGradient();
   registerReluGradient();
   registerFusedMoments();
+  registerFusedMovingAverages();
   registerConstantInputConv();
 }
 
@@ -160,6 +165,7 @@ export function unregisterConvGradientKernels(): void {
   unregisterConstantInputConv();
   unregisterClipGradient();
   unregisterReluGradient();
+  unregisterFusedMovingAverages();
   unregisterFusedMoments();
   unregisterBatchNormGradient();
   unregisterReduceGradients();
