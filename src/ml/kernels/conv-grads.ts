@@ -21,6 +21,7 @@ import {
   registerFusedMovingAverages,
   unregisterFusedMovingAverages,
 } from './batch-norm-moving-average.ts';
+import { registerFusedRelu6, unregisterFusedRelu6 } from './fused-relu-clip.ts';
 import { registerConstantInputConv, unregisterConstantInputConv } from './constant-input-conv.ts';
 
 export { conv2dBackpropFilter } from './conv2d-backprop-filter.ts';
@@ -154,6 +155,7 @@ export function registerConvGradientKernels(): void {
   registerReluGradient();
   registerFusedMoments();
   registerFusedMovingAverages();
+  registerFusedRelu6();
   registerConstantInputConv();
 }
 
@@ -165,6 +167,7 @@ export function unregisterConvGradientKernels(): void {
   unregisterConstantInputConv();
   unregisterClipGradient();
   unregisterReluGradient();
+  unregisterFusedRelu6();
   unregisterFusedMovingAverages();
   unregisterFusedMoments();
   unregisterBatchNormGradient();
