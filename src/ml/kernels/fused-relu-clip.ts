@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { size } from './conv-geometry.ts';
+import { elementwiseGradKernel } from './clip-grad.ts';
 import { heapKernels } from './heap-kernels.ts';
-import { heapOffset, isWasmBackend } from './wasm-heap.ts';
+import { isWasmBackend } from './wasm-heap.ts';
 
 /** The wasm kernel computing the gradient of `clipByValue(relu(x), 0, hi)` in one pass. */
 export const RELU_CLIP_GRAD = 'CnnClassroomReluClipGrad';
@@ -11,36 +11,10 @@ export const RELU_CLIP_GRAD = 'CnnClassroomReluClipGrad';
  * output float32 `dx = x > hi ? 0 : dy·step(x)`, bit for bit tfjs-core 4.22's gradient of
  * `clipByValue(relu(x), 0, hi)` (`ClipByValue`'s gradient, then `Relu`'s), in one pass of
  * `heap-kernels.c`'s `relu_clip_grad`.
- *
- * @throws {Error} on another backend or when its memory is not reachable
  */
-function reluClipGradWasm(args: {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-  attrs?: tf.NamedAttrMap;
-}): tf.TensorInfo {
-  const { dy, x } = args.inputs;
-  const backend = args.backend;
-  if (dy === undefined || x === undefined) {
-    throw new TypeError(`${RELU_CLIP_GRAD}: dy and x are required`);
-  }
-  if (!isWasmBackend(backend)) {
-    throw new Error(`${RELU_CLIP_GRAD}: not a wasm backend`);
-  }
-  const kernels = heapKernels(backend);
-  if (kernels === undefined) {
-    throw new Error(`${RELU_CLIP_GRAD}: the wasm backend's memory is not reachable`);
-  }
-  const out = backend.makeOutput([...x.shape], 'float32');
-  kernels.reluClipGrad(
-    heapOffset(backend, x),
-    heapOffset(backend, dy),
-    size(x.shape),
-    Number(args.attrs?.hi),
-    heapOffset(backend, out),
-  );
-  return out;
-}
+const reluClipGradWasm = elementwiseGradKernel(RELU_CLIP_GRAD, (kernels, at, attrs) =>
+  kernels.reluClipGrad(at.x, at.dy, at.n, Number(attrs['hi']), at.out),
+);
 
 /** The parts of tfjs-layers' `ReLU` layer its `call` reads. */
 interface ReluLayerLike {
