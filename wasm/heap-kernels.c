@@ -820,3 +820,27 @@ void relu_grad(const float *x, const float *dy, int n, float *out) {
     out[i] = dy[i] * step;
   }
 }
+
+/*
+ * out[i] = x[i] > hi ? 0 : dy[i]·step(x[i]): the gradient of clip(relu(x), 0, hi) (Keras's ReLU
+ * layer with maxValue, ReLU6 at hi = 6) as tfjs-core forms it through ClipByValue's gradient
+ * (0 where relu(x) > hi) and then Relu's (mul(dy, step(x))), bit for bit (a NaN x gives NaN, and
+ * x <= 0 keeps dy's sign in the zero), in one pass instead of two full-size kernels.
+ */
+EXPORT("relu_clip_grad")
+void relu_clip_grad(const float *x, const float *dy, int n, float hi, float *out) {
+  const v128_t one = wasm_f32x4_splat(1.0f), zero = wasm_f32x4_splat(0.0f);
+  const v128_t vhi = wasm_f32x4_splat(hi);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v128_t v = wasm_v128_load(x + i);
+    v128_t step = wasm_v128_bitselect(one, zero, wasm_f32x4_gt(v, zero));
+    step = wasm_v128_bitselect(v, step, wasm_f32x4_ne(v, v));
+    const v128_t product = wasm_f32x4_mul(wasm_v128_load(dy + i), step);
+    wasm_v128_store(out + i, wasm_v128_andnot(product, wasm_f32x4_gt(v, vhi)));
+  }
+  for (; i < n; i++) {
+    const float step = x[i] != x[i] ? x[i] : (x[i] > 0.0f ? 1.0f : 0.0f);
+    out[i] = x[i] > hi ? 0.0f : dy[i] * step;
+  }
+}

@@ -119,6 +119,7 @@ WRAP(conv2d_filter_grad_scatter, 19, PTR(0), PTR(1), PTR(2), P13, PTR(16), PTR(1
 WRAP_INT(all_finite, 2, PTR(0), INT(1))
 WRAP(clip_grad, 6, PTR(0), PTR(1), INT(2), FLT(3), FLT(4), PTR(5))
 WRAP(relu_grad, 4, PTR(0), PTR(1), INT(2), PTR(3))
+WRAP(relu_clip_grad, 5, PTR(0), PTR(1), INT(2), FLT(3), PTR(4))
 WRAP(winograd_filter, 5, PTR(0), INT(1), INT(2), INT(3), PTR(4))
 /* Winograd: the wide kernels where the CPU and the channels allow, else the 128-bit ones. */
 static napi_value w_winograd_conv3x3(napi_env env, napi_callback_info info) {
@@ -300,7 +301,7 @@ static napi_value init(napi_env env, napi_value exports) {
       EXPORT_FN(max_pool_grad) EXPORT_FN(conv2d_filter_grad_c1)
       EXPORT_FN(conv2d_direct) EXPORT_FN(adam_update) EXPORT_FN(conv2d_input_grad_narrow)
       EXPORT_FN(count_nonzero) EXPORT_FN(conv2d_filter_grad_scatter) EXPORT_FN(all_finite)
-      EXPORT_FN(clip_grad) EXPORT_FN(relu_grad) EXPORT_FN(winograd_filter) EXPORT_FN(winograd_conv3x3)
+      EXPORT_FN(clip_grad) EXPORT_FN(relu_grad) EXPORT_FN(relu_clip_grad) EXPORT_FN(winograd_filter) EXPORT_FN(winograd_conv3x3)
       EXPORT_FN(winograd_filter_grad3x3) EXPORT_FN(depthwise_conv2d)
       EXPORT_FN(depthwise_conv2d_input_grad) EXPORT_FN(depthwise_conv2d_filter_grad)
       EXPORT_FN(setWide) EXPORT_FN(wideActive) EXPORT_FN(pointwise_conv) EXPORT_FN(pointwise_input_grad)

@@ -46,6 +46,7 @@
   X(int, all_finite, (const float *, int))                                                         \
   X(void, clip_grad, (const float *, const float *, int, float, float, float *))                   \
   X(void, relu_grad, (const float *, const float *, int, float *))                                 \
+  X(void, relu_clip_grad, (const float *, const float *, int, float, float *))                    \
   X(void, winograd_filter, (const float *, int, int, int, float *))                                \
   X(void, winograd_conv3x3,                                                                        \
     (const float *, const float *, const float *, int, float *, int, int, int, int, int, int, int, \

@@ -19,6 +19,7 @@
 #define all_finite CC_PASTE(CC_VARIANT, all_finite)
 #define clip_grad CC_PASTE(CC_VARIANT, clip_grad)
 #define relu_grad CC_PASTE(CC_VARIANT, relu_grad)
+#define relu_clip_grad CC_PASTE(CC_VARIANT, relu_clip_grad)
 #define winograd_filter CC_PASTE(CC_VARIANT, winograd_filter)
 #define winograd_conv3x3 CC_PASTE(CC_VARIANT, winograd_conv3x3)
 #define winograd_filter_grad3x3 CC_PASTE(CC_VARIANT, winograd_filter_grad3x3)

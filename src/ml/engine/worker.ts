@@ -150,7 +150,8 @@ function makeOptimizer(spec: OptimizerSpec): tf.Optimizer {
  * Gradients of this shard's mean loss times `weight` (its share of the batch) go to this worker's
  * slot; after a barrier each worker sums one slice of the parameters over all slots (always in
  * rank order, so every worker sees the same bits); after a second barrier every worker applies
- * the same averaged gradients with its own optimizer, so the replicas stay identical.
+ * the same averaged gradients with its own optimizer, so the replicas stay identical. Two
+ * barriers a step (see the end of the step for why a third is not needed).
  */
 function trainStep(shard: Shard, weight: number): { loss: number; acc: number } {
   const m = requireModel();
@@ -220,8 +221,9 @@ function trainStep(shard: Shard, weight: number): { loss: number; acc: number } 
   }
   t.optimizer.applyGradients(named);
   tf.dispose(Object.values(named));
-  // The next step's gradients may overwrite the average only once every worker has read it.
-  barrierWait(t.barrier, t.workers);
+  // No third barrier: the next step writes the average only after its first barrier, which every
+  // worker reaches only once it has read this step's average (the slots, written before that
+  // barrier, are read only between the first and the second).
   return { loss, acc };
 }
 

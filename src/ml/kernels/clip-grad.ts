@@ -3,6 +3,46 @@ import { size } from './conv-geometry.ts';
 import { heapKernels } from './heap-kernels.ts';
 import { heapOffset, isWasmBackend } from './wasm-heap.ts';
 
+/**
+ * A wasm kernel of inputs `{dy, x}` (float32, the same shape) and one float32 output shaped like
+ * `x`, computed by `run` from the heap offsets of `x`, `dy` and the output and the element count
+ * (the elementwise gradients here and in `fused-relu-clip.ts`).
+ *
+ * @throws {Error} (from the kernel) on another backend or when its memory is not reachable
+ */
+export function elementwiseGradKernel(
+  name: string,
+  run: (
+    kernels: NonNullable<ReturnType<typeof heapKernels>>,
+    at: { x: number; dy: number; out: number; n: number },
+    attrs: tf.NamedAttrMap,
+  ) => void,
+): tf.KernelFunc {
+  return (args) => {
+    const { dy, x } = args.inputs;
+    const backend = args.backend;
+    if (dy === undefined || x === undefined) {
+      throw new TypeError(`${name}: dy and x are required`);
+    }
+    if (!isWasmBackend(backend)) {
+      throw new Error(`${name}: not a wasm backend`);
+    }
+    const kernels = heapKernels(backend);
+    if (kernels === undefined) {
+      throw new Error(`${name}: the wasm backend's memory is not reachable`);
+    }
+    const out = backend.makeOutput([...x.shape], 'float32');
+    const at = {
+      x: heapOffset(backend, x),
+      dy: heapOffset(backend, dy),
+      out: heapOffset(backend, out),
+      n: size(x.shape),
+    };
+    run(kernels, at, args.attrs ?? {});
+    return out;
+  };
+}
+
 /** The wasm kernel computing `clipByValue`'s gradient in one pass. */
 export const CLIP_GRAD = 'CnnClassroomClipGrad';
 
@@ -10,37 +50,17 @@ export const CLIP_GRAD = 'CnnClassroomClipGrad';
  * `CnnClassroomClipGrad` on wasm: inputs `{dy, x}` (float32, the same shape), attrs
  * `clipValueMin`, `clipValueMax`; output float32 `dx = min ≤ x ≤ max ? dy : 0`, bit for bit
  * tfjs-core 4.22's gradient of `ClipByValue`, in one pass of `heap-kernels.c`'s `clip_grad`.
- *
- * @throws {Error} on another backend or when its memory is not reachable
  */
-function clipGradWasm(args: {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-  attrs?: tf.NamedAttrMap;
-}): tf.TensorInfo {
-  const { dy, x } = args.inputs;
-  const backend = args.backend;
-  if (dy === undefined || x === undefined) {
-    throw new TypeError(`${CLIP_GRAD}: dy and x are required`);
-  }
-  if (!isWasmBackend(backend)) {
-    throw new Error(`${CLIP_GRAD}: not a wasm backend`);
-  }
-  const kernels = heapKernels(backend);
-  if (kernels === undefined) {
-    throw new Error(`${CLIP_GRAD}: the wasm backend's memory is not reachable`);
-  }
-  const out = backend.makeOutput([...x.shape], 'float32');
+const clipGradWasm = elementwiseGradKernel(CLIP_GRAD, (kernels, at, attrs) =>
   kernels.clipGrad(
-    heapOffset(backend, x),
-    heapOffset(backend, dy),
-    size(x.shape),
-    Number(args.attrs?.clipValueMin),
-    Number(args.attrs?.clipValueMax),
-    heapOffset(backend, out),
-  );
-  return out;
-}
+    at.x,
+    at.dy,
+    at.n,
+    Number(attrs['clipValueMin']),
+    Number(attrs['clipValueMax']),
+    at.out,
+  ),
+);
 
 /** The wasm kernel computing `Relu`'s gradient in one pass. */
 export const RELU_GRAD = 'CnnClassroomReluGrad';
@@ -49,31 +69,10 @@ export const RELU_GRAD = 'CnnClassroomReluGrad';
  * `CnnClassroomReluGrad` on wasm: inputs `{dy, x}` (float32, the same shape); output float32
  * `dx = dy·step(x)`, bit for bit tfjs-core 4.22's gradient of `Relu` (`mul(dy, step(x))`, two
  * full-size kernels), in one pass of `heap-kernels.c`'s `relu_grad`.
- *
- * @throws {Error} on another backend or when its memory is not reachable
  */
-function reluGradWasm(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
-  const { dy, x } = args.inputs;
-  const backend = args.backend;
-  if (dy === undefined || x === undefined) {
-    throw new TypeError(`${RELU_GRAD}: dy and x are required`);
-  }
-  if (!isWasmBackend(backend)) {
-    throw new Error(`${RELU_GRAD}: not a wasm backend`);
-  }
-  const kernels = heapKernels(backend);
-  if (kernels === undefined) {
-    throw new Error(`${RELU_GRAD}: the wasm backend's memory is not reachable`);
-  }
-  const out = backend.makeOutput([...x.shape], 'float32');
-  kernels.reluGrad(
-    heapOffset(backend, x),
-    heapOffset(backend, dy),
-    size(x.shape),
-    heapOffset(backend, out),
-  );
-  return out;
-}
+const reluGradWasm = elementwiseGradKernel(RELU_GRAD, (kernels, at) =>
+  kernels.reluGrad(at.x, at.dy, at.n, at.out),
+);
 
 /** Whether the one-pass wasm kernel may take this gradient (else tfjs-core's runs). */
 function takesOnePass(dy: tf.Tensor | tf.Tensor[], x: tf.Tensor | undefined): x is tf.Tensor {

@@ -17,6 +17,11 @@ import {
   unregisterReluGradient,
 } from './clip-grad.ts';
 import { registerFusedMoments, unregisterFusedMoments } from './fused-moments.ts';
+import {
+  registerFusedMovingAverages,
+  unregisterFusedMovingAverages,
+} from './batch-norm-moving-average.ts';
+import { registerFusedRelu6, unregisterFusedRelu6 } from './fused-relu-clip.ts';
 import { registerConstantInputConv, unregisterConstantInputConv } from './constant-input-conv.ts';
 
 export { conv2dBackpropFilter } from './conv2d-backprop-filter.ts';
@@ -149,6 +154,8 @@ export function registerConvGradientKernels(): void {
   registerClipGradient();
   registerReluGradient();
   registerFusedMoments();
+  registerFusedMovingAverages();
+  registerFusedRelu6();
   registerConstantInputConv();
 }
 
@@ -160,6 +167,8 @@ export function unregisterConvGradientKernels(): void {
   unregisterConstantInputConv();
   unregisterClipGradient();
   unregisterReluGradient();
+  unregisterFusedRelu6();
+  unregisterFusedMovingAverages();
   unregisterFusedMoments();
   unregisterBatchNormGradient();
   unregisterReduceGradients();

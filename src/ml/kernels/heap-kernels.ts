@@ -48,6 +48,7 @@ interface HeapKernelExports {
   conv2d_direct(...args: number[]): void;
   clip_grad(x: number, dy: number, n: number, lo: number, hi: number, out: number): void;
   relu_grad(x: number, dy: number, n: number, out: number): void;
+  relu_clip_grad(x: number, dy: number, n: number, hi: number, out: number): void;
   depthwise_conv2d(...args: number[]): void;
   depthwise_conv2d_input_grad(...args: number[]): void;
   depthwise_conv2d_filter_grad(...args: number[]): void;
@@ -760,6 +761,15 @@ export class HeapKernels {
    */
   reluGrad(x: number, dy: number, n: number, out: number): void {
     this.exports.relu_grad(x, dy, n, out);
+  }
+
+  /**
+   * `out[i] = x[i] > hi ? 0 : dy[i]·step(x[i])` over `n` floats: the gradient of
+   * `clipByValue(relu(x), 0, hi)` (ReLU6 at `hi` = 6), bit for bit tfjs-core's `ClipByValue`
+   * gradient followed by `Relu`'s, in one pass (`hi` rounded to float32 as its scalar is).
+   */
+  reluClipGrad(x: number, dy: number, n: number, hi: number, out: number): void {
+    this.exports.relu_clip_grad(x, dy, n, Math.fround(hi), out);
   }
 
   /** Whether all `n` floats at byte offset `x` are finite (no NaN, no ±Infinity). */

@@ -450,6 +450,7 @@ describe('committed gemm.wasm', () => {
       'all_finite',
       'clip_grad',
       'relu_grad',
+      'relu_clip_grad',
       'winograd_filter',
       'winograd_conv3x3',
       'winograd_filter_grad3x3',
