@@ -187,6 +187,12 @@ const schema = z.object({
   /** How often a bot process checks which model versions are served, seconds. */
   MODEL_POLL_SECONDS: z.coerce.number().positive().default(3),
   /**
+   * Retention: after a job adds a version, keep this many of the model's newest trained versions
+   * (besides version 0, the served one and the one a `/rollback` goes back to) and delete the
+   * rest (`versions prune` does it by hand). Unset: every version is kept.
+   */
+  MODEL_VERSIONS_KEEP: z.coerce.number().int().min(1).optional(),
+  /**
    * Redis for the scaled-out job queue (BullMQ): `redis://[:password@]host:port[/db]`. Unset:
    * the database is the queue. Never logged.
    */

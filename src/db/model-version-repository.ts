@@ -12,6 +12,13 @@ import type { JsonObject } from './training-run-repository.ts';
 export const BULK_TRANSACTION = { maxWait: 10_000, timeout: 300_000 } as const;
 
 /**
+ * Largest part of a stored file, bytes. A new version's files are written a part per statement,
+ * each its own short transaction: on SQLite one 22 MB transaction held the write lock for about
+ * a second (every submission and label waited behind it); a 1 MiB part holds it for a few ms.
+ */
+export const FILE_PART_BYTES = 1024 * 1024;
+
+/**
  * A trained model's files, as registered. Versions are immutable folders; which one the bots
  * answer with is a separate alias, one row per model in `served_models` (as TF Serving's and
  * MLflow's aliases), so that promotion and rollback are each one update of that row.
@@ -55,8 +62,10 @@ export interface NewModelVersion {
   readonly params?: JsonObject | undefined;
   readonly createdBy?: string | undefined;
   /**
-   * issue 14 follow-up: the folder's files, stored with the row in one transaction (replacing
-   * any stored before), so that a process on another machine can write the folder again.
+   * issue 14 follow-up: the folder's files, stored with the row (replacing any stored before),
+   * so that a process on another machine can write the folder again. With `exclusive` they are
+   * written in parts of {@link FILE_PART_BYTES}, each in a short transaction, under a row that
+   * stays pending (seen by no reader) until the last part is in; otherwise in one transaction.
    */
   readonly files?: readonly VersionFile[] | undefined;
   /**
@@ -91,6 +100,30 @@ export interface StoredVersionFile {
   readonly size: number;
 }
 
+/** What {@link ModelVersionRepository.remove} checks in its transaction before deleting. */
+export interface RemoveGuard {
+  /**
+   * The served version the removal was decided against (`'0'`: nothing promoted): when another
+   * one is served now, nothing is deleted (`conflict`): the version to go back to has changed.
+   */
+  readonly servedIs: string;
+  /** A running job of the model that may be ignored (the worker pruning after its own job). */
+  readonly exceptJobId?: number | undefined;
+}
+
+/** A version's row as {@link ModelVersionRepository.footprint} sees it, pending ones included. */
+export interface VersionFootprint {
+  readonly modelId: string;
+  readonly version: string;
+  readonly path: string;
+  readonly jobId: number | null;
+  /** Its files are still being written (or a crashed worker left it so). */
+  readonly pending: boolean;
+  /** Stored files, and their bytes in the database. */
+  readonly files: number;
+  readonly bytes: number;
+}
+
 /** Registered model versions and which one is served. */
 export interface ModelVersionRepository {
   /** Registers a version, or updates path and accuracy of one registered before. */
@@ -117,6 +150,29 @@ export interface ModelVersionRepository {
   storedFiles(modelId: string, version: string): Promise<StoredVersionFile[]>;
   /** The stored files with their bytes, by name. */
   readFiles(modelId: string, version: string): Promise<(StoredVersionFile & VersionFile)[]>;
+  /** One stored file with its bytes (the reporter's `history.png`), without the others. */
+  readFile(
+    modelId: string,
+    version: string,
+    name: string,
+  ): Promise<(StoredVersionFile & VersionFile) | undefined>;
+  /**
+   * Every version row of a model (or of all), pending ones included, with its stored files'
+   * count and bytes, oldest number first: what retention decides on.
+   */
+  footprint(modelId?: string): Promise<VersionFootprint[]>;
+  /**
+   * Deletes a version's row and its stored files in one transaction, after checking there that
+   * it is not version 0, not served, that `guard.servedIs` is still the served version, and that
+   * no job of the model is running (but `guard.exceptJobId`): a running job may train from it.
+   * @returns the stored files and bytes deleted; undefined when the row was gone already.
+   * @throws {DatabaseError} `conflict` when a check fails (nothing deleted).
+   */
+  remove(
+    modelId: string,
+    version: string,
+    guard: RemoveGuard,
+  ): Promise<{ files: number; bytes: number } | undefined>;
 }
 
 interface ModelVersionRow {
@@ -132,6 +188,42 @@ interface ModelVersionRow {
   datasetFingerprint: string | null;
   paramsJson: string | null;
   createdBy: string | null;
+}
+
+/** The shipped version's number: never removed. */
+const SHIPPED = '0';
+
+/** A file's bytes cut in parts of at most {@link FILE_PART_BYTES} (one empty part for an empty file). */
+function partsOf(bytes: Uint8Array): Uint8Array<ArrayBuffer>[] {
+  const parts: Uint8Array<ArrayBuffer>[] = [];
+  for (let at = 0; at === 0 || at < bytes.length; at += FILE_PART_BYTES) {
+    parts.push(new Uint8Array(bytes.subarray(at, at + FILE_PART_BYTES)));
+  }
+  return parts;
+}
+
+/** Stored parts (ordered by name, then part) joined into whole files. */
+function joinParts(
+  rows: readonly { name: string; part: number; sha256: string; size: number; bytes: Uint8Array }[],
+): (StoredVersionFile & VersionFile)[] {
+  const files: (StoredVersionFile & VersionFile)[] = [];
+  for (let i = 0; i < rows.length;) {
+    const first = rows[i];
+    if (first === undefined) break;
+    let end = i;
+    let length = 0;
+    for (; end < rows.length && rows[end]?.name === first.name; end++) {
+      length += rows[end]?.bytes.length ?? 0;
+    }
+    const bytes = new Uint8Array(length);
+    for (let at = 0; i < end; i++) {
+      const part = rows[i]?.bytes ?? new Uint8Array();
+      bytes.set(part, at);
+      at += part.length;
+    }
+    files.push({ name: first.name, sha256: first.sha256, size: first.size, bytes });
+  }
+  return files;
 }
 
 const parse = (json: string | null): JsonObject | null =>
@@ -189,11 +281,45 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
         size: f.bytes.length,
         bytes: f.bytes,
       }));
-      // One transaction: a version another process can see always has its files.
       const conflict = (): DatabaseError =>
         new DatabaseError('conflict', `model version ${v.modelId}@${v.version} already exists`);
+      const key = { modelId: v.modelId, version: v.version };
+      const unique = (e: unknown): never => {
+        throw isUniqueViolation(e) && v.exclusive === true ? conflict() : e;
+      };
+      const partRows = (modelVersionId: number) =>
+        files.flatMap((f) =>
+          partsOf(f.bytes).map((bytes, part) => ({
+            modelVersionId,
+            name: f.name,
+            part,
+            sha256: f.sha256,
+            size: f.size,
+            bytes,
+          })),
+        );
+      if (v.exclusive === true && v.files !== undefined) {
+        // The number is claimed by a pending row (a create: the unique index refuses a second),
+        // the parts follow one short transaction each, and the row becomes visible last: no
+        // reader ever sees it without every file, and other writers wait milliseconds, not 1 s.
+        const claimed = await prisma.modelVersion
+          .create({ data: { ...key, ...fields, pending: true } })
+          .catch(unique);
+        try {
+          for (const data of partRows(claimed.id)) await prisma.modelVersionFile.create({ data });
+          const row = await prisma.modelVersion.update({
+            where: { id: claimed.id },
+            data: { pending: false },
+          });
+          return toModelVersion(row, await servedOf(v.modelId));
+        } catch (e) {
+          // Nothing half-stored is left behind (the files go with the row); the number is free.
+          await prisma.modelVersion.delete({ where: { id: claimed.id } }).catch(() => undefined);
+          throw e;
+        }
+      }
+      // One transaction: a version another process can see always has its files.
       const transaction = prisma.$transaction(async (tx) => {
-        const key = { modelId: v.modelId, version: v.version };
         if (
           v.exclusive === true &&
           (await tx.modelVersion.findUnique({ where: { modelId_version: key } }))
@@ -205,35 +331,23 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
           : await tx.modelVersion.upsert({
               where: { modelId_version: key },
               create: { ...key, ...fields },
-              update: { path: v.path, testAccuracy: fields.testAccuracy },
+              update: { path: v.path, testAccuracy: fields.testAccuracy, pending: false },
             });
         if (v.files !== undefined) {
           await tx.modelVersionFile.deleteMany({ where: { modelVersionId: r.id } });
           // One row at a time: a driver need not hold every shard in one statement.
-          for (const f of files) {
-            await tx.modelVersionFile.create({
-              data: {
-                modelVersionId: r.id,
-                name: f.name,
-                sha256: f.sha256,
-                size: f.size,
-                bytes: new Uint8Array(f.bytes),
-              },
-            });
-          }
+          for (const data of partRows(r.id)) await tx.modelVersionFile.create({ data });
         }
         return r;
       }, BULK_TRANSACTION);
       // Two creates of one number racing past the check: the unique index refuses the second.
-      const row = await transaction.catch((e: unknown) => {
-        throw isUniqueViolation(e) && v.exclusive === true ? conflict() : e;
-      });
+      const row = await transaction.catch(unique);
       return toModelVersion(row, await servedOf(v.modelId));
     },
 
     async activate(modelId, version, options) {
       const target = await prisma.modelVersion.findUnique({
-        where: { modelId_version: { modelId, version } },
+        where: { modelId_version: { modelId, version }, pending: false },
       });
       if (target === null) {
         throw new DatabaseError('not_found', `no model version ${modelId}@${version}`);
@@ -271,7 +385,7 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
       const version = await servedOf(modelId);
       if (version === undefined) return undefined;
       const row = await prisma.modelVersion.findUnique({
-        where: { modelId_version: { modelId, version } },
+        where: { modelId_version: { modelId, version }, pending: false },
       });
       return row === null ? undefined : toModelVersion(row, version);
     },
@@ -283,14 +397,14 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
 
     async get(modelId, version) {
       const row = await prisma.modelVersion.findUnique({
-        where: { modelId_version: { modelId, version } },
+        where: { modelId_version: { modelId, version }, pending: false },
       });
       return row === null ? undefined : toModelVersion(row, await servedOf(modelId));
     },
 
     async list(modelId) {
       const rows = await prisma.modelVersion.findMany({
-        where: modelId === undefined ? {} : { modelId },
+        where: modelId === undefined ? { pending: false } : { modelId, pending: false },
         orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
       });
       const served = new Map(
@@ -310,12 +424,12 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
 
     async storedFiles(modelId, version) {
       const row = await prisma.modelVersion.findUnique({
-        where: { modelId_version: { modelId, version } },
+        where: { modelId_version: { modelId, version }, pending: false },
         select: { id: true },
       });
       if (row === null) return [];
       return prisma.modelVersionFile.findMany({
-        where: { modelVersionId: row.id },
+        where: { modelVersionId: row.id, part: 0 },
         select: { name: true, sha256: true, size: true },
         orderBy: { name: 'asc' },
       });
@@ -323,16 +437,92 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
 
     async readFiles(modelId, version) {
       const row = await prisma.modelVersion.findUnique({
-        where: { modelId_version: { modelId, version } },
+        where: { modelId_version: { modelId, version }, pending: false },
         select: { id: true },
       });
       if (row === null) return [];
-      const files = await prisma.modelVersionFile.findMany({
-        where: { modelVersionId: row.id },
-        select: { name: true, sha256: true, size: true, bytes: true },
-        orderBy: { name: 'asc' },
+      return joinParts(
+        await prisma.modelVersionFile.findMany({
+          where: { modelVersionId: row.id },
+          select: { name: true, part: true, sha256: true, size: true, bytes: true },
+          orderBy: [{ name: 'asc' }, { part: 'asc' }],
+        }),
+      );
+    },
+
+    async readFile(modelId, version, name) {
+      const row = await prisma.modelVersion.findUnique({
+        where: { modelId_version: { modelId, version }, pending: false },
+        select: { id: true },
       });
-      return files.map((f) => ({ ...f, bytes: new Uint8Array(f.bytes) }));
+      if (row === null) return undefined;
+      const [file] = joinParts(
+        await prisma.modelVersionFile.findMany({
+          where: { modelVersionId: row.id, name },
+          select: { name: true, part: true, sha256: true, size: true, bytes: true },
+          orderBy: { part: 'asc' },
+        }),
+      );
+      return file;
+    },
+
+    async footprint(modelId) {
+      const rows = await prisma.modelVersion.findMany({
+        where: modelId === undefined ? {} : { modelId },
+        select: { id: true, modelId: true, version: true, path: true, jobId: true, pending: true },
+      });
+      // Sizes from each file's first part (they carry the whole file's size), never the bytes.
+      const sizes = await prisma.modelVersionFile.findMany({
+        where: { part: 0, modelVersionId: { in: rows.map((r) => r.id) } },
+        select: { modelVersionId: true, size: true },
+      });
+      const byRow = new Map<number, { files: number; bytes: number }>();
+      for (const f of sizes) {
+        const t = byRow.get(f.modelVersionId) ?? { files: 0, bytes: 0 };
+        byRow.set(f.modelVersionId, { files: t.files + 1, bytes: t.bytes + f.size });
+      }
+      return rows
+        .map(({ id, ...r }) => ({ ...r, ...(byRow.get(id) ?? { files: 0, bytes: 0 }) }))
+        .sort(
+          (a, b) =>
+            a.modelId.localeCompare(b.modelId) ||
+            Number(a.version) - Number(b.version) ||
+            a.version.localeCompare(b.version),
+        );
+    },
+
+    async remove(modelId, version, guard) {
+      const refuse = (why: string): never => {
+        throw new DatabaseError('conflict', `${modelId}@${version} is kept: ${why}`);
+      };
+      if (version === SHIPPED) refuse('the shipped version');
+      return prisma.$transaction(async (tx) => {
+        const row = await tx.modelVersion.findUnique({
+          where: { modelId_version: { modelId, version } },
+          select: { id: true },
+        });
+        if (row === null) return undefined;
+        const served =
+          (await tx.servedModel.findUnique({ where: { modelId } }))?.version ?? SHIPPED;
+        if (served === version) refuse('it is served');
+        if (served !== guard.servedIs) refuse(`version ${served} is served now`);
+        const running = await tx.trainingRun.findFirst({
+          where: {
+            modelId,
+            status: 'running',
+            ...(guard.exceptJobId === undefined ? {} : { id: { not: guard.exceptJobId } }),
+          },
+          select: { id: true },
+        });
+        if (running) refuse(`job ${running.id} of the model is running`);
+        const files = await tx.modelVersionFile.findMany({
+          where: { modelVersionId: row.id, part: 0 },
+          select: { size: true },
+        });
+        // The files go with the row (ON DELETE CASCADE): one statement, one transaction.
+        await tx.modelVersion.delete({ where: { id: row.id } });
+        return { files: files.length, bytes: files.reduce((n, f) => n + f.size, 0) };
+      });
     },
   };
 }

@@ -21,6 +21,7 @@ import { attachedClassPhotos, classPhotos } from './class-photos.ts';
 import { JobFailure, type JobProgress, type JobSpec } from './protocol.ts';
 import { runJobInChild, type ChildJobResult, type JobRunner } from './run-in-child.ts';
 import { retrainParamsOf } from './params.ts';
+import { pruneVersions } from './version-retention.ts';
 import {
   addVersion,
   checkpointDir,
@@ -60,6 +61,11 @@ export interface TrainerWorkerOptions {
   readonly imageLimits?: ImageLimits;
   /** issue 16: fewest usable labelled photos of a `with=class` job (`CLASS_MIN_PHOTOS`). */
   readonly classMinPhotos?: number;
+  /**
+   * Retention (`MODEL_VERSIONS_KEEP`): after a job's version is recorded, the model's versions
+   * are pruned to the newest this many (and the protected ones). Absent: all are kept.
+   */
+  readonly versionsKeep?: number;
 }
 
 /** A running worker. */
@@ -300,6 +306,27 @@ export async function executeJob(
     );
     await rm(checkpointDir(o.folders, run.id), { recursive: true, force: true });
     log.info({ ...decision, testAccuracy: result.testAccuracy }, 'job finished');
+    if (o.versionsKeep !== undefined) {
+      // The job is recorded: a retention failure (database gone for a moment) only waits for
+      // the next job or `versions prune`; nothing is deleted without its row's transaction.
+      await pruneVersions(o, o.folders, {
+        modelId: run.modelId,
+        keep: o.versionsKeep,
+        afterJobId: run.id,
+      }).then(
+        (r) =>
+          r.removed.length > 0 &&
+          log.info(
+            {
+              removed: r.removed.map((v) => v.version),
+              dbBytes: r.dbBytes,
+              diskBytes: r.diskBytes,
+            },
+            'old versions pruned (MODEL_VERSIONS_KEEP)',
+          ),
+        (e: unknown) => log.warn({ err: e }, 'pruning old versions failed'),
+      );
+    }
   } catch (e) {
     log.error({ err: e }, 'recording the finished job failed');
     const code = (e as { code?: unknown }).code;

@@ -17,7 +17,7 @@ import type { Database } from '../db/database.ts';
 import type { TrainingRunRecord } from '../db/training-run-repository.ts';
 import type { JobProgress } from './protocol.ts';
 import { jobView } from './training-service.ts';
-import { materializeVersion, type VersionFolders } from './version-store.ts';
+import { readVersionFile, type VersionFolders } from './version-store.ts';
 
 /** Options of {@link startJobReporter}. */
 export interface JobReporterOptions {
@@ -25,8 +25,8 @@ export interface JobReporterOptions {
   readonly messengers: readonly ChatMessenger[];
   readonly logger: Logger;
   /**
-   * This machine's folders: a version trained elsewhere is written there from the database
-   * before its curves (`history.png`) are read (absent: the version row's path as it is).
+   * This machine's folders: the curves (`history.png`) of a version trained elsewhere are read
+   * from the database alone, its folder not written (absent: the version row's path as it is).
    */
   readonly folders?: VersionFolders;
   /** How often the jobs are read, ms (default 1000). */
@@ -50,6 +50,12 @@ interface Shown {
 }
 
 const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
+
+/** `history.png` in a version's folder, if there is one. */
+const readCurvesAt = (dir: string | undefined): Promise<Buffer | undefined> =>
+  dir === undefined
+    ? Promise.resolve(undefined)
+    : readFile(path.join(dir, 'history.png')).catch(() => undefined);
 
 /** Starts the reporter. */
 export function startJobReporter(o: JobReporterOptions): JobReporter {
@@ -94,16 +100,19 @@ export function startJobReporter(o: JobReporterOptions): JobReporter {
     if (!final) return;
     if (run.status === 'succeeded' && run.version !== null) {
       const version = run.version;
-      const dir = o.folders
-        ? await materializeVersion(o.db.modelVersions, o.folders, run.modelId, version).then(
-            (m) => m.dir,
-            (e: unknown) => {
-              o.logger.warn({ err: e, job: run.id }, 'the new version cannot be read');
-              return undefined;
-            },
-          )
-        : (await o.db.modelVersions.get(run.modelId, version))?.path;
-      const png = dir && (await readFile(path.join(dir, 'history.png')).catch(() => undefined));
+      // Only the curves: the version's weights are neither read nor written here.
+      const png = o.folders
+        ? await readVersionFile(
+            o.db.modelVersions,
+            o.folders,
+            run.modelId,
+            version,
+            'history.png',
+          ).catch((e: unknown) => {
+            o.logger.warn({ err: e, job: run.id }, 'the new version cannot be read');
+            return undefined;
+          })
+        : await readCurvesAt((await o.db.modelVersions.get(run.modelId, version))?.path);
       if (png) {
         const caption = t('job.curves_caption', {
           model: run.modelId,

@@ -30,6 +30,7 @@ export type TrainerConfig = Pick<
   | 'TRAIN_MAX_ATTEMPTS'
   | 'TRAINER_EMBEDDED'
   | 'MODEL_POLL_SECONDS'
+  | 'MODEL_VERSIONS_KEEP'
   | 'REDIS_URL'
   | 'REDIS_CONNECT_TIMEOUT_SECONDS'
   | 'CLASS_MIN_PHOTOS'
@@ -55,6 +56,9 @@ export function workerOptions(
     classData: createPrismaPersistence(db).classData,
     imageLimits: { maxBytes: config.MAX_IMAGE_BYTES, maxPixels: config.MAX_IMAGE_PIXELS },
     classMinPhotos: config.CLASS_MIN_PHOTOS,
+    ...(config.MODEL_VERSIONS_KEEP === undefined
+      ? {}
+      : { versionsKeep: config.MODEL_VERSIONS_KEEP }),
   };
 }
 

@@ -130,12 +130,15 @@ export function createTrainingService(o: TrainingServiceOptions): TrainingServic
 
   async function versions(modelId: string): Promise<ModelVersionRecord[]> {
     await ensureShippedVersion(modelVersions, o.folders, modelId);
-    const all = await modelVersions.list(modelId);
+    // Number order in both cases: `rollback`'s "the one before" and retention's agree on it.
+    const all = (await modelVersions.list(modelId)).sort(
+      (a, b) => Number(a.version) - Number(b.version),
+    );
     if (!all.some((v) => v.active)) {
       // Nothing promoted yet: the shipped version is the served one.
       return all.map((v) => (v.version === '0' ? { ...v, active: true } : v));
     }
-    return all.sort((a, b) => Number(a.version) - Number(b.version));
+    return all;
   }
 
   /**

@@ -276,3 +276,36 @@ export async function materializeVersion(
   }
   return { dir, source: 'database' };
 }
+
+/**
+ * One file of a version (the reporter's `history.png`), without writing the version's folder:
+ * this machine's copy when it matches the stored SHA-256, else the stored bytes alone (the
+ * weight shards, 22 MB for AlexNet, are neither read nor written). The shipped version 0 reads
+ * `models/<id>/`; an old row without stored files its recorded path.
+ * @returns undefined when the version or the file is not there.
+ * @throws {Error} when the stored bytes do not match their SHA-256.
+ */
+export async function readVersionFile(
+  repo: ModelVersionRepository,
+  f: VersionFolders,
+  modelId: string,
+  version: string,
+  name: string,
+): Promise<Uint8Array | undefined> {
+  const fromDisk = (dir: string): Promise<Buffer | undefined> =>
+    readFile(path.join(dir, checkedName(name))).catch(() => undefined);
+  if (version === SHIPPED_VERSION) return fromDisk(path.join(f.modelsDir, modelId));
+  const stored = (await repo.storedFiles(modelId, version)).find((s) => s.name === name);
+  if (!stored) {
+    const record = await repo.get(modelId, version);
+    return record && fromDisk(record.path);
+  }
+  const local = await fromDisk(versionDir(f, modelId, version));
+  if (local && local.length === stored.size && sha256Of(local) === stored.sha256) return local;
+  const file = await repo.readFile(modelId, version, name);
+  if (!file) return undefined;
+  if (file.bytes.length !== file.size || sha256Of(file.bytes) !== file.sha256) {
+    throw new Error(`${modelId}@${version}: stored ${name} does not match its SHA-256`);
+  }
+  return file.bytes;
+}

@@ -1,6 +1,9 @@
-/** `bin/cnn-classroom versions | rollback | jobs --json`: the chat's trainer code from a shell. */
+/**
+ * `bin/cnn-classroom versions | versions prune | rollback | jobs --json`: the chat's trainer code
+ * from a shell.
+ */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -51,5 +54,53 @@ describe('the trainer from the command line', () => {
     });
     expect(await cli('versions', 'lenet-mnist', '--json')).toMatchObject({ served: '0' });
     expect(await cli('jobs', '--json')).toEqual({ jobs: [] });
+  }, 150_000);
+
+  it('versions prune --dry-run shows, then prune removes the old versions with their folders', async () => {
+    // Versions 2..4 trained after the first test; 0 served (rolled back there).
+    const db = await openDatabase({ DATA_DIR: dataDir });
+    for (const n of [2, 3, 4]) {
+      const dir = path.join(dataDir, 'models', 'lenet-mnist', String(n));
+      const bytes = Buffer.alloc(1000 * n, n);
+      await mkdir(dir, { recursive: true });
+      await writeFile(path.join(dir, 'group1-shard1of1.bin'), bytes);
+      await db.modelVersions.register({
+        modelId: 'lenet-mnist',
+        version: String(n),
+        path: dir,
+        exclusive: true,
+        files: [{ name: 'group1-shard1of1.bin', bytes }],
+      });
+    }
+    await db.close();
+    const dry = await cli('versions', 'prune', 'lenet-mnist', '--keep', '1', '--dry-run', '--json');
+    expect(dry).toMatchObject({ dryRun: true, dbBytes: 5000, diskBytes: 5000 });
+    // 1 has no stored files and no folder (registered by path only): 0 bytes either way.
+    expect((dry as { removed: { version: string }[] }).removed.map((r) => r.version)).toEqual([
+      '1',
+      '2',
+      '3',
+    ]);
+    const done = (await cli('versions', 'prune', '--all', '--keep', '1', '--json')) as {
+      removed: { version: string }[];
+      kept: { version: string; reason: string }[];
+      dbBytes: number;
+    };
+    expect(done.removed.map((r) => r.version)).toEqual(['1', '2', '3']);
+    expect(done.kept).toEqual([
+      { modelId: 'lenet-mnist', version: '0', reason: 'shipped' },
+      { modelId: 'lenet-mnist', version: '4', reason: 'recent' },
+    ]);
+    expect(done.dbBytes).toBe(5000);
+    expect(await cli('versions', 'lenet-mnist', '--json')).toMatchObject({
+      versions: [{ version: '0' }, { version: '4' }],
+    });
+    await expect(
+      run(path.join(PROJECT_ROOT, 'bin', 'cnn-classroom'), ['versions', 'prune', '--keep', '1'], {
+        env: { ...process.env, DATA_DIR: dataDir, DATABASE_URL: '' },
+      }),
+    ).rejects.toMatchObject({
+      stderr: expect.stringMatching(/name one model, or --all/) as unknown,
+    });
   }, 150_000);
 });

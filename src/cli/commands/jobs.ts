@@ -1,15 +1,16 @@
 /**
- * `jobs`, `versions <model>`, `rollback <model> [version]` and `worker`: the trainer from the
- * command line, through the same `TrainingService` the chat commands use (`src/jobs/`), on the
+ * `jobs`, `versions <model>`, `versions prune <model|--all> --keep N`, `rollback <model>
+ * [version]` and `worker`: the trainer from the command line, through the same `TrainingService` the chat commands use (`src/jobs/`), on the
  * configured database. Each prints a table, or one JSON object with `--json`.
  */
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import type { Config } from '../../config.ts';
 import { formatDuration, type JobView, type TrainingService } from '../../core/index.ts';
 import { openDatabase, type Database } from '../../db/database.ts';
 import type { BullProducer } from '../../jobs/bull.ts';
 import { startStandaloneWorker } from '../../jobs/standalone-worker.ts';
 import { startTrainingService } from '../../jobs/trainer-runtime.ts';
+import { pruneVersions, type PruneReport } from '../../jobs/version-retention.ts';
 import { logger } from '../../logger.ts';
 import { formatTextTable } from '../text-table.ts';
 
@@ -51,6 +52,39 @@ function progressOf(j: JobView): string {
   return '';
 }
 
+const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
+
+/** `versions prune`'s table: each version removed with its bytes, the totals, what was kept. */
+function pruneText(r: PruneReport, what: string): string {
+  const verb = r.dryRun ? 'would remove' : 'removed';
+  const kept = r.kept.map((k) => `${k.modelId}@${k.version} (${k.reason})`).join(', ');
+  return formatTextTable({
+    title: `${r.dryRun ? 'Dry run: ' : ''}versions of ${what} beyond the newest ${r.keep}`,
+    header: ['model', 'version', 'files', 'database', 'disk'],
+    align: ['left', 'right', 'right', 'right', 'right'],
+    rows: r.removed.map((v) => [
+      v.modelId,
+      v.version,
+      String(v.files),
+      mb(v.dbBytes),
+      mb(v.diskBytes),
+    ]),
+    footerRows: [
+      [
+        `${verb} ${r.removed.length}`,
+        '',
+        String(r.removed.reduce((n, v) => n + v.files, 0)),
+        mb(r.dbBytes),
+        mb(r.diskBytes),
+      ],
+    ],
+    footnotes: [
+      `kept: ${kept || 'none'}`,
+      ...r.skipped.map((s) => `left alone: ${s.modelId}@${s.version}: ${s.reason}`),
+    ],
+  });
+}
+
 /** Registers the trainer's commands. */
 export function registerJobs(program: Command, config: Config): void {
   program
@@ -83,7 +117,7 @@ export function registerJobs(program: Command, config: Config): void {
       );
     });
 
-  program
+  const versionsCommand = program
     .command('versions')
     .description("list a model's versions (▶ the served one)")
     .argument('<model>', 'model id')
@@ -111,6 +145,44 @@ export function registerJobs(program: Command, config: Config): void {
         }),
       );
     });
+
+  versionsCommand
+    .command('prune')
+    .description(
+      'delete old versions (rows, stored files, folders); the shipped, the served and the ' +
+        'rollback version are always kept, and every version of a model while its job runs',
+    )
+    .argument('[model]', 'model id (or --all)')
+    .requiredOption('--keep <n>', 'how many of the newest trained versions to keep', (v) => {
+      if (!/^\d+$/.test(v)) throw new InvalidArgumentError('expected a whole number >= 0');
+      return Number(v);
+    })
+    .option('--all', 'every model with versions', false)
+    .option('--dry-run', 'show what would be removed; change nothing', false)
+    .option('--json', 'print one JSON object instead of the table', false)
+    .action(
+      async (
+        model: string | undefined,
+        flags: { keep: number; all: boolean; dryRun: boolean; json: boolean },
+        command: Command,
+      ) => {
+        if ((model === undefined) === !flags.all) {
+          command.error('error: name one model, or --all (not both)');
+        }
+        const db = await openDatabase(config);
+        const report = await pruneVersions(
+          db,
+          { modelsDir: config.MODELS_DIR, dataDir: config.DATA_DIR },
+          { modelId: model?.toLowerCase(), keep: flags.keep, dryRun: flags.dryRun },
+        ).finally(() => db.close());
+        // `versions` has a `--json` of its own, which commander gives the parent: either works.
+        if (command.optsWithGlobals<{ json: boolean }>().json) {
+          console.log(JSON.stringify(report));
+          return;
+        }
+        console.log(pruneText(report, model ?? 'all models'));
+      },
+    );
 
   program
     .command('rollback')

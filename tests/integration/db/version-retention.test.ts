@@ -1,0 +1,369 @@
+/**
+ * Model versions over a whole term: retention (`versions prune`, `MODEL_VERSIONS_KEEP`) keeps
+ * exactly the versions someone may need and deletes the others' rows, stored files and folders;
+ * a version is stored in short transactions (a student's submission never waits behind 20 MB);
+ * the reporter reads a version's curves without writing its weights anywhere.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { translator, userErrorKey } from '../../../src/core/i18n.ts';
+import { openDatabase, type Database } from '../../../src/db/database.ts';
+import { DatabaseError } from '../../../src/db/errors.ts';
+import { FILE_PART_BYTES } from '../../../src/db/model-version-repository.ts';
+import { UserError } from '../../../src/errors.ts';
+import { startJobReporter } from '../../../src/jobs/reporter.ts';
+import { createTrainingService } from '../../../src/jobs/training-service.ts';
+import { pruneVersions } from '../../../src/jobs/version-retention.ts';
+import {
+  readFolderFiles,
+  versionDir,
+  type VersionFolders,
+} from '../../../src/jobs/version-store.ts';
+import { exists } from '../../../src/io/files.ts';
+import {
+  createTestDatabase,
+  POSTGRES_SKIP_MESSAGE,
+  PROVIDERS,
+  type TestDatabase,
+} from './helpers.ts';
+
+const MODEL = 'lenet-mnist';
+const OTHER = 'plaincnn-fashion';
+const LIMITS = { maxEpochs: 3, maxBatch: 64, jobsPerInstructor: 1 };
+
+/** Bytes of every plain file in a folder. */
+async function folderSize(dir: string): Promise<number> {
+  let total = 0;
+  for (const name of await readdir(dir)) total += (await stat(path.join(dir, name))).size;
+  return total;
+}
+
+for (const { provider, available } of PROVIDERS) {
+  if (!available) {
+    it.skip(POSTGRES_SKIP_MESSAGE, () => undefined);
+    continue;
+  }
+
+  describe(`model versions over a term on ${provider}`, () => {
+    let testDb: TestDatabase;
+    let db: Database;
+    let root: string;
+    let folders: VersionFolders;
+
+    beforeEach(async () => {
+      testDb = await createTestDatabase(provider);
+      db = await openDatabase(testDb.config);
+      root = await mkdtemp(path.join(os.tmpdir(), 'version-retention-'));
+      folders = { modelsDir: path.join(root, 'models'), dataDir: path.join(root, 'data') };
+    });
+
+    afterEach(async () => {
+      await db.close();
+      await testDb.cleanup();
+      await rm(root, { recursive: true, force: true });
+    });
+
+    /**
+     * Version `n` of `model` as a job leaves it: its folder under DATA_DIR and its files in the
+     * database (a shard of `shardBytes`, several parts when over 1 MiB).
+     */
+    async function trained(model: string, n: number, shardBytes = 3000 + n): Promise<void> {
+      const files = [
+        { name: 'model.json', bytes: Buffer.from(JSON.stringify({ n })) },
+        { name: 'group1-shard1of1.bin', bytes: randomBytes(shardBytes) },
+        { name: 'history.png', bytes: Buffer.from(`png of ${model} ${n}`) },
+      ];
+      const dir = versionDir(folders, model, String(n));
+      await mkdir(dir, { recursive: true });
+      for (const f of files) await writeFile(path.join(dir, f.name), f.bytes);
+      await db.modelVersions.register({
+        modelId: model,
+        version: String(n),
+        path: dir,
+        exclusive: true,
+        files,
+        testAccuracy: 0.9,
+      });
+    }
+
+    const versionsOf = async (model: string): Promise<string[]> =>
+      (await db.modelVersions.list(model)).map((v) => v.version).sort((a, b) => +a - +b);
+    const fileRows = async (): Promise<number> =>
+      Number((await testDb.query('SELECT COUNT(*) AS n FROM model_version_files'))[0]?.n);
+
+    /** Versions 0..6 of the model; 5 served, so a `/rollback` without a version goes to 4. */
+    async function aTerm(): Promise<void> {
+      await db.modelVersions.register({
+        modelId: MODEL,
+        version: '0',
+        path: path.join(folders.modelsDir, MODEL),
+      });
+      for (let n = 1; n <= 6; n++) await trained(MODEL, n);
+      await db.modelVersions.activate(MODEL, '5');
+    }
+
+    it('keeps exactly the shipped, served, rollback and newest versions, and frees what it reports', async () => {
+      await aTerm();
+      await trained(OTHER, 1);
+      const removedDirs = [1, 2, 3].map((n) => versionDir(folders, MODEL, String(n)));
+      const expectedDisk = (await Promise.all(removedDirs.map(folderSize))).reduce((a, b) => a + b);
+      const expectedDb = [1, 2, 3].reduce(
+        (n, v) =>
+          n +
+          Buffer.byteLength(JSON.stringify({ n: v })) +
+          3000 +
+          v +
+          `png of ${MODEL} ${v}`.length,
+        0,
+      );
+      expect(await fileRows()).toBe(7 * 3);
+
+      const report = await pruneVersions(db, folders, { modelId: MODEL, keep: 1 });
+
+      expect(report.removed.map((r) => r.version)).toEqual(['1', '2', '3']);
+      expect(report.kept).toEqual([
+        { modelId: MODEL, version: '0', reason: 'shipped' },
+        { modelId: MODEL, version: '4', reason: 'rollback' },
+        { modelId: MODEL, version: '5', reason: 'served' },
+        { modelId: MODEL, version: '6', reason: 'recent' },
+      ]);
+      expect(report.removed.every((r) => r.files === 3)).toBe(true);
+      expect(report.dbBytes).toBe(expectedDb);
+      expect(report.diskBytes).toBe(expectedDisk);
+      expect(await versionsOf(MODEL)).toEqual(['0', '4', '5', '6']);
+      expect(await versionsOf(OTHER)).toEqual(['1']);
+      // Rows of the stored files went with their versions; the folders too.
+      expect(await fileRows()).toBe(4 * 3);
+      for (const dir of removedDirs) expect(await exists(dir)).toBe(false);
+      expect(await exists(versionDir(folders, MODEL, '4'))).toBe(true);
+      // The served one still reads back whole.
+      expect((await db.modelVersions.readFiles(MODEL, '5')).map((f) => f.name)).toEqual([
+        'group1-shard1of1.bin',
+        'history.png',
+        'model.json',
+      ]);
+
+      // Again: nothing more to remove.
+      expect((await pruneVersions(db, folders, { modelId: MODEL, keep: 1 })).removed).toEqual([]);
+    });
+
+    it('changes nothing in a dry run, and reports what it would remove', async () => {
+      await aTerm();
+      const report = await pruneVersions(db, folders, { keep: 0, dryRun: true });
+      expect(report.dryRun).toBe(true);
+      expect(report.removed.map((r) => r.version)).toEqual(['1', '2', '3', '6']);
+      expect(report.dbBytes).toBeGreaterThan(4 * 3000);
+      expect(await versionsOf(MODEL)).toEqual(['0', '1', '2', '3', '4', '5', '6']);
+      expect(await fileRows()).toBe(6 * 3);
+      for (const n of [1, 2, 3, 6]) {
+        expect(await exists(versionDir(folders, MODEL, String(n)))).toBe(true);
+      }
+    });
+
+    it("keeps every version of a model while one of its jobs runs, and a worker's own job is no obstacle", async () => {
+      await aTerm();
+      const run = await db.trainingRuns.create({ modelId: MODEL, params: {} });
+      await db.trainingRuns.markRunning(run.id);
+      const report = await pruneVersions(db, folders, { modelId: MODEL, keep: 0 });
+      expect(report.removed).toEqual([]);
+      expect(report.kept.filter((k) => k.reason === 'job').map((k) => k.version)).toEqual([
+        '1',
+        '2',
+        '3',
+        '6',
+      ]);
+      // The worker pruning after its own job (MODEL_VERSIONS_KEEP): that job is not in the way.
+      const after = await pruneVersions(db, folders, {
+        modelId: MODEL,
+        keep: 1,
+        afterJobId: run.id,
+      });
+      expect(after.removed.map((r) => r.version)).toEqual(['1', '2', '3']);
+    });
+
+    it('refuses in its transaction to remove the served version, or after the served one changed', async () => {
+      await aTerm();
+      const served = await db.modelVersions
+        .remove(MODEL, '5', { servedIs: '5' })
+        .catch((e: unknown) => e);
+      expect(served).toBeInstanceOf(DatabaseError);
+      expect((served as DatabaseError).code).toBe('conflict');
+      // Decided while 6 was served: 4 would then not be the rollback version; 5 is served now.
+      const moved = await db.modelVersions
+        .remove(MODEL, '4', { servedIs: '6' })
+        .catch((e: unknown) => e);
+      expect((moved as DatabaseError).code).toBe('conflict');
+      await expect(db.modelVersions.remove(MODEL, '0', { servedIs: '5' })).rejects.toThrow(
+        /shipped/,
+      );
+      expect(await versionsOf(MODEL)).toEqual(['0', '1', '2', '3', '4', '5', '6']);
+      expect(await db.modelVersions.remove(MODEL, '2', { servedIs: '5' })).toEqual({
+        files: 3,
+        bytes: Buffer.byteLength(JSON.stringify({ n: 2 })) + 3002 + `png of ${MODEL} 2`.length,
+      });
+    });
+
+    it('answers a rollback to a pruned version with the localized "no such version" reply', async () => {
+      await aTerm();
+      await pruneVersions(db, folders, { modelId: MODEL, keep: 1 });
+      const training = createTrainingService({ db, folders, limits: LIMITS });
+      const refused = await training.rollback(MODEL, '2').catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(UserError);
+      const e = refused as UserError;
+      expect(e.id).toBe('version.unknown');
+      expect(translator('en')(userErrorKey(e.id), e.params)).toBe(
+        'lenet-mnist has no version 2. See /versions lenet-mnist.',
+      );
+      expect(translator('ru')(userErrorKey(e.id), e.params)).toBe(
+        'У lenet-mnist нет версии 2. См. /versions lenet-mnist.',
+      );
+      expect((await db.modelVersions.getActive(MODEL))?.version).toBe('5');
+      // Without a version it goes back to the kept 4, as retention promised.
+      expect(await training.rollback(MODEL)).toEqual({ from: '5', to: '4' });
+    });
+
+    it('stores a large version in parts under a pending row no reader sees, and removes a crashed one', async () => {
+      const big = FILE_PART_BYTES * 2 + 123;
+      await trained(MODEL, 1, big);
+      const parts = await testDb.query(
+        "SELECT part FROM model_version_files WHERE name = 'group1-shard1of1.bin' ORDER BY part",
+      );
+      expect(parts.map((p) => Number(p.part))).toEqual([0, 1, 2]);
+      const shard = (await db.modelVersions.readFiles(MODEL, '1')).find((f) =>
+        f.name.endsWith('.bin'),
+      );
+      const onDisk = (await readFolderFiles(versionDir(folders, MODEL, '1'))).find((f) =>
+        f.name.endsWith('.bin'),
+      );
+      expect(shard?.size).toBe(big);
+      expect(Buffer.from(shard!.bytes).equals(Buffer.from(onDisk!.bytes))).toBe(true);
+
+      // A worker that died while storing version 2: its row stays pending, seen by nobody.
+      await testDb.query(
+        `INSERT INTO model_versions (model_id, version, path, pending, created_at) VALUES (?, '2', 'x', ${provider === 'sqlite' ? 1 : 'true'}, CURRENT_TIMESTAMP)`,
+        [MODEL],
+      );
+      expect(await db.modelVersions.get(MODEL, '2')).toBeUndefined();
+      expect(await versionsOf(MODEL)).toEqual(['1']);
+      expect(await db.modelVersions.nextVersion(MODEL)).toBe(3);
+      await expect(db.modelVersions.activate(MODEL, '2')).rejects.toThrow(/no model version/);
+      const report = await pruneVersions(db, folders, { modelId: MODEL, keep: 5 });
+      expect(report.removed.map((r) => r.version)).toEqual(['2']);
+      expect(await db.modelVersions.nextVersion(MODEL)).toBe(2);
+    });
+
+    it('sends the curves of a version trained elsewhere without writing any of its files', async () => {
+      const png = randomBytes(5000);
+      const shard = randomBytes(FILE_PART_BYTES + 10);
+      await db.modelVersions.register({
+        modelId: MODEL,
+        version: '1',
+        path: '/on/the/worker',
+        exclusive: true,
+        files: [
+          { name: 'model.json', bytes: Buffer.from('{}') },
+          { name: 'group1-shard1of1.bin', bytes: shard },
+          { name: 'history.png', bytes: png },
+        ],
+      });
+      const run = await db.trainingRuns.create({ modelId: MODEL, params: {} });
+      expect((await db.trainingRuns.claim('w1', 60_000, 3)).run?.id).toBe(run.id);
+      await db.trainingRuns.setNotify(run.id, {
+        platform: 'telegram',
+        chatId: '-100',
+        messageId: '7',
+        lang: 'en',
+      });
+      await db.trainingRuns.finishSucceeded(run.id, 'w1', { testAccuracy: 0.9 }, '1');
+      const sent: Uint8Array[] = [];
+      const reporter = startJobReporter({
+        db,
+        folders,
+        messengers: [
+          {
+            platform: 'telegram',
+            editText: () => Promise.resolve(),
+            sendImage: (_chat, bytes) => {
+              sent.push(bytes);
+              return Promise.resolve();
+            },
+          },
+        ],
+        logger: pino({ level: 'silent' }),
+        pollMs: 600_000,
+      });
+      await reporter.tick();
+      await reporter.stop();
+      expect(sent).toHaveLength(1);
+      expect(Buffer.from(sent[0]!).equals(png)).toBe(true);
+      // Nothing of the version was written on this machine: no folder, no shard.
+      expect(await exists(path.join(folders.dataDir, 'models'))).toBe(false);
+    });
+  });
+}
+
+describe('storing a 20 MB version on SQLite', () => {
+  let testDb: TestDatabase;
+  let bot: Database;
+
+  beforeEach(async () => {
+    testDb = await createTestDatabase('sqlite');
+    bot = await openDatabase(testDb.config);
+  });
+
+  afterEach(async () => {
+    await bot.close();
+    await testDb.cleanup();
+  });
+
+  it('lets every concurrent submission in while a worker process stores it (no SQLITE_BUSY, none lost)', async () => {
+    const user = await bot.users.upsertFromPlatform({ platform: 'telegram', platformId: '1' });
+    // The worker is another process (as in production): the script's child mode stores it.
+    const worker = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        fileURLToPath(new URL('../../../scripts/version-lock.ts', import.meta.url)),
+        '--child',
+        testDb.config.DATA_DIR,
+        '--mb',
+        '20',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LOG_LEVEL: 'warn' } },
+    );
+    let stderr = '';
+    worker.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => worker.on('exit', resolve));
+    let running = true;
+    void exited.then(() => (running = false));
+    const errors: string[] = [];
+    let inserted = 0;
+    while (running) {
+      try {
+        await bot.submissions.recordRejection({
+          userId: user.id,
+          command: 'predict',
+          errorCode: 'image.pdf',
+        });
+        inserted++;
+      } catch (e) {
+        errors.push((e as Error).message);
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(await exited, stderr).toBe(0);
+    expect(errors).toEqual([]);
+    expect(inserted).toBeGreaterThan(5);
+    expect(await bot.submissions.count()).toBe(inserted);
+    expect((await bot.modelVersions.storedFiles('alexnet-cifar10', '1'))[0]?.size).toBe(
+      20 * 1024 * 1024,
+    );
+  }, 60_000);
+});
