@@ -46,4 +46,12 @@ describe('configuration', () => {
     expect(initialLogLevel({ LOG_LEVEL: 'loud' })).toBe('info');
     expect(loadConfig({}).LOG_LEVEL).toBeUndefined();
   });
+
+  it('keeps every model version unless MODEL_VERSIONS_KEEP names a count of at least 1', () => {
+    expect(loadConfig({}).MODEL_VERSIONS_KEEP).toBeUndefined();
+    expect(loadConfig({ MODEL_VERSIONS_KEEP: '5' }).MODEL_VERSIONS_KEEP).toBe(5);
+    for (const bad of ['0', '-1', '2.5', 'all']) {
+      expect(() => loadConfig({ MODEL_VERSIONS_KEEP: bad })).toThrow(/MODEL_VERSIONS_KEEP/);
+    }
+  });
 });

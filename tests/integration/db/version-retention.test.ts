@@ -17,6 +17,8 @@ import { openDatabase, type Database } from '../../../src/db/database.ts';
 import { DatabaseError } from '../../../src/db/errors.ts';
 import { FILE_PART_BYTES } from '../../../src/db/model-version-repository.ts';
 import { UserError } from '../../../src/errors.ts';
+import { PROJECT_ROOT } from '../../../src/config.ts';
+import { createDbWorker } from '../../../src/jobs/db-worker.ts';
 import { startJobReporter } from '../../../src/jobs/reporter.ts';
 import { createTrainingService } from '../../../src/jobs/training-service.ts';
 import { pruneVersions } from '../../../src/jobs/version-retention.ts';
@@ -257,6 +259,52 @@ for (const { provider, available } of PROVIDERS) {
       expect(report.removed.map((r) => r.version)).toEqual(['2']);
       expect(await db.modelVersions.nextVersion(MODEL)).toBe(2);
     });
+
+    it('prunes after each job with MODEL_VERSIONS_KEEP, keeping the served and rollback versions', async () => {
+      const w = createDbWorker({
+        trainingRuns: db.trainingRuns,
+        modelVersions: db.modelVersions,
+        folders: { ...folders, modelsDir: path.join(PROJECT_ROOT, 'models') },
+        logger: pino({ level: 'silent' }),
+        leaseMs: 3000,
+        maxAttempts: 1,
+        pollMs: 50,
+        versionsKeep: 1,
+        // A job's child process, as far as the worker sees it: a folder and a result.
+        runner: async (spec) => {
+          await mkdir(spec.outputDir, { recursive: true });
+          await writeFile(path.join(spec.outputDir, 'model.json'), '{}');
+          await writeFile(path.join(spec.outputDir, 'group1-shard1of1.bin'), randomBytes(2048));
+          return {
+            type: 'done',
+            testAccuracy: 0.5,
+            modelDir: spec.outputDir,
+            history: [],
+            datasetFingerprint: 'f'.repeat(64),
+            seconds: 1,
+          };
+        },
+      });
+      try {
+        for (let n = 1; n <= 4; n++) {
+          const run = await db.trainingRuns.create({ modelId: MODEL, params: { force: true } });
+          const deadline = Date.now() + 20_000;
+          while ((await db.trainingRuns.get(run.id))?.status !== 'succeeded') {
+            if (Date.now() > deadline) throw new Error(`job ${run.id} did not finish`);
+            await new Promise((r) => setTimeout(r, 50));
+          }
+        }
+      } finally {
+        await w.close();
+      }
+      // 4 served (forced), 3 is where a rollback goes, 0 shipped; 1 and 2 went with their folders.
+      expect(await versionsOf(MODEL)).toEqual(['0', '3', '4']);
+      expect((await db.modelVersions.getActive(MODEL))?.version).toBe('4');
+      expect(await exists(versionDir(folders, MODEL, '1'))).toBe(false);
+      expect(await exists(versionDir(folders, MODEL, '2'))).toBe(false);
+      expect(await exists(versionDir(folders, MODEL, '3'))).toBe(true);
+      expect(await fileRows()).toBe(2 * 2);
+    }, 60_000);
 
     it('sends the curves of a version trained elsewhere without writing any of its files', async () => {
       const png = randomBytes(5000);
