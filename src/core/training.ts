@@ -101,6 +101,20 @@ export interface VersionView {
   readonly served: boolean;
 }
 
+/** What `/versions <model> prune N` did (see `pruneVersions` in `src/jobs/version-retention.ts`). */
+export interface VersionsPruned {
+  /** Versions removed, in number order. */
+  readonly removed: readonly string[];
+  /** Versions kept, and why. */
+  readonly kept: readonly {
+    readonly version: string;
+    readonly reason: 'shipped' | 'served' | 'rollback' | 'recent' | 'job';
+  }[];
+  /** Bytes freed in the database and in this machine's `DATA_DIR`. */
+  readonly dbBytes: number;
+  readonly diskBytes: number;
+}
+
 /** Where a job reports its progress: the message to edit. */
 export interface ProgressMessage {
   readonly platform: Platform;
@@ -149,6 +163,13 @@ export interface TrainingService {
    * @returns the versions before and after; equal when nothing changed.
    */
   rollback(modelId: string, version?: string): Promise<{ from: string; to: string }>;
+  /**
+   * Deletes a model's versions but the newest `keep` trained ones, version 0, the served one and
+   * the one `rollback` without a version goes back to (all of them while a job of it runs).
+   * Absent where the service cannot delete.
+   * @throws {UserError} `version.unknown` for a model without versions.
+   */
+  prune?(modelId: string, keep: number): Promise<VersionsPruned>;
 }
 
 /**

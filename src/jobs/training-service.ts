@@ -23,6 +23,7 @@ import { isLeNetDigitModel } from '../trainer/class-finetune-job.ts';
 import { RECIPES } from '../trainer/recipes.ts';
 import { classPhotosToAttach, countClassPhotos } from './class-photos.ts';
 import { retrainParamsOf } from './params.ts';
+import { pruneVersions } from './version-retention.ts';
 import { ensureShippedVersion, materializeVersion, type VersionFolders } from './version-store.ts';
 
 /** Options of {@link createTrainingService}. */
@@ -244,6 +245,22 @@ export function createTrainingService(o: TrainingServiceOptions): TrainingServic
 
     async versions(modelId) {
       return (await versions(modelId)).map(versionView);
+    },
+
+    async prune(modelId, keep) {
+      if ((await modelVersions.list(modelId)).length === 0) {
+        throw new UserError('version.unknown', `${modelId} has no versions`, {
+          model: modelId,
+          version: '?',
+        });
+      }
+      const r = await pruneVersions(o.db, o.folders, { modelId, keep });
+      return {
+        removed: r.removed.map((v) => v.version),
+        kept: r.kept.map(({ version, reason }) => ({ version, reason })),
+        dbBytes: r.dbBytes,
+        diskBytes: r.diskBytes,
+      };
     },
 
     async rollback(modelId, version) {

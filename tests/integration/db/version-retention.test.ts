@@ -18,6 +18,7 @@ import { DatabaseError } from '../../../src/db/errors.ts';
 import { FILE_PART_BYTES } from '../../../src/db/model-version-repository.ts';
 import { UserError } from '../../../src/errors.ts';
 import { PROJECT_ROOT } from '../../../src/config.ts';
+import { fakeContext, makeCore } from '../../unit/core/helpers.ts';
 import { createDbWorker } from '../../../src/jobs/db-worker.ts';
 import { startJobReporter } from '../../../src/jobs/reporter.ts';
 import { createTrainingService } from '../../../src/jobs/training-service.ts';
@@ -228,6 +229,60 @@ for (const { provider, available } of PROVIDERS) {
       expect((await db.modelVersions.getActive(MODEL))?.version).toBe('5');
       // Without a version it goes back to the kept 4, as retention promised.
       expect(await training.rollback(MODEL)).toEqual({ from: '5', to: '4' });
+    });
+
+    it('prunes from the chat for an instructor (ru), refuses a student, and /rollback to a pruned version says so', async () => {
+      await aTerm();
+      const training = createTrainingService({ db, folders, limits: LIMITS });
+      const { core } = makeCore({
+        overrides: {
+          training,
+          admins: [{ platform: 'telegram', userId: '1' }],
+          logger: pino({ level: 'silent' }),
+        },
+      });
+      const say = async (userId: string, lang: string, text: string): Promise<string[]> => {
+        const { ctx, out } = fakeContext({
+          platform: 'telegram',
+          user: { id: userId, name: `User ${userId}`, languageCode: lang },
+          chat: { id: '-100', type: 'group', title: 'lab' },
+          text,
+        });
+        await core.handle(ctx);
+        return out.texts;
+      };
+      const dbBytes = [1, 2, 3].reduce(
+        (n, v) =>
+          n +
+          Buffer.byteLength(JSON.stringify({ n: v })) +
+          3000 +
+          v +
+          `png of ${MODEL} ${v}`.length,
+        0,
+      );
+      const mb = (b: number): string =>
+        `${new Intl.NumberFormat('ru', { maximumFractionDigits: 1 }).format(b / 1e6)} МБ`;
+
+      expect((await say('2', 'en', '/versions lenet-mnist prune 1'))[0]).toMatch(
+        /^Sorry, \/versions is for instructors only/,
+      );
+      expect(await versionsOf(MODEL)).toHaveLength(7);
+      expect(await say('1', 'ru', '/versions lenet-mnist prune 1')).toEqual([
+        `lenet-mnist: удалены версии v1, v2, v3, освобождено ${mb(dbBytes)} в базе данных и ${mb(dbBytes)} на диске. Оставлены: v0 (поставляется с ботом), v4 (к ней вернёт /rollback), v5 (текущая), v6 (новая).`,
+      ]);
+      expect(await versionsOf(MODEL)).toEqual(['0', '4', '5', '6']);
+      expect(await say('1', 'en', '/versions lenet-mnist prune 1')).toEqual([
+        'lenet-mnist: no version to remove. Kept: v0 (shipped), v4 (/rollback goes back to it), v5 (served), v6 (newest).',
+      ]);
+      expect(await say('1', 'ru', '/rollback lenet-mnist 2')).toEqual([
+        'У lenet-mnist нет версии 2. См. /versions lenet-mnist.',
+      ]);
+      expect(await say('1', 'en', '/rollback lenet-mnist 2')).toEqual([
+        'lenet-mnist has no version 2. See /versions lenet-mnist.',
+      ]);
+      expect(await say('1', 'en', '/versions lenet-mnist prune all')).toHaveLength(1);
+      expect(await versionsOf(MODEL)).toEqual(['0', '4', '5', '6']);
+      expect((await db.modelVersions.getActive(MODEL))?.version).toBe('5');
     });
 
     it('stores a large version in parts under a pending row no reader sees, and removes a crashed one', async () => {
