@@ -314,6 +314,7 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
           return toModelVersion(row, await servedOf(v.modelId));
         } catch (e) {
           // Nothing half-stored is left behind (the files go with the row); the number is free.
+          // With the database gone the row stays pending, unseen, until retention removes it.
           await prisma.modelVersion.delete({ where: { id: claimed.id } }).catch(() => undefined);
           throw e;
         }
@@ -331,7 +332,7 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
           : await tx.modelVersion.upsert({
               where: { modelId_version: key },
               create: { ...key, ...fields },
-              update: { path: v.path, testAccuracy: fields.testAccuracy, pending: false },
+              update: { path: v.path, testAccuracy: fields.testAccuracy },
             });
         if (v.files !== undefined) {
           await tx.modelVersionFile.deleteMany({ where: { modelVersionId: r.id } });

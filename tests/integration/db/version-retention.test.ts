@@ -301,6 +301,23 @@ for (const { provider, available } of PROVIDERS) {
       expect(shard?.size).toBe(big);
       expect(Buffer.from(shard!.bytes).equals(Buffer.from(onDisk!.bytes))).toBe(true);
 
+      // Storing that fails half-way (the second file's part clashes) leaves no row, no part.
+      const before = await fileRows();
+      await expect(
+        db.modelVersions.register({
+          modelId: MODEL,
+          version: '2',
+          path: 'x',
+          exclusive: true,
+          files: [
+            { name: 'a.bin', bytes: randomBytes(10) },
+            { name: 'a.bin', bytes: randomBytes(10) },
+          ],
+        }),
+      ).rejects.toThrow();
+      expect(await fileRows()).toBe(before);
+      expect(await db.modelVersions.nextVersion(MODEL)).toBe(2);
+
       // A worker that died while storing version 2: its row stays pending, seen by nobody.
       await testDb.query(
         `INSERT INTO model_versions (model_id, version, path, pending, created_at) VALUES (?, '2', 'x', ${provider === 'sqlite' ? 1 : 'true'}, CURRENT_TIMESTAMP)`,
