@@ -144,7 +144,10 @@ export interface ModelVersionRepository {
   get(modelId: string, version: string): Promise<ModelVersionRecord | undefined>;
   /** All versions, of one model or of all, oldest first. */
   list(modelId?: string): Promise<ModelVersionRecord[]>;
-  /** The next free version number of a model (1 when only the shipped 0 exists). */
+  /**
+   * The next free version number of a model (1 when only the shipped 0 exists): above every
+   * row (pending ones too) and every number a training run recorded (a pruned version's too).
+   */
   nextVersion(modelId: string): Promise<number>;
   /** The files stored with a version (none for old rows and the shipped version), by name. */
   storedFiles(modelId: string, version: string): Promise<StoredVersionFile[]>;
@@ -419,7 +422,15 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
         where: { modelId },
         select: { version: true },
       });
-      const numbers = rows.map((r) => Number(r.version)).filter((n) => Number.isInteger(n));
+      // A version retention removed keeps its number: its job (and the submissions it answered)
+      // still name it, so a new version never takes it again.
+      const runs = await prisma.trainingRun.findMany({
+        where: { modelId, version: { not: null } },
+        select: { version: true },
+      });
+      const numbers = [...rows, ...runs]
+        .map((r) => Number(r.version))
+        .filter((n) => Number.isInteger(n));
       return Math.max(0, ...numbers) + 1;
     },
 

@@ -156,6 +156,18 @@ for (const { provider, available } of PROVIDERS) {
       expect((await pruneVersions(db, folders, { modelId: MODEL, keep: 1 })).removed).toEqual([]);
     });
 
+    it('never gives a pruned version number to a new version (its job and submissions still name it)', async () => {
+      await aTerm();
+      // Version 6 came from job `run` (recorded with its number), as every trained version does.
+      const run = await db.trainingRuns.create({ modelId: MODEL, params: {} });
+      expect((await db.trainingRuns.claim('w1', 60_000, 3)).run?.id).toBe(run.id);
+      await db.trainingRuns.finishSucceeded(run.id, 'w1', { testAccuracy: 0.9 }, '6');
+      const report = await pruneVersions(db, folders, { modelId: MODEL, keep: 0 });
+      expect(report.removed.map((r) => r.version)).toEqual(['1', '2', '3', '6']);
+      // 6 is gone, but job `run` produced "version 6": the next one is 7, not 6 again.
+      expect(await db.modelVersions.nextVersion(MODEL)).toBe(7);
+    });
+
     it('changes nothing in a dry run, and reports what it would remove', async () => {
       await aTerm();
       const report = await pruneVersions(db, folders, { keep: 0, dryRun: true });
