@@ -34,10 +34,14 @@ export default {
   async execute(ctx, services) {
     const words = splitArgs(ctx.args);
     const model = words[0]?.toLowerCase();
-    const rest = words[1]?.toLowerCase() === 'prune' ? words.slice(2) : words.slice(1);
+    const named = words[1]?.toLowerCase() === 'prune';
+    const rest = named ? words.slice(2) : words.slice(1);
     const keep = rest[0];
     if (
       model === undefined ||
+      // Deleting takes the word `prune` (`/versions lenet-mnist 2` asks for no deletion); only
+      // Discord's `prune` option arrives as the bare number after the model.
+      (words.length > 1 && !named && ctx.platform !== 'discord') ||
       rest.length > 1 ||
       (words.length > 1 && (keep === undefined || !/^\d{1,4}$/.test(keep)))
     ) {

@@ -297,6 +297,41 @@ for (const { provider, available } of PROVIDERS) {
       expect((await db.modelVersions.getActive(MODEL))?.version).toBe('5');
     });
 
+    it('deletes nothing for "/versions <model> N" without the word prune, but for Discord\'s prune option', async () => {
+      await aTerm();
+      const training = createTrainingService({ db, folders, limits: LIMITS });
+      const { core } = makeCore({
+        overrides: {
+          training,
+          admins: [
+            { platform: 'telegram', userId: '1' },
+            { platform: 'discord', userId: '1' },
+          ],
+          logger: pino({ level: 'silent' }),
+        },
+      });
+      const say = async (platform: 'telegram' | 'discord', text: string): Promise<string[]> => {
+        const { ctx, out } = fakeContext({
+          platform,
+          user: { id: '1', name: 'Instructor', languageCode: 'en' },
+          chat: { id: '-100', type: 'group', title: 'lab' },
+          text,
+        });
+        await core.handle(ctx);
+        return out.texts;
+      };
+      // An instructor asking about version 2 on Telegram: a usage reply, every version stays.
+      expect(await say('telegram', '/versions lenet-mnist 2')).toEqual([
+        "I don't understand “lenet-mnist 2”. Usage: /versions <model> [prune N]",
+      ]);
+      expect(await versionsOf(MODEL)).toEqual(['0', '1', '2', '3', '4', '5', '6']);
+      // Discord's `prune` option arrives as the number after the model.
+      expect((await say('discord', '/versions lenet-mnist 1'))[0]).toMatch(
+        /^lenet-mnist: removed versions v1, v2, v3,/,
+      );
+      expect(await versionsOf(MODEL)).toEqual(['0', '4', '5', '6']);
+    });
+
     it('stores a large version in parts under a pending row no reader sees, and removes a crashed one', async () => {
       const big = FILE_PART_BYTES * 2 + 123;
       await trained(MODEL, 1, big);
