@@ -82,14 +82,22 @@ async function folderBytes(dir: string): Promise<number> {
 
 /**
  * The folders of a version on this machine: `<DATA_DIR>/models/<id>/<n>/`, and the row's
- * recorded path when it is another folder inside `<DATA_DIR>/models/<id>/` (older rows). Nothing
+ * recorded path when it is another folder right inside `<DATA_DIR>/models/<id>/` (older rows). Nothing
  * outside `DATA_DIR` (the shipped `models/`, a path from elsewhere) is ever deleted.
  */
 function foldersOf(f: VersionFolders, v: VersionFootprint): string[] {
+  // Only a version's own folder, `<n>` right under `<DATA_DIR>/models/<id>/`: a row's version or
+  // path naming the model's folder, `..`, or a job's staging `.job-N` (a row no worker wrote)
+  // never makes a served version's folder, or another model's, go with it.
+  if (!/^[a-z0-9][a-z0-9-]*$/.test(v.modelId) || !/^\d+$/.test(v.version)) return [];
   const own = versionDir(f, v.modelId, v.version);
-  const root = path.resolve(f.dataDir, 'models', v.modelId) + path.sep;
+  const root = path.resolve(f.dataDir, 'models', v.modelId);
   const recorded = path.resolve(v.path);
-  return recorded !== path.resolve(own) && recorded.startsWith(root) ? [own, recorded] : [own];
+  return recorded !== path.resolve(own) &&
+    path.dirname(recorded) === root &&
+    !path.basename(recorded).startsWith('.')
+    ? [own, recorded]
+    : [own];
 }
 
 /** Decides, for one model's rows (numeric order), which to keep and which to remove. */

@@ -168,6 +168,29 @@ for (const { provider, available } of PROVIDERS) {
       expect(await db.modelVersions.nextVersion(MODEL)).toBe(7);
     });
 
+    it("deletes no folder but a version's own numbered one, whatever a row says", async () => {
+      await aTerm();
+      // Rows no worker writes (a hand-edited database, an import): their folders would be the
+      // model's folder, every model's folder, or a job's staging folder.
+      const staging = path.join(folders.dataDir, 'models', MODEL, '.job-9');
+      await mkdir(staging, { recursive: true });
+      for (const [version, where] of [
+        ['', path.join(folders.dataDir, 'models', MODEL)],
+        ['..', path.join(folders.dataDir, 'models')],
+        ['7', staging],
+      ] as const) {
+        await db.modelVersions.register({ modelId: MODEL, version, path: where });
+      }
+      const report = await pruneVersions(db, folders, { modelId: MODEL, keep: 0 });
+      expect(report.removed.map((r) => r.version).sort()).toEqual(
+        ['', '..', '1', '2', '3', '6', '7'].sort(),
+      );
+      expect(await exists(versionDir(folders, MODEL, '5'))).toBe(true);
+      expect(await exists(versionDir(folders, MODEL, '4'))).toBe(true);
+      expect(await exists(staging)).toBe(true);
+      expect(await exists(versionDir(folders, MODEL, '6'))).toBe(false);
+    });
+
     it('changes nothing in a dry run, and reports what it would remove', async () => {
       await aTerm();
       const report = await pruneVersions(db, folders, { keep: 0, dryRun: true });
