@@ -357,30 +357,43 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
         throw new DatabaseError('not_found', `no model version ${modelId}@${version}`);
       }
       const expected = options?.ifServed;
-      if (expected !== undefined) {
-        const moved = new DatabaseError(
-          'conflict',
-          `${modelId}: the served version is no longer ${expected}`,
-        );
-        // One conditional statement each, so that a promotion racing it cannot be overwritten.
-        const { count } = await prisma.servedModel.updateMany({
-          where: { modelId, version: expected },
-          data: { version },
-        });
-        if (count === 1) return toModelVersion(target, version);
-        if (expected !== '0') throw moved;
-        try {
-          await prisma.servedModel.create({ data: { modelId, version } });
-        } catch (e) {
-          throw isUniqueViolation(e) ? moved : e;
+      const moved = new DatabaseError(
+        'conflict',
+        `${modelId}: the served version is no longer ${expected ?? '?'}`,
+      );
+      // The alias is written first, then the target is checked in the same transaction by an
+      // update of its row: a removal of it (`remove`, which deletes before it checks the alias)
+      // either waits for this one and sees the alias on it, or wins, and this one is undone.
+      await prisma.$transaction(async (tx) => {
+        if (expected !== undefined) {
+          // One conditional statement each, so that a promotion racing it cannot be overwritten.
+          const { count } = await tx.servedModel.updateMany({
+            where: { modelId, version: expected },
+            data: { version },
+          });
+          if (count === 0) {
+            if (expected !== '0') throw moved;
+            try {
+              await tx.servedModel.create({ data: { modelId, version } });
+            } catch (e) {
+              throw isUniqueViolation(e) ? moved : e;
+            }
+          }
+        } else {
+          // The one write: bots poll this row and switch when it changes.
+          await tx.servedModel.upsert({
+            where: { modelId },
+            create: { modelId, version },
+            update: { version },
+          });
         }
-        return toModelVersion(target, version);
-      }
-      // The one write: bots poll this row and switch when it changes.
-      await prisma.servedModel.upsert({
-        where: { modelId },
-        create: { modelId, version },
-        update: { version },
+        const still = await tx.modelVersion.updateMany({
+          where: { id: target.id, pending: false },
+          data: { pending: false },
+        });
+        if (still.count === 0) {
+          throw new DatabaseError('not_found', `no model version ${modelId}@${version}`);
+        }
       });
       return toModelVersion(target, version);
     },
@@ -514,6 +527,16 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
           select: { id: true },
         });
         if (row === null) return undefined;
+        const files = await tx.modelVersionFile.findMany({
+          where: { modelVersionId: row.id, part: 0 },
+          select: { size: true },
+        });
+        // Deleted first, checked after: an `activate` moving the alias to it meanwhile either
+        // finished (the alias read below is on it: refused, undone) or waits on the row and
+        // finds it gone (undone there).
+        // The files go with the row (ON DELETE CASCADE): one statement, one transaction.
+        const { count } = await tx.modelVersion.deleteMany({ where: { id: row.id } });
+        if (count === 0) return undefined; // another prune removed it first
         const served =
           (await tx.servedModel.findUnique({ where: { modelId } }))?.version ?? SHIPPED;
         if (served === version) refuse('it is served');
@@ -527,12 +550,6 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
           select: { id: true },
         });
         if (running) refuse(`job ${running.id} of the model is running`);
-        const files = await tx.modelVersionFile.findMany({
-          where: { modelVersionId: row.id, part: 0 },
-          select: { size: true },
-        });
-        // The files go with the row (ON DELETE CASCADE): one statement, one transaction.
-        await tx.modelVersion.delete({ where: { id: row.id } });
         return { files: files.length, bytes: files.reduce((n, f) => n + f.size, 0) };
       });
     },

@@ -247,6 +247,27 @@ for (const { provider, available } of PROVIDERS) {
       });
     });
 
+    it('never leaves the served alias on a version removed while a rollback moved to it', async () => {
+      await aTerm();
+      // A `/rollback <model> <n>` and a prune of n at the same moment, again and again: one of
+      // them wins; the bots are never told to serve a version whose row and files are gone.
+      for (let n = 7; n < 37; n++) {
+        await trained(MODEL, n);
+        const served = (await db.modelVersions.served()).get(MODEL) ?? '0';
+        const [moved, removed] = await Promise.allSettled([
+          db.modelVersions.activate(MODEL, String(n), { ifServed: served }),
+          db.modelVersions.remove(MODEL, String(n), { servedIs: served }),
+        ]);
+        const now = (await db.modelVersions.served()).get(MODEL) ?? '0';
+        expect(await db.modelVersions.get(MODEL, now)).toBeDefined();
+        expect(now === String(n)).toBe(moved.status === 'fulfilled');
+        expect(await db.modelVersions.get(MODEL, String(n))).toEqual(
+          removed.status === 'fulfilled' ? undefined : expect.anything(),
+        );
+        expect(moved.status === 'fulfilled' && removed.status === 'fulfilled').toBe(false);
+      }
+    });
+
     it('answers a rollback to a pruned version with the localized "no such version" reply', async () => {
       await aTerm();
       await pruneVersions(db, folders, { modelId: MODEL, keep: 1 });
