@@ -108,7 +108,7 @@ export interface VersionsPruned {
   /** Versions kept, and why. */
   readonly kept: readonly {
     readonly version: string;
-    readonly reason: 'shipped' | 'served' | 'rollback' | 'recent' | 'job';
+    readonly reason: 'shipped' | 'served' | 'rollback' | 'previous' | 'recent' | 'job';
   }[];
   /** Bytes freed in the database and in this machine's `DATA_DIR`. */
   readonly dbBytes: number;

@@ -117,6 +117,8 @@ export interface VersionFootprint {
   readonly version: string;
   readonly path: string;
   readonly jobId: number | null;
+  /** The version served when it was added (the one the bots answered with until it was promoted). */
+  readonly parentVersion: string | null;
   /** Its files are still being written (or a crashed worker left it so). */
   readonly pending: boolean;
   /** Stored files, and their bytes in the database. */
@@ -494,7 +496,15 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
     async footprint(modelId) {
       const rows = await prisma.modelVersion.findMany({
         where: modelId === undefined ? {} : { modelId },
-        select: { id: true, modelId: true, version: true, path: true, jobId: true, pending: true },
+        select: {
+          id: true,
+          modelId: true,
+          version: true,
+          path: true,
+          jobId: true,
+          parentVersion: true,
+          pending: true,
+        },
       });
       // Sizes from each file's first part (they carry the whole file's size), never the bytes.
       const sizes = await prisma.modelVersionFile.findMany({

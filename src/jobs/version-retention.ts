@@ -22,6 +22,12 @@ export type KeptReason =
   | 'served'
   /** `/rollback <model>` without a version goes back to it (the one before the served one). */
   | 'rollback'
+  /**
+   * The served version's parent: served until it was promoted, and what a bot still answers
+   * with until it has loaded the new one (seconds; a model it has not loaded yet is read from
+   * that folder then).
+   */
+  | 'previous'
   /** One of the newest `keep`. */
   | 'recent'
   /** Its job is still running (its files are being stored), or a job of the model is running. */
@@ -111,6 +117,7 @@ function plan(
   // The rule of `rollback` without a version: the one before the served one, in number order.
   const at = visible.findIndex((r) => r.version === served);
   const rollbackTo = at > 0 ? visible[at - 1]?.version : undefined;
+  const previous = visible[at]?.parentVersion ?? undefined;
   const recent = new Set(
     visible
       .filter((r) => r.version !== SHIPPED_VERSION)
@@ -127,11 +134,13 @@ function plan(
           ? 'served'
           : r.version === rollbackTo
             ? 'rollback'
-            : running.length > 0 || (r.jobId !== null && running.includes(r.jobId))
-              ? 'job'
-              : recent.has(r.version)
-                ? 'recent'
-                : undefined;
+            : r.version === previous
+              ? 'previous'
+              : running.length > 0 || (r.jobId !== null && running.includes(r.jobId))
+                ? 'job'
+                : recent.has(r.version)
+                  ? 'recent'
+                  : undefined;
     if (reason) kept.push({ modelId: r.modelId, version: r.version, reason });
     else remove.push(r);
   }

@@ -76,7 +76,12 @@ for (const { provider, available } of PROVIDERS) {
      * Version `n` of `model` as a job leaves it: its folder under DATA_DIR and its files in the
      * database (a shard of `shardBytes`, several parts when over 1 MiB).
      */
-    async function trained(model: string, n: number, shardBytes = 3000 + n): Promise<void> {
+    async function trained(
+      model: string,
+      n: number,
+      shardBytes = 3000 + n,
+      parentVersion?: string,
+    ): Promise<void> {
       const files = [
         { name: 'model.json', bytes: Buffer.from(JSON.stringify({ n })) },
         { name: 'group1-shard1of1.bin', bytes: randomBytes(shardBytes) },
@@ -92,6 +97,7 @@ for (const { provider, available } of PROVIDERS) {
         exclusive: true,
         files,
         testAccuracy: 0.9,
+        parentVersion,
       });
     }
 
@@ -189,6 +195,25 @@ for (const { provider, available } of PROVIDERS) {
       expect(await exists(versionDir(folders, MODEL, '4'))).toBe(true);
       expect(await exists(staging)).toBe(true);
       expect(await exists(versionDir(folders, MODEL, '6'))).toBe(false);
+    });
+
+    it('keeps the version the bots answered with until the promotion just made', async () => {
+      for (let n = 1; n <= 3; n++) await trained(MODEL, n);
+      await db.modelVersions.activate(MODEL, '2');
+      // 3 was not promoted; 4 (trained while 2 was served) is: every bot still answers with 2
+      // until it has loaded 4 (seconds; a model not loaded yet is read from its folder).
+      await trained(MODEL, 4, 3004, '2');
+      await db.modelVersions.activate(MODEL, '4');
+      const report = await pruneVersions(db, folders, { modelId: MODEL, keep: 1 });
+      expect(report.removed.map((r) => r.version)).toEqual(['1']);
+      expect(report.kept).toEqual([
+        { modelId: MODEL, version: '2', reason: 'previous' },
+        { modelId: MODEL, version: '3', reason: 'rollback' },
+        { modelId: MODEL, version: '4', reason: 'served' },
+      ]);
+      expect(await exists(versionDir(folders, MODEL, '2'))).toBe(true);
+      expect(translator('en')('versions.kept.previous')).toBe('served until the current one');
+      expect(translator('ru')('versions.kept.previous')).toBe('была текущей до нынешней');
     });
 
     it('changes nothing in a dry run, and reports what it would remove', async () => {
