@@ -93,15 +93,15 @@ async function folderBytes(dir: string): Promise<number> {
  */
 function foldersOf(f: VersionFolders, v: VersionFootprint): string[] {
   // Only a version's own folder, `<n>` right under `<DATA_DIR>/models/<id>/`: a row's version or
-  // path naming the model's folder, `..`, or a job's staging `.job-N` (a row no worker wrote)
-  // never makes a served version's folder, or another model's, go with it.
+  // path naming the model's folder, `..`, another version's `<m>` or a job's staging `.job-N`
+  // (a row no worker wrote) never makes a served version's folder, or another model's, go.
   if (!/^[a-z0-9][a-z0-9-]*$/.test(v.modelId) || !/^\d+$/.test(v.version)) return [];
   const own = versionDir(f, v.modelId, v.version);
   const root = path.resolve(f.dataDir, 'models', v.modelId);
   const recorded = path.resolve(v.path);
   return recorded !== path.resolve(own) &&
     path.dirname(recorded) === root &&
-    !path.basename(recorded).startsWith('.')
+    !/^(\.|\d+$)/.test(path.basename(recorded))
     ? [own, recorded]
     : [own];
 }

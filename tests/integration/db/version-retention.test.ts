@@ -184,12 +184,13 @@ for (const { provider, available } of PROVIDERS) {
         ['', path.join(folders.dataDir, 'models', MODEL)],
         ['..', path.join(folders.dataDir, 'models')],
         ['7', staging],
+        ['8', versionDir(folders, MODEL, '5')],
       ] as const) {
         await db.modelVersions.register({ modelId: MODEL, version, path: where });
       }
       const report = await pruneVersions(db, folders, { modelId: MODEL, keep: 0 });
       expect(report.removed.map((r) => r.version).sort()).toEqual(
-        ['', '..', '1', '2', '3', '6', '7'].sort(),
+        ['', '..', '1', '2', '3', '6', '7', '8'].sort(),
       );
       expect(await exists(versionDir(folders, MODEL, '5'))).toBe(true);
       expect(await exists(versionDir(folders, MODEL, '4'))).toBe(true);
