@@ -1,7 +1,7 @@
 import { splitArgs } from '../args.ts';
 import type { Command } from '../command.ts';
 import { UserError } from '../../errors.ts';
-import { formatMegabytes } from '../i18n.ts';
+import { formatBytes } from '../i18n.ts';
 import { versionLine } from '../training.ts';
 import { trainingOf } from './retrain.ts';
 
@@ -71,8 +71,8 @@ export default {
           : ctx.t('versions.pruned', {
               model,
               removed: r.removed.map((v) => `v${v}`).join(', '),
-              database: formatMegabytes(r.dbBytes, ctx.lang),
-              disk: formatMegabytes(r.diskBytes, ctx.lang),
+              database: formatBytes(r.dbBytes, ctx.lang),
+              disk: formatBytes(r.diskBytes, ctx.lang),
               kept,
             }),
       );

@@ -342,8 +342,11 @@ for (const { provider, available } of PROVIDERS) {
           `png of ${MODEL} ${v}`.length,
         0,
       );
+      // A few kilobytes read as kilobytes, not as "0 MB".
+      expect(dbBytes).toBeGreaterThan(1000);
+      expect(dbBytes).toBeLessThan(999_950);
       const mb = (b: number): string =>
-        `${new Intl.NumberFormat('ru', { maximumFractionDigits: 1 }).format(b / 1e6)} МБ`;
+        `${new Intl.NumberFormat('ru', { maximumFractionDigits: 1 }).format(b / 1e3)} кБ`;
 
       expect((await say('2', 'en', '/versions lenet-mnist prune 1'))[0]).toMatch(
         /^Sorry, \/versions is for instructors only/,
