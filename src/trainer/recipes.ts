@@ -86,12 +86,12 @@ const digitAugment =
   };
 
 /**
- * ResNet-18 and its plain twin train by one recipe, so that only the shortcuts differ: 40 epochs
- * (after 10, both still fit their training set no better than the validation set) and no early
- * stopping, so neither stops sooner.
+ * ResNet-18 and its plain twin train by one recipe, so that only the shortcuts differ: 60 epochs
+ * and no early stopping, so neither stops sooner (after 10 epochs both still fit their training
+ * set no better than the validation set; after 40 ResNet-18 read 79.08%, after 60 80.00%).
  */
 const RESNET18_DEFAULTS: Recipe['defaults'] = {
-  epochs: 40,
+  epochs: 60,
   batchSize: 128,
   learningRate: 2e-3,
   validationSplit: 0.1,
