@@ -316,7 +316,17 @@ export function createTrainingService(o: TrainingServiceOptions): TrainingServic
         { model: modelId, version: target.version },
       );
     }
-    await modelVersions.activate(modelId, target.version, { ifServed: served.version });
-    return { from: served.version, to: target.version };
+    const to = target.version;
+    await modelVersions.activate(modelId, to, { ifServed: served.version }).catch((e: unknown) => {
+      // Pruned since it was found: the same reply as a version that never was.
+      if (e instanceof DatabaseError && e.code === 'not_found') {
+        throw new UserError('version.unknown', `${modelId}@${to} was removed`, {
+          model: modelId,
+          version: to,
+        });
+      }
+      throw e;
+    });
+    return { from: served.version, to };
   }
 }

@@ -313,6 +313,28 @@ for (const { provider, available } of PROVIDERS) {
       expect(await training.rollback(MODEL)).toEqual({ from: '5', to: '4' });
     });
 
+    it('answers a rollback whose version is pruned while it runs with "no such version", not a generic error', async () => {
+      await aTerm();
+      // The prune lands between the rollback finding version 2 and moving the alias to it.
+      const modelVersions = {
+        ...db.modelVersions,
+        activate: async (...args: Parameters<typeof db.modelVersions.activate>) => {
+          await db.modelVersions.remove(MODEL, '2', { servedIs: '5' });
+          return db.modelVersions.activate(...args);
+        },
+      };
+      const training = createTrainingService({
+        db: { ...db, modelVersions },
+        folders,
+        limits: LIMITS,
+      });
+      const refused = await training.rollback(MODEL, '2').catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(UserError);
+      expect((refused as UserError).id).toBe('version.unknown');
+      expect((refused as UserError).params).toEqual({ model: MODEL, version: '2' });
+      expect((await db.modelVersions.getActive(MODEL))?.version).toBe('5');
+    });
+
     it('prunes from the chat for an instructor (ru), refuses a student, and /rollback to a pruned version says so', async () => {
       await aTerm();
       const training = createTrainingService({ db, folders, limits: LIMITS });
