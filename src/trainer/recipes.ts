@@ -160,13 +160,15 @@ export const RECIPES: Readonly<Record<string, Recipe>> = {
     dataset: 'cifar-10',
     preprocess: 'rgb-unit',
     build: (seed) => buildAlexNet({ seed }),
+    // 30 epochs without early stopping, for the course's 75% aim: after 12 (65.69%) the net still
+    // fit its training set worse than its validation set (65.8% against 66.8%).
     defaults: {
-      epochs: 12,
+      epochs: 30,
       batchSize: 128,
       learningRate: 1e-3,
       validationSplit: 0.1,
       schedule: 'cosine',
-      patience: 3,
+      patience: 0,
     },
     augment: cropFlip,
   },
