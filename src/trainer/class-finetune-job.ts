@@ -69,9 +69,15 @@ export function isClassFinetuneJobSpec(spec: object): spec is ClassFinetuneJobSp
   return (spec as { kind?: unknown }).kind === 'class-finetune';
 }
 
-/** True for the models this job fine-tunes: the LeNet layers on 28x28 digits. */
+/**
+ * True for the models this job fine-tunes: the course's LeNet layers or the wider LeNet of
+ * `digitnet.ts` (`digits-photo`), on 28x28 digits.
+ */
 export function isLeNetDigitModel(meta: Pick<ModelMeta, 'architecture' | 'preprocess'>): boolean {
-  return meta.architecture === 'lenet' && meta.preprocess === 'mnist-digit';
+  return (
+    (meta.architecture === 'lenet' || meta.architecture === 'digitnet') &&
+    meta.preprocess === 'mnist-digit'
+  );
 }
 
 /** What {@link runClassFinetuneJob} returns. */

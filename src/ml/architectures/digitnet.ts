@@ -5,8 +5,8 @@ import { buildLeNetShaped, type LeNetOptions } from './lenet.ts';
 export type DigitNetOptions = LeNetOptions;
 
 /**
- * Builds a wider LeNet, measured as a candidate for the bot's photo model `digits-photo` and not
- * shipped (docs/models.md, "A wider network"; the recipe change that trains it is there): the
+ * Builds the wider LeNet of the bot's photo model `digits-photo` (docs/models.md, "A wider
+ * network", candidate C2): the
  * layers of Caffe's MNIST LeNet (Jia et al. 2014, "Caffe", `examples/mnist/lenet.prototxt`:
  * Conv 20@5x5 > MaxPool 2 > Conv 50@5x5 > MaxPool 2 > Dense 500 ReLU > Dense numClasses), with
  * ReLU after each convolution. It has the course LeNet's shape (two 5x5 convolutions, two poolings, dense
