@@ -219,7 +219,9 @@ describe('the default target layer of residual networks', () => {
     }
   });
 
-  it('gives the shipped ResNet-18 a map with heat on img/3.png (empty at the branch layer)', async () => {
+  // The branch layer `stage4_block1_reduce_relu` gave an all-zero map here with the 10-epoch
+  // weights; an empty map's missing peak is tested on a flat input in explain-image.test.ts.
+  it('gives the shipped ResNet-18 a map with heat on img/3.png at a block output after the addition', async () => {
     const dir = path.join(PROJECT_ROOT, 'models', 'resnet18-cifar10');
     const loaded: LoadedModel = {
       model: await loadModel(dir),
@@ -238,13 +240,6 @@ describe('the default target layer of residual networks', () => {
       expect(e.note).toBeUndefined();
       expect(e.peak).toBeDefined();
       expect(Math.max(...e.rawMap.data)).toBeGreaterThan(0);
-      const branch = await explainImage(loaded, bytes, limits, {
-        method: 'gradcam',
-        layer: 'stage4_block1_reduce_relu',
-        faithfulness: false,
-      });
-      expect(branch.rawMap.data.every((v) => v === 0)).toBe(true);
-      expect(branch.peak).toBeUndefined();
     } finally {
       loaded.model.dispose();
     }
