@@ -26,3 +26,8 @@ export function formatTextTable(input: TableInput): string {
     '\n',
   );
 }
+
+/** A size in decimal megabytes with one decimal, as the command line prints sizes: `21.7 MB`. */
+export function formatMegabytesText(bytes: number): string {
+  return `${(bytes / 1e6).toFixed(1)} MB`;
+}

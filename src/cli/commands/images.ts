@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { Config } from '../../config.ts';
 import { openDatabase } from '../../db/database.ts';
 import { parseIntOption } from '../options.ts';
+import { formatMegabytesText } from '../text-table.ts';
 
 /**
  * `images prune | keep | release`: the retention of stored photos (issue 19). `prune` deletes the
@@ -38,7 +39,7 @@ export function registerImages(program: Command, config: Config): void {
         console.log(
           days === 0
             ? 'retention is 0 days: every photo is kept'
-            : `${verb} ${result.images} photos (${(result.bytes / 1e6).toFixed(1)} MB) older than ${days} days, ` +
+            : `${verb} ${result.images} photos (${formatMegabytesText(result.bytes)}) older than ${days} days, ` +
                 `referenced by ${result.submissions} submissions; ${result.kept} expired photos kept for review`,
         );
       } finally {

@@ -12,7 +12,7 @@ import { startStandaloneWorker } from '../../jobs/standalone-worker.ts';
 import { startTrainingService } from '../../jobs/trainer-runtime.ts';
 import { pruneVersions, type PruneReport } from '../../jobs/version-retention.ts';
 import { logger } from '../../logger.ts';
-import { formatTextTable } from '../text-table.ts';
+import { formatMegabytesText, formatTextTable } from '../text-table.ts';
 
 /**
  * Runs `f` with the trainer service over the configured database, closed afterwards (and the
@@ -52,8 +52,6 @@ function progressOf(j: JobView): string {
   return '';
 }
 
-const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
-
 /** `versions prune`'s table: each version removed with its bytes, the totals, what was kept. */
 function pruneText(r: PruneReport, what: string): string {
   const verb = r.dryRun ? 'would remove' : 'removed';
@@ -66,16 +64,16 @@ function pruneText(r: PruneReport, what: string): string {
       v.modelId,
       v.version,
       String(v.files),
-      mb(v.dbBytes),
-      mb(v.diskBytes),
+      formatMegabytesText(v.dbBytes),
+      formatMegabytesText(v.diskBytes),
     ]),
     footerRows: [
       [
         `${verb} ${r.removed.length}`,
         '',
         String(r.removed.reduce((n, v) => n + v.files, 0)),
-        mb(r.dbBytes),
-        mb(r.diskBytes),
+        formatMegabytesText(r.dbBytes),
+        formatMegabytesText(r.diskBytes),
       ],
     ],
     footnotes: [

@@ -17,11 +17,10 @@ import {
   parsePositiveNumberOption,
   parseShareOption,
 } from '../options.ts';
+import { formatMegabytesText } from '../text-table.ts';
 
 /** Where `train` keeps its per-epoch checkpoints unless told otherwise (git-ignored). */
 export const DEFAULT_CHECKPOINT_DIR = 'checkpoints';
-
-const megabytes = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
 
 interface TrainFlags {
   epochs?: number;
@@ -226,7 +225,7 @@ export function registerTrain(program: Command, config: Config): void {
       const q = result.quantization;
       if (q) {
         console.log(
-          `weights ${megabytes(q.float32Bytes)} as float32, over the limit of ${flags.quantizeAbove.toLocaleString('en')} bytes: shipped as uint8, ${megabytes(q.bytes)}; test accuracy ${(m.testAccuracy * 100).toFixed(2)}% (float32 ${(float32 * 100).toFixed(2)}%)`,
+          `weights ${formatMegabytesText(q.float32Bytes)} as float32, over the limit of ${flags.quantizeAbove.toLocaleString('en')} bytes: shipped as uint8, ${formatMegabytesText(q.bytes)}; test accuracy ${(m.testAccuracy * 100).toFixed(2)}% (float32 ${(float32 * 100).toFixed(2)}%)`,
         );
       }
       if (!result.saved) {
