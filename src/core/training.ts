@@ -101,6 +101,25 @@ export interface VersionView {
   readonly served: boolean;
 }
 
+/** Why a version was kept. */
+export type KeptReason =
+  /** Version 0: its files are the repository's `models/<id>/`. */
+  | 'shipped'
+  /** The bots answer with it. */
+  | 'served'
+  /** `/rollback <model>` without a version goes back to it (the one before the served one). */
+  | 'rollback'
+  /**
+   * The served version's parent: served until it was promoted, and what a bot still answers
+   * with until it has loaded the new one (seconds; a model it has not loaded yet is read from
+   * that folder then).
+   */
+  | 'previous'
+  /** One of the newest `keep`. */
+  | 'recent'
+  /** Its job is still running (its files are being stored), or a job of the model is running. */
+  | 'job';
+
 /** What `/versions <model> prune N` did (see `pruneVersions` in `src/jobs/version-retention.ts`). */
 export interface VersionsPruned {
   /** Versions removed, in number order. */
@@ -108,7 +127,7 @@ export interface VersionsPruned {
   /** Versions kept, and why. */
   readonly kept: readonly {
     readonly version: string;
-    readonly reason: 'shipped' | 'served' | 'rollback' | 'previous' | 'recent' | 'job';
+    readonly reason: KeptReason;
   }[];
   /** Bytes freed in the database and in this machine's `DATA_DIR`. */
   readonly dbBytes: number;

@@ -8,30 +8,12 @@
  */
 import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import type { KeptReason } from '../core/training.ts';
 import type { Database } from '../db/database.ts';
 import { DatabaseError } from '../db/errors.ts';
 import type { VersionFootprint } from '../db/model-version-repository.ts';
 import { SHIPPED_VERSION } from '../ml/registry.ts';
 import { versionDir, type VersionFolders } from './version-store.ts';
-
-/** Why a version was kept. */
-export type KeptReason =
-  /** Version 0: its files are the repository's `models/<id>/`. */
-  | 'shipped'
-  /** The bots answer with it. */
-  | 'served'
-  /** `/rollback <model>` without a version goes back to it (the one before the served one). */
-  | 'rollback'
-  /**
-   * The served version's parent: served until it was promoted, and what a bot still answers
-   * with until it has loaded the new one (seconds; a model it has not loaded yet is read from
-   * that folder then).
-   */
-  | 'previous'
-  /** One of the newest `keep`. */
-  | 'recent'
-  /** Its job is still running (its files are being stored), or a job of the model is running. */
-  | 'job';
 
 /** What {@link pruneVersions} does. */
 export interface PruneOptions {
