@@ -152,6 +152,62 @@ for (const { provider, available } of PROVIDERS) {
       await db.modelVersions.activate(MODEL, '5');
     }
 
+    /**
+     * The chat over this database, instructor `1` on Telegram and Discord: `say` sends one
+     * message to a group and returns the replies.
+     */
+    function chat(): (
+      text: string,
+      as?: { platform?: 'telegram' | 'discord'; userId?: string; lang?: string },
+    ) => Promise<string[]> {
+      const training = createTrainingService({ db, folders, limits: LIMITS });
+      const { core } = makeCore({
+        overrides: {
+          training,
+          admins: [
+            { platform: 'telegram', userId: '1' },
+            { platform: 'discord', userId: '1' },
+          ],
+          logger: pino({ level: 'silent' }),
+        },
+      });
+      return async (text, as = {}) => {
+        const userId = as.userId ?? '1';
+        const { ctx, out } = fakeContext({
+          platform: as.platform ?? 'telegram',
+          user: { id: userId, name: `User ${userId}`, languageCode: as.lang ?? 'en' },
+          chat: { id: '-100', type: 'group', title: 'lab' },
+          text,
+        });
+        await core.handle(ctx);
+        return out.texts;
+      };
+    }
+
+    /** Runs the reporter once over this database; returns the images it sent, in order. */
+    async function reportOnce(): Promise<Buffer[]> {
+      const sent: Buffer[] = [];
+      const reporter = startJobReporter({
+        db,
+        folders,
+        messengers: [
+          {
+            platform: 'telegram',
+            editText: () => Promise.resolve(),
+            sendImage: (_chat, bytes) => {
+              sent.push(Buffer.from(bytes));
+              return Promise.resolve();
+            },
+          },
+        ],
+        logger: pino({ level: 'silent' }),
+        pollMs: 600_000,
+      });
+      await reporter.tick();
+      await reporter.stop();
+      return sent;
+    }
+
     it('keeps exactly the shipped, served, rollback and newest versions, and frees what it reports', async () => {
       await aTerm();
       await trained(OTHER, 1);
@@ -372,24 +428,9 @@ for (const { provider, available } of PROVIDERS) {
 
     it('prunes from the chat for an instructor (ru), refuses a student, and /rollback to a pruned version says so', async () => {
       await aTerm();
-      const training = createTrainingService({ db, folders, limits: LIMITS });
-      const { core } = makeCore({
-        overrides: {
-          training,
-          admins: [{ platform: 'telegram', userId: '1' }],
-          logger: pino({ level: 'silent' }),
-        },
-      });
-      const say = async (userId: string, lang: string, text: string): Promise<string[]> => {
-        const { ctx, out } = fakeContext({
-          platform: 'telegram',
-          user: { id: userId, name: `User ${userId}`, languageCode: lang },
-          chat: { id: '-100', type: 'group', title: 'lab' },
-          text,
-        });
-        await core.handle(ctx);
-        return out.texts;
-      };
+      const send = chat();
+      const say = (userId: string, lang: string, text: string): Promise<string[]> =>
+        send(text, { userId, lang });
       const dbBytes = [1, 2, 3].reduce(
         (n, v) =>
           n +
@@ -429,27 +470,9 @@ for (const { provider, available } of PROVIDERS) {
 
     it('deletes nothing for "/versions <model> N" without the word prune, but for Discord\'s prune option', async () => {
       await aTerm();
-      const training = createTrainingService({ db, folders, limits: LIMITS });
-      const { core } = makeCore({
-        overrides: {
-          training,
-          admins: [
-            { platform: 'telegram', userId: '1' },
-            { platform: 'discord', userId: '1' },
-          ],
-          logger: pino({ level: 'silent' }),
-        },
-      });
-      const say = async (platform: 'telegram' | 'discord', text: string): Promise<string[]> => {
-        const { ctx, out } = fakeContext({
-          platform,
-          user: { id: '1', name: 'Instructor', languageCode: 'en' },
-          chat: { id: '-100', type: 'group', title: 'lab' },
-          text,
-        });
-        await core.handle(ctx);
-        return out.texts;
-      };
+      const send = chat();
+      const say = (platform: 'telegram' | 'discord', text: string): Promise<string[]> =>
+        send(text, { platform });
       // An instructor asking about version 2 on Telegram: a usage reply, every version stays.
       expect(await say('telegram', '/versions lenet-mnist 2')).toEqual([
         "I don't understand “lenet-mnist 2”. Usage: /versions <model> [prune N]",
@@ -519,20 +542,7 @@ for (const { provider, available } of PROVIDERS) {
         maxAttempts: 1,
         pollMs: 50,
         versionsKeep: 1,
-        // A job's child process, as far as the worker sees it: a folder and a result.
-        runner: async (spec) => {
-          await mkdir(spec.outputDir, { recursive: true });
-          await writeFile(path.join(spec.outputDir, 'model.json'), '{}');
-          await writeFile(path.join(spec.outputDir, 'group1-shard1of1.bin'), randomBytes(2048));
-          return {
-            type: 'done',
-            testAccuracy: 0.5,
-            modelDir: spec.outputDir,
-            history: [],
-            datasetFingerprint: 'f'.repeat(64),
-            seconds: 1,
-          };
-        },
+        runner: fakeRunner(2048),
       });
       try {
         for (let n = 1; n <= 4; n++) {
@@ -552,7 +562,7 @@ for (const { provider, available } of PROVIDERS) {
       expect(await exists(versionDir(folders, MODEL, '1'))).toBe(false);
       expect(await exists(versionDir(folders, MODEL, '2'))).toBe(false);
       expect(await exists(versionDir(folders, MODEL, '3'))).toBe(true);
-      expect(await fileRows()).toBe(2 * 2);
+      expect(await fileRows()).toBe(2 * 3);
     }, 60_000);
 
     /** Makes version `n` a pending row of job `jobId`, as a worker that stopped storing leaves it. */
@@ -853,24 +863,8 @@ for (const { provider, available } of PROVIDERS) {
       expect((refused as DatabaseError).message).toMatch(/report/);
 
       // The reason as the chat shows it.
-      const training = createTrainingService({ db, folders, limits: LIMITS });
-      const { core } = makeCore({
-        overrides: {
-          training,
-          admins: [{ platform: 'telegram', userId: '1' }],
-          logger: pino({ level: 'silent' }),
-        },
-      });
-      const say = async (lang: string, text: string): Promise<string[]> => {
-        const { ctx, out } = fakeContext({
-          platform: 'telegram',
-          user: { id: '1', name: 'Instructor', languageCode: lang },
-          chat: { id: '-100', type: 'group', title: 'lab' },
-          text,
-        });
-        await core.handle(ctx);
-        return out.texts;
-      };
+      const send = chat();
+      const say = (lang: string, text: string): Promise<string[]> => send(text, { lang });
       expect(await say('en', '/versions lenet-mnist prune 1')).toEqual([
         "lenet-mnist: no version to remove. Kept: v0 (shipped), v1 (its job's curves are not sent yet), v2 (newest).",
       ]);
@@ -878,27 +872,11 @@ for (const { provider, available } of PROVIDERS) {
         'lenet-mnist: удалять нечего. Оставлены: v0 (поставляется с ботом), v1 (ещё не отправлены кривые обучения её задачи), v2 (новая).',
       ]);
 
-      // The reporter sends both jobs' curves; then version 1 is only an old version.
-      const sent: string[] = [];
-      const reporter = startJobReporter({
-        db,
-        folders,
-        messengers: [
-          {
-            platform: 'telegram',
-            editText: () => Promise.resolve(),
-            sendImage: (_chat, bytes) => {
-              sent.push(Buffer.from(bytes).toString());
-              return Promise.resolve();
-            },
-          },
-        ],
-        logger: pino({ level: 'silent' }),
-        pollMs: 600_000,
-      });
-      await reporter.tick();
-      await reporter.stop();
-      expect(sent).toEqual(['curves of v1', 'curves of v2']);
+      // The reporter sends both jobs' curves (at once); then version 1 is only an old version.
+      expect((await reportOnce()).map((b) => b.toString()).sort()).toEqual([
+        'curves of v1',
+        'curves of v2',
+      ]);
       const later = await pruneVersions(db, folders, { modelId: MODEL, keep: 1 });
       expect(later.removed.map((r) => r.version)).toEqual(['1']);
       expect(await versionsOf(MODEL)).toEqual(['0', '2']);
@@ -927,25 +905,7 @@ for (const { provider, available } of PROVIDERS) {
         lang: 'en',
       });
       await db.trainingRuns.finishSucceeded(run.id, 'w1', { testAccuracy: 0.9 }, '1');
-      const sent: Uint8Array[] = [];
-      const reporter = startJobReporter({
-        db,
-        folders,
-        messengers: [
-          {
-            platform: 'telegram',
-            editText: () => Promise.resolve(),
-            sendImage: (_chat, bytes) => {
-              sent.push(bytes);
-              return Promise.resolve();
-            },
-          },
-        ],
-        logger: pino({ level: 'silent' }),
-        pollMs: 600_000,
-      });
-      await reporter.tick();
-      await reporter.stop();
+      const sent = await reportOnce();
       expect(sent).toHaveLength(1);
       expect(Buffer.from(sent[0]!).equals(png)).toBe(true);
       // Nothing of the version was written on this machine: no folder, no shard.
