@@ -118,7 +118,12 @@ export type KeptReason =
   /** One of the newest `keep`. */
   | 'recent'
   /** Its job is still running (its files are being stored), or a job of the model is running. */
-  | 'job';
+  | 'job'
+  /**
+   * Its job's report is not sent yet: the reporter still has to send the learning curves
+   * (`history.png`) to the chat that asked for the job (kept at most the reporter's window).
+   */
+  | 'report';
 
 /** What `/versions <model> prune N` did (see `pruneVersions` in `src/jobs/version-retention.ts`). */
 export interface VersionsPruned {

@@ -5,7 +5,10 @@ export type DatabaseErrorCode =
   | 'invalid_argument'
   | 'migration.changed'
   // review of issue 14 follow-up: a row another process registered first (a version number)
-  | 'conflict';
+  | 'conflict'
+  // version retention follow-up: a worker's version not recorded (its job or its row went)
+  | 'lease_lost'
+  | 'removed';
 
 /**
  * A database-layer failure with a stable code, e.g. activating a model version that was never

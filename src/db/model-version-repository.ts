@@ -74,6 +74,22 @@ export interface NewModelVersion {
    * files being replaced (a version is immutable: a bot may already serve those files).
    */
   readonly exclusive?: boolean | undefined;
+  /**
+   * The worker's lease on the job that made the version (with `exclusive` and `files`): the row
+   * becomes visible only if the job is still running under this owner's lease (renewed in the
+   * same transaction), else the pending row and its parts are deleted and
+   * `DatabaseError('lease_lost')` is thrown: a job failed (its lease expired, no tries left) or
+   * taken over by another worker while this one stored its files never shows a version.
+   */
+  readonly lease?: VersionLease | undefined;
+}
+
+/** A worker's hold on the job whose version it stores (see {@link NewModelVersion.lease}). */
+export interface VersionLease {
+  readonly jobId: number;
+  readonly owner: string;
+  /** The lease's length, ms: renewed from the moment the version becomes visible. */
+  readonly leaseMs: number;
 }
 
 /** Options of {@link ModelVersionRepository.activate}. */
@@ -109,6 +125,23 @@ export interface RemoveGuard {
   readonly servedIs: string;
   /** A running job of the model that may be ignored (the worker pruning after its own job). */
   readonly exceptJobId?: number | undefined;
+  /**
+   * The reporter's window, ms: a version whose job still has a chat to report to and ended
+   * within it (its curves are not sent yet) is not deleted (`conflict`). Absent: not checked.
+   */
+  readonly reportWithinMs?: number | undefined;
+}
+
+/** A pending row removed by {@link ModelVersionRepository.removeAbandoned}. */
+export interface AbandonedVersion {
+  readonly modelId: string;
+  readonly version: string;
+  readonly jobId: number;
+  /** The job's state when its row was removed (`failed`, `cancelled`, `succeeded`, `queued`, or `missing`). */
+  readonly jobStatus: string;
+  /** Stored files (whole or in part) and their bytes in the database. */
+  readonly files: number;
+  readonly bytes: number;
 }
 
 /** A version's row as {@link ModelVersionRepository.footprint} sees it, pending ones included. */
@@ -178,6 +211,15 @@ export interface ModelVersionRepository {
     version: string,
     guard: RemoveGuard,
   ): Promise<{ files: number; bytes: number } | undefined>;
+  /**
+   * Deletes the pending rows (and their stored parts) whose job is not running: a worker that
+   * crashed, or whose job failed or was taken over while it stored the files, left them, and no
+   * reader will ever see them. Each row in a transaction of its own that reads the job's state
+   * again; a row whose job runs (its worker may be storing it now) and a row without a job are
+   * left alone (`versions prune` decides on those).
+   * @returns the rows removed, with the bytes their parts held.
+   */
+  removeAbandoned(): Promise<AbandonedVersion[]>;
 }
 
 interface ModelVersionRow {
@@ -205,6 +247,25 @@ function partsOf(bytes: Uint8Array): Uint8Array<ArrayBuffer>[] {
     parts.push(new Uint8Array(bytes.subarray(at, at + FILE_PART_BYTES)));
   }
   return parts;
+}
+
+/**
+ * Files and bytes held by stored parts (each part is {@link FILE_PART_BYTES} but a file's last),
+ * from their names and their files' sizes alone: a file with fewer parts than its size needs
+ * (a worker stopped half-way) counts its full parts only.
+ */
+function storedBytes(parts: readonly { name: string; size: number }[]): {
+  files: number;
+  bytes: number;
+} {
+  const byName = new Map<string, { size: number; parts: number }>();
+  for (const p of parts) {
+    const f = byName.get(p.name) ?? { size: p.size, parts: 0 };
+    byName.set(p.name, { size: f.size, parts: f.parts + 1 });
+  }
+  let bytes = 0;
+  for (const f of byName.values()) bytes += Math.min(f.size, f.parts * FILE_PART_BYTES);
+  return { files: byName.size, bytes };
 }
 
 /** Stored parts (ordered by name, then part) joined into whole files. */
@@ -310,11 +371,50 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
         const claimed = await prisma.modelVersion
           .create({ data: { ...key, ...fields, pending: true } })
           .catch(unique);
+        const removed = (): DatabaseError =>
+          new DatabaseError(
+            'removed',
+            `model version ${v.modelId}@${v.version} was removed while its files were stored (its job ended: a prune or a worker's clean-up took the pending row)`,
+          );
         try {
-          for (const data of partRows(claimed.id)) await prisma.modelVersionFile.create({ data });
-          const row = await prisma.modelVersion.update({
-            where: { id: claimed.id },
-            data: { pending: false },
+          for (const data of partRows(claimed.id)) {
+            try {
+              await prisma.modelVersionFile.create({ data });
+            } catch (e) {
+              // The row went (its files' foreign key refuses the part): say so, not the driver.
+              const still = await prisma.modelVersion
+                .count({ where: { id: claimed.id } })
+                .catch(() => 1);
+              throw still === 0 ? removed() : e;
+            }
+          }
+          const row = await prisma.$transaction(async (tx) => {
+            const lease = v.lease;
+            if (lease !== undefined) {
+              // A conditional renewal: it also holds the job's row, so a claim failing an expired
+              // lease waits for this transaction and then finds the lease renewed, or wins first.
+              const now = new Date();
+              const { count } = await tx.trainingRun.updateMany({
+                where: { id: lease.jobId, status: 'running', leaseOwner: lease.owner },
+                data: { heartbeatAt: now, leaseExpiresAt: new Date(now.getTime() + lease.leaseMs) },
+              });
+              if (count === 0) {
+                const run = await tx.trainingRun.findUnique({
+                  where: { id: lease.jobId },
+                  select: { status: true, leaseOwner: true },
+                });
+                throw new DatabaseError(
+                  'lease_lost',
+                  `job ${lease.jobId} is ${run?.status ?? 'gone'}${run?.leaseOwner ? ` (leased by ${run.leaseOwner})` : ''}, no longer run by ${lease.owner}: its version ${v.modelId}@${v.version} is discarded`,
+                );
+              }
+            }
+            const { count } = await tx.modelVersion.updateMany({
+              where: { id: claimed.id, pending: true },
+              data: { pending: false },
+            });
+            if (count === 0) throw removed();
+            return tx.modelVersion.findUniqueOrThrow({ where: { id: claimed.id } });
           });
           return toModelVersion(row, await servedOf(v.modelId));
         } catch (e) {
@@ -534,9 +634,10 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
       return prisma.$transaction(async (tx) => {
         const row = await tx.modelVersion.findUnique({
           where: { modelId_version: { modelId, version } },
-          select: { id: true },
+          select: { id: true, jobId: true },
         });
         if (row === null) return undefined;
+        const { jobId } = row;
         const files = await tx.modelVersionFile.findMany({
           where: { modelVersionId: row.id, part: 0 },
           select: { size: true },
@@ -560,8 +661,54 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
           select: { id: true },
         });
         if (running) refuse(`job ${running.id} of the model is running`);
+        if (guard.reportWithinMs !== undefined && jobId !== null) {
+          const unreported = await tx.trainingRun.findFirst({
+            where: {
+              id: jobId,
+              notifyJson: { not: null },
+              OR: [
+                { status: { in: ['queued', 'running'] } },
+                { finishedAt: { gte: new Date(Date.now() - guard.reportWithinMs) } },
+              ],
+            },
+            select: { id: true },
+          });
+          if (unreported) refuse(`job ${jobId}'s report (its curves) is not sent yet`);
+        }
         return { files: files.length, bytes: files.reduce((n, f) => n + f.size, 0) };
       });
+    },
+
+    async removeAbandoned() {
+      const pending = await prisma.modelVersion.findMany({
+        where: { pending: true, jobId: { not: null } },
+        select: { id: true, modelId: true, version: true, jobId: true },
+        orderBy: { id: 'asc' },
+      });
+      const removed: AbandonedVersion[] = [];
+      for (const p of pending) {
+        const jobId = p.jobId ?? 0;
+        const done = await prisma.$transaction(async (tx) => {
+          // Read again here: a job running now may be storing this very row (left alone).
+          const run = await tx.trainingRun.findUnique({
+            where: { id: jobId },
+            select: { status: true },
+          });
+          if (run?.status === 'running') return undefined;
+          // The parts stored, without their bytes: a crash may have left a file half-written.
+          const parts = await tx.modelVersionFile.findMany({
+            where: { modelVersionId: p.id },
+            select: { name: true, size: true },
+          });
+          const { count } = await tx.modelVersion.deleteMany({
+            where: { id: p.id, pending: true },
+          });
+          if (count === 0) return undefined;
+          return { jobStatus: run?.status ?? 'missing', ...storedBytes(parts) };
+        });
+        if (done) removed.push({ modelId: p.modelId, version: p.version, jobId, ...done });
+      }
+      return removed;
     },
   };
 }

@@ -3,6 +3,12 @@ import type { AppPrismaClient, DatabaseProvider } from './client.ts';
 import { DatabaseError } from './errors.ts';
 import { BULK_TRANSACTION } from './model-version-repository.ts';
 
+/**
+ * How long after its end a job is still reported to its chat (its final text and curves): the
+ * reporter reads jobs finished within this window, and retention keeps their versions meanwhile.
+ */
+export const REPORT_WINDOW_MS = 10 * 60_000;
+
 /** The states a run never leaves. */
 const ENDED: ReadonlySet<string> = new Set(['succeeded', 'failed', 'cancelled']);
 

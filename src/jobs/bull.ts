@@ -17,6 +17,7 @@ import type { TrainingRunRecord } from '../db/training-run-repository.ts';
 import { executeJob, type TrainerWorkerOptions } from './db-worker.ts';
 import type { JobProgress } from './protocol.ts';
 import { connectRedis } from './redis.ts';
+import { sweepAbandonedVersions } from './version-retention.ts';
 
 /** The queue's name in Redis. */
 export const TRAINING_QUEUE = 'cnn-classroom-training';
@@ -176,6 +177,8 @@ export async function startBullWorker(
     throw e;
   }
   log.info('trainer worker started (BullMQ)');
+  // What a worker that crashed before this one started left pending.
+  await sweepAbandonedVersions(o, o.folders, log);
   return {
     owner,
     async close() {

@@ -10,6 +10,7 @@ import { hostname } from 'node:os';
 import { rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { ClassData } from '../core/ports.ts';
+import { DatabaseError } from '../db/errors.ts';
 import type { ModelVersionRepository } from '../db/model-version-repository.ts';
 import type { JsonObject, TrainingRunRecord, TrainingRuns } from '../db/training-run-repository.ts';
 import { readModelMeta } from '../ml/model-meta.ts';
@@ -21,7 +22,7 @@ import { attachedClassPhotos, classPhotos } from './class-photos.ts';
 import { JobFailure, type JobProgress, type JobSpec } from './protocol.ts';
 import { runJobInChild, type ChildJobResult, type JobRunner } from './run-in-child.ts';
 import { retrainParamsOf } from './params.ts';
-import { pruneVersions } from './version-retention.ts';
+import { pruneVersions, sweepAbandonedVersions } from './version-retention.ts';
 import {
   addVersion,
   checkpointDir,
@@ -194,6 +195,19 @@ export async function executeJob(
   o: TrainerWorkerOptions,
   stop: AbortSignal,
 ): Promise<'given back' | 'ended'> {
+  const end = await runAndRecord(run, owner, o, stop);
+  // A failed job's pending version (this worker's, or one a crashed worker left) goes now.
+  await sweepAbandonedVersions(o, o.folders, o.logger);
+  return end;
+}
+
+/** {@link executeJob} but the clean-up after it. */
+async function runAndRecord(
+  run: TrainingRunRecord,
+  owner: string,
+  o: TrainerWorkerOptions,
+  stop: AbortSignal,
+): Promise<'given back' | 'ended'> {
   const log = o.logger.child({ job: run.id, model: run.modelId });
   const abort = new AbortController();
   let progress: JobProgress | undefined;
@@ -269,7 +283,8 @@ export async function executeJob(
     await rm(stagingDir(o.folders, run.modelId, run.id), { recursive: true, force: true });
     return 'ended';
   }
-  clearInterval(timer);
+  // Heartbeats go on while the version is stored (tens of MB, a part per transaction): its
+  // lease must not expire meanwhile, and the version is made visible only under it.
   stop.removeEventListener('abort', onStop);
   try {
     const metrics: JsonObject = {
@@ -289,6 +304,7 @@ export async function executeJob(
       metrics,
       datasetFingerprint: result.datasetFingerprint,
       createdBy: typeof run.params.requester === 'string' ? run.params.requester : 'cli',
+      lease: { jobId: run.id, owner, leaseMs: o.leaseMs },
     });
     await o.trainingRuns.finishSucceeded(
       run.id,
@@ -304,6 +320,7 @@ export async function executeJob(
       },
       decision.version,
     );
+    clearInterval(timer);
     await rm(checkpointDir(o.folders, run.id), { recursive: true, force: true });
     log.info({ ...decision, testAccuracy: result.testAccuracy }, 'job finished');
     if (o.versionsKeep !== undefined) {
@@ -328,12 +345,26 @@ export async function executeJob(
       );
     }
   } catch (e) {
-    log.error({ err: e }, 'recording the finished job failed');
-    const code = (e as { code?: unknown }).code;
-    const reason = code === 'ENOSPC' ? 'disk' : 'other';
-    await o.trainingRuns
-      .markFailed(run.id, `${reason}: ${(e as Error).message}`, { reason })
-      .catch(() => undefined);
+    clearInterval(timer);
+    if (e instanceof DatabaseError && (e.code === 'lease_lost' || e.code === 'removed')) {
+      // The job is no longer this worker's (failed with its lease spent, cancelled, or another
+      // worker's now): its record stays as that left it; this version is not kept anywhere.
+      log.error(
+        { err: e, code: e.code },
+        `job ${run.id}'s new version was discarded: ${e.message}. Nothing was recorded or served; the job's state is left as it is`,
+      );
+      const now = await o.trainingRuns.get(run.id).catch(() => undefined);
+      if (now?.status !== 'running') {
+        await rm(result.modelDir, { recursive: true, force: true }).catch(() => undefined);
+      }
+    } else {
+      log.error({ err: e }, 'recording the finished job failed');
+      const code = (e as { code?: unknown }).code;
+      const reason = code === 'ENOSPC' ? 'disk' : 'other';
+      await o.trainingRuns
+        .markFailed(run.id, `${reason}: ${(e as Error).message}`, { reason })
+        .catch(() => undefined);
+    }
   }
   return 'ended';
 }
@@ -355,10 +386,13 @@ export function createDbWorker(o: TrainerWorkerOptions): TrainerWorker {
   const log = o.logger.child({ worker: owner });
 
   const loop = async (): Promise<void> => {
+    // What a worker that crashed before this one started left pending.
+    await sweepAbandonedVersions(o, o.folders, log);
     while (!stop.signal.aborted) {
       try {
         const { run, failed } = await o.trainingRuns.claim(owner, o.leaseMs, o.maxAttempts);
         for (const f of failed) log.warn({ job: f.id, error: f.error }, 'job failed: worker died');
+        if (failed.length > 0) await sweepAbandonedVersions(o, o.folders, log);
         if (run) {
           current = run.id;
           await executeJob(run, owner, { ...o, logger: log }, stop.signal);

@@ -14,7 +14,7 @@ import type { ChatMessenger } from '../core/ports.ts';
 import { isLanguage } from '../core/i18n.ts';
 import { jobStatusText, translator } from '../core/index.ts';
 import type { Database } from '../db/database.ts';
-import type { TrainingRunRecord } from '../db/training-run-repository.ts';
+import { REPORT_WINDOW_MS, type TrainingRunRecord } from '../db/training-run-repository.ts';
 import type { JobProgress } from './protocol.ts';
 import { jobView } from './training-service.ts';
 import { readVersionFile, type VersionFolders } from './version-store.ts';
@@ -132,7 +132,7 @@ export function startJobReporter(o: JobReporterOptions): JobReporter {
   }
 
   async function tickOnce(): Promise<void> {
-    const runs = await o.db.trainingRuns.listToReport(10 * 60_000);
+    const runs = await o.db.trainingRuns.listToReport(REPORT_WINDOW_MS);
     await Promise.all(
       runs.map((r) =>
         report(r).catch((e: unknown) => o.logger.warn({ err: e, job: r.id }, 'job report failed')),

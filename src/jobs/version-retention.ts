@@ -8,12 +8,14 @@
  */
 import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import type { Logger } from 'pino';
 import type { KeptReason } from '../core/training.ts';
 import type { Database } from '../db/database.ts';
 import { DatabaseError } from '../db/errors.ts';
-import type { VersionFootprint } from '../db/model-version-repository.ts';
+import type { AbandonedVersion, VersionFootprint } from '../db/model-version-repository.ts';
+import { REPORT_WINDOW_MS } from '../db/training-run-repository.ts';
 import { SHIPPED_VERSION } from '../ml/registry.ts';
-import { versionDir, type VersionFolders } from './version-store.ts';
+import { stagingDir, versionDir, type VersionFolders } from './version-store.ts';
 
 /** What {@link pruneVersions} does. */
 export interface PruneOptions {
@@ -94,6 +96,7 @@ function plan(
   served: string,
   keep: number,
   running: readonly number[],
+  unreported: ReadonlySet<number>,
 ): { kept: KeptVersion[]; remove: VersionFootprint[] } {
   const visible = rows.filter((r) => !r.pending);
   // The rule of `rollback` without a version: the one before the served one, in number order.
@@ -122,7 +125,9 @@ function plan(
                 ? 'job'
                 : recent.has(r.version)
                   ? 'recent'
-                  : undefined;
+                  : r.jobId !== null && unreported.has(r.jobId)
+                    ? 'report'
+                    : undefined;
     if (reason) kept.push({ modelId: r.modelId, version: r.version, reason });
     else remove.push(r);
   }
@@ -131,9 +136,10 @@ function plan(
 
 /**
  * Deletes old versions of one model or of all: keeps version 0, the served version, the one a
- * `/rollback` without a version would go back to, the newest `keep` trained versions, and every
+ * `/rollback` without a version would go back to, the newest `keep` trained versions, every
  * version of a model while one of its jobs runs (the job trains from the version served when it
- * started, which may be any of them, and its own version may be being stored); a pending row a
+ * started, which may be any of them, and its own version may be being stored), and a version
+ * whose job's report (its learning curves) is not sent to its chat yet; a pending row a
  * crashed worker left is removed. Each removal is one transaction (row and stored files) that
  * checks again that the version is not served and the served version has not changed; only then
  * is its folder under `DATA_DIR` deleted. A bot serving a version keeps it (never removed); a
@@ -153,6 +159,10 @@ export async function pruneVersions(
   const runningJobs = (await db.trainingRuns.listForDisplay(0)).filter(
     (r) => r.status === 'running' && r.id !== o.afterJobId,
   );
+  // Jobs whose chat has not had its final report yet: their versions' curves are still to send.
+  const unreported = new Set(
+    (await db.trainingRuns.listToReport(REPORT_WINDOW_MS)).map((r) => r.id),
+  );
   const models = [...new Set(rows.map((r) => r.modelId))];
   const kept: KeptVersion[] = [];
   const removed: PrunedVersion[] = [];
@@ -165,6 +175,7 @@ export async function pruneVersions(
       servedNow,
       o.keep,
       running,
+      unreported,
     );
     kept.push(...p.kept);
     for (const v of p.remove) {
@@ -176,6 +187,7 @@ export async function pruneVersions(
           await db.modelVersions.remove(modelId, v.version, {
             servedIs: servedNow,
             exceptJobId: o.afterJobId,
+            reportWithinMs: REPORT_WINDOW_MS,
           });
         } catch (e) {
           if (!(e instanceof DatabaseError && e.code === 'conflict')) throw e;
@@ -203,4 +215,41 @@ export async function pruneVersions(
     dbBytes: removed.reduce((n, r) => n + r.dbBytes, 0),
     diskBytes: removed.reduce((n, r) => n + r.diskBytes, 0),
   };
+}
+
+/**
+ * Removes what workers that stopped left behind: the pending rows (and their stored parts) of
+ * jobs that no longer run (the worker crashed while storing, or its job failed or was taken
+ * over meanwhile), and those jobs' staging folders on this machine. Workers call it when they
+ * start and after each job, so a crashed worker's tens of megabytes go without a `versions
+ * prune`; a row whose job runs is never touched (its worker may be storing it now). Logs one
+ * line per row with the bytes freed.
+ * @returns the rows removed; never throws (a failure is logged and left for the next call).
+ */
+export async function sweepAbandonedVersions(
+  db: Pick<Database, 'modelVersions'>,
+  f: VersionFolders,
+  log: Pick<Logger, 'info' | 'warn'>,
+): Promise<AbandonedVersion[]> {
+  try {
+    const removed = await db.modelVersions.removeAbandoned();
+    for (const v of removed) {
+      await rm(stagingDir(f, v.modelId, v.jobId), { recursive: true, force: true });
+      log.info(
+        {
+          model: v.modelId,
+          version: v.version,
+          job: v.jobId,
+          jobStatus: v.jobStatus,
+          files: v.files,
+          dbBytes: v.bytes,
+        },
+        `removed the unfinished version ${v.modelId}@${v.version} that job ${v.jobId} (${v.jobStatus}) left pending: ${v.bytes} bytes freed in the database`,
+      );
+    }
+    return removed;
+  } catch (e) {
+    log.warn({ err: e }, 'removing unfinished versions failed (tried again after the next job)');
+    return [];
+  }
 }

@@ -15,6 +15,7 @@ import type {
   ModelVersionRepository,
   StoredVersionFile,
   VersionFile,
+  VersionLease,
 } from '../db/model-version-repository.ts';
 import { DatabaseError } from '../db/errors.ts';
 import type { JsonObject } from '../db/training-run-repository.ts';
@@ -98,6 +99,11 @@ export interface FinishedJob {
   readonly metrics: JsonObject;
   readonly datasetFingerprint: string;
   readonly createdBy: string;
+  /**
+   * The worker's lease on the job: the version becomes visible only while the job still runs
+   * under it (see `NewModelVersion.lease`); absent: not checked (the command line's own runs).
+   */
+  readonly lease?: VersionLease;
 }
 
 /** What {@link addVersion} decided. */
@@ -114,7 +120,8 @@ const MAX_VERSION_TRIES = 20;
 
 /**
  * Makes a finished job's folder the model's next version (a rename: the folder appears whole),
- * records it, and promotes it (one update of `served_models`) when its test accuracy is at least
+ * records it (with `lease`, only while the job is still the worker's: else
+ * `DatabaseError('lease_lost' | 'removed')`, nothing recorded), and promotes it (one update of `served_models`) when its test accuracy is at least
  * the served version's (or when the job's own rule said so: `promote`), or when `force`.
  */
 export async function addVersion(
@@ -157,6 +164,7 @@ export async function addVersion(
       datasetFingerprint: job.datasetFingerprint,
       params: job.params,
       createdBy: job.createdBy,
+      ...(job.lease ? { lease: job.lease } : {}),
     });
   });
   // Nobody reads the folder before the promotion below (and any machine can write it again

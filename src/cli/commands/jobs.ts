@@ -148,7 +148,8 @@ export function registerJobs(program: Command, config: Config): void {
     .command('prune')
     .description(
       'delete old versions (rows, stored files, folders); the shipped, the served and the ' +
-        'rollback version are always kept, and every version of a model while its job runs',
+        'rollback version are always kept, every version of a model while its job runs, and a ' +
+        "version until its job's curves are sent to the chat",
     )
     .argument('[model]', 'model id (or --all)')
     .requiredOption('--keep <n>', 'how many of the newest trained versions to keep', (v) => {

@@ -15,19 +15,26 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { translator, userErrorKey } from '../../../src/core/i18n.ts';
 import { openDatabase, type Database } from '../../../src/db/database.ts';
 import { DatabaseError } from '../../../src/db/errors.ts';
-import { FILE_PART_BYTES } from '../../../src/db/model-version-repository.ts';
+import { createDbClient, type AppPrismaClient } from '../../../src/db/client.ts';
+import {
+  createModelVersionRepository,
+  FILE_PART_BYTES,
+} from '../../../src/db/model-version-repository.ts';
+import { REPORT_WINDOW_MS } from '../../../src/db/training-run-repository.ts';
 import { UserError } from '../../../src/errors.ts';
 import { PROJECT_ROOT } from '../../../src/config.ts';
 import { fakeContext, makeCore } from '../../unit/core/helpers.ts';
 import { createDbWorker } from '../../../src/jobs/db-worker.ts';
 import { startJobReporter } from '../../../src/jobs/reporter.ts';
 import { createTrainingService } from '../../../src/jobs/training-service.ts';
-import { pruneVersions } from '../../../src/jobs/version-retention.ts';
+import { pruneVersions, sweepAbandonedVersions } from '../../../src/jobs/version-retention.ts';
 import {
   readFolderFiles,
+  stagingDir,
   versionDir,
   type VersionFolders,
 } from '../../../src/jobs/version-store.ts';
+import type { ChildJobResult, JobRunner } from '../../../src/jobs/run-in-child.ts';
 import { exists } from '../../../src/io/files.ts';
 import {
   createTestDatabase,
@@ -39,6 +46,34 @@ import {
 const MODEL = 'lenet-mnist';
 const OTHER = 'plaincnn-fashion';
 const LIMITS = { maxEpochs: 3, maxBatch: 64, jobsPerInstructor: 1 };
+
+/** A logger whose lines (as objects) land in `lines`. */
+function capturedLogger() {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino(
+    { level: 'info' },
+    { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+  );
+  return { logger, lines };
+}
+
+/** A job's child process as the worker sees it: a folder (a shard of `shardBytes`) and a result. */
+function fakeRunner(shardBytes: number): JobRunner {
+  return async (spec): Promise<ChildJobResult> => {
+    await mkdir(spec.outputDir, { recursive: true });
+    await writeFile(path.join(spec.outputDir, 'model.json'), '{}');
+    await writeFile(path.join(spec.outputDir, 'group1-shard1of1.bin'), randomBytes(shardBytes));
+    await writeFile(path.join(spec.outputDir, 'history.png'), Buffer.from('curves'));
+    return {
+      type: 'done',
+      testAccuracy: 0.5,
+      modelDir: spec.outputDir,
+      history: [],
+      datasetFingerprint: 'f'.repeat(64),
+      seconds: 1,
+    };
+  };
+}
 
 /** Bytes of every plain file in a folder. */
 async function folderSize(dir: string): Promise<number> {
@@ -115,6 +150,62 @@ for (const { provider, available } of PROVIDERS) {
       });
       for (let n = 1; n <= 6; n++) await trained(MODEL, n);
       await db.modelVersions.activate(MODEL, '5');
+    }
+
+    /**
+     * The chat over this database, instructor `1` on Telegram and Discord: `say` sends one
+     * message to a group and returns the replies.
+     */
+    function chat(): (
+      text: string,
+      as?: { platform?: 'telegram' | 'discord'; userId?: string; lang?: string },
+    ) => Promise<string[]> {
+      const training = createTrainingService({ db, folders, limits: LIMITS });
+      const { core } = makeCore({
+        overrides: {
+          training,
+          admins: [
+            { platform: 'telegram', userId: '1' },
+            { platform: 'discord', userId: '1' },
+          ],
+          logger: pino({ level: 'silent' }),
+        },
+      });
+      return async (text, as = {}) => {
+        const userId = as.userId ?? '1';
+        const { ctx, out } = fakeContext({
+          platform: as.platform ?? 'telegram',
+          user: { id: userId, name: `User ${userId}`, languageCode: as.lang ?? 'en' },
+          chat: { id: '-100', type: 'group', title: 'lab' },
+          text,
+        });
+        await core.handle(ctx);
+        return out.texts;
+      };
+    }
+
+    /** Runs the reporter once over this database; returns the images it sent, in order. */
+    async function reportOnce(): Promise<Buffer[]> {
+      const sent: Buffer[] = [];
+      const reporter = startJobReporter({
+        db,
+        folders,
+        messengers: [
+          {
+            platform: 'telegram',
+            editText: () => Promise.resolve(),
+            sendImage: (_chat, bytes) => {
+              sent.push(Buffer.from(bytes));
+              return Promise.resolve();
+            },
+          },
+        ],
+        logger: pino({ level: 'silent' }),
+        pollMs: 600_000,
+      });
+      await reporter.tick();
+      await reporter.stop();
+      return sent;
     }
 
     it('keeps exactly the shipped, served, rollback and newest versions, and frees what it reports', async () => {
@@ -337,24 +428,9 @@ for (const { provider, available } of PROVIDERS) {
 
     it('prunes from the chat for an instructor (ru), refuses a student, and /rollback to a pruned version says so', async () => {
       await aTerm();
-      const training = createTrainingService({ db, folders, limits: LIMITS });
-      const { core } = makeCore({
-        overrides: {
-          training,
-          admins: [{ platform: 'telegram', userId: '1' }],
-          logger: pino({ level: 'silent' }),
-        },
-      });
-      const say = async (userId: string, lang: string, text: string): Promise<string[]> => {
-        const { ctx, out } = fakeContext({
-          platform: 'telegram',
-          user: { id: userId, name: `User ${userId}`, languageCode: lang },
-          chat: { id: '-100', type: 'group', title: 'lab' },
-          text,
-        });
-        await core.handle(ctx);
-        return out.texts;
-      };
+      const send = chat();
+      const say = (userId: string, lang: string, text: string): Promise<string[]> =>
+        send(text, { userId, lang });
       const dbBytes = [1, 2, 3].reduce(
         (n, v) =>
           n +
@@ -394,27 +470,9 @@ for (const { provider, available } of PROVIDERS) {
 
     it('deletes nothing for "/versions <model> N" without the word prune, but for Discord\'s prune option', async () => {
       await aTerm();
-      const training = createTrainingService({ db, folders, limits: LIMITS });
-      const { core } = makeCore({
-        overrides: {
-          training,
-          admins: [
-            { platform: 'telegram', userId: '1' },
-            { platform: 'discord', userId: '1' },
-          ],
-          logger: pino({ level: 'silent' }),
-        },
-      });
-      const say = async (platform: 'telegram' | 'discord', text: string): Promise<string[]> => {
-        const { ctx, out } = fakeContext({
-          platform,
-          user: { id: '1', name: 'Instructor', languageCode: 'en' },
-          chat: { id: '-100', type: 'group', title: 'lab' },
-          text,
-        });
-        await core.handle(ctx);
-        return out.texts;
-      };
+      const send = chat();
+      const say = (platform: 'telegram' | 'discord', text: string): Promise<string[]> =>
+        send(text, { platform });
       // An instructor asking about version 2 on Telegram: a usage reply, every version stays.
       expect(await say('telegram', '/versions lenet-mnist 2')).toEqual([
         "I don't understand “lenet-mnist 2”. Usage: /versions <model> [prune N]",
@@ -484,20 +542,7 @@ for (const { provider, available } of PROVIDERS) {
         maxAttempts: 1,
         pollMs: 50,
         versionsKeep: 1,
-        // A job's child process, as far as the worker sees it: a folder and a result.
-        runner: async (spec) => {
-          await mkdir(spec.outputDir, { recursive: true });
-          await writeFile(path.join(spec.outputDir, 'model.json'), '{}');
-          await writeFile(path.join(spec.outputDir, 'group1-shard1of1.bin'), randomBytes(2048));
-          return {
-            type: 'done',
-            testAccuracy: 0.5,
-            modelDir: spec.outputDir,
-            history: [],
-            datasetFingerprint: 'f'.repeat(64),
-            seconds: 1,
-          };
-        },
+        runner: fakeRunner(2048),
       });
       try {
         for (let n = 1; n <= 4; n++) {
@@ -517,8 +562,325 @@ for (const { provider, available } of PROVIDERS) {
       expect(await exists(versionDir(folders, MODEL, '1'))).toBe(false);
       expect(await exists(versionDir(folders, MODEL, '2'))).toBe(false);
       expect(await exists(versionDir(folders, MODEL, '3'))).toBe(true);
-      expect(await fileRows()).toBe(2 * 2);
+      expect(await fileRows()).toBe(2 * 3);
     }, 60_000);
+
+    /** Makes version `n` a pending row of job `jobId`, as a worker that stopped storing leaves it. */
+    async function leftPending(n: number, jobId: number | null, shardBytes = 3000): Promise<void> {
+      await trained(MODEL, n, shardBytes);
+      // No folder yet: a worker renames its staging folder into place only after storing.
+      await rm(versionDir(folders, MODEL, String(n)), { recursive: true, force: true });
+      await testDb.query(
+        `UPDATE model_versions SET pending = ${provider === 'sqlite' ? 1 : 'true'}, job_id = ? WHERE model_id = ? AND version = ?`,
+        [jobId, MODEL, String(n)],
+      );
+    }
+    const pendingRows = async (): Promise<string[]> =>
+      (
+        await testDb.query(
+          `SELECT version FROM model_versions WHERE pending = ${provider === 'sqlite' ? 1 : 'true'} ORDER BY version`,
+        )
+      ).map((r) => String(r.version));
+    const fileRowsOf = async (version: string): Promise<number> =>
+      Number(
+        (
+          await testDb.query(
+            'SELECT COUNT(*) AS n FROM model_version_files f JOIN model_versions v ON v.id = f.model_version_id WHERE v.model_id = ? AND v.version = ?',
+            [MODEL, version],
+          )
+        )[0]?.n,
+      );
+
+    it("removes the pending rows of jobs that no longer run, logging the bytes freed, never a running job's", async () => {
+      const failed = await db.trainingRuns.create({ modelId: MODEL, params: {} });
+      await db.trainingRuns.markFailed(failed.id, 'worker: worker stopped 1 times');
+      const cancelled = await db.trainingRuns.create({ modelId: OTHER, params: {} });
+      await db.trainingRuns.markCancelled(cancelled.id);
+      const running = await db.trainingRuns.create({ modelId: MODEL, params: {} });
+      await db.trainingRuns.markRunning(running.id);
+      // 2 MiB + 100 bytes in 3 parts, its last part never written (the worker died before it).
+      await leftPending(1, failed.id, 2 * FILE_PART_BYTES + 100);
+      await testDb.query(
+        "DELETE FROM model_version_files WHERE part = 2 AND name = 'group1-shard1of1.bin'",
+      );
+      await leftPending(2, cancelled.id);
+      await leftPending(3, running.id);
+      await leftPending(4, null);
+      const staging = stagingDir(folders, MODEL, failed.id);
+      await mkdir(staging, { recursive: true });
+      await writeFile(path.join(staging, 'model.json'), '{}');
+      const { logger, lines } = capturedLogger();
+
+      const removed = await sweepAbandonedVersions(db, folders, logger);
+
+      const small = (n: number): number =>
+        Buffer.byteLength(JSON.stringify({ n })) + `png of ${MODEL} ${n}`.length;
+      expect(removed).toEqual([
+        {
+          modelId: MODEL,
+          version: '1',
+          jobId: failed.id,
+          jobStatus: 'failed',
+          files: 3,
+          bytes: 2 * FILE_PART_BYTES + small(1),
+        },
+        {
+          modelId: MODEL,
+          version: '2',
+          jobId: cancelled.id,
+          jobStatus: 'cancelled',
+          files: 3,
+          bytes: 3000 + small(2),
+        },
+      ]);
+      // The running job's row (its worker may be storing it now) and a row of no job stay.
+      expect(await pendingRows()).toEqual(['3', '4']);
+      expect(await fileRowsOf('1')).toBe(0);
+      expect(await fileRowsOf('2')).toBe(0);
+      expect(await fileRowsOf('3')).toBe(3);
+      expect(await exists(staging)).toBe(false);
+      const freed = lines.filter((l) => typeof l.dbBytes === 'number');
+      expect(freed.map((l) => [l.version, l.job, l.dbBytes])).toEqual([
+        ['1', failed.id, 2 * FILE_PART_BYTES + small(1)],
+        ['2', cancelled.id, 3000 + small(2)],
+      ]);
+      expect(freed[0]?.msg).toBe(
+        `removed the unfinished version ${MODEL}@1 that job ${failed.id} (failed) left pending: ${2 * FILE_PART_BYTES + small(1)} bytes freed in the database`,
+      );
+      // Nothing else to remove; once the job ends its row goes too.
+      expect(await sweepAbandonedVersions(db, folders, logger)).toEqual([]);
+      await db.trainingRuns.markFailed(running.id, 'other: boom');
+      expect((await sweepAbandonedVersions(db, folders, logger)).map((r) => r.version)).toEqual([
+        '3',
+      ]);
+      expect(await pendingRows()).toEqual(['4']);
+    });
+
+    it('a worker removes what a crashed worker left pending when it starts, and when it fails a spent lease', async () => {
+      // Job a: its worker crashed while storing, and its lease was failed before this start.
+      const a = await db.trainingRuns.create({ modelId: MODEL, params: {} });
+      await db.trainingRuns.markFailed(a.id, 'worker: worker stopped 3 times');
+      await leftPending(1, a.id, FILE_PART_BYTES + 5);
+      // Job b: still `running` under a dead worker's spent lease (its last try).
+      const b = await db.trainingRuns.create({ modelId: OTHER, params: {} });
+      expect((await db.trainingRuns.claim('dead', 1, 1)).run?.id).toBe(b.id);
+      await new Promise((r) => setTimeout(r, 20));
+      await trained(OTHER, 1);
+      await testDb.query(
+        `UPDATE model_versions SET pending = ${provider === 'sqlite' ? 1 : 'true'}, job_id = ? WHERE model_id = ? AND version = '1'`,
+        [b.id, OTHER],
+      );
+      const { logger, lines } = capturedLogger();
+      const w = createDbWorker({
+        trainingRuns: db.trainingRuns,
+        modelVersions: db.modelVersions,
+        folders,
+        logger,
+        leaseMs: 3000,
+        maxAttempts: 1,
+        pollMs: 50,
+        runner: () => Promise.reject(new Error('no job should run')),
+      });
+      try {
+        const deadline = Date.now() + 20_000;
+        while ((await pendingRows()).length > 0) {
+          if (Date.now() > deadline)
+            throw new Error(`still pending: ${(await pendingRows()).join(', ')}`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      } finally {
+        await w.close();
+      }
+      expect((await db.trainingRuns.get(b.id))?.status).toBe('failed');
+      expect(await fileRows()).toBe(0);
+      expect(
+        lines
+          .filter((l) => typeof l.dbBytes === 'number')
+          .map((l) => [l.model, l.job, l.jobStatus, l.dbBytes]),
+      ).toEqual([
+        [
+          MODEL,
+          a.id,
+          'failed',
+          Buffer.byteLength(JSON.stringify({ n: 1 })) +
+            FILE_PART_BYTES +
+            5 +
+            `png of ${MODEL} 1`.length,
+        ],
+        [
+          OTHER,
+          b.id,
+          'failed',
+          Buffer.byteLength(JSON.stringify({ n: 1 })) + 3001 + `png of ${OTHER} 1`.length,
+        ],
+      ]);
+    }, 30_000);
+
+    it('discards, with a clear error, a version whose job failed or whose pending row went while the worker stored it', async () => {
+      // The worker's repository over a client that runs `onPart` before each part is stored.
+      let onPart: (() => Promise<void>) | undefined;
+      const client = createDbClient(testDb.target);
+      const hooked = client.prisma.$extends({
+        query: {
+          modelVersionFile: {
+            async create({ args, query }) {
+              const hook = onPart;
+              onPart = undefined;
+              await hook?.();
+              return query(args);
+            },
+          },
+        },
+      }) as unknown as AppPrismaClient;
+      const { logger, lines } = capturedLogger();
+      const w = createDbWorker({
+        trainingRuns: db.trainingRuns,
+        modelVersions: createModelVersionRepository(hooked),
+        folders: { ...folders, modelsDir: path.join(PROJECT_ROOT, 'models') },
+        logger,
+        leaseMs: 60_000,
+        maxAttempts: 1,
+        pollMs: 50,
+        runner: fakeRunner(2 * FILE_PART_BYTES + 7),
+      });
+      const ended = async (id: number): Promise<string> => {
+        const deadline = Date.now() + 20_000;
+        for (;;) {
+          const r = await db.trainingRuns.get(id);
+          // Done when it ended and the worker is past it (its clean-up after the job included).
+          if (r && r.status !== 'queued' && r.status !== 'running' && w.current !== id) {
+            return r.status;
+          }
+          if (Date.now() > deadline) throw new Error(`job ${id} did not end`);
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      };
+      const spent = 'worker: worker stopped 1 times (last lease by w1)';
+      try {
+        // 1. Its lease expired with no tries left while the parts were written: failed by a claim.
+        const one = await db.trainingRuns.create({ modelId: MODEL, params: { force: true } });
+        onPart = async () => {
+          await db.trainingRuns.markFailed(one.id, spent, { reason: 'worker' });
+        };
+        expect(await ended(one.id)).toBe('failed');
+        // 2. The same, and a clean-up (another worker's, or a prune) took its pending row too.
+        const two = await db.trainingRuns.create({ modelId: MODEL, params: { force: true } });
+        onPart = async () => {
+          await db.trainingRuns.markFailed(two.id, spent, { reason: 'worker' });
+          expect((await db.modelVersions.removeAbandoned()).map((r) => r.jobId)).toEqual([two.id]);
+        };
+        expect(await ended(two.id)).toBe('failed');
+
+        for (const run of [one, two]) {
+          const r = await db.trainingRuns.get(run.id);
+          expect(r?.error).toBe(spent);
+          expect(r?.version).toBeNull();
+        }
+        // Nothing visible, nothing served, nothing half-stored, no folder (0 is the shipped one).
+        expect(await versionsOf(MODEL)).toEqual(['0']);
+        expect(await db.modelVersions.getActive(MODEL)).toBeUndefined();
+        expect(
+          (await testDb.query('SELECT version FROM model_versions')).map((r) => r.version),
+        ).toEqual(['0']);
+        expect(await fileRows()).toBe(0);
+        expect(await readdir(path.join(folders.dataDir, 'models', MODEL)).catch(() => [])).toEqual(
+          [],
+        );
+        const errors = lines.filter((l) => l.level === 50).map((l) => String(l.msg));
+        expect(errors).toHaveLength(2);
+        expect(errors[0]).toBe(
+          `job ${one.id}'s new version was discarded: job ${one.id} is failed, no longer run by ${w.owner}: its version ${MODEL}@1 is discarded. Nothing was recorded or served; the job's state is left as it is`,
+        );
+        expect(errors[1]).toMatch(
+          new RegExp(
+            `^job ${two.id}'s new version was discarded: model version ${MODEL}@1 was removed while its files were stored`,
+          ),
+        );
+
+        // The worker goes on: the next job's version is recorded and served as usual.
+        const three = await db.trainingRuns.create({ modelId: MODEL, params: { force: true } });
+        expect(await ended(three.id)).toBe('succeeded');
+        expect(await versionsOf(MODEL)).toEqual(['0', '1']);
+        expect((await db.modelVersions.getActive(MODEL))?.jobId).toBe(three.id);
+        expect((await db.modelVersions.storedFiles(MODEL, '1')).map((f) => f.size)).toEqual([
+          2 * FILE_PART_BYTES + 7,
+          'curves'.length,
+          2,
+        ]);
+      } finally {
+        await w.close();
+        await client.close();
+      }
+    }, 60_000);
+
+    it("keeps a version until its job's curves are sent to the chat, then prunes it (MODEL_VERSIONS_KEEP=1)", async () => {
+      await db.modelVersions.register({
+        modelId: MODEL,
+        version: '0',
+        path: path.join(folders.modelsDir, MODEL),
+      });
+      // Two jobs (two workers, or one quick after the other), neither promoted; the reporter
+      // has not read the first one yet when the second one's worker prunes.
+      const runs = [];
+      for (const n of [1, 2]) {
+        const run = await db.trainingRuns.create({
+          modelId: MODEL,
+          params: {},
+          notify: { platform: 'telegram', chatId: '-100', messageId: String(10 + n), lang: 'en' },
+        });
+        expect((await db.trainingRuns.claim(`w${n}`, 60_000, 3)).run?.id).toBe(run.id);
+        await db.modelVersions.register({
+          modelId: MODEL,
+          version: String(n),
+          path: versionDir(folders, MODEL, String(n)),
+          exclusive: true,
+          jobId: run.id,
+          parentVersion: '0',
+          files: [
+            { name: 'model.json', bytes: Buffer.from('{}') },
+            { name: 'history.png', bytes: Buffer.from(`curves of v${n}`) },
+          ],
+        });
+        await db.trainingRuns.finishSucceeded(run.id, `w${n}`, { testAccuracy: 0.5 }, String(n));
+        runs.push(run);
+      }
+      const after = await pruneVersions(db, folders, {
+        modelId: MODEL,
+        keep: 1,
+        afterJobId: runs[1]!.id,
+      });
+      expect(after.removed).toEqual([]);
+      expect(after.kept).toEqual([
+        { modelId: MODEL, version: '0', reason: 'shipped' },
+        { modelId: MODEL, version: '1', reason: 'report' },
+        { modelId: MODEL, version: '2', reason: 'recent' },
+      ]);
+      // Checked again in the removal's transaction.
+      const refused = await db.modelVersions
+        .remove(MODEL, '1', { servedIs: '0', reportWithinMs: REPORT_WINDOW_MS })
+        .catch((e: unknown) => e);
+      expect((refused as DatabaseError).code).toBe('conflict');
+      expect((refused as DatabaseError).message).toMatch(/report/);
+
+      // The reason as the chat shows it.
+      const send = chat();
+      const say = (lang: string, text: string): Promise<string[]> => send(text, { lang });
+      expect(await say('en', '/versions lenet-mnist prune 1')).toEqual([
+        "lenet-mnist: no version to remove. Kept: v0 (shipped), v1 (its job's curves are not sent yet), v2 (newest).",
+      ]);
+      expect(await say('ru', '/versions lenet-mnist prune 1')).toEqual([
+        'lenet-mnist: удалять нечего. Оставлены: v0 (поставляется с ботом), v1 (ещё не отправлены кривые обучения её задачи), v2 (новая).',
+      ]);
+
+      // The reporter sends both jobs' curves (at once); then version 1 is only an old version.
+      expect((await reportOnce()).map((b) => b.toString()).sort()).toEqual([
+        'curves of v1',
+        'curves of v2',
+      ]);
+      const later = await pruneVersions(db, folders, { modelId: MODEL, keep: 1 });
+      expect(later.removed.map((r) => r.version)).toEqual(['1']);
+      expect(await versionsOf(MODEL)).toEqual(['0', '2']);
+    });
 
     it('sends the curves of a version trained elsewhere without writing any of its files', async () => {
       const png = randomBytes(5000);
@@ -543,25 +905,7 @@ for (const { provider, available } of PROVIDERS) {
         lang: 'en',
       });
       await db.trainingRuns.finishSucceeded(run.id, 'w1', { testAccuracy: 0.9 }, '1');
-      const sent: Uint8Array[] = [];
-      const reporter = startJobReporter({
-        db,
-        folders,
-        messengers: [
-          {
-            platform: 'telegram',
-            editText: () => Promise.resolve(),
-            sendImage: (_chat, bytes) => {
-              sent.push(bytes);
-              return Promise.resolve();
-            },
-          },
-        ],
-        logger: pino({ level: 'silent' }),
-        pollMs: 600_000,
-      });
-      await reporter.tick();
-      await reporter.stop();
+      const sent = await reportOnce();
       expect(sent).toHaveLength(1);
       expect(Buffer.from(sent[0]!).equals(png)).toBe(true);
       // Nothing of the version was written on this machine: no folder, no shard.
