@@ -5,7 +5,9 @@ export type DatabaseErrorCode =
   | 'invalid_argument'
   | 'migration.changed'
   // review of issue 14 follow-up: a row another process registered first (a version number)
-  | 'conflict';
+  | 'conflict'
+  // SQLite re-open: the configured file is not a SQLite database (SQLITE_NOTADB)
+  | 'not_a_database';
 
 /**
  * A database-layer failure with a stable code, e.g. activating a model version that was never
