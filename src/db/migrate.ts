@@ -70,7 +70,7 @@ export async function readMigrations(
  * SQLite it also switches the file to WAL journal mode (readers do not block the writer).
  *
  * @throws {DatabaseError} `migration.changed` when an applied file's checksum differs;
- *   `not_a_database` when the SQLite file is not a database (left unchanged).
+ *   `not_a_database` when the SQLite file is not a database (its content unchanged).
  * @example
  * const { applied } = await migrate({ provider: 'sqlite', file: 'data/cnn-classroom.db' });
  */
@@ -150,16 +150,18 @@ async function createIfMissing(file: string): Promise<void> {
 
 /**
  * The clear error for a file SQLite refuses as a database (SQLITE_NOTADB: a text file, an
- * encrypted one...), or undefined for any other failure. The file is left as it is.
+ * encrypted one...), or undefined for any other failure. Its content is left as it is (its mode
+ * was already set to 0600).
  */
 function notADatabase(file: string, error: unknown): DatabaseError | undefined {
   const code = (error as { code?: unknown } | null)?.code;
   if (code !== 'SQLITE_NOTADB') return undefined;
   return new DatabaseError(
     'not_a_database',
-    `${file} is not a SQLite database (SQLite answered SQLITE_NOTADB); it was left unchanged. ` +
-      "Point DATA_DIR or DATABASE_URL at the bot's database file; if this is it, check it from " +
-      `a fresh process (sqlite3 ${file} 'PRAGMA integrity_check') before moving anything`,
+    `${file} is not a SQLite database (SQLite answered SQLITE_NOTADB); its content was left ` +
+      "unchanged. Point DATA_DIR or DATABASE_URL at the bot's database file; if this is it, " +
+      `check it from a fresh process (sqlite3 ${file} 'PRAGMA integrity_check') before moving ` +
+      'anything',
   );
 }
 
