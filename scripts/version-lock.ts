@@ -111,15 +111,13 @@ async function oneRun(dataDir: string, version: string): Promise<Run> {
 }
 
 const runs: Run[] = [];
-for (let i = 1; i <= Number(values.runs); i++) {
-  // A fresh database each run: re-opening one file in this process right after another process
-  // wrote 22 MB to it was seen to fail with SQLITE_NOTADB now and then (the file checks ok).
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'version-lock-'));
-  try {
-    runs.push(await oneRun(dataDir, '1'));
-  } finally {
-    await rm(dataDir, { recursive: true, force: true });
-  }
+// One file for every run, re-opened by each (docs/architecture.md, "SQLite from several
+// processes": the SQLITE_NOTADB / SQLITE_CORRUPT once seen here came from migrate() unlocking it).
+const dataDir = await mkdtemp(path.join(os.tmpdir(), 'version-lock-'));
+try {
+  for (let i = 1; i <= Number(values.runs); i++) runs.push(await oneRun(dataDir, String(i)));
+} finally {
+  await rm(dataDir, { recursive: true, force: true });
 }
 console.log(
   JSON.stringify({ mb, oneTransaction: values['one-transaction'], cpus: os.cpus().length, runs }),

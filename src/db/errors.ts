@@ -8,7 +8,9 @@ export type DatabaseErrorCode =
   | 'conflict'
   // version retention follow-up: a worker's version not recorded (its job or its row went)
   | 'lease_lost'
-  | 'removed';
+  | 'removed'
+  // SQLite re-open: the configured file is not a SQLite database (SQLITE_NOTADB)
+  | 'not_a_database';
 
 /**
  * A database-layer failure with a stable code, e.g. activating a model version that was never

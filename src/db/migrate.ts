@@ -69,7 +69,8 @@ export async function readMigrations(
  * at once: PostgreSQL runs are serialized by an advisory lock, SQLite ones by its write lock. For
  * SQLite it also switches the file to WAL journal mode (readers do not block the writer).
  *
- * @throws {DatabaseError} `migration.changed` when an applied file's checksum differs.
+ * @throws {DatabaseError} `migration.changed` when an applied file's checksum differs;
+ *   `not_a_database` when the SQLite file is not a database (its content unchanged).
  * @example
  * const { applied } = await migrate({ provider: 'sqlite', file: 'data/cnn-classroom.db' });
  */
@@ -104,12 +105,14 @@ async function migrateSqlite(
   // The database holds students' names and submissions: the bot's user only (issue 19). SQLite
   // gives its -wal and -shm files the database file's permissions.
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  await (await open(file, 'a', 0o600)).close();
+  await createIfMissing(file);
   await chmod(file, 0o600);
   const client = createClient({ url: sqliteUrl(file), timeout: SQLITE_BUSY_TIMEOUT_MS });
   try {
     // Persistent: stored in the file, so every later connection uses WAL too.
-    await client.execute('PRAGMA journal_mode = WAL');
+    await client.execute('PRAGMA journal_mode = WAL').catch((error: unknown) => {
+      throw notADatabase(file, error) ?? error;
+    });
     await client.execute(
       `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (
          id TEXT PRIMARY KEY, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)`,
@@ -124,6 +127,42 @@ async function migrateSqlite(
   } finally {
     client.close();
   }
+}
+
+/**
+ * Creates an empty database file, owner-only, unless one is there; never opens an existing one.
+ * Closing any descriptor of a file drops every POSIX lock this process holds on it, and in WAL
+ * mode each open SQLite connection keeps a SHARED lock on the database file: it tells another
+ * process that closes its last connection not to checkpoint and delete the -wal and -shm files
+ * under us. An open-and-close here on every `migrate()` silently unlocked every connection this
+ * process already had (libSQL also keeps closed ones until garbage collection), and the next
+ * writer process to exit deleted the WAL under them: this process's next open then read a stale
+ * wal-index and failed with SQLITE_CORRUPT or SQLITE_NOTADB, and could lose committed rows.
+ */
+async function createIfMissing(file: string): Promise<void> {
+  try {
+    await (await open(file, 'wx', 0o600)).close();
+  } catch (error) {
+    // EEXIST: there is a file (no descriptor was opened); leave it to SQLite.
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+}
+
+/**
+ * The clear error for a file SQLite refuses as a database (SQLITE_NOTADB: a text file, an
+ * encrypted one...), or undefined for any other failure. Its content is left as it is (its mode
+ * was already set to 0600).
+ */
+function notADatabase(file: string, error: unknown): DatabaseError | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code !== 'SQLITE_NOTADB') return undefined;
+  return new DatabaseError(
+    'not_a_database',
+    `${file} is not a SQLite database (SQLite answered SQLITE_NOTADB); its content was left ` +
+      "unchanged. Point DATA_DIR or DATABASE_URL at the bot's database file; if this is it, " +
+      `check it from a fresh process (sqlite3 ${file} 'PRAGMA integrity_check') before moving ` +
+      'anything',
+  );
 }
 
 /** Applies one migration unless recorded; true if applied. */
