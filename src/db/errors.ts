@@ -8,7 +8,9 @@ export type DatabaseErrorCode =
   | 'conflict'
   // version retention follow-up: a worker's version not recorded (its job or its row went)
   | 'lease_lost'
-  | 'removed';
+  | 'removed'
+  // review of the retention follow-up: a worker's version not recorded (its job was cancelled)
+  | 'cancelled';
 
 /**
  * A database-layer failure with a stable code, e.g. activating a model version that was never

@@ -813,6 +813,69 @@ for (const { provider, available } of PROVIDERS) {
       }
     }, 60_000);
 
+    it('a job cancelled from the chat while its version is stored ends cancelled, its version neither recorded nor served', async () => {
+      // The worker's repository over a client that runs `onPart` before a part is stored.
+      let onPart: (() => Promise<void>) | undefined;
+      const client = createDbClient(testDb.target);
+      const hooked = client.prisma.$extends({
+        query: {
+          modelVersionFile: {
+            async create({ args, query }) {
+              const hook = onPart;
+              onPart = undefined;
+              await hook?.();
+              return query(args);
+            },
+          },
+        },
+      }) as unknown as AppPrismaClient;
+      const { logger, lines } = capturedLogger();
+      const w = createDbWorker({
+        trainingRuns: db.trainingRuns,
+        modelVersions: createModelVersionRepository(hooked),
+        folders: { ...folders, modelsDir: path.join(PROJECT_ROOT, 'models') },
+        logger,
+        leaseMs: 60_000,
+        maxAttempts: 1,
+        pollMs: 50,
+        runner: fakeRunner(2 * FILE_PART_BYTES + 7),
+      });
+      const say = chat();
+      try {
+        // `force`: without the cancel, this version would be served.
+        const run = await db.trainingRuns.create({ modelId: MODEL, params: { force: true } });
+        let replies: string[] = [];
+        onPart = async () => {
+          replies = await say(`/cancel ${run.id}`);
+        };
+        const deadline = Date.now() + 20_000;
+        for (;;) {
+          const r = await db.trainingRuns.get(run.id);
+          if (r && r.status !== 'queued' && r.status !== 'running' && w.current !== run.id) break;
+          if (Date.now() > deadline) throw new Error(`job ${run.id} did not end`);
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        expect(replies).toEqual([`Job ${run.id} is cancelled.`]);
+        const r = await db.trainingRuns.get(run.id);
+        expect(r?.status).toBe('cancelled');
+        expect(r?.version).toBeNull();
+        // Nothing visible, nothing served, nothing stored, no folder (0 is the shipped one).
+        expect(await versionsOf(MODEL)).toEqual(['0']);
+        expect(await db.modelVersions.getActive(MODEL)).toBeUndefined();
+        expect(await fileRows()).toBe(0);
+        expect(await readdir(path.join(folders.dataDir, 'models', MODEL)).catch(() => [])).toEqual(
+          [],
+        );
+        expect(lines.filter((l) => l.level === 50)).toEqual([]);
+        expect(lines.map((l) => l.msg)).toContain(
+          `job ${run.id} cancelled while its version was stored: the version is discarded, the served model is unchanged`,
+        );
+      } finally {
+        await w.close();
+        await client.close();
+      }
+    }, 60_000);
+
     it("keeps a version until its job's curves are sent to the chat, then prunes it (MODEL_VERSIONS_KEEP=1)", async () => {
       await db.modelVersions.register({
         modelId: MODEL,
