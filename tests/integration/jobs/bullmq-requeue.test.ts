@@ -1,13 +1,15 @@
 /**
  * A BullMQ job whose row is given back to the queue (its process died; it resumes from its
  * checkpoint) is queued again in BullMQ, so a worker runs it again: the row does not stay
- * `queued` behind a BullMQ job counted completed.
+ * `queued` behind a BullMQ job counted completed. Nor `running`: a killed worker's job that
+ * BullMQ hands out again before the worker's lease ends runs once it has ended.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDbClient, resolveDatabaseTarget } from '../../../src/db/client.ts';
 import { openDatabase, type Database } from '../../../src/db/database.ts';
 import { startBullProducer, startBullWorker } from '../../../src/jobs/bull.ts';
 import { JobFailure } from '../../../src/jobs/protocol.ts';
@@ -125,6 +127,60 @@ describe.skipIf(!REDIS_AVAILABLE)('BullMQ jobs given back to the queue', () => {
     } finally {
       await producer.close();
       await first.close().catch(() => undefined);
+    }
+  }, 30_000);
+
+  it("runs a killed worker's job once its lease ends, though BullMQ hands it out before, and its pending version goes", async () => {
+    const model = 'lenet-mnist';
+    const run = await db.trainingRuns.create({ modelId: model, params: { epochs: 1 } });
+    // The worker killed while storing the job's version 1: its lease runs 3 s more (heartbeats
+    // renew it up to the kill), and it left the version's row pending.
+    expect((await db.trainingRuns.claimById(run.id, 'killed', 3000))?.id).toBe(run.id);
+    await db.modelVersions.register({
+      modelId: model,
+      version: '1',
+      path: 'x',
+      exclusive: true,
+      jobId: run.id,
+      files: [{ name: 'model.json', bytes: Buffer.from('{}') }],
+    });
+    const client = createDbClient(resolveDatabaseTarget({ DATA_DIR: root }));
+    await client.prisma.modelVersion.updateMany({
+      where: { modelId: model, version: '1' },
+      data: { pending: true },
+    });
+    await client.close();
+    const worker = await startBullWorker({
+      trainingRuns: db.trainingRuns,
+      modelVersions: db.modelVersions,
+      folders: { modelsDir: MODELS_DIR, dataDir: root },
+      logger,
+      leaseMs: 3000,
+      maxAttempts: 2,
+      redisUrl: redis!.url,
+      prefix,
+      runner: () => Promise.reject(new JobFailure('other', 'ran again')),
+    });
+    const producer = await startBullProducer(redis!.url, () => undefined, { logger, prefix });
+    try {
+      // BullMQ hands the job out again at once (a killed worker's lock can lapse before its
+      // lease: BullMQ's stalled-job check), while the row is still leased to the dead worker.
+      await producer.add(run);
+      const deadline = Date.now() + 20_000;
+      while ((await db.trainingRuns.get(run.id))?.status === 'running' && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(await db.trainingRuns.get(run.id)).toMatchObject({
+        status: 'failed',
+        error: 'other: ran again',
+        attempts: 2,
+        leaseOwner: null,
+      });
+      // The dead worker's pending row went with the job's end (the worker's clean-up).
+      await new Promise((r) => setTimeout(r, 500));
+      expect((await db.modelVersions.footprint(model)).map((v) => v.version)).toEqual([]);
+    } finally {
+      await producer.close();
+      await worker.close();
     }
   }, 30_000);
 });
