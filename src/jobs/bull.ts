@@ -138,6 +138,13 @@ export async function startBullWorker(
   const worker = new Worker<TrainingJobData>(
     TRAINING_QUEUE,
     async (job, token) => {
+      // A job whose worker died after its last try fails, as the embedded worker's claim does.
+      const spent = await o.trainingRuns.failSpent(job.data.runId, o.maxAttempts);
+      if (spent) {
+        log.warn({ job: spent.id, error: spent.error }, 'job failed: worker died');
+        await sweepAbandonedVersions(o, o.folders, log);
+        return;
+      }
       const run = await o.trainingRuns.claimById(job.data.runId, owner, o.leaseMs);
       if (!run) {
         const held = await o.trainingRuns.get(job.data.runId);
@@ -181,6 +188,11 @@ export async function startBullWorker(
       concurrency: 1,
       // The row's lease, not BullMQ's lock, guards the job; keep the lock longer than a stall.
       lockDuration: Math.max(30_000, o.leaseMs),
+      // Each killed worker is one stall, and BullMQ must hand the job out again every time:
+      // the row decides (its tries, TRAIN_MAX_ATTEMPTS, end a job that kills its workers:
+      // `failSpent` above; its lease keeps a live worker's). BullMQ's default (1) dropped a job
+      // killed twice, and its row stayed `running` for good. Effectively unlimited.
+      maxStalledCount: 1000,
     },
   );
   worker.on('error', (e) => log.error({ err: e }, 'bullmq worker error'));

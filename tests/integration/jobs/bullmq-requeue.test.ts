@@ -183,4 +183,61 @@ describe.skipIf(!REDIS_AVAILABLE)('BullMQ jobs given back to the queue', () => {
       await worker.close();
     }
   }, 30_000);
+
+  it('fails a job whose worker died after its last try (TRAIN_MAX_ATTEMPTS), as the embedded worker does, and removes its pending version', async () => {
+    const model = 'plaincnn-fashion';
+    const run = await db.trainingRuns.create({ modelId: model, params: { epochs: 1 } });
+    // Its one try (maxAttempts 1): the worker was killed while storing, its lease has ended.
+    expect((await db.trainingRuns.claimById(run.id, 'killed', 1))?.attempts).toBe(1);
+    await db.modelVersions.register({
+      modelId: model,
+      version: '1',
+      path: 'x',
+      exclusive: true,
+      jobId: run.id,
+      files: [{ name: 'model.json', bytes: Buffer.from('{}') }],
+    });
+    const client = createDbClient(resolveDatabaseTarget({ DATA_DIR: root }));
+    await client.prisma.modelVersion.updateMany({
+      where: { modelId: model, version: '1' },
+      data: { pending: true },
+    });
+    await client.close();
+    await new Promise((r) => setTimeout(r, 20));
+    const calls: string[] = [];
+    const worker = await startBullWorker({
+      trainingRuns: db.trainingRuns,
+      modelVersions: db.modelVersions,
+      folders: { modelsDir: MODELS_DIR, dataDir: root },
+      logger,
+      leaseMs: 3000,
+      maxAttempts: 1,
+      redisUrl: redis!.url,
+      prefix,
+      runner: () => {
+        calls.push('ran');
+        return Promise.reject(new JobFailure('other', 'ran past its last try'));
+      },
+    });
+    const producer = await startBullProducer(redis!.url, () => undefined, { logger, prefix });
+    try {
+      // BullMQ hands the stalled job out again.
+      await producer.add(run);
+      const deadline = Date.now() + 15_000;
+      while ((await db.trainingRuns.get(run.id))?.status === 'running' && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 500));
+      expect(calls).toEqual([]);
+      expect(await db.trainingRuns.get(run.id)).toMatchObject({
+        status: 'failed',
+        error: 'worker stopped 1 times (last lease by killed)',
+        attempts: 1,
+        leaseOwner: null,
+      });
+      expect((await db.modelVersions.footprint(model)).map((v) => v.version)).toEqual([]);
+    } finally {
+      await producer.close();
+      await worker.close();
+    }
+  }, 30_000);
 });
