@@ -130,12 +130,25 @@ describe.skipIf(!REDIS_AVAILABLE)('BullMQ jobs given back to the queue', () => {
     }
   }, 30_000);
 
-  it("runs a killed worker's job once its lease ends, though BullMQ hands it out before, and its pending version goes", async () => {
-    const model = 'lenet-mnist';
+  /** Options of a BullMQ worker over this database, leases of 3 s. */
+  const workerOptions = (maxAttempts: number) => ({
+    trainingRuns: db.trainingRuns,
+    modelVersions: db.modelVersions,
+    folders: { modelsDir: MODELS_DIR, dataDir: root },
+    logger,
+    leaseMs: 3000,
+    maxAttempts,
+    redisUrl: redis!.url,
+    prefix,
+  });
+
+  /**
+   * A job of `model` whose worker was killed while storing its version 1 (attempt 1): leased to
+   * `killed` for `leaseMs` more, the version's row left pending.
+   */
+  async function killedWhileStoring(model: string, leaseMs: number) {
     const run = await db.trainingRuns.create({ modelId: model, params: { epochs: 1 } });
-    // The worker killed while storing the job's version 1: its lease runs 3 s more (heartbeats
-    // renew it up to the kill), and it left the version's row pending.
-    expect((await db.trainingRuns.claimById(run.id, 'killed', 3000))?.id).toBe(run.id);
+    expect((await db.trainingRuns.claimById(run.id, 'killed', leaseMs))?.attempts).toBe(1);
     await db.modelVersions.register({
       modelId: model,
       version: '1',
@@ -150,15 +163,16 @@ describe.skipIf(!REDIS_AVAILABLE)('BullMQ jobs given back to the queue', () => {
       data: { pending: true },
     });
     await client.close();
+    return run;
+  }
+
+  it("runs a killed worker's job once its lease ends, though BullMQ hands it out before, and its pending version goes", async () => {
+    const model = 'lenet-mnist';
+    // The worker killed while storing the job's version: its lease runs 3 s more (heartbeats
+    // renew it up to the kill).
+    const run = await killedWhileStoring(model, 3000);
     const worker = await startBullWorker({
-      trainingRuns: db.trainingRuns,
-      modelVersions: db.modelVersions,
-      folders: { modelsDir: MODELS_DIR, dataDir: root },
-      logger,
-      leaseMs: 3000,
-      maxAttempts: 2,
-      redisUrl: redis!.url,
-      prefix,
+      ...workerOptions(2),
       runner: () => Promise.reject(new JobFailure('other', 'ran again')),
     });
     const producer = await startBullProducer(redis!.url, () => undefined, { logger, prefix });
@@ -186,34 +200,12 @@ describe.skipIf(!REDIS_AVAILABLE)('BullMQ jobs given back to the queue', () => {
 
   it('fails a job whose worker died after its last try (TRAIN_MAX_ATTEMPTS), as the embedded worker does, and removes its pending version', async () => {
     const model = 'plaincnn-fashion';
-    const run = await db.trainingRuns.create({ modelId: model, params: { epochs: 1 } });
     // Its one try (maxAttempts 1): the worker was killed while storing, its lease has ended.
-    expect((await db.trainingRuns.claimById(run.id, 'killed', 1))?.attempts).toBe(1);
-    await db.modelVersions.register({
-      modelId: model,
-      version: '1',
-      path: 'x',
-      exclusive: true,
-      jobId: run.id,
-      files: [{ name: 'model.json', bytes: Buffer.from('{}') }],
-    });
-    const client = createDbClient(resolveDatabaseTarget({ DATA_DIR: root }));
-    await client.prisma.modelVersion.updateMany({
-      where: { modelId: model, version: '1' },
-      data: { pending: true },
-    });
-    await client.close();
+    const run = await killedWhileStoring(model, 1);
     await new Promise((r) => setTimeout(r, 20));
     const calls: string[] = [];
     const worker = await startBullWorker({
-      trainingRuns: db.trainingRuns,
-      modelVersions: db.modelVersions,
-      folders: { modelsDir: MODELS_DIR, dataDir: root },
-      logger,
-      leaseMs: 3000,
-      maxAttempts: 1,
-      redisUrl: redis!.url,
-      prefix,
+      ...workerOptions(1),
       runner: () => {
         calls.push('ran');
         return Promise.reject(new JobFailure('other', 'ran past its last try'));
