@@ -9,6 +9,8 @@ export type DatabaseErrorCode =
   // version retention follow-up: a worker's version not recorded (its job or its row went)
   | 'lease_lost'
   | 'removed'
+  // review of the retention follow-up: a worker's version not recorded (its job was cancelled)
+  | 'cancelled'
   // SQLite re-open: the configured file is not a SQLite database (SQLITE_NOTADB)
   | 'not_a_database';
 

@@ -79,7 +79,9 @@ export interface NewModelVersion {
    * becomes visible only if the job is still running under this owner's lease (renewed in the
    * same transaction), else the pending row and its parts are deleted and
    * `DatabaseError('lease_lost')` is thrown: a job failed (its lease expired, no tries left) or
-   * taken over by another worker while this one stored its files never shows a version.
+   * taken over by another worker while this one stored its files never shows a version. A job
+   * still this worker's but asked to cancel meanwhile: `DatabaseError('cancelled')`, likewise
+   * nothing recorded (the worker then marks the job cancelled).
    */
   readonly lease?: VersionLease | undefined;
 }
@@ -394,15 +396,27 @@ export function createModelVersionRepository(prisma: AppPrismaClient): ModelVers
               // A conditional renewal: it also holds the job's row, so a claim failing an expired
               // lease waits for this transaction and then finds the lease renewed, or wins first.
               const now = new Date();
+              // Not after a cancel was asked for (`/cancel` answered "cancelled" already).
               const { count } = await tx.trainingRun.updateMany({
-                where: { id: lease.jobId, status: 'running', leaseOwner: lease.owner },
+                where: {
+                  id: lease.jobId,
+                  status: 'running',
+                  leaseOwner: lease.owner,
+                  cancelRequested: false,
+                },
                 data: { heartbeatAt: now, leaseExpiresAt: new Date(now.getTime() + lease.leaseMs) },
               });
               if (count === 0) {
                 const run = await tx.trainingRun.findUnique({
                   where: { id: lease.jobId },
-                  select: { status: true, leaseOwner: true },
+                  select: { status: true, leaseOwner: true, cancelRequested: true },
                 });
+                if (run?.status === 'running' && run.leaseOwner === lease.owner) {
+                  throw new DatabaseError(
+                    'cancelled',
+                    `job ${lease.jobId} was cancelled while its version ${v.modelId}@${v.version} was stored: the version is discarded`,
+                  );
+                }
                 throw new DatabaseError(
                   'lease_lost',
                   `job ${lease.jobId} is ${run?.status ?? 'gone'}${run?.leaseOwner ? ` (leased by ${run.leaseOwner})` : ''}, no longer run by ${lease.owner}: its version ${v.modelId}@${v.version} is discarded`,

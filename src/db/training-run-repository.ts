@@ -105,6 +105,13 @@ export interface TrainingJobQueue {
    */
   claimById(id: number, owner: string, leaseMs: number): Promise<TrainingRunRecord | undefined>;
   /**
+   * Fails one given job if its lease expired after `maxAttempts` runs (its worker died once too
+   * often), with the reason {@link claim} gives: BullMQ hands a worker a job id, and without this
+   * `claimById` would run such a job again and again. Conditional, so of two callers one fails it.
+   * @returns the failed job; undefined when it is not running under a spent lease.
+   */
+  failSpent(id: number, maxAttempts: number): Promise<TrainingRunRecord | undefined>;
+  /**
    * Renews the lease of a running job and stores its progress.
    * @returns `lost` when the job is no longer this owner's (taken over or finished);
    *   `cancel` when someone asked to cancel it.
@@ -308,6 +315,26 @@ export function createTrainingRunRepository(
     await tx.trainingRunPhoto.deleteMany({ where: { runId: id } });
   }
 
+  /**
+   * Fails a run found running under a lease expired before `now` after its last try, with the
+   * reason; drops its photos. Conditional, so of two workers finding it at once one fails it.
+   * @returns the failed run; undefined when another worker failed or re-leased it first.
+   */
+  async function failSpentRun(
+    tx: Pick<AppPrismaClient, 'trainingRun' | 'trainingRunPhoto'>,
+    run: { readonly id: number; readonly attempts: number; readonly leaseOwner: string | null },
+    now: Date,
+  ): Promise<TrainingRunRecord | undefined> {
+    const error = `worker stopped ${run.attempts} times (last lease by ${run.leaseOwner ?? '?'})`;
+    const { count } = await tx.trainingRun.updateMany({
+      where: { id: run.id, status: 'running', leaseExpiresAt: { lt: now } },
+      data: { status: 'failed', finishedAt: now, error, leaseOwner: null, leaseExpiresAt: null },
+    });
+    if (count === 0) return undefined;
+    await dropPhotos(run.id, tx);
+    return toTrainingRun(await tx.trainingRun.findUniqueOrThrow({ where: { id: run.id } }));
+  }
+
   /** Moves a run from one of `from` to a new state in one statement, so racing updates cannot both win. */
   async function transition(
     id: number,
@@ -430,24 +457,8 @@ export function createTrainingRunRepository(
           },
         });
         for (const run of spent) {
-          const error = `worker stopped ${run.attempts} times (last lease by ${run.leaseOwner ?? '?'})`;
-          // Conditional, so that of two workers finding it at once one fails it and reports it.
-          const { count } = await tx.trainingRun.updateMany({
-            where: { id: run.id, status: 'running', leaseExpiresAt: { lt: now } },
-            data: {
-              status: 'failed',
-              finishedAt: now,
-              error,
-              leaseOwner: null,
-              leaseExpiresAt: null,
-            },
-          });
-          if (count === 1) {
-            await dropPhotos(run.id, tx);
-            failed.push(
-              toTrainingRun(await tx.trainingRun.findUniqueOrThrow({ where: { id: run.id } })),
-            );
-          }
+          const f = await failSpentRun(tx, run, now);
+          if (f) failed.push(f);
         }
         const busy = await tx.trainingRun.findMany({
           where: { status: 'running', leaseExpiresAt: { gte: now } },
@@ -477,6 +488,19 @@ export function createTrainingRunRepository(
 
     async claimById(id, owner, leaseMs) {
       return leaseRun(prisma, id, owner, leaseMs, new Date());
+    },
+
+    async failSpent(id, maxAttempts) {
+      const now = new Date();
+      const run = await prisma.trainingRun.findFirst({
+        where: {
+          id,
+          status: 'running',
+          leaseExpiresAt: { lt: now },
+          attempts: { gte: maxAttempts },
+        },
+      });
+      return run ? prisma.$transaction((tx) => failSpentRun(tx, run, now)) : undefined;
     },
 
     async heartbeat(id, owner, leaseMs, progress) {

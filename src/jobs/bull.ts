@@ -9,7 +9,7 @@
  * (`run-in-child.ts`); no TypeScript processor file is handed to BullMQ; `worker.close()` waits
  * for the active job, so shutdown first aborts it (given back to the queue, resumed later).
  */
-import { Queue, QueueEvents, WaitingError, Worker } from 'bullmq';
+import { DelayedError, Queue, QueueEvents, WaitingError, Worker } from 'bullmq';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
@@ -138,8 +138,30 @@ export async function startBullWorker(
   const worker = new Worker<TrainingJobData>(
     TRAINING_QUEUE,
     async (job, token) => {
+      // A job whose worker died after its last try fails, as the embedded worker's claim does.
+      const spent = await o.trainingRuns.failSpent(job.data.runId, o.maxAttempts);
+      if (spent) {
+        log.warn({ job: spent.id, error: spent.error }, 'job failed: worker died');
+        await sweepAbandonedVersions(o, o.folders, log);
+        return;
+      }
       const run = await o.trainingRuns.claimById(job.data.runId, owner, o.leaseMs);
       if (!run) {
+        const held = await o.trainingRuns.get(job.data.runId);
+        if (held?.status === 'running' && held.leaseExpiresAt !== null) {
+          // Still leased: BullMQ handed the job out again while its worker's lease runs (a
+          // killed worker's lock can lapse first: the stalled-job check). Completing it here
+          // would leave the row `running` for good (nothing else claims it in this mode), its
+          // pending version never cleaned up: try again once the lease has ended (a live
+          // worker keeps renewing it, and its job then ends with the row).
+          const at = Math.max(Date.now(), held.leaseExpiresAt.getTime()) + 1000;
+          log.info(
+            { job: held.id, leaseOwner: held.leaseOwner, retryAt: new Date(at).toISOString() },
+            'job still leased by another worker: tried again when its lease ends',
+          );
+          await job.moveToDelayed(at, token);
+          throw new DelayedError();
+        }
         log.info({ job: job.data.runId }, 'job no longer queued (cancelled or taken)');
         return;
       }
@@ -166,6 +188,11 @@ export async function startBullWorker(
       concurrency: 1,
       // The row's lease, not BullMQ's lock, guards the job; keep the lock longer than a stall.
       lockDuration: Math.max(30_000, o.leaseMs),
+      // Each killed worker is one stall, and BullMQ must hand the job out again every time:
+      // the row decides (its tries, TRAIN_MAX_ATTEMPTS, end a job that kills its workers:
+      // `failSpent` above; its lease keeps a live worker's). BullMQ's default (1) dropped a job
+      // killed twice, and its row stayed `running` for good. Effectively unlimited.
+      maxStalledCount: 1000,
     },
   );
   worker.on('error', (e) => log.error({ err: e }, 'bullmq worker error'));

@@ -346,7 +346,15 @@ async function runAndRecord(
     }
   } catch (e) {
     clearInterval(timer);
-    if (e instanceof DatabaseError && (e.code === 'lease_lost' || e.code === 'removed')) {
+    if (e instanceof DatabaseError && e.code === 'cancelled') {
+      // `/cancel` while the version was stored: the job is still this worker's to end, as
+      // cancelled (its chat was told so); nothing was recorded or served.
+      await o.trainingRuns.markCancelled(run.id).catch(() => undefined);
+      await rm(result.modelDir, { recursive: true, force: true }).catch(() => undefined);
+      log.info(
+        `job ${run.id} cancelled while its version was stored: the version is discarded, the served model is unchanged`,
+      );
+    } else if (e instanceof DatabaseError && (e.code === 'lease_lost' || e.code === 'removed')) {
       // The job is no longer this worker's (failed with its lease spent, cancelled, or another
       // worker's now): its record stays as that left it; this version is not kept anywhere.
       log.error(

@@ -121,7 +121,7 @@ const MAX_VERSION_TRIES = 20;
 /**
  * Makes a finished job's folder the model's next version (a rename: the folder appears whole),
  * records it (with `lease`, only while the job is still the worker's: else
- * `DatabaseError('lease_lost' | 'removed')`, nothing recorded), and promotes it (one update of `served_models`) when its test accuracy is at least
+ * `DatabaseError('lease_lost' | 'removed' | 'cancelled')`, nothing recorded), and promotes it (one update of `served_models`) when its test accuracy is at least
  * the served version's (or when the job's own rule said so: `promote`), or when `force`.
  */
 export async function addVersion(

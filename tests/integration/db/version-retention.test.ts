@@ -716,16 +716,20 @@ for (const { provider, available } of PROVIDERS) {
       ]);
     }, 30_000);
 
-    it('discards, with a clear error, a version whose job failed or whose pending row went while the worker stored it', async () => {
-      // The worker's repository over a client that runs `onPart` before each part is stored.
-      let onPart: (() => Promise<void>) | undefined;
+    /**
+     * A worker storing versions of 2 MiB + 7 bytes (3 parts) through a client that runs
+     * `onPart.next` (once) before a part is stored; `ended(id)` waits for a job's end and the
+     * worker's clean-up after it.
+     */
+    function storingWorker() {
+      const onPart: { next?: (() => Promise<void>) | undefined } = {};
       const client = createDbClient(testDb.target);
       const hooked = client.prisma.$extends({
         query: {
           modelVersionFile: {
             async create({ args, query }) {
-              const hook = onPart;
-              onPart = undefined;
+              const hook = onPart.next;
+              onPart.next = undefined;
               await hook?.();
               return query(args);
             },
@@ -755,17 +759,26 @@ for (const { provider, available } of PROVIDERS) {
           await new Promise((resolve) => setTimeout(resolve, 50));
         }
       };
+      const close = async (): Promise<void> => {
+        await w.close();
+        await client.close();
+      };
+      return { w, lines, ended, onPart, close };
+    }
+
+    it('discards, with a clear error, a version whose job failed or whose pending row went while the worker stored it', async () => {
+      const { w, lines, ended, onPart, close } = storingWorker();
       const spent = 'worker: worker stopped 1 times (last lease by w1)';
       try {
         // 1. Its lease expired with no tries left while the parts were written: failed by a claim.
         const one = await db.trainingRuns.create({ modelId: MODEL, params: { force: true } });
-        onPart = async () => {
+        onPart.next = async () => {
           await db.trainingRuns.markFailed(one.id, spent, { reason: 'worker' });
         };
         expect(await ended(one.id)).toBe('failed');
         // 2. The same, and a clean-up (another worker's, or a prune) took its pending row too.
         const two = await db.trainingRuns.create({ modelId: MODEL, params: { force: true } });
-        onPart = async () => {
+        onPart.next = async () => {
           await db.trainingRuns.markFailed(two.id, spent, { reason: 'worker' });
           expect((await db.modelVersions.removeAbandoned()).map((r) => r.jobId)).toEqual([two.id]);
         };
@@ -808,8 +821,37 @@ for (const { provider, available } of PROVIDERS) {
           2,
         ]);
       } finally {
-        await w.close();
-        await client.close();
+        await close();
+      }
+    }, 60_000);
+
+    it('a job cancelled from the chat while its version is stored ends cancelled, its version neither recorded nor served', async () => {
+      const { lines, ended, onPart, close } = storingWorker();
+      const say = chat();
+      try {
+        // `force`: without the cancel, this version would be served.
+        const run = await db.trainingRuns.create({ modelId: MODEL, params: { force: true } });
+        let replies: string[] = [];
+        onPart.next = async () => {
+          replies = await say(`/cancel ${run.id}`);
+        };
+        expect(await ended(run.id)).toBe('cancelled');
+        expect(replies).toEqual([`Job ${run.id} is cancelled.`]);
+        const r = await db.trainingRuns.get(run.id);
+        expect(r?.version).toBeNull();
+        // Nothing visible, nothing served, nothing stored, no folder (0 is the shipped one).
+        expect(await versionsOf(MODEL)).toEqual(['0']);
+        expect(await db.modelVersions.getActive(MODEL)).toBeUndefined();
+        expect(await fileRows()).toBe(0);
+        expect(await readdir(path.join(folders.dataDir, 'models', MODEL)).catch(() => [])).toEqual(
+          [],
+        );
+        expect(lines.filter((l) => l.level === 50)).toEqual([]);
+        expect(lines.map((l) => l.msg)).toContain(
+          `job ${run.id} cancelled while its version was stored: the version is discarded, the served model is unchanged`,
+        );
+      } finally {
+        await close();
       }
     }, 60_000);
 

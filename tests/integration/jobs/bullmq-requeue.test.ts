@@ -1,13 +1,15 @@
 /**
  * A BullMQ job whose row is given back to the queue (its process died; it resumes from its
  * checkpoint) is queued again in BullMQ, so a worker runs it again: the row does not stay
- * `queued` behind a BullMQ job counted completed.
+ * `queued` behind a BullMQ job counted completed. Nor `running`: a killed worker's job that
+ * BullMQ hands out again before the worker's lease ends runs once it has ended.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDbClient, resolveDatabaseTarget } from '../../../src/db/client.ts';
 import { openDatabase, type Database } from '../../../src/db/database.ts';
 import { startBullProducer, startBullWorker } from '../../../src/jobs/bull.ts';
 import { JobFailure } from '../../../src/jobs/protocol.ts';
@@ -125,6 +127,109 @@ describe.skipIf(!REDIS_AVAILABLE)('BullMQ jobs given back to the queue', () => {
     } finally {
       await producer.close();
       await first.close().catch(() => undefined);
+    }
+  }, 30_000);
+
+  /** Options of a BullMQ worker over this database, leases of 3 s. */
+  const workerOptions = (maxAttempts: number) => ({
+    trainingRuns: db.trainingRuns,
+    modelVersions: db.modelVersions,
+    folders: { modelsDir: MODELS_DIR, dataDir: root },
+    logger,
+    leaseMs: 3000,
+    maxAttempts,
+    redisUrl: redis!.url,
+    prefix,
+  });
+
+  /**
+   * A job of `model` whose worker was killed while storing its version 1 (attempt 1): leased to
+   * `killed` for `leaseMs` more, the version's row left pending.
+   */
+  async function killedWhileStoring(model: string, leaseMs: number) {
+    const run = await db.trainingRuns.create({ modelId: model, params: { epochs: 1 } });
+    expect((await db.trainingRuns.claimById(run.id, 'killed', leaseMs))?.attempts).toBe(1);
+    await db.modelVersions.register({
+      modelId: model,
+      version: '1',
+      path: 'x',
+      exclusive: true,
+      jobId: run.id,
+      files: [{ name: 'model.json', bytes: Buffer.from('{}') }],
+    });
+    const client = createDbClient(resolveDatabaseTarget({ DATA_DIR: root }));
+    await client.prisma.modelVersion.updateMany({
+      where: { modelId: model, version: '1' },
+      data: { pending: true },
+    });
+    await client.close();
+    return run;
+  }
+
+  it("runs a killed worker's job once its lease ends, though BullMQ hands it out before, and its pending version goes", async () => {
+    const model = 'lenet-mnist';
+    // The worker killed while storing the job's version: its lease runs 3 s more (heartbeats
+    // renew it up to the kill).
+    const run = await killedWhileStoring(model, 3000);
+    const worker = await startBullWorker({
+      ...workerOptions(2),
+      runner: () => Promise.reject(new JobFailure('other', 'ran again')),
+    });
+    const producer = await startBullProducer(redis!.url, () => undefined, { logger, prefix });
+    try {
+      // BullMQ hands the job out again at once (a killed worker's lock can lapse before its
+      // lease: BullMQ's stalled-job check), while the row is still leased to the dead worker.
+      await producer.add(run);
+      const deadline = Date.now() + 20_000;
+      while ((await db.trainingRuns.get(run.id))?.status === 'running' && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(await db.trainingRuns.get(run.id)).toMatchObject({
+        status: 'failed',
+        error: 'other: ran again',
+        attempts: 2,
+        leaseOwner: null,
+      });
+      // The dead worker's pending row went with the job's end (the worker's clean-up).
+      await new Promise((r) => setTimeout(r, 500));
+      expect((await db.modelVersions.footprint(model)).map((v) => v.version)).toEqual([]);
+    } finally {
+      await producer.close();
+      await worker.close();
+    }
+  }, 30_000);
+
+  it('fails a job whose worker died after its last try (TRAIN_MAX_ATTEMPTS), as the embedded worker does, and removes its pending version', async () => {
+    const model = 'plaincnn-fashion';
+    // Its one try (maxAttempts 1): the worker was killed while storing, its lease has ended.
+    const run = await killedWhileStoring(model, 1);
+    await new Promise((r) => setTimeout(r, 20));
+    const calls: string[] = [];
+    const worker = await startBullWorker({
+      ...workerOptions(1),
+      runner: () => {
+        calls.push('ran');
+        return Promise.reject(new JobFailure('other', 'ran past its last try'));
+      },
+    });
+    const producer = await startBullProducer(redis!.url, () => undefined, { logger, prefix });
+    try {
+      // BullMQ hands the stalled job out again.
+      await producer.add(run);
+      const deadline = Date.now() + 15_000;
+      while ((await db.trainingRuns.get(run.id))?.status === 'running' && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 500));
+      expect(calls).toEqual([]);
+      expect(await db.trainingRuns.get(run.id)).toMatchObject({
+        status: 'failed',
+        error: 'worker stopped 1 times (last lease by killed)',
+        attempts: 1,
+        leaseOwner: null,
+      });
+      expect((await db.modelVersions.footprint(model)).map((v) => v.version)).toEqual([]);
+    } finally {
+      await producer.close();
+      await worker.close();
     }
   }, 30_000);
 });
