@@ -194,6 +194,11 @@ function deviceName(backend: string): string {
   }
 }
 
+// A worker killed with SIGKILL (OOM killer, `kill -9`) cannot kill this process, and only the
+// closed IPC channel tells it: it ends at once rather than training on as an orphan beside the
+// worker that takes the job over (both would write the job's checkpoint and staging folders).
+// The worker never disconnects on purpose (it kills this process to cancel).
+process.once('disconnect', () => process.exit(1));
 process.once('message', (m: ToChild) => {
   if (m.type !== 'start') return;
   void run(m.spec).finally(() => process.exit(0));
