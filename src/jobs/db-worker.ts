@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { rm } from 'node:fs/promises';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type { ClassData } from '../core/ports.ts';
 import { DatabaseError } from '../db/errors.ts';
@@ -321,7 +322,8 @@ async function runAndRecord(
       decision.version,
     );
     clearInterval(timer);
-    await rm(checkpointDir(o.folders, run.id), { recursive: true, force: true });
+    // The job's folder: the checkpoint and its curves (`checkpoint-history.png`) beside it.
+    await rm(path.dirname(checkpointDir(o.folders, run.id)), { recursive: true, force: true });
     log.info({ ...decision, testAccuracy: result.testAccuracy }, 'job finished');
     if (o.versionsKeep !== undefined) {
       // The job is recorded: a retention failure (database gone for a moment) only waits for

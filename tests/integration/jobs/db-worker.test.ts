@@ -78,6 +78,12 @@ describe('the database-leased trainer worker', () => {
       expect(v1?.datasetFingerprint).toMatch(/^[0-9a-f]{64}$/);
       expect(existsSync(path.join(v1!.path, 'model.json'))).toBe(true);
       expect(existsSync(path.join(v1!.path, 'history.png'))).toBe(true);
+      // Nothing of the job is left in DATA_DIR/jobs/ (its checkpoint and checkpoint curves),
+      // removed just after the job's row is marked succeeded.
+      await vi.waitFor(
+        () => expect(existsSync(path.join(root, 'data', 'jobs', String(run.id)))).toBe(false),
+        { timeout: 5000, interval: 50 },
+      );
       expect((await db.modelVersions.served()).get('lenet-mnist')).toBe('1');
     } finally {
       await w.close();
