@@ -88,11 +88,17 @@ export function registerRetrain(program: Command, config: Config): void {
     });
 }
 
-/** Polls the job each second until it ends, printing a progress line when it changes. */
-async function follow(
+/**
+ * Polls the job each `intervalMs` until it ends, printing a progress line when it changes. A
+ * queued job prints nothing: the line printed when it was queued named its place (printing it
+ * again repeated that line, or named place 1 when the job waited behind others).
+ */
+export async function follow(
   id: number,
   get: (id: number) => Promise<JobView | undefined>,
   quiet: boolean,
+  print: (line: string) => void = console.log,
+  intervalMs = 1000,
 ): Promise<JobView> {
   const t = translator('en');
   let last = '';
@@ -100,9 +106,9 @@ async function follow(
     const job = await get(id);
     if (!job) throw new Error(`job ${id} is gone`);
     if (FINAL.has(job.state)) return job;
-    const text = jobStatusText(job, t, 'en');
-    if (!quiet && text !== last) console.log(text);
+    const text = job.state === 'queued' ? '' : jobStatusText(job, t, 'en');
+    if (!quiet && text !== '' && text !== last) print(text);
     last = text;
-    await new Promise((r) => setTimeout(r, 1000));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
