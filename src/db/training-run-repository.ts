@@ -131,7 +131,9 @@ export interface TrainingJobQueue {
   setBackend(id: number, backend: string, device: string): Promise<void>;
   /**
    * Cancels a queued job at once; asks the worker of a running one to stop (it kills the job's
-   * process within a heartbeat). Returns the job as it is now; undefined if there is none.
+   * process within a heartbeat). A running job whose lease expired has no worker to ask (it was
+   * killed; with BullMQ its job may be gone): it is cancelled at once too. Returns the job as it
+   * is now; undefined if there is none.
    */
   requestCancel(id: number): Promise<TrainingRunRecord | undefined>;
   /** running -> succeeded with the produced version (only by the lease owner). */
@@ -538,9 +540,19 @@ export function createTrainingRunRepository(
     },
 
     async requestCancel(id) {
+      const now = new Date();
       const { count } = await prisma.trainingRun.updateMany({
-        where: { id, status: 'queued' },
-        data: { status: 'cancelled', finishedAt: new Date(), cancelRequested: true },
+        where: {
+          id,
+          OR: [{ status: 'queued' }, { status: 'running', leaseExpiresAt: { lt: now } }],
+        },
+        data: {
+          status: 'cancelled',
+          finishedAt: now,
+          cancelRequested: true,
+          leaseOwner: null,
+          leaseExpiresAt: null,
+        },
       });
       if (count === 1) await dropPhotos(id);
       await prisma.trainingRun.updateMany({

@@ -232,4 +232,24 @@ describe.skipIf(!REDIS_AVAILABLE)('BullMQ jobs given back to the queue', () => {
       await worker.close();
     }
   }, 30_000);
+  it('cancels at once a running job whose worker died: no worker would ever act on it', async () => {
+    // Found trying it: the job BullMQ had dropped stayed running after "/cancel 4: Job 4 is
+    // cancelled." (only a live worker's heartbeat acts on a cancel request).
+    const dead = await db.trainingRuns.create({ modelId: 'lenet-mnist', params: { epochs: 1 } });
+    expect(await db.trainingRuns.claimById(dead.id, 'dead', 1)).toBeDefined();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(await db.trainingRuns.requestCancel(dead.id)).toMatchObject({
+      status: 'cancelled',
+      cancelRequested: true,
+      leaseOwner: null,
+    });
+    // A job with a live lease is only asked to stop: its worker kills its process.
+    const live = await db.trainingRuns.create({ modelId: 'lenet-mnist', params: { epochs: 1 } });
+    expect(await db.trainingRuns.claimById(live.id, 'alive', 60_000)).toBeDefined();
+    expect(await db.trainingRuns.requestCancel(live.id)).toMatchObject({
+      status: 'running',
+      cancelRequested: true,
+      leaseOwner: 'alive',
+    });
+  });
 });
