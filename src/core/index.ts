@@ -17,7 +17,7 @@ export type {
   SentMessageRef,
 } from './context.ts';
 export type * from './training.ts';
-export { jobStatusText, formatDuration } from './training.ts';
+export { authorText, jobStatusText, formatDuration } from './training.ts';
 export { translator } from './i18n.ts';
 export { ROLES, type Role, type AdminKey } from './roles.ts';
 export { PLATFORMS } from './context.ts';

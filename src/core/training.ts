@@ -430,15 +430,25 @@ export function jobLine(job: JobView, t: Translate, lang: Language, now = Date.n
   });
 }
 
+/**
+ * Who made a version or asked for a job, as people read it: the shipped version 0's `shipped` is
+ * "shipped with the bot", other stored values (`platform:id`, `cli`) are shown as stored.
+ */
+export function authorText(stored: string | null, t: Translate): string {
+  if (stored === null) return '—';
+  if (stored === 'shipped') return t('versions.shipped');
+  return stored;
+}
+
 /** One line of `/versions`. */
 export function versionLine(v: VersionView, t: Translate, lang: Language): string {
-  const params = v.createdBy === 'shipped' ? t('versions.shipped') : paramsText(v.params ?? {});
+  const params = paramsText(v.params ?? {});
   return t('versions.line', {
     mark: v.served ? '▶' : '·',
     version: v.version,
     accuracy: accuracy(v.testAccuracy, lang),
     date: v.createdAt.toISOString().slice(0, 16).replace('T', ' '),
-    who: v.createdBy ?? '—',
+    who: authorText(v.createdBy, t),
     params,
   });
 }

@@ -14,11 +14,15 @@ import { openDatabase } from '../../src/db/database.ts';
 const run = promisify(execFile);
 let dataDir: string;
 
-async function cli(...args: string[]): Promise<unknown> {
+async function cliText(...args: string[]): Promise<string> {
   const { stdout } = await run(path.join(PROJECT_ROOT, 'bin', 'cnn-classroom'), args, {
     env: { ...process.env, DATA_DIR: dataDir, DATABASE_URL: '' },
   });
-  return JSON.parse(stdout) as unknown;
+  return stdout;
+}
+
+async function cli(...args: string[]): Promise<unknown> {
+  return JSON.parse(await cliText(...args)) as unknown;
 }
 
 beforeAll(async () => {
@@ -35,6 +39,10 @@ describe('the trainer from the command line', () => {
       served: '0',
       versions: [{ version: '0', createdBy: 'shipped', served: true }],
     });
+    // the table names the shipped version's author in words (--json keeps the stored value)
+    const table = await cliText('versions', 'lenet-mnist');
+    expect(table).toContain('shipped with the bot');
+    expect(table).not.toMatch(/\bshipped\b(?! with the bot)/);
     const db = await openDatabase({ DATA_DIR: dataDir });
     await db.modelVersions.register({
       modelId: 'lenet-mnist',

@@ -5,7 +5,13 @@
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import type { Config } from '../../config.ts';
-import { formatDuration, type JobView, type TrainingService } from '../../core/index.ts';
+import { translator } from '../../core/i18n.ts';
+import {
+  authorText,
+  formatDuration,
+  type JobView,
+  type TrainingService,
+} from '../../core/index.ts';
 import { openDatabase, type Database } from '../../db/database.ts';
 import type { BullProducer } from '../../jobs/bull.ts';
 import { startStandaloneWorker } from '../../jobs/standalone-worker.ts';
@@ -136,7 +142,7 @@ export function registerJobs(program: Command, config: Config): void {
             v.version,
             pct(v.testAccuracy),
             v.createdAt.toISOString().slice(0, 16).replace('T', ' '),
-            v.createdBy ?? '—',
+            authorText(v.createdBy, translator('en')),
             v.jobId === null ? '—' : String(v.jobId),
             v.parentVersion ?? '—',
           ]),
