@@ -58,6 +58,8 @@ export interface JobView {
   readonly params: Omit<RetrainRequest, 'model'>;
   /** Who asked (`platform:id`), or `cli`. */
   readonly requester: string;
+  /** Their display name, when their chat gave one. */
+  readonly requesterName?: string;
   readonly progress: JobProgressView | null;
   readonly createdAt: Date;
   readonly startedAt: Date | null;
@@ -95,6 +97,8 @@ export interface VersionView {
   readonly createdAt: Date;
   /** `platform:id`, `cli` or `shipped`. */
   readonly createdBy: string | null;
+  /** The display name of who made it, when their chat gave one (see `JobView.requesterName`). */
+  readonly createdByName?: string;
   readonly params: Readonly<Record<string, unknown>> | null;
   readonly jobId: number | null;
   readonly parentVersion: string | null;
@@ -170,7 +174,7 @@ export interface TrainingService {
    */
   enqueue(
     request: RetrainRequest,
-    requester: UserKey | 'cli',
+    requester: (UserKey & { readonly name?: string }) | 'cli',
   ): Promise<{ job: JobView; place: number }>;
   /** Reports the job's progress by editing this message. */
   watch(jobId: number, message: ProgressMessage): Promise<void>;
@@ -425,18 +429,21 @@ export function jobLine(job: JobView, t: Translate, lang: Language, now = Date.n
     model: job.modelId,
     state: t(`job.state.${job.state}`),
     progress,
-    who: job.requester,
+    who: authorText(job.requester, t, job.requesterName),
     duration: start === undefined ? '—' : formatDuration((end - start) / 1000),
   });
 }
 
 /**
  * Who made a version or asked for a job, as people read it: the shipped version 0's `shipped` is
- * "shipped with the bot", other stored values (`platform:id`, `cli`) are shown as stored.
+ * "shipped with the bot"; the web chat's `web:<random id>` is the name its user chatted under,
+ * or "web chat operator" without one (`web` is the web chat's stand-in for no name); other stored
+ * values (`telegram:id`, `discord:id`, `cli`) are shown as stored.
  */
-export function authorText(stored: string | null, t: Translate): string {
+export function authorText(stored: string | null, t: Translate, name?: string): string {
   if (stored === null) return '—';
   if (stored === 'shipped') return t('versions.shipped');
+  if (stored.startsWith('web:')) return name && name !== 'web' ? name : t('who.web');
   return stored;
 }
 
@@ -448,7 +455,7 @@ export function versionLine(v: VersionView, t: Translate, lang: Language): strin
     version: v.version,
     accuracy: accuracy(v.testAccuracy, lang),
     date: v.createdAt.toISOString().slice(0, 16).replace('T', ' '),
-    who: authorText(v.createdBy, t),
+    who: authorText(v.createdBy, t, v.createdByName),
     params,
   });
 }

@@ -10,6 +10,8 @@ export interface RetrainParams {
   readonly force?: boolean;
   /** `platform:userId` of who asked, or `cli`. */
   readonly requester?: string;
+  /** The requester's display name when the chat gave one (the web chat's ids are random). */
+  readonly requesterName?: string;
   /** issue 16: `class`: fine-tune the served version on the class's labelled photos. */
   readonly with?: 'class';
 }
@@ -28,6 +30,7 @@ export function retrainParamsOf(p: JsonObject): RetrainParams {
     ...(lr === undefined ? {} : { lr }),
     ...(p.force === true ? { force: true } : {}),
     ...(typeof p.requester === 'string' ? { requester: p.requester } : {}),
+    ...(typeof p.requesterName === 'string' ? { requesterName: p.requesterName } : {}),
     ...(p.with === 'class' ? { with: 'class' as const } : {}),
   };
 }

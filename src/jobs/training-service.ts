@@ -68,6 +68,7 @@ export function jobView(run: TrainingRunRecord): JobView {
       ...(p.with ? { with: p.with } : {}),
     },
     requester: p.requester ?? 'cli',
+    ...(p.requesterName === undefined ? {} : { requesterName: p.requesterName }),
     progress: progress ?? null,
     createdAt: run.createdAt,
     startedAt: run.startedAt,
@@ -203,6 +204,7 @@ export function createTrainingService(o: TrainingServiceOptions): TrainingServic
         // issue 14 follow-up: the worker reads these from training_run_photos
         ...(photos ? { classPhotos: photos.length } : {}),
         requester: requester === 'cli' ? 'cli' : `${requester.platform}:${requester.userId}`,
+        ...(requester !== 'cli' && requester.name ? { requesterName: requester.name } : {}),
       };
       const run = await trainingRuns.create({
         modelId: request.model,
@@ -244,7 +246,20 @@ export function createTrainingService(o: TrainingServiceOptions): TrainingServic
     },
 
     async versions(modelId) {
-      return (await versions(modelId)).map(versionView);
+      const views: VersionView[] = [];
+      for (const v of await versions(modelId)) {
+        const view = versionView(v);
+        // The web chat's ids are random: the version's params (copied from its job's) keep the
+        // name the operator chatted under; versions made before that have their job's.
+        const stored = retrainParamsOf(v.params ?? {}).requesterName;
+        const name =
+          stored ??
+          (v.createdBy?.startsWith('web:') && v.jobId !== null
+            ? retrainParamsOf((await trainingRuns.get(v.jobId))?.params ?? {}).requesterName
+            : undefined);
+        views.push(name === undefined ? view : { ...view, createdByName: name });
+      }
+      return views;
     },
 
     async prune(modelId, keep) {

@@ -110,7 +110,7 @@ export function registerJobs(program: Command, config: Config): void {
             j.modelId,
             j.state,
             progressOf(j),
-            j.requester,
+            authorText(j.requester, translator('en'), j.requesterName),
             j.startedAt
               ? formatDuration(
                   ((j.finishedAt ?? new Date()).getTime() - j.startedAt.getTime()) / 1000,
@@ -142,7 +142,7 @@ export function registerJobs(program: Command, config: Config): void {
             v.version,
             pct(v.testAccuracy),
             v.createdAt.toISOString().slice(0, 16).replace('T', ' '),
-            authorText(v.createdBy, translator('en')),
+            authorText(v.createdBy, translator('en'), v.createdByName),
             v.jobId === null ? '—' : String(v.jobId),
             v.parentVersion ?? '—',
           ]),

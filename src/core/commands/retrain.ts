@@ -60,6 +60,7 @@ export default {
     const { job, place } = await training.enqueue(request, {
       platform: ctx.platform,
       userId: ctx.user.id,
+      name: ctx.user.name,
     });
     services.logger.info(
       { job: job.id, model: job.modelId, params: job.params, by: `${ctx.platform}:${ctx.user.id}` },

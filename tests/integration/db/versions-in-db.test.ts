@@ -453,5 +453,41 @@ for (const { provider, available } of PROVIDERS) {
       expect(await db.trainingRuns.photos(queued.id)).toEqual([]);
       expect(countOf(await testDb.query('SELECT COUNT(*) AS n FROM training_run_photos'))).toBe(0);
     });
+
+    it("keeps the web chat operator's name with their job and its version (the id is random)", async () => {
+      const training = createTrainingService({
+        db,
+        folders: botFolders,
+        limits: { maxEpochs: 3, maxBatch: 64, jobsPerInstructor: 2 },
+      });
+      const web = { platform: 'web' as const, userId: 'wQ2x9fLk0aZ1bC3dE4fG' };
+      const { job } = await training.enqueue({ model: MODEL, epochs: 1 }, { ...web, name: 'Anna' });
+      const { job: nameless } = await training.enqueue({ model: MODEL, epochs: 1 }, web);
+      expect(job).toMatchObject({ requester: `web:${web.userId}`, requesterName: 'Anna' });
+      expect(nameless.requester).toBe(`web:${web.userId}`);
+      expect(nameless).not.toHaveProperty('requesterName');
+      expect((await training.list()).map((j) => j.requesterName)).toEqual(
+        expect.arrayContaining(['Anna', undefined]),
+      );
+      await db.modelVersions.register({
+        modelId: MODEL,
+        version: '1',
+        path: '/p1',
+        jobId: job.id,
+        createdBy: `web:${web.userId}`,
+      });
+      await db.modelVersions.register({
+        modelId: MODEL,
+        version: '2',
+        path: '/p2',
+        jobId: nameless.id,
+        createdBy: `web:${web.userId}`,
+      });
+      const versions = await training.versions(MODEL);
+      expect(versions.map((v) => [v.version, v.createdBy, v.createdByName])).toEqual([
+        ['1', `web:${web.userId}`, 'Anna'],
+        ['2', `web:${web.userId}`, undefined],
+      ]);
+    });
   });
 }

@@ -4,7 +4,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { translator } from '../../../src/core/i18n.ts';
-import { versionLine, type VersionView } from '../../../src/core/training.ts';
+import {
+  jobLine,
+  versionLine,
+  type JobView,
+  type VersionView,
+} from '../../../src/core/training.ts';
 
 const shipped: VersionView = {
   modelId: 'lenet-mnist',
@@ -27,5 +32,53 @@ describe('versionLine: the author', () => {
     expect(en).toContain(' · shipped with the bot · ');
     // the phrase is the author now, not repeated as the parameters
     expect(en.split('shipped with the bot')).toHaveLength(2);
+  });
+});
+
+const webJob: JobView = {
+  id: 3,
+  modelId: 'lenet-mnist',
+  state: 'queued',
+  params: { epochs: 1 },
+  requester: 'web:wQ2x9fLk0aZ1bC3dE4fG',
+  progress: null,
+  createdAt: new Date(0),
+  startedAt: null,
+  finishedAt: null,
+  attempts: 0,
+  version: null,
+  result: null,
+  failure: null,
+  backend: null,
+  device: null,
+};
+
+describe('the web chat operator in /jobs and /versions', () => {
+  it('shows the name they chatted under, not the random id', () => {
+    const named = { ...webJob, requesterName: 'Anna Petrova' };
+    expect(jobLine(named, translator('en'), 'en', 0)).toBe(
+      '#3 lenet-mnist · queued · epochs=1 · by Anna Petrova · —',
+    );
+    const version = { ...shipped, version: '1', createdBy: webJob.requester, served: false };
+    expect(
+      versionLine({ ...version, createdByName: 'Anna Petrova' }, translator('ru'), 'ru'),
+    ).toContain(' · Anna Petrova · ');
+  });
+
+  it('without a name (or the web chat stand-in "web"), a localized label', () => {
+    expect(jobLine(webJob, translator('en'), 'en', 0)).toContain(' · by web chat operator · ');
+    expect(jobLine({ ...webJob, requesterName: 'web' }, translator('ru'), 'ru', 0)).toContain(
+      ' · запросил(а) оператор веб-чата · ',
+    );
+    const version = { ...shipped, version: '1', createdBy: webJob.requester, served: false };
+    const line = versionLine(version, translator('ru'), 'ru');
+    expect(line).toContain(' · оператор веб-чата · ');
+    expect(line).not.toContain('wQ2x9fLk0aZ1bC3dE4fG');
+  });
+
+  it('Telegram, Discord and the CLI keep their stored ids', () => {
+    expect(jobLine({ ...webJob, requester: 'telegram:42' }, translator('en'), 'en', 0)).toContain(
+      ' · by telegram:42 · ',
+    );
   });
 });
