@@ -310,12 +310,24 @@ const accuracy = (v: number | null, lang: Language): string =>
 /**
  * The text of a job's progress message: queued, running (epoch, batch, loss, accuracy, ETA),
  * or its final state (the decision with both accuracies, or why it failed).
+ * @param o.editable false where the text is not a message edited as the job trains (a terminal,
+ *   a chat that cannot edit): the queued text then makes no such promise.
  */
-export function jobStatusText(job: JobView, t: Translate, lang: Language, place?: number): string {
+export function jobStatusText(
+  job: JobView,
+  t: Translate,
+  lang: Language,
+  place?: number,
+  o: { readonly editable?: boolean } = {},
+): string {
   const base = { job: job.id, model: job.modelId };
   switch (job.state) {
     case 'queued':
-      return t('retrain.queued', { ...base, params: paramsText(job.params), place: place ?? 1 });
+      return t(o.editable === false ? 'retrain.queued_plain' : 'retrain.queued', {
+        ...base,
+        params: paramsText(job.params),
+        place: place ?? 1,
+      });
     case 'running': {
       const p = job.progress;
       if (!p) return t('job.progress_start', base);

@@ -111,4 +111,12 @@ describe('the trainer from the command line', () => {
       stderr: expect.stringMatching(/name one model, or --all/) as unknown,
     });
   }, 150_000);
+
+  it('retrain prints a line for a terminal, not the chat\'s "I\'ll update this message"', async () => {
+    const out = await cliText('retrain', 'lenet-mnist', '--epochs', '1');
+    expect(out).toBe('Job 1: lenet-mnist, epochs=1. Place in the queue: 1.\n');
+    expect(await cli('jobs', '--json')).toMatchObject({
+      jobs: [{ id: 1, state: 'queued', requester: 'cli' }],
+    });
+  }, 60_000);
 });

@@ -65,7 +65,7 @@ export function registerRetrain(program: Command, config: Config): void {
           );
           if (!parsed.ok) throw parsed.error;
           const { job: queued, place } = await training.enqueue(parsed.value, 'cli');
-          if (!flags.json) console.log(jobStatusText(queued, t, 'en', place));
+          if (!flags.json) console.log(jobStatusText(queued, t, 'en', place, { editable: false }));
           if (!flags.wait && !flags.worker) return queued;
           const worker = flags.worker
             ? createDbWorker({ ...workerOptions(config, db, logger), pollMs: 500 })

@@ -66,12 +66,11 @@ export default {
       { job: job.id, model: job.modelId, params: job.params, by: `${ctx.platform}:${ctx.user.id}` },
       'training job queued',
     );
-    const text = jobStatusText(job, ctx.t, ctx.lang, place);
     if (!ctx.replyEditable) {
-      await ctx.reply(text);
+      await ctx.reply(jobStatusText(job, ctx.t, ctx.lang, place, { editable: false }));
       return;
     }
-    const sent = await ctx.replyEditable(text);
+    const sent = await ctx.replyEditable(jobStatusText(job, ctx.t, ctx.lang, place));
     await training.watch(job.id, { platform: ctx.platform, ...sent, lang: ctx.lang });
   },
 } satisfies Command;

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { translator } from '../../../src/core/i18n.ts';
 import {
   jobLine,
+  jobStatusText,
   versionLine,
   type JobView,
   type VersionView,
@@ -79,6 +80,21 @@ describe('the web chat operator in /jobs and /versions', () => {
   it('Telegram, Discord and the CLI keep their stored ids', () => {
     expect(jobLine({ ...webJob, requester: 'telegram:42' }, translator('en'), 'en', 0)).toContain(
       ' · by telegram:42 · ',
+    );
+  });
+});
+
+describe('jobStatusText of a queued job', () => {
+  it('promises to update the message only where it is an edited message', () => {
+    const job = { ...webJob, requester: 'cli' };
+    expect(jobStatusText(job, translator('en'), 'en', 2)).toBe(
+      "Job 3: lenet-mnist, epochs=1. Place in the queue: 2. I'll update this message as it trains.",
+    );
+    expect(jobStatusText(job, translator('en'), 'en', 2, { editable: false })).toBe(
+      'Job 3: lenet-mnist, epochs=1. Place in the queue: 2.',
+    );
+    expect(jobStatusText(job, translator('ru'), 'ru', 2, { editable: false })).toBe(
+      'Задача 3: lenet-mnist, epochs=1. Место в очереди: 2.',
     );
   });
 });
