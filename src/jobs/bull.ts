@@ -42,6 +42,13 @@ export interface BullProducerOptions {
 /** The bot's side: adds jobs and listens to their progress. */
 export interface BullProducer {
   add(run: TrainingRunRecord): Promise<void>;
+  /**
+   * Adds each run BullMQ does not hold (no job `run-<id>` in any state), e.g. rows queued
+   * through the database queue before `REDIS_URL` was set. Idempotent: adding an id BullMQ holds
+   * is a no-op there anyway.
+   * @returns the ids of the runs added.
+   */
+  addMissing(runs: readonly TrainingRunRecord[]): Promise<number[]>;
   close(): Promise<void>;
 }
 
@@ -93,13 +100,23 @@ export async function startBullProducer(
     }
   });
   await events.waitUntilReady();
+  const add = async (run: TrainingRunRecord): Promise<void> => {
+    await queue.add(
+      'train',
+      { runId: run.id },
+      { jobId: `run-${run.id}`, removeOnComplete: true, removeOnFail: true, attempts: 1 },
+    );
+  };
   return {
-    async add(run) {
-      await queue.add(
-        'train',
-        { runId: run.id },
-        { jobId: `run-${run.id}`, removeOnComplete: true, removeOnFail: true, attempts: 1 },
-      );
+    add,
+    async addMissing(runs) {
+      const added: number[] = [];
+      for (const run of runs) {
+        if (await queue.getJob(`run-${run.id}`)) continue;
+        await add(run);
+        added.push(run.id);
+      }
+      return added;
     },
     async close() {
       await events.close();

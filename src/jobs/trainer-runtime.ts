@@ -123,6 +123,28 @@ export async function startTrainingService(
 }
 
 /**
+ * Sends to BullMQ the jobs still queued or running in the database that BullMQ does not hold:
+ * those queued through the database queue (no `REDIS_URL`) before the switch to Redis, which no
+ * BullMQ worker would ever see otherwise. A row still leased by a live database-queue worker is
+ * taken over only once its lease has ended (the BullMQ worker delays it till then). Logged in one
+ * line; a failure is logged and does not stop the start (the jobs are sent at the next start).
+ */
+async function sendDatabaseQueueToBull(
+  db: Database,
+  producer: BullProducer,
+  log: Logger,
+): Promise<void> {
+  try {
+    const pending = await db.trainingRuns.listForDisplay(0);
+    const sent = await producer.addMissing(pending);
+    if (sent.length > 0)
+      log.info({ jobs: sent }, 'jobs queued in the database before REDIS_URL sent to BullMQ');
+  } catch (e) {
+    log.error({ err: e }, 'could not send the database-queued jobs to BullMQ');
+  }
+}
+
+/**
  * Starts the trainer parts over an open database and the bot's model registry; serves the
  * promoted versions before returning.
  */
@@ -140,6 +162,7 @@ export async function startTrainerRuntime(
     onProgress: (runId, p) => reporter?.progress(runId, p),
     ...(overrides.bullPrefix === undefined ? {} : { bullPrefix: overrides.bullPrefix }),
   });
+  if (producer) await sendDatabaseQueueToBull(db, producer, log);
   const watcher = watchServedVersions(
     db.modelVersions,
     registry,
