@@ -213,7 +213,10 @@ describe('retraining from Discord', () => {
       strings: { model: 'lenet-mnist' },
     });
     expect(list.text.split('\n')[0]).toBe('Versions of lenet-mnist (▶ served):');
-    expect(list.text).toMatch(/^· v0 · accuracy 99\.\d+\s?% .* shipped with the bot$/m);
+    // version 0's author in words, then its recorded training parameters
+    expect(list.text).toMatch(
+      /^· v0 · accuracy 99\.\d+\s?% · [\d-]+ [\d:]+ · shipped with the bot · epochs=20$/m,
+    );
     expect(list.text).toMatch(
       new RegExp(`^▶ v1 · accuracy .* discord:${TEACHER.id} · epochs=1$`, 'm'),
     );

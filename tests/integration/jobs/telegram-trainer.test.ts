@@ -167,7 +167,10 @@ describe('retraining from Telegram', () => {
     const list = tg.send({ from: teacher, chat: group, text: '/versions lenet-mnist' });
     const text = (await answer(list)).text ?? '';
     expect(text.split('\n')[0]).toBe('Версии lenet-mnist (▶ — текущая):');
-    expect(text).toMatch(/^· v0 · точность 99[,.]\d+\s?% .* поставляется с ботом$/m);
+    // version 0's author in words (not the stored 'shipped'), then its training parameters
+    expect(text).toMatch(
+      /^· v0 · точность 99[,.]\d+\s?% · [\d-]+ [\d:]+ · поставляется с ботом · epochs=20$/m,
+    );
     expect(text).toMatch(/^▶ v1 · точность .* telegram:201 · epochs=1$/m);
     const back = tg.send({ from: teacher, chat: group, text: '/rollback lenet-mnist' });
     expect((await answer(back)).text).toBe(
