@@ -165,6 +165,12 @@ export interface ChatContext {
    */
   readonly operator?: boolean;
   /**
+   * Optional: returns user-given text (a display name) so that it shows literally in this chat's
+   * replies, where the platform formats plain text anyway (Discord renders Markdown in every
+   * message: its adapters escape it). Absent: replies show text as it is (Telegram, the web chat).
+   */
+  readonly literal?: (text: string) => string;
+  /**
    * Sends a text message in reply. Plain text: no Markdown or HTML. With buttons under it when
    * the adapter can show them (issue 16).
    */

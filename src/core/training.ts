@@ -425,8 +425,20 @@ function classResultText(
   return `${figures}\n${decision}`;
 }
 
-/** One line of `/jobs`. */
-export function jobLine(job: JobView, t: Translate, lang: Language, now = Date.now()): string {
+/**
+ * Makes user-given text (a display name) show literally in a reply: the chat's
+ * `ChatContext.literal` (Discord escapes its Markdown); plain-text chats need nothing.
+ */
+export type Literal = (text: string) => string;
+
+/** One line of `/jobs`; `literal` as in {@link authorText}. */
+export function jobLine(
+  job: JobView,
+  t: Translate,
+  lang: Language,
+  now = Date.now(),
+  literal?: Literal,
+): string {
   const p = job.progress;
   const progress =
     job.state === 'running' && p
@@ -441,33 +453,73 @@ export function jobLine(job: JobView, t: Translate, lang: Language, now = Date.n
     model: job.modelId,
     state: t(`job.state.${job.state}`),
     progress,
-    who: authorText(job.requester, t, job.requesterName),
+    who: authorText(job.requester, t, job.requesterName, literal),
     duration: start === undefined ? '—' : formatDuration((end - start) / 1000),
   });
+}
+
+/** The most characters of a person's name that a `/jobs` or `/versions` line shows. */
+export const NAME_MAX = 32;
+
+/**
+ * A display name for one line: whitespace (line breaks included) collapsed to single spaces,
+ * cut to {@link NAME_MAX} characters (code points) with an ellipsis.
+ *
+ * @example
+ * shortName('Anna\n Petrova'); // 'Anna Petrova'
+ */
+export function shortName(name: string): string {
+  const one = name.replace(/\s+/g, ' ').trim();
+  const chars = [...one];
+  return chars.length <= NAME_MAX
+    ? one
+    : `${chars
+        .slice(0, NAME_MAX - 1)
+        .join('')
+        .trimEnd()}…`;
 }
 
 /**
  * Who made a version or asked for a job, as people read it: the shipped version 0's `shipped` is
  * "shipped with the bot"; the web chat's `web:<random id>` is the name its user chatted under,
- * or "web chat operator" without one (`web` is the web chat's stand-in for no name); other stored
- * values (`telegram:id`, `discord:id`, `cli`) are shown as stored.
+ * or "web chat operator" without one (`web` is the web chat's stand-in for no name); Telegram's
+ * and Discord's `platform:id` is the display name they had when they asked (`requesterName`),
+ * or stays `platform:id` without one (jobs from before names were kept) or when the name is just
+ * the id (a Telegram user without a name); `cli` is shown as stored. Names are shortened
+ * ({@link shortName}) and passed through `literal` (the chat's escaping) when given.
  */
-export function authorText(stored: string | null, t: Translate, name?: string): string {
+export function authorText(
+  stored: string | null,
+  t: Translate,
+  name?: string,
+  literal: Literal = (text) => text,
+): string {
   if (stored === null) return '—';
   if (stored === 'shipped') return t('versions.shipped');
-  if (stored.startsWith('web:')) return name && name !== 'web' ? name : t('who.web');
+  const shown = name === undefined ? '' : shortName(name);
+  if (stored.startsWith('web:')) return shown && shown !== 'web' ? literal(shown) : t('who.web');
+  const colon = stored.indexOf(':');
+  const id = stored.slice(colon + 1);
+  if ((stored.startsWith('telegram:') || stored.startsWith('discord:')) && shown && shown !== id) {
+    return literal(shown);
+  }
   return stored;
 }
 
-/** One line of `/versions`. */
-export function versionLine(v: VersionView, t: Translate, lang: Language): string {
+/** One line of `/versions`; `literal` as in {@link authorText}. */
+export function versionLine(
+  v: VersionView,
+  t: Translate,
+  lang: Language,
+  literal?: Literal,
+): string {
   const params = paramsText(v.params ?? {});
   return t('versions.line', {
     mark: v.served ? '▶' : '·',
     version: v.version,
     accuracy: accuracy(v.testAccuracy, lang),
     date: v.createdAt.toISOString().slice(0, 16).replace('T', ' '),
-    who: authorText(v.createdBy, t, v.createdByName),
+    who: authorText(v.createdBy, t, v.createdByName, literal),
     params,
   });
 }

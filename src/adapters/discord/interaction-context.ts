@@ -3,7 +3,7 @@ import type { ChatContext, Command, ImageRef, ReplyOptions } from '../../core/in
 import { componentsOf } from './components.ts';
 import { attachmentImage } from './attachment-image.ts';
 import { chatInfo } from './chat-info.ts';
-import { MESSAGE_MAX, splitMessage } from './message-text.ts';
+import { literalText, MESSAGE_MAX, splitMessage } from './message-text.ts';
 
 /** The file name of images the bot posts. */
 export const IMAGE_NAME = 'chart.png';
@@ -58,6 +58,7 @@ export function interactionContext(
 
   const ctx: ChatContext = {
     platform: 'discord',
+    literal: literalText,
     user: {
       id: user.id,
       name: user.globalName ?? user.username,

@@ -5,7 +5,7 @@ import { attachmentImage } from './attachment-image.ts';
 import { chatInfo } from './chat-info.ts';
 import { componentsOf } from './components.ts';
 import { IMAGE_NAME } from './interaction-context.ts';
-import { MESSAGE_MAX, splitMessage } from './message-text.ts';
+import { literalText, MESSAGE_MAX, splitMessage } from './message-text.ts';
 
 /**
  * Translates a message into the core's context, when it is for the bot: a message in a guild
@@ -37,6 +37,7 @@ export function mentionContext(
     message.reply({ content, ...(files ? { files } : {}), ...componentsOf(options) });
   return {
     platform: 'discord',
+    literal: literalText,
     user: {
       id: author.id,
       name: author.globalName ?? author.username,

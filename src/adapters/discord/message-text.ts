@@ -1,3 +1,5 @@
+import { escapeMarkdown } from 'discord.js';
+
 /** Discord's limit on a message's content, in characters. */
 export const MESSAGE_MAX = 2000;
 
@@ -19,4 +21,21 @@ export function splitMessage(text: string, max = MESSAGE_MAX): string[] {
   }
   if (rest.trim() !== '') parts.push(rest);
   return parts;
+}
+
+/**
+ * User-given text (a display name) escaped so that Discord shows it literally: Discord renders
+ * Markdown in every message, and the core's replies are plain text (`ChatContext.literal`).
+ * Uses discord.js's `escapeMarkdown`, with masked links, headings and lists escaped too.
+ *
+ * @example
+ * literalText('*_[x](y)'); // '\\*\\_\\[x](y)' (shown as *_[x](y))
+ */
+export function literalText(text: string): string {
+  return escapeMarkdown(text, {
+    maskedLink: true,
+    heading: true,
+    bulletedList: true,
+    numberedList: true,
+  });
 }

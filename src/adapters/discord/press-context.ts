@@ -6,7 +6,7 @@ import type { ButtonPress, ChatContext } from '../../core/index.ts';
 import { chatInfo } from './chat-info.ts';
 import { componentsOf } from './components.ts';
 import { IMAGE_NAME } from './interaction-context.ts';
-import { MESSAGE_MAX, splitMessage } from './message-text.ts';
+import { literalText, MESSAGE_MAX, splitMessage } from './message-text.ts';
 
 /** A press's context and whether the core answered it. */
 export interface PressContext {
@@ -54,6 +54,7 @@ export function pressContext(interaction: ButtonInteraction): PressContext {
   const { user } = interaction;
   const ctx: ChatContext = {
     platform: 'discord',
+    literal: literalText,
     user: { id: user.id, name: user.globalName ?? user.username, languageCode: interaction.locale },
     chat: chatInfo(
       interaction.channelId,

@@ -14,7 +14,10 @@ export default {
       return;
     }
     await ctx.reply(
-      [ctx.t('jobs.header'), ...jobs.map((j) => jobLine(j, ctx.t, ctx.lang))].join('\n'),
+      [
+        ctx.t('jobs.header'),
+        ...jobs.map((j) => jobLine(j, ctx.t, ctx.lang, Date.now(), ctx.literal)),
+      ].join('\n'),
     );
   },
 } satisfies Command;

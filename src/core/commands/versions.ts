@@ -81,7 +81,7 @@ export default {
     await ctx.reply(
       [
         ctx.t('versions.header', { model }),
-        ...versions.map((v) => versionLine(v, ctx.t, ctx.lang)),
+        ...versions.map((v) => versionLine(v, ctx.t, ctx.lang, ctx.literal)),
       ].join('\n'),
     );
   },

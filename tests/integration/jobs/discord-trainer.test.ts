@@ -217,9 +217,9 @@ describe('retraining from Discord', () => {
     expect(list.text).toMatch(
       /^· v0 · accuracy 99\.\d+\s?% · [\d-]+ [\d:]+ · shipped with the bot · epochs=20$/m,
     );
-    expect(list.text).toMatch(
-      new RegExp(`^▶ v1 · accuracy .* discord:${TEACHER.id} · epochs=1$`, 'm'),
-    );
+    // the teacher by their display name (global_name), not discord:<id>
+    expect(list.text).toMatch(/^▶ v1 · accuracy .* · Irina · epochs=1$/m);
+    expect(list.text).not.toContain(TEACHER.id);
     const back = await command({
       name: 'rollback',
       user: TEACHER,
