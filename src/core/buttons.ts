@@ -98,7 +98,7 @@ async function pressReview(
     source: 'instructor',
   });
   services.logger.info({ submission: s.id, label, user: ctx.user.id }, 'photo reviewed');
-  const name = ctx.user.name;
+  const name = ctx.literal?.(ctx.user.name) ?? ctx.user.name;
   const note =
     label === null
       ? ctx.t('review.note.excluded', { name })

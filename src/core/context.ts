@@ -165,9 +165,10 @@ export interface ChatContext {
    */
   readonly operator?: boolean;
   /**
-   * Optional: returns user-given text (a display name) so that it shows literally in this chat's
-   * replies, where the platform formats plain text anyway (Discord renders Markdown in every
-   * message: its adapters escape it). Absent: replies show text as it is (Telegram, the web chat).
+   * Optional: returns user-given text (a display name, a file name, an argument echoed in an
+   * error) so that it shows literally in this chat's replies, where the platform formats plain
+   * text anyway (Discord renders Markdown in every message: its adapters escape it). Absent:
+   * replies show text as it is (Telegram, the web chat). Not for text inside code blocks.
    */
   readonly literal?: (text: string) => string;
   /**

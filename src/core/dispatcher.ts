@@ -92,6 +92,12 @@ interface ImageFields {
 }
 
 /**
+ * The user-error parameters that echo what the user typed (an argument, a model or task name):
+ * passed through `ChatContext.literal` so that they show literally.
+ */
+const ECHOED_PARAMS = ['value', 'model', 'task'] as const;
+
+/**
  * Creates the core over its services.
  *
  * @example
@@ -140,11 +146,25 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
     return group ? { kind: 'ignore' } : { kind: 'hint' };
   }
 
-  function errorParams(e: UserError, lang: Language): Record<string, string | number> {
+  function errorParams(
+    e: UserError,
+    lang: Language,
+    literal?: (text: string) => string,
+  ): Record<string, string | number> {
     const { limits } = services;
     const role = e.params.role;
+    // What the user typed, echoed back: shown literally (Discord escapes its Markdown).
+    const typed = literal
+      ? Object.fromEntries(
+          ECHOED_PARAMS.flatMap((k) => {
+            const v = e.params[k];
+            return typeof v === 'string' ? [[k, literal(v)]] : [];
+          }),
+        )
+      : {};
     return {
       ...e.params,
+      ...typed,
       ...(e.params.known === '' ? { known: '—' } : {}),
       ...(typeof role === 'string' && isRole(role)
         ? { role: translator(lang)(`role.name.${role}`) }
@@ -227,6 +247,7 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
         ...(ctx.replyTo ? { replyTo: ctx.replyTo } : {}),
         ...(ctx.mentions ? { mentions: ctx.mentions } : {}),
         ...(ctx.operator === undefined ? {} : { operator: ctx.operator }),
+        ...(ctx.literal ? { literal: ctx.literal } : {}),
         ...(ctx.replyToMessageId === undefined ? {} : { replyToMessageId: ctx.replyToMessageId }),
         ...(ctx.press ? { press: ctx.press } : {}),
         reply: (text, options) => ctx.reply(text, options),
@@ -265,7 +286,7 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
         counts.busy++;
         log.warn({ ...where, command: commandName }, 'update refused: inference queue full');
         await safely('busy reply', ctx, () =>
-          ctx.reply(t(userErrorKey(e.id), errorParams(e, lang))),
+          ctx.reply(t(userErrorKey(e.id), errorParams(e, lang, ctx.literal))),
         );
       } else if (isUserError(e)) {
         errorCode = e.id;
@@ -274,7 +295,7 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
           e.id === 'role.required' ? 'refused: role required' : 'user error',
         );
         await safely('error reply', ctx, () =>
-          ctx.reply(t(userErrorKey(e.id), errorParams(e, lang))),
+          ctx.reply(t(userErrorKey(e.id), errorParams(e, lang, ctx.literal))),
         );
       } else {
         errorCode = 'internal';

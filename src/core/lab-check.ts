@@ -116,6 +116,7 @@ export interface LabCheckContext {
   readonly user: ChatContext['user'];
   readonly chat: ChatContext['chat'];
   readonly image?: ChatContext['image'];
+  readonly literal?: ChatContext['literal'];
   readonly lang: Language;
   readonly t: Translate;
   reply(text: string): Promise<void>;
@@ -190,10 +191,10 @@ export async function runLabCheck(
       await renderTable(reportTable(task, file, results, ctx.t, ctx.lang)),
       ctx.t('lab.summary', { passed, total: results.length }),
     );
-    await ctx.reply(reportText(task, file, results, ctx.t, ctx.lang));
+    await ctx.reply(reportText(task, file, results, ctx.t, ctx.lang, ctx.literal));
     await ctx.replyImage(
       await renderTable(studentArchTable(stats, ctx.t, ctx.lang, file.fileName)),
-      `${file.fileName}: ${formatNumber(stats.params.total, ctx.lang)}`,
+      `${ctx.literal?.(file.fileName) ?? file.fileName}: ${formatNumber(stats.params.total, ctx.lang)}`,
     );
     const testSet = services.labTestSets ? await services.labTestSets.load(task.dataset) : null;
     if (!testSet) {

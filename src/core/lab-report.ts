@@ -79,17 +79,21 @@ export function resultLines(results: readonly RequirementResult[], t: Translate)
   );
 }
 
-/** The report's header lines: task, file, Keras version, parameters and MACs. */
+/**
+ * The report's header lines: task, file, Keras version, parameters and MACs. `literal` makes the
+ * user's file name show literally (`ChatContext.literal`: Discord escapes its Markdown).
+ */
 export function reportHeader(
   task: LabTask,
   file: CheckedFile,
   t: Translate,
   lang: Language,
+  literal: (text: string) => string = (text) => text,
 ): string[] {
   return [
     t('lab.report.header', { title: task.title[lang] }),
     t('lab.report.file', {
-      file: file.fileName,
+      file: literal(file.fileName),
       version: file.kerasVersion ?? '?',
       style: t(file.style === 'functional' ? 'lab.style.functional' : 'lab.style.sequential'),
       params: formatNumber(file.params, lang),
@@ -117,17 +121,18 @@ export function evaluationLines(e: EvaluationSummary, t: Translate, lang: Langua
   ];
 }
 
-/** The whole text report. */
+/** The whole text report; `literal` as in {@link reportHeader}. */
 export function reportText(
   task: LabTask,
   file: CheckedFile,
   results: readonly RequirementResult[],
   t: Translate,
   lang: Language,
+  literal?: (text: string) => string,
 ): string {
   const passed = results.filter((r) => r.ok).length;
   return [
-    ...reportHeader(task, file, t, lang),
+    ...reportHeader(task, file, t, lang, literal),
     '',
     ...resultLines(results, t),
     '',

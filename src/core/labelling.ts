@@ -80,5 +80,6 @@ export async function labelSubmission(
     { submission: s.id, label, source, platform: ctx.platform, user: ctx.user.id },
     'photo labelled',
   );
-  return { stored, note: ctx.t(`label.note.${source}`, { name: ctx.user.name, label }) };
+  const name = ctx.literal?.(ctx.user.name) ?? ctx.user.name;
+  return { stored, note: ctx.t(`label.note.${source}`, { name, label }) };
 }

@@ -71,10 +71,11 @@ export async function showNextReview(ctx: CommandContext, services: CoreServices
     xTitle: ctx.t('chart.x'),
     yTitle: ctx.t('chart.y'),
   });
+  const sender = s.userName ?? `${s.platform}:${s.userId}`;
   const caption = ctx.t('review.caption', {
     id: s.id,
     left: queue.length,
-    user: s.userName ?? `${s.platform}:${s.userId}`,
+    user: ctx.literal?.(sender) ?? sender,
     date: s.createdAt.toISOString().slice(0, 16).replace('T', ' '),
     model: `${s.modelId ?? '?'} ${s.modelVersion ?? ''}`.trim(),
     predicted: s.predictedClass ?? '?',

@@ -38,7 +38,8 @@ export default {
     }
     const key = { platform: ctx.platform, userId: target.userId };
     const before = await services.users.find(key);
-    const user = before?.name ?? target.name ?? target.userId;
+    const name = before?.name ?? target.name ?? target.userId;
+    const user = ctx.literal?.(name) ?? name;
     if (before && hasRole(before.role, 'instructor')) {
       await ctx.reply(ctx.t('grant.already', { user, role: ctx.t(`role.name.${before.role}`) }));
       return;

@@ -25,7 +25,8 @@ export default {
     const { target } = unwrap(parseUserTarget(ctx.args, ctx));
     const key = { platform: ctx.platform, userId: target.userId };
     const before = await services.users.find(key);
-    const user = before?.name ?? target.name ?? target.userId;
+    const name = before?.name ?? target.name ?? target.userId;
+    const user = ctx.literal?.(name) ?? name;
     if (effectiveRole('student', ctx.platform, target.userId, services.admins ?? []) === 'admin') {
       await ctx.reply(ctx.t('revoke.admin', { user }));
       return;

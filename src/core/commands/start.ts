@@ -6,6 +6,6 @@ export default {
   description: { en: 'what this bot does', ru: 'что умеет этот бот' },
   async execute(ctx) {
     // Telegram deep links put a payload after /start: accepted and ignored.
-    await ctx.reply(ctx.t('start.text', { name: ctx.user.name }));
+    await ctx.reply(ctx.t('start.text', { name: ctx.literal?.(ctx.user.name) ?? ctx.user.name }));
   },
 } satisfies Command;

@@ -41,7 +41,7 @@ export default {
       for (const s of st.students.slice(0, MAX_STUDENTS)) {
         lines.push(
           ctx.t('stats.student', {
-            name: s.name,
+            name: ctx.literal?.(s.name) ?? s.name,
             count: s.photos,
             confirmed: pct(s.confirmed, s.photos),
             corrected: pct(s.corrected, s.photos),

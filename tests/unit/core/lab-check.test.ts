@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { pino } from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { literalText } from '../../../src/adapters/discord/message-text.ts';
 import { UserError } from '../../../src/errors.ts';
 import { translator } from '../../../src/core/i18n.ts';
 import {
@@ -104,6 +105,26 @@ describe('runLabCheck', () => {
       testAccuracy: null,
     });
   });
+
+  it.each([
+    [
+      'discord',
+      (text: string) => literalText(text),
+      'my\\_lenet\\_\\*v2\\*\\_\\~\\~x\\~\\~\\|\\|\\`\\`.keras',
+    ],
+    ['telegram', undefined, 'my_lenet_*v2*_~~x~~||``.keras'],
+  ] as const)(
+    "shows the file's name literally (%s: Discord escapes its Markdown)",
+    async (_platform, literal, shown) => {
+      const model = buildFunctionalLeNet();
+      const bytes = await writeKerasModel(model, 'keras');
+      model.dispose();
+      const ctx = context({ bytes, name: 'my_lenet_*v2*_~~x~~||``.keras' });
+      await runLabCheck(literal ? { ...ctx, literal } : ctx, services(false), 'lenet');
+      expect(ctx.texts.some((t) => t.includes(`\n${shown} — Keras `))).toBe(true);
+      expect(ctx.texts.some((t) => t.startsWith(`${shown}: `))).toBe(true);
+    },
+  );
 
   it("tells a model whose input does not fit the task's data set, after the report", async () => {
     const model = buildFunctionalLeNet();
