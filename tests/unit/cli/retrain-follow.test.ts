@@ -6,24 +6,9 @@
 import { describe, expect, it } from 'vitest';
 import { follow } from '../../../src/cli/commands/retrain.ts';
 import type { JobView } from '../../../src/core/index.ts';
+import { queuedJob } from '../../fixtures/job-view.ts';
 
-const base: JobView = {
-  id: 7,
-  modelId: 'lenet-mnist',
-  state: 'queued',
-  params: { epochs: 1 },
-  requester: 'cli',
-  progress: null,
-  createdAt: new Date(0),
-  startedAt: null,
-  finishedAt: null,
-  attempts: 0,
-  version: null,
-  result: null,
-  failure: null,
-  backend: null,
-  device: null,
-};
+const base: JobView = queuedJob({ id: 7 });
 const progress = { epoch: 1, epochs: 1, batch: 3, batches: 10, loss: 0.5, acc: 0.8, etaSeconds: 9 };
 
 describe('retrain --wait', () => {

@@ -13,6 +13,7 @@ import {
   type JobView,
   type VersionView,
 } from '../../../src/core/training.ts';
+import { queuedJob } from '../../fixtures/job-view.ts';
 
 const shipped: VersionView = {
   modelId: 'lenet-mnist',
@@ -38,23 +39,7 @@ describe('versionLine: the author', () => {
   });
 });
 
-const webJob: JobView = {
-  id: 3,
-  modelId: 'lenet-mnist',
-  state: 'queued',
-  params: { epochs: 1 },
-  requester: 'web:wQ2x9fLk0aZ1bC3dE4fG',
-  progress: null,
-  createdAt: new Date(0),
-  startedAt: null,
-  finishedAt: null,
-  attempts: 0,
-  version: null,
-  result: null,
-  failure: null,
-  backend: null,
-  device: null,
-};
+const webJob: JobView = queuedJob({ requester: 'web:wQ2x9fLk0aZ1bC3dE4fG' });
 
 describe('the web chat operator in /jobs and /versions', () => {
   it('shows the name they chatted under, not the random id', () => {
