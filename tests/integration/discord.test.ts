@@ -234,6 +234,25 @@ describe('the Discord adapter against a fake Discord', () => {
     expect((await rowOf(id)).errorCode).toBe('image.truncated');
   });
 
+  it("shows a user's Markdown-looking name and a typed model name literally (escaped)", async () => {
+    const start = discord.slashCommand({
+      name: 'start',
+      user: {
+        id: '300000000000000077',
+        username: 'a_b_c',
+        global_name: 'ivan_petrov_ **x** `c` > q',
+      },
+    });
+    expect(content(await discord.waitForRequest(editOf(start.token)))).toMatch(
+      /^Hi, ivan\\_petrov\\_ \\\*\\\*x\\\*\\\* \\`c\\` > q! /,
+    );
+    const { edit } = await predict(
+      { name: '7.png', bytes: await readImg('7.png') },
+      { model: 'res_net_' },
+    );
+    expect(content(edit)).toMatch(/^There is no model “res\\_net\\_”\. /);
+  });
+
   it('answers text commands and removes the response of a command it does not serve', async () => {
     const help = discord.slashCommand({ name: 'help', locale: 'ru' });
     const helpEdit = await discord.waitForRequest(editOf(help.token));
