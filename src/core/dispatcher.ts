@@ -92,10 +92,11 @@ interface ImageFields {
 }
 
 /**
- * The user-error parameters that echo what the user typed (an argument, a model or task name):
+ * The user-error parameters that echo what the user typed or sent (an argument, a model or task
+ * name, a layer or class name from their Keras file):
  * passed through `ChatContext.literal` so that they show literally.
  */
-const ECHOED_PARAMS = ['value', 'model', 'task'] as const;
+const ECHOED_PARAMS = ['value', 'model', 'task', 'layer', 'className'] as const;
 
 /**
  * Creates the core over its services.

@@ -62,9 +62,23 @@ function opName(op: unknown, t: Translate): string {
   return text === key ? t(`lab.op.${String(op)}` as MessageKey) : text;
 }
 
-/** The reason or detail of one result, in words. */
-export function resultDetail(r: RequirementResult, t: Translate): string {
+/** The student's names in a result's parameters (from their file), shown literally. */
+const NAMED_PARAMS = ['layer', 'className'] as const;
+
+/**
+ * The reason or detail of one result, in words; `literal` makes the file's layer and class names
+ * show literally (`ChatContext.literal`: Discord escapes its Markdown).
+ */
+export function resultDetail(
+  r: RequirementResult,
+  t: Translate,
+  literal?: (text: string) => string,
+): string {
   const params: Record<string, string | number> = { ...r.params };
+  for (const k of NAMED_PARAMS) {
+    const v = params[k];
+    if (literal && typeof v === 'string') params[k] = literal(v);
+  }
   if ('op' in r.params) params.opName = opName(r.params.op, t);
   if (r.expected) params.expected = describeStep(r.expected, t);
   if (r.found) params.found = describeStep(r.found, t, r.expected);
@@ -72,10 +86,18 @@ export function resultDetail(r: RequirementResult, t: Translate): string {
   return t(key as MessageKey, params);
 }
 
-/** One line per requirement: `✓ Input shape: 32×32×3`, `✗ Layer sequence: conv1 …`. */
-export function resultLines(results: readonly RequirementResult[], t: Translate): string[] {
+/**
+ * One line per requirement: `✓ Input shape: 32×32×3`, `✗ Layer sequence: conv1 …`; `literal` as
+ * in {@link resultDetail}.
+ */
+export function resultLines(
+  results: readonly RequirementResult[],
+  t: Translate,
+  literal?: (text: string) => string,
+): string[] {
   return results.map(
-    (r) => `${r.ok ? '✓' : '✗'} ${t(`lab.req.${r.kind}` as MessageKey)}: ${resultDetail(r, t)}`,
+    (r) =>
+      `${r.ok ? '✓' : '✗'} ${t(`lab.req.${r.kind}` as MessageKey)}: ${resultDetail(r, t, literal)}`,
   );
 }
 
@@ -134,7 +156,7 @@ export function reportText(
   return [
     ...reportHeader(task, file, t, lang, literal),
     '',
-    ...resultLines(results, t),
+    ...resultLines(results, t, literal),
     '',
     t('lab.summary', { passed, total: results.length }),
   ].join('\n');

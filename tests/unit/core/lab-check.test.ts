@@ -10,6 +10,7 @@ import {
   type LabCheckContext,
   type LabCheckServices,
 } from '../../../src/core/lab-check.ts';
+import { resultLines } from '../../../src/core/lab-report.ts';
 import { createMemoryStore } from '../../../src/core/memory-store.ts';
 import { initBackend } from '../../../src/ml/backend.ts';
 import { writeKerasModel } from '../../../src/ml/keras/write-keras.ts';
@@ -125,6 +126,23 @@ describe('runLabCheck', () => {
       expect(ctx.texts.some((t) => t.startsWith(`${shown}: `))).toBe(true);
     },
   );
+
+  it('shows layer and class names from the file literally in the report lines on Discord', () => {
+    const r = {
+      kind: 'layers' as const,
+      ok: false,
+      code: 'layer_extra',
+      params: { layer: 'my_conv_1' },
+      found: { op: 'conv' as const, filters: 6, kernel: 5, layer: 'my_conv_1' },
+    };
+    const t = translator('en');
+    expect(resultLines([r], t, literalText)).toEqual([
+      '✗ Layer sequence: an extra layer my\\_conv\\_1: Conv2D 6 filters 5×5',
+    ]);
+    expect(resultLines([r], t)).toEqual([
+      '✗ Layer sequence: an extra layer my_conv_1: Conv2D 6 filters 5×5',
+    ]);
+  });
 
   it("tells a model whose input does not fit the task's data set, after the report", async () => {
     const model = buildFunctionalLeNet();

@@ -1,6 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { literalText } from '../../../src/adapters/discord/message-text.ts';
+import type { Command } from '../../../src/core/command.ts';
 import type { Platform } from '../../../src/core/context.ts';
+import { UserError } from '../../../src/errors.ts';
 import { fakeContext, imageOf, makeCore, readImg } from './helpers.ts';
 
 /**
@@ -70,6 +72,33 @@ describe.each([
     const bad = await send('1', 'Admin', '/grant 2 a_b_c');
     const typed = platform === 'discord' ? 'a\\_b\\_c' : 'a_b_c';
     expect(bad.out.texts[0]).toMatch(new RegExp(`^I don't understand “${escapeRegExp(typed)}”`));
+  });
+
+  it("echoes a Keras file's layer and class names in an error reply", async () => {
+    const failing: Command = {
+      name: 'fail',
+      description: { en: 'fails', ru: 'падает' },
+      execute() {
+        throw new UserError('keras.unsupported_layer', 'unsupported', {
+          layer: 'my_layer_',
+          className: 'Weird_Layer_',
+          supported: 'Conv2D, Dense',
+        });
+      },
+    };
+    const env = makeCore({ commands: [failing] });
+    envs.push(env);
+    const { ctx, out } = fakeContext({
+      platform,
+      ...(platform === 'discord' ? { literal: literalText } : {}),
+      text: '/fail',
+    });
+    await env.core.handle(ctx);
+    expect(out.texts).toEqual([
+      platform === 'discord'
+        ? 'Layer “my\\_layer\\_” (Weird\\_Layer\\_) is not supported. Supported layers: Conv2D, Dense.'
+        : 'Layer “my_layer_” (Weird_Layer_) is not supported. Supported layers: Conv2D, Dense.',
+    ]);
   });
 
   it("/label's note, /stats' student line, /review's caption and its press note", async () => {
