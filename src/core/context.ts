@@ -192,3 +192,27 @@ export interface ChatContext {
    */
   action?(kind: ChatAction): Promise<void>;
 }
+
+/**
+ * A copy of a message's parameters with the string values under `keys` (user-given text: a typed
+ * argument, a layer or class name from a student's file) passed through the chat's `literal`
+ * ({@link ChatContext.literal}), so that they show literally; the other values are unchanged.
+ * Without `literal` (plain-text chats) the copy equals `params`.
+ *
+ * @example
+ * literalParams({ layer: 'conv_1_', units: 8 }, ['layer'], escapeMarkdown);
+ * // → { layer: 'conv\\_1\\_', units: 8 }
+ */
+export function literalParams<V>(
+  params: Readonly<Record<string, V>>,
+  keys: readonly string[],
+  literal?: (text: string) => string,
+): Record<string, V | string> {
+  const out: Record<string, V | string> = { ...params };
+  if (!literal) return out;
+  for (const k of keys) {
+    const v = params[k];
+    if (typeof v === 'string') out[k] = literal(v);
+  }
+  return out;
+}

@@ -9,7 +9,7 @@ import type {
 } from './command.ts';
 import { handlePress } from './buttons.ts';
 import { commands as defaultCommands, BARE_IMAGE_COMMAND } from './commands/index.ts';
-import type { ChatContext } from './context.ts';
+import { literalParams, type ChatContext } from './context.ts';
 import { isUserError, UserError } from '../errors.ts';
 import {
   clientLanguage,
@@ -154,18 +154,9 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
   ): Record<string, string | number> {
     const { limits } = services;
     const role = e.params.role;
-    // What the user typed, echoed back: shown literally (Discord escapes its Markdown).
-    const typed = literal
-      ? Object.fromEntries(
-          ECHOED_PARAMS.flatMap((k) => {
-            const v = e.params[k];
-            return typeof v === 'string' ? [[k, literal(v)]] : [];
-          }),
-        )
-      : {};
     return {
-      ...e.params,
-      ...typed,
+      // What the user typed, echoed back: shown literally (Discord escapes its Markdown).
+      ...literalParams(e.params, ECHOED_PARAMS, literal),
       ...(e.params.known === '' ? { known: '—' } : {}),
       ...(typeof role === 'string' && isRole(role)
         ? { role: translator(lang)(`role.name.${role}`) }

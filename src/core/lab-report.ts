@@ -6,6 +6,7 @@
 import type { TableInput } from '../imaging/table.ts';
 import type { FoundStep, RequirementResult } from '../ml/lab/check-model.ts';
 import type { LabTask, LayerStep } from '../ml/lab/lab-task.ts';
+import { literalParams } from './context.ts';
 import {
   formatCompact,
   formatNumber,
@@ -74,11 +75,7 @@ export function resultDetail(
   t: Translate,
   literal?: (text: string) => string,
 ): string {
-  const params: Record<string, string | number> = { ...r.params };
-  for (const k of NAMED_PARAMS) {
-    const v = params[k];
-    if (literal && typeof v === 'string') params[k] = literal(v);
-  }
+  const params = literalParams(r.params, NAMED_PARAMS, literal);
   if ('op' in r.params) params.opName = opName(r.params.op, t);
   if (r.expected) params.expected = describeStep(r.expected, t);
   if (r.found) params.found = describeStep(r.found, t, r.expected);

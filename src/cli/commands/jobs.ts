@@ -101,6 +101,7 @@ export function registerJobs(program: Command, config: Config): void {
         console.log(JSON.stringify({ jobs }));
         return;
       }
+      const t = translator('en');
       console.log(
         formatTextTable({
           title: 'Training jobs',
@@ -110,7 +111,7 @@ export function registerJobs(program: Command, config: Config): void {
             j.modelId,
             j.state,
             progressOf(j),
-            authorText(j.requester, translator('en'), j.requesterName),
+            authorText(j.requester, t, j.requesterName),
             j.startedAt
               ? formatDuration(
                   ((j.finishedAt ?? new Date()).getTime() - j.startedAt.getTime()) / 1000,
@@ -133,6 +134,7 @@ export function registerJobs(program: Command, config: Config): void {
         console.log(JSON.stringify({ model, served, versions }));
         return;
       }
+      const t = translator('en');
       console.log(
         formatTextTable({
           title: `Versions of ${model}`,
@@ -142,7 +144,7 @@ export function registerJobs(program: Command, config: Config): void {
             v.version,
             pct(v.testAccuracy),
             v.createdAt.toISOString().slice(0, 16).replace('T', ' '),
-            authorText(v.createdBy, translator('en'), v.createdByName),
+            authorText(v.createdBy, t, v.createdByName),
             v.jobId === null ? '—' : String(v.jobId),
             v.parentVersion ?? '—',
           ]),

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { literalText } from '../../../src/adapters/discord/message-text.ts';
 import type { Command } from '../../../src/core/command.ts';
-import type { Platform } from '../../../src/core/context.ts';
+import { literalParams, type Platform } from '../../../src/core/context.ts';
 import { UserError } from '../../../src/errors.ts';
 import { fakeContext, imageOf, makeCore, readImg } from './helpers.ts';
 
@@ -134,3 +134,19 @@ describe.each([
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
+
+describe('literalParams', () => {
+  it('escapes only the named string values and copies the rest', () => {
+    const params = { layer: 'conv_1_', className: '*Dense*', units: 8, other: 'a_b' };
+    const out = literalParams(params, ['layer', 'className', 'units'], literalText);
+    expect(out).toEqual({ layer: 'conv\\_1\\_', className: '\\*Dense\\*', units: 8, other: 'a_b' });
+    expect(params.layer).toBe('conv_1_');
+  });
+
+  it('without a literal function returns an equal copy', () => {
+    const params = { layer: 'conv_1_' };
+    const out = literalParams(params, ['layer']);
+    expect(out).toEqual(params);
+    expect(out).not.toBe(params);
+  });
+});
