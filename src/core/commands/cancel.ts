@@ -7,6 +7,8 @@ import { trainingOf } from './retrain.ts';
 export default {
   name: 'cancel',
   description: { en: 'cancel a training job', ru: 'отменить задачу обучения' },
+  usage: { en: '<job>', ru: '<задача>' },
+  example: '/cancel 12',
   options: [
     {
       name: 'job',

@@ -14,6 +14,11 @@ export default {
     en: 'check your saved Keras model against a lab task',
     ru: 'проверить сохранённую модель Keras по заданию лабораторной',
   },
+  usage: {
+    en: '<task> (with your .keras or .h5 file, or as a reply to it)',
+    ru: '<задание> (с файлом .keras или .h5 или ответом на него)',
+  },
+  example: '/check lenet',
   options: [
     {
       name: 'task',

@@ -17,6 +17,10 @@ export default {
     en: 'instructors: the labelled photos and submissions as a zip',
     ru: 'преподавателям: размеченные фото и все отправки в zip-архиве',
   },
+  usage: {
+    en: '[chat=here|all] [from=YYYY-MM-DD] [to=YYYY-MM-DD]',
+    ru: '[chat=here|all] [from=ГГГГ-ММ-ДД] [to=ГГГГ-ММ-ДД]',
+  },
   options: [
     {
       name: 'filters',

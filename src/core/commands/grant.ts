@@ -14,6 +14,10 @@ export default {
     en: 'give a user the instructor role (reply, mention or id)',
     ru: 'дать пользователю роль преподавателя (ответом, упоминанием или по id)',
   },
+  usage: {
+    en: '<user> instructor (reply, mention or id)',
+    ru: '<пользователь> instructor (ответом, упоминанием или id)',
+  },
   options: [
     {
       name: 'user',

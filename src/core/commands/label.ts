@@ -15,6 +15,8 @@ export default {
     en: 'label a photo: reply to it with /label <digit>',
     ru: 'разметить фото: ответьте на него /label <цифра>',
   },
+  usage: { en: '<digit> (as a reply to the photo)', ru: '<цифра> (ответом на фото)' },
+  example: '/label 7',
   options: [
     {
       name: 'label',

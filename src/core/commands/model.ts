@@ -12,6 +12,8 @@ export default {
     en: "the chat's model for bare photos; instructors: /model <id> sets it",
     ru: 'модель для фото в этом чате; преподавателям: /model <id> меняет её',
   },
+  usage: { en: '[model|default]', ru: '[модель|default]' },
+  example: '/model digits-photo',
   options: [
     {
       name: 'model',

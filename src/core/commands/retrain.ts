@@ -21,6 +21,11 @@ export default {
     en: "retrain a model: /retrain lenet-mnist epochs=3 lr=0.001 force; with=class: on the class's photos",
     ru: 'переобучить модель: /retrain lenet-mnist epochs=3 lr=0.001 force; with=class: на фото класса',
   },
+  usage: {
+    en: '<model> [with=class] [epochs=N] [lr=X] [batch=N] [force]',
+    ru: '<модель> [with=class] [epochs=N] [lr=X] [batch=N] [force]',
+  },
+  example: '/retrain lenet-mnist epochs=3',
   options: [
     {
       name: 'model',

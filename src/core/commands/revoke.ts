@@ -12,6 +12,10 @@ export default {
     en: 'take the instructor role back (reply, mention or id)',
     ru: 'забрать роль преподавателя (ответом, упоминанием или по id)',
   },
+  usage: {
+    en: '<user> (reply, mention or id)',
+    ru: '<пользователь> (ответом, упоминанием или id)',
+  },
   options: [
     {
       name: 'user',

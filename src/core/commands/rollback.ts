@@ -13,6 +13,8 @@ export default {
     en: 'serve an earlier version of a model',
     ru: 'вернуть более раннюю версию модели',
   },
+  usage: { en: '<model> [version]', ru: '<модель> [версия]' },
+  example: '/rollback lenet-mnist 2',
   options: [
     {
       name: 'model',

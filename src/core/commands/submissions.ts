@@ -73,6 +73,7 @@ export default {
     en: "instructors: students' lab checks",
     ru: 'для преподавателей: проверки лабораторных студентов',
   },
+  usage: { en: '[task]', ru: '[задание]' },
   options: [
     {
       name: 'task',

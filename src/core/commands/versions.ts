@@ -14,6 +14,8 @@ import { trainingOf } from './retrain.ts';
 export default {
   name: 'versions',
   description: { en: "list a model's versions", ru: 'версии модели' },
+  usage: { en: '<model> [prune N]', ru: '<модель> [prune N]' },
+  example: '/versions lenet-mnist prune 3',
   options: [
     {
       name: 'model',

@@ -92,6 +92,20 @@ describe('/help', () => {
       expect(c.example).toMatch(new RegExp(`^/${c.name} \\S`));
     }
   });
+
+  it('gives every command that takes typed arguments a usage line in both languages', async () => {
+    const typed = commands.filter((c) => (c.options ?? []).some((o) => o.type === 'string'));
+    expect(typed.filter((c) => !c.usage?.en || !c.usage.ru).map((c) => c.name)).toEqual([]);
+    const text = (await send('/help', 'en')).texts[0] ?? '';
+    expect(text).toContain('/check <task> (with your .keras or .h5 file, or as a reply to it): ');
+    expect(text).toContain('/label <digit> (as a reply to the photo): ');
+    expect(text).toContain('Example: /check lenet');
+    // A usage opens with <…> exactly when the command's first typed argument is required.
+    for (const c of typed) {
+      const first = (c.options ?? []).find((o) => o.type === 'string');
+      expect(c.usage?.en.startsWith('<'), c.name).toBe(first?.required === true);
+    }
+  });
 });
 
 describe('/models', () => {
