@@ -165,7 +165,8 @@ export const RECIPES: Readonly<Record<string, Recipe>> = {
     preprocess: 'rgb-unit',
     build: (seed) => buildAlexNet({ seed }),
     // 30 epochs without early stopping, for the course's 75% aim: after 12 (65.69%) the net still
-    // fit its training set worse than its validation set (65.8% against 66.8%).
+    // fit its training set worse than its validation set (65.8% against 66.8%). 30 gave 74.04%
+    // (float32), training accuracy 77.0% against validation 75.3%: still room for more epochs.
     defaults: {
       epochs: 30,
       batchSize: 128,
