@@ -5,6 +5,13 @@
  * in the core.
  */
 
+/**
+ * Makes user-given text (a display name, a file name, an echoed argument) show literally in a
+ * reply: the chat's `ChatContext.literal` (Discord escapes its Markdown); plain-text chats need
+ * nothing.
+ */
+export type Literal = (text: string) => string;
+
 /** The chat platforms the core serves. */
 export const PLATFORMS = ['telegram', 'discord', 'web'] as const;
 
@@ -170,7 +177,7 @@ export interface ChatContext {
    * text anyway (Discord renders Markdown in every message: its adapters escape it). Absent:
    * replies show text as it is (Telegram, the web chat). Not for text inside code blocks.
    */
-  readonly literal?: (text: string) => string;
+  readonly literal?: Literal;
   /**
    * Sends a text message in reply. Plain text: no Markdown or HTML. With buttons under it when
    * the adapter can show them (issue 16).
@@ -206,7 +213,7 @@ export interface ChatContext {
 export function literalParams<V>(
   params: Readonly<Record<string, V>>,
   keys: readonly string[],
-  literal?: (text: string) => string,
+  literal?: Literal,
 ): Record<string, V | string> {
   const out: Record<string, V | string> = { ...params };
   if (!literal) return out;

@@ -9,7 +9,7 @@ import type {
 } from './command.ts';
 import { handlePress } from './buttons.ts';
 import { commands as defaultCommands, BARE_IMAGE_COMMAND } from './commands/index.ts';
-import { literalParams, type ChatContext } from './context.ts';
+import { literalParams, type ChatContext, type Literal } from './context.ts';
 import { isUserError, UserError } from '../errors.ts';
 import {
   clientLanguage,
@@ -150,7 +150,7 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
   function errorParams(
     e: UserError,
     lang: Language,
-    literal?: (text: string) => string,
+    literal?: Literal,
   ): Record<string, string | number> {
     const { limits } = services;
     const role = e.params.role;

@@ -6,7 +6,7 @@
 import type { TableInput } from '../imaging/table.ts';
 import type { FoundStep, RequirementResult } from '../ml/lab/check-model.ts';
 import type { LabTask, LayerStep } from '../ml/lab/lab-task.ts';
-import { literalParams } from './context.ts';
+import { literalParams, type Literal } from './context.ts';
 import {
   formatCompact,
   formatNumber,
@@ -70,11 +70,7 @@ const NAMED_PARAMS = ['layer', 'className'] as const;
  * The reason or detail of one result, in words; `literal` makes the file's layer and class names
  * show literally (`ChatContext.literal`: Discord escapes its Markdown).
  */
-export function resultDetail(
-  r: RequirementResult,
-  t: Translate,
-  literal?: (text: string) => string,
-): string {
+export function resultDetail(r: RequirementResult, t: Translate, literal?: Literal): string {
   const params = literalParams(r.params, NAMED_PARAMS, literal);
   if ('op' in r.params) params.opName = opName(r.params.op, t);
   if (r.expected) params.expected = describeStep(r.expected, t);
@@ -90,7 +86,7 @@ export function resultDetail(
 export function resultLines(
   results: readonly RequirementResult[],
   t: Translate,
-  literal?: (text: string) => string,
+  literal?: Literal,
 ): string[] {
   return results.map(
     (r) =>
@@ -107,7 +103,7 @@ export function reportHeader(
   file: CheckedFile,
   t: Translate,
   lang: Language,
-  literal: (text: string) => string = (text) => text,
+  literal: Literal = (text) => text,
 ): string[] {
   return [
     t('lab.report.header', { title: task.title[lang] }),
@@ -147,7 +143,7 @@ export function reportText(
   results: readonly RequirementResult[],
   t: Translate,
   lang: Language,
-  literal?: (text: string) => string,
+  literal?: Literal,
 ): string {
   const passed = results.filter((r) => r.ok).length;
   return [

@@ -5,7 +5,7 @@
  */
 import { UserError } from '../errors.ts';
 import { splitArgs, type ParseResult } from './args.ts';
-import type { Platform } from './context.ts';
+import type { Literal, Platform } from './context.ts';
 import { formatNumber, formatPercent, type Language, type Translate } from './i18n.ts';
 import type { UserKey } from './ports.ts';
 
@@ -424,12 +424,6 @@ function classResultText(
       : t('job.class.kept_class', base);
   return `${figures}\n${decision}`;
 }
-
-/**
- * Makes user-given text (a display name) show literally in a reply: the chat's
- * `ChatContext.literal` (Discord escapes its Markdown); plain-text chats need nothing.
- */
-export type Literal = (text: string) => string;
 
 /** One line of `/jobs`; `literal` as in {@link authorText}. */
 export function jobLine(
