@@ -77,6 +77,19 @@ export const modelMetaSchema = z.object({
       /** Worker threads of data-parallel training (1: the main thread alone). */
       workers: z.number().int().positive().optional(),
       command: z.string().optional(),
+      /**
+       * The saved model whose weights started this run (`train --init-from`), as its own
+       * `meta.json` described it; absent: a fresh initialisation.
+       */
+      initFrom: z
+        .object({
+          /** SHA-256 (hex) of the starting weights as float32, in `model.weights` order. */
+          sha256: z.string(),
+          testAccuracy: z.number().min(0).max(1).optional(),
+          epochs: z.number().int().optional(),
+          command: z.string().optional(),
+        })
+        .optional(),
     })
     .optional(),
   ood: oodSchema.optional(),

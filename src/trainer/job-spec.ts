@@ -70,6 +70,13 @@ export const trainingJobSpecSchema = z
     checkpointDir: z.string().min(1).optional(),
     /** Go on from a checkpoint of the same settings in `checkpointDir`. */
     resume: z.boolean().default(true),
+    /**
+     * A saved model's folder (`model.json` and weights, as this job writes them) whose weights
+     * start the run instead of a fresh initialisation: fine-tuning, or a warm restart of a longer
+     * schedule (Loshchilov & Hutter 2017). It must be of the model's architecture. The optimizer
+     * starts afresh; a checkpoint of the same settings and starting weights still resumes.
+     */
+    initFrom: z.string().min(1).optional(),
     /** Replace a model in `outputDir` even when its test accuracy is higher. */
     force: z.boolean().default(false),
     /** Ship uint8 weights when the float32 ones exceed this many bytes; `null`: never. */
@@ -116,6 +123,8 @@ export interface TrainingSettings {
   readonly outliers: boolean;
   /** SHA-256 (hex) of the extra labelled data as trained on, with its repeat count; absent: none. */
   readonly extraData?: string;
+  /** SHA-256 (hex) of the starting weights ({@link TrainingJobSpec.initFrom}); absent: fresh ones. */
+  readonly initFrom?: string;
 }
 
 const settingsSchema = z.object({
@@ -132,6 +141,7 @@ const settingsSchema = z.object({
   augment: z.boolean(),
   outliers: z.boolean(),
   extraData: z.string().optional(),
+  initFrom: z.string().optional(),
 });
 
 /**
@@ -153,6 +163,7 @@ export function settingsFingerprint(s: TrainingSettings): string {
     augment: s.augment,
     outliers: s.outliers,
     ...(s.extraData !== undefined ? { extraData: s.extraData } : {}),
+    ...(s.initFrom !== undefined ? { initFrom: s.initFrom } : {}),
   });
 }
 
@@ -164,8 +175,12 @@ export function parseSettingsFingerprint(fingerprint: string): TrainingSettings 
   try {
     const parsed = settingsSchema.safeParse(JSON.parse(fingerprint));
     if (!parsed.success) return undefined;
-    const { extraData, ...rest } = parsed.data;
-    return extraData === undefined ? rest : { ...rest, extraData };
+    const { extraData, initFrom, ...rest } = parsed.data;
+    return {
+      ...rest,
+      ...(extraData === undefined ? {} : { extraData }),
+      ...(initFrom === undefined ? {} : { initFrom }),
+    };
   } catch {
     return undefined;
   }
@@ -174,7 +189,8 @@ export function parseSettingsFingerprint(fingerprint: string): TrainingSettings 
 /**
  * The `bin/cnn-classroom train` command line that trains with `s` (recorded in `meta.json`
  * as `training.command`, in the form earlier versions recorded it). Folders are left out; a run
- * with extra data names it by digest only, as it cannot be given on the command line by content.
+ * with extra data or starting weights names them by digest only, as the command line cannot give
+ * them by content.
  */
 export function trainCommand(
   s: TrainingSettings,
@@ -188,6 +204,7 @@ export function trainCommand(
     s.augment || !recipe.augments ? '' : '--no-augment',
     s.outliers || !recipe.outliers ? '' : '--no-outliers',
     s.extraData === undefined ? '' : `--extra-data <sha256 ${s.extraData.slice(0, 12)}>`,
+    s.initFrom === undefined ? '' : `--init-from <sha256 ${s.initFrom.slice(0, 12)}>`,
   ]
     .filter(Boolean)
     .join(' ');

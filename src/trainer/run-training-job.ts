@@ -34,9 +34,11 @@ import {
   type TrainingJobSpecInput,
   type TrainingSettings,
 } from './job-spec.ts';
+import { readInitialWeights } from './init-weights.ts';
 import { RECIPES, SCHEDULES, type Recipe } from './recipes.ts';
 import {
   evaluateClassifier,
+  setHostWeights,
   trainClassifier,
   weightsMismatch,
   type EpochRecord,
@@ -73,6 +75,11 @@ export interface TrainBeginInfo {
   readonly settings: TrainingSettings;
   /** The equivalent `bin/cnn-classroom train` command, as recorded in `meta.json`. */
   readonly command: string;
+  /**
+   * The saved model whose weights start the run (`spec.initFrom`), with its test accuracy when
+   * its `meta.json` gives one. A resumed run goes on from its checkpoint's weights instead.
+   */
+  readonly initFrom?: { readonly dir: string; readonly testAccuracy?: number };
   /** The checkpoint resumed, with the epochs it had done. */
   readonly resumed?: { readonly dir: string; readonly epochsDone: number };
   /** Why a checkpoint found in `checkpointDir` was not resumed (it is replaced after an epoch). */
@@ -340,6 +347,8 @@ export async function runTrainingJob(
       .digest('hex');
     signal?.throwIfAborted();
   }
+  const init = job.initFrom === undefined ? undefined : await readInitialWeights(job.initFrom);
+  signal?.throwIfAborted();
   const augments = recipe.augment !== undefined;
   const hasOutliers = recipe.outliers !== undefined;
   const base: Omit<TrainingSettings, 'workers'> = {
@@ -355,6 +364,7 @@ export async function runTrainingJob(
     augment: job.augment && augments,
     outliers: job.outliers && hasOutliers,
     ...(extraDigest !== undefined ? { extraData: extraDigest } : {}),
+    ...(init ? { initFrom: init.sha256 } : {}),
   };
   const commandOf = (s: TrainingSettings): string =>
     trainCommand(s, { dataset: recipe.dataset, augments, outliers: hasOutliers });
@@ -393,6 +403,15 @@ export async function runTrainingJob(
         `invalid training job: ${dataset} images are ${train.height}x${train.width}x${train.channels}, ${job.model} takes ${h}x${w}x${c}`,
       );
     }
+    if (init) {
+      const mismatch = weightsMismatch(model, init.weights, init.dir);
+      if (mismatch) {
+        throw new Error(
+          `invalid training job: the weights of ${init.dir} do not fit ${job.model} (${recipe.architecture}): ${mismatch}`,
+        );
+      }
+      setHostWeights(model, init.weights); // a resumed checkpoint's weights replace them
+    }
     const decision: ResumeDecision =
       job.resume && checkpointDir
         ? await resumableCheckpoint(checkpointDir, fingerprint, model, (other) => {
@@ -412,6 +431,16 @@ export async function runTrainingJob(
       epochs,
       settings,
       command,
+      ...(init
+        ? {
+            initFrom: {
+              dir: init.dir,
+              ...(init.meta?.testAccuracy !== undefined
+                ? { testAccuracy: init.meta.testAccuracy }
+                : {}),
+            },
+          }
+        : {}),
       ...(resume && checkpointDir
         ? { resumed: { dir: checkpointDir, epochsDone: resume.epochsDone } }
         : {}),
@@ -481,6 +510,19 @@ export async function runTrainingJob(
         ),
         workers,
         command,
+        ...(init
+          ? {
+              initFrom: {
+                sha256: init.sha256,
+                ...(init.meta?.testAccuracy !== undefined
+                  ? { testAccuracy: init.meta.testAccuracy }
+                  : {}),
+                ...(init.meta?.training
+                  ? { epochs: init.meta.training.epochs, command: init.meta.training.command }
+                  : {}),
+              },
+            }
+          : {}),
       },
       ...(quantization ? { quantization } : {}),
     };

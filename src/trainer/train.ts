@@ -503,8 +503,11 @@ export async function trainClassifier(
   };
 }
 
-/** Copies variables out of the engine. */
-async function hostWeights(vars: readonly tf.LayerVariable[]): Promise<HostTensor[]> {
+/**
+ * Copies variables out of the engine: float32 host copies with their names and shapes, in the
+ * order given (`model.weights` order for a whole model). Creates no tensors that outlive it.
+ */
+export async function hostWeights(vars: readonly tf.LayerVariable[]): Promise<HostTensor[]> {
   const out: HostTensor[] = [];
   for (const v of vars) {
     const t = v.read();
@@ -520,19 +523,21 @@ async function hostWeights(vars: readonly tf.LayerVariable[]): Promise<HostTenso
 /**
  * Why host copies of weights cannot be set into `model` (another architecture: another count of
  * weights or another shape), or `undefined` when they fit, in `model.weights` order.
+ * @param source what the weights come from, for the message (a checkpoint, a model's folder).
  */
 export function weightsMismatch(
   model: tf.LayersModel,
   weights: readonly HostTensor[],
+  source = 'checkpoint',
 ): string | undefined {
   const vars = model.weights;
   if (vars.length !== weights.length) {
-    return `checkpoint holds ${weights.length} weights, the model has ${vars.length}`;
+    return `${source} holds ${weights.length} weights, the model has ${vars.length}`;
   }
   const i = vars.findIndex((v, k) => weights[k]?.shape.join('x') !== v.shape.join('x'));
   if (i < 0) return undefined;
   const v = vars[i]!;
-  return `checkpoint weight ${i} (${weights[i]?.name}) does not fit ${v.originalName} [${v.shape.join(', ')}]`;
+  return `${source} weight ${i} (${weights[i]?.name}) does not fit ${v.originalName} [${v.shape.join(', ')}]`;
 }
 
 /**

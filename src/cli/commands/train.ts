@@ -43,6 +43,7 @@ interface TrainFlags {
   dataset?: DatasetName;
   calibrate: boolean;
   extraData?: string;
+  initFrom?: string;
 }
 
 /** `train <model>`: trains a shipped model from scratch on its full data set. */
@@ -72,6 +73,10 @@ export function registerTrain(program: Command, config: Config): void {
       DEFAULT_CHECKPOINT_DIR,
     )
     .option('--no-resume', 'start afresh even when a checkpoint of the same settings exists')
+    .option(
+      '--init-from <dir>',
+      'start from the weights of a saved model of the same architecture (fine-tuning, a warm restart) instead of a fresh initialisation; the optimizer starts afresh',
+    )
     .option('--no-augment', 'train on the images as they are')
     .option(
       '--no-outliers',
@@ -141,6 +146,12 @@ export function registerTrain(program: Command, config: Config): void {
               `not resuming ${not.dir}: its weights do not fit this model's architecture (changed since?: ${not.detail}); it will be replaced`,
             );
           }
+          if (info.initFrom && !info.resumed) {
+            const acc = info.initFrom.testAccuracy;
+            console.log(
+              `starting from the weights of ${info.initFrom.dir}${acc === undefined ? '' : ` (test accuracy ${(acc * 100).toFixed(2)}%)`}`,
+            );
+          }
           if (info.resumed) {
             console.log(
               `resuming from ${info.resumed.dir}: ${info.resumed.epochsDone} of ${info.epochs} epochs done`,
@@ -198,6 +209,7 @@ export function registerTrain(program: Command, config: Config): void {
             outputDir: path.join(flags.out ?? config.MODELS_DIR, id),
             checkpointDir: path.join(flags.checkpointDir, id),
             resume: flags.resume,
+            ...(flags.initFrom ? { initFrom: flags.initFrom } : {}),
             force: flags.force,
             quantizeAboveBytes: flags.quantize ? flags.quantizeAbove : null,
             ...(flags.extraData ? { extraData: { dir: flags.extraData } } : {}),

@@ -1,0 +1,53 @@
+/**
+ * Starting weights of a training run from a saved model (`train --init-from <dir>`): fine-tuning
+ * a served model, or a warm restart of a longer learning-rate schedule (Loshchilov & Hutter 2017,
+ * "SGDR"). Only the weights are taken; the optimizer's moments start afresh.
+ */
+import { createHash } from 'node:crypto';
+import { loadModel } from '../ml/model-io.ts';
+import { readModelMeta, type ModelMeta } from '../ml/model-meta.ts';
+import { hostWeights, type HostTensor } from './train.ts';
+
+/** A saved model's weights as host copies, with their digest and what its `meta.json` says. */
+export interface InitialWeights {
+  /** The folder they were read from. */
+  readonly dir: string;
+  /** Float32 host copies in `model.weights` order (trainable, then non-trainable). */
+  readonly weights: readonly HostTensor[];
+  /** SHA-256 (hex) of every weight's shape and float32 bytes, in order. */
+  readonly sha256: string;
+  /** The folder's `meta.json`, when it has a valid one. */
+  readonly meta?: ModelMeta;
+}
+
+/**
+ * SHA-256 (hex) of host weights: each weight's shape, then its float32 bytes (little-endian, as
+ * the host stores them), in order. Equal weights give equal digests whatever their names.
+ */
+export function weightsDigest(weights: readonly HostTensor[]): string {
+  const hash = createHash('sha256');
+  for (const w of weights) {
+    hash.update(`[${w.shape.join(',')}]`);
+    hash.update(new Uint8Array(w.values.buffer, w.values.byteOffset, w.values.byteLength));
+  }
+  return hash.digest('hex');
+}
+
+/**
+ * Reads the weights a run starts from. Quantized (uint8) weights come back dequantized to
+ * float32, as the model serves them.
+ *
+ * @param dir a model folder holding `model.json` and its weight shards (`meta.json` optional).
+ * @returns the weights, disposed of in the engine: only host copies remain.
+ * @throws {Error} naming `dir` when the folder, `model.json` or a shard is missing or corrupt.
+ */
+export async function readInitialWeights(dir: string): Promise<InitialWeights> {
+  const model = await loadModel(dir);
+  try {
+    const weights = await hostWeights(model.weights);
+    const meta = await readModelMeta(dir).catch(() => undefined);
+    return { dir, weights, sha256: weightsDigest(weights), ...(meta ? { meta } : {}) };
+  } finally {
+    model.dispose();
+  }
+}
