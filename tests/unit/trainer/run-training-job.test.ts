@@ -4,8 +4,10 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../../src/ml/backend.ts';
+import { saveModel } from '../../../src/ml/model-io.ts';
 import { readModelMeta } from '../../../src/ml/model-meta.ts';
 import { readCheckpointFingerprint } from '../../../src/trainer/checkpoint.ts';
+import { readInitialWeights } from '../../../src/trainer/init-weights.ts';
 import {
   runTrainingJob,
   trainingJobSpecSchema,
@@ -152,6 +154,78 @@ describe('runTrainingJob', () => {
     expect(weights.length).toBe(4 * 44_426); // this LeNet's parameters, float32
     expect(weights.equals(reference)).toBe(true);
     expect(resumed.metrics.testAccuracy).toBe(whole.metrics.testAccuracy);
+  });
+
+  it("starts from a saved model's weights (initFrom): too small a learning rate to move them keeps the saved model's weights and test accuracy", async () => {
+    const source = await runTrainingJob(lenetSpec('init-source', 1));
+    const sourceWeights = new Float32Array(
+      (await readFile(path.join(source.modelDir, 'group1-shard1of1.bin'))).buffer.slice(0),
+    );
+    const before = tf.memory().numTensors;
+    const tiny = { learningRate: 1e-12, seed: 11 };
+    const { events, callbacks } = recorder();
+
+    const warm = await runTrainingJob(
+      { ...lenetSpec('init-warm', 1), ...tiny, initFrom: source.modelDir },
+      { onProgress: callbacks },
+    );
+    const fresh = await runTrainingJob({ ...lenetSpec('init-fresh', 1), ...tiny });
+
+    expect(tf.memory().numTensors).toBe(before);
+    expect(events[0]).toBe('begin lenet-mnist 240 workers=1');
+    const shard = async (r: typeof warm): Promise<Float32Array> =>
+      new Float32Array(
+        (await readFile(path.join(r.modelDir, 'group1-shard1of1.bin'))).buffer.slice(0),
+      );
+    const maxDiff = (a: Float32Array, b: Float32Array): number =>
+      a.reduce((m, x, i) => Math.max(m, Math.abs(x - (b[i] ?? NaN))), 0);
+    expect(sourceWeights.length).toBe(44_426);
+    expect(maxDiff(await shard(warm), sourceWeights)).toBeLessThan(1e-6);
+    // Without initFrom the same settings start from the seed's fresh weights: far from them.
+    expect(maxDiff(await shard(fresh), sourceWeights)).toBeGreaterThan(0.01);
+    expect(warm.metrics.testAccuracy).toBe(source.metrics.testAccuracy);
+
+    // The starting weights are part of the settings (a checkpoint of a fresh run is not resumed)
+    // and of the record.
+    const digest = (await readInitialWeights(source.modelDir)).sha256;
+    expect(digest).toMatch(/^[0-9a-f]{64}$/);
+    expect(warm.settings.initFrom).toBe(digest);
+    expect(
+      JSON.parse((await readCheckpointFingerprint(lenetSpec('init-warm', 1).checkpointDir!))!),
+    ).toMatchObject({ initFrom: digest });
+    expect(fresh.settings.initFrom).toBeUndefined();
+    const meta = await readModelMeta(warm.modelDir);
+    expect(meta.training?.initFrom).toEqual({
+      sha256: digest,
+      testAccuracy: source.metrics.testAccuracy,
+      epochs: 1,
+      command: source.command,
+    });
+    expect(meta.training?.command).toBe(
+      `bin/cnn-classroom train lenet-mnist --epochs 1 --batch 30 --lr 1e-12 --schedule cosine --patience 0 --seed 11 --validation-split 0.25 --workers 1 --no-augment --no-outliers --init-from <sha256 ${digest.slice(0, 12)}>`,
+    );
+  });
+
+  it('refuses to start from a saved model of another architecture, before training, naming the weight that differs', async () => {
+    const other = tf.sequential({
+      layers: [tf.layers.dense({ inputShape: [4], units: 3, activation: 'softmax' })],
+    });
+    const dir = path.join(root, 'init-other', 'model');
+    await saveModel(other, dir);
+    other.dispose();
+    const before = tf.memory().numTensors;
+    const { events, callbacks } = recorder();
+    const spec = { ...lenetSpec('init-other', 1), initFrom: dir };
+
+    await expect(runTrainingJob(spec, { onProgress: callbacks })).rejects.toThrow(
+      `invalid training job: the weights of ${dir} do not fit lenet-mnist (lenet): ${dir} holds 2 weights, the model has 10`,
+    );
+    expect(events).toEqual([]);
+    expect(tf.memory().numTensors).toBe(before);
+    await expect(readdir(spec.checkpointDir!)).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(runTrainingJob({ ...spec, initFrom: path.join(root, 'nowhere') })).rejects.toThrow(
+      /nowhere/,
+    );
   });
 
   it('refuses an already aborted signal before loading anything', async () => {
