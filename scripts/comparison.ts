@@ -45,10 +45,13 @@ function row(p: ModelProfile): string {
     p.latency.msPerImage.toFixed(2),
     int(Math.round(p.latency.imagesPerSecond)),
     ((1000 / p.latency.imagesPerSecond) * 1000).toFixed(0),
+    // A warm-started run (`train --init-from`) adds to its starting model's: "30 + 8".
     t
-      ? `${t.epochs}${t.keptEpoch && t.keptEpoch !== t.epochs ? ` (kept ${t.keptEpoch})` : ''}`
+      ? `${t.initFrom?.epochs !== undefined ? `${t.initFrom.epochs} + ` : ''}${t.epochs}${t.keptEpoch && t.keptEpoch !== t.epochs ? ` (kept ${t.keptEpoch})` : ''}`
       : 'n/a',
-    t ? `${(t.seconds / 60).toFixed(0)} min` : 'n/a',
+    t
+      ? `${t.initFrom?.seconds !== undefined ? `${(t.initFrom.seconds / 60).toFixed(0)} + ` : ''}${(t.seconds / 60).toFixed(0)} min`
+      : 'n/a',
   ].join(' | ');
 }
 
@@ -58,7 +61,12 @@ const HEADER =
 
 /** Each model's `train` command as recorded in its meta.json, as Markdown list items. */
 const commands = (ps: readonly ModelProfile[]) =>
-  ps.map((p) => `- \`${p.meta.training?.command ?? `${p.meta.id}: not recorded`}\``);
+  ps.map((p) => {
+    const t = p.meta.training;
+    const first = t?.initFrom?.command;
+    const last = `\`${t?.command ?? `${p.meta.id}: not recorded`}\``;
+    return first ? `- \`${first}\`, then ${last}` : `- ${last}`;
+  });
 
 const table = (ps: readonly ModelProfile[]) =>
   [HEADER, ...ps.map((p) => `| ${row(p)} |`)].join('\n');

@@ -87,6 +87,8 @@ export const modelMetaSchema = z.object({
           sha256: z.string(),
           testAccuracy: z.number().min(0).max(1).optional(),
           epochs: z.number().int().optional(),
+          /** Its training wall time, seconds. */
+          seconds: z.number().optional(),
           command: z.string().optional(),
         })
         .optional(),

@@ -518,7 +518,13 @@ export async function runTrainingJob(
                   ? { testAccuracy: init.meta.testAccuracy }
                   : {}),
                 ...(init.meta?.training
-                  ? { epochs: init.meta.training.epochs, command: init.meta.training.command }
+                  ? {
+                      epochs: init.meta.training.epochs,
+                      seconds: init.meta.training.seconds,
+                      ...(init.meta.training.command !== undefined
+                        ? { command: init.meta.training.command }
+                        : {}),
+                    }
                   : {}),
               },
             }

@@ -199,6 +199,7 @@ describe('runTrainingJob', () => {
       sha256: digest,
       testAccuracy: source.metrics.testAccuracy,
       epochs: 1,
+      seconds: source.meta.training?.seconds,
       command: source.command,
     });
     expect(meta.training?.command).toBe(
