@@ -11,6 +11,7 @@ import type { LabTestSets } from './lab-check.ts';
 import type { Language, Translate } from './i18n.ts';
 import type { Persistence, StoredChat, StoredUser, SubmissionInput } from './ports.ts';
 import type { ModelProfiler } from './profiler.ts';
+import type { UserErrorId } from '../errors.ts';
 import type { AdminKey, Role } from './roles.ts';
 import type { TrainingService } from './training.ts';
 
@@ -123,9 +124,15 @@ export interface Command {
   readonly example?: string;
   /**
    * The weakest role allowed to run it (default `student`: everyone). The dispatcher refuses
-   * anyone weaker with `role.required` and a log line; `/help` lists it only to those allowed.
+   * anyone weaker with `role.required` (or {@link refusal}) and a log line; `/help` lists it
+   * only to those allowed.
    */
   readonly role?: Role;
+  /**
+   * The error the weaker are refused with instead of `role.required`, when the command has a
+   * better answer for them (`/submissions` points students to `/history`).
+   */
+  readonly refusal?: UserErrorId;
   /** True when successful runs are logged as submissions (failures always are). */
   readonly logsSubmission?: boolean;
   /**

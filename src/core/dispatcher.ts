@@ -226,7 +226,7 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
       }
       record = r.kind === 'command' && r.command.logsSubmission === true;
       if (r.kind === 'command' && r.command.role !== undefined) {
-        requireRole(storedUser, r.command.role, r.command.name);
+        requireRole(storedUser, r.command.role, r.command.name, r.command.refusal);
       }
       // Built field by field, not spread: an adapter's context may be a class instance.
       const commandCtx: CommandContext = {
@@ -284,7 +284,8 @@ export function createCore(services: CoreServices, options: CoreOptions = {}): C
         errorCode = e.id;
         log.info(
           { ...where, user: ctx.user.id, command: commandName, code: e.id, detail: e.message },
-          e.id === 'role.required' ? 'refused: role required' : 'user error',
+          // requireRole's refusals (role.required or a command's own) carry the role needed.
+          typeof e.params.role === 'string' ? 'refused: role required' : 'user error',
         );
         await safely('error reply', ctx, () =>
           ctx.reply(t(userErrorKey(e.id), errorParams(e, lang, ctx.literal))),

@@ -4,7 +4,7 @@
  * here. Admins are named in the configuration (`ADMINS`); instructors are granted by an admin
  * with `/grant` and stored in the database; everyone else is a student.
  */
-import { UserError } from '../errors.ts';
+import { UserError, type UserErrorId } from '../errors.ts';
 import type { Platform } from './context.ts';
 
 /** The roles, weakest first: each may do what the ones before it may. */
@@ -57,19 +57,21 @@ export function effectiveRole(
  *
  * @param user the user as the core resolved them (`ctx.storedUser`, whose role is effective).
  * @param command the command name, without a slash, for the message.
- * @throws {UserError} `role.required` with `{ command, role }`.
+ * @param refusal the error to throw instead of `role.required` (the command's own advice).
+ * @throws {UserError} `role.required` (or `refusal`) with `{ command, role }`.
  * @example
  * requireRole(ctx.storedUser, 'instructor', 'retrain');
  */
-export function requireRole(user: { readonly role: Role }, needed: Role, command: string): void {
+export function requireRole(
+  user: { readonly role: Role },
+  needed: Role,
+  command: string,
+  refusal: UserErrorId = 'role.required',
+): void {
   if (!hasRole(user.role, needed)) {
-    throw new UserError(
-      'role.required',
-      `/${command} needs the ${needed} role, user is ${user.role}`,
-      {
-        command,
-        role: needed,
-      },
-    );
+    throw new UserError(refusal, `/${command} needs the ${needed} role, user is ${user.role}`, {
+      command,
+      role: needed,
+    });
   }
 }

@@ -1,15 +1,9 @@
-import { UserError } from '../../errors.ts';
 import { renderTable, paginateTable } from '../../imaging/table.ts';
 import { labTask } from '../../ml/lab/lab-task.ts';
 import type { Command } from '../command.ts';
 import { formatDateTime, formatPercent, type Language, type Translate } from '../i18n.ts';
 import type { LabSubmission } from '../ports.ts';
 import type { TableInput } from '../../imaging/table.ts';
-
-/** Whether a stored user may see everyone's lab checks. */
-export function isInstructor(role: string | undefined): boolean {
-  return role === 'instructor' || role === 'admin';
-}
 
 function better(a: LabSubmission, b: LabSubmission): boolean {
   if (a.passed !== b.passed) return a.passed > b.passed;
@@ -65,13 +59,13 @@ export function submissionsTable(
 /**
  * `/submissions [task]`: for instructors (role `instructor` or `admin`), every student's latest
  * and best lab check on this platform as a table image; students are told politely to use
- * `/history`.
+ * `/history` (`lab.instructors_only`), and do not see it in `/help`.
  */
 export default {
   name: 'submissions',
   description: {
-    en: "instructors: students' lab checks",
-    ru: 'для преподавателей: проверки лабораторных студентов',
+    en: "students' lab checks: the latest and the best per task",
+    ru: 'проверки лабораторных студентов: последняя и лучшая по заданию',
   },
   usage: { en: '[task]', ru: '[задание]' },
   options: [
@@ -81,10 +75,9 @@ export default {
       description: { en: 'only this lab task', ru: 'только это задание' },
     },
   ],
+  role: 'instructor',
+  refusal: 'lab.instructors_only',
   async execute(ctx, services) {
-    if (!isInstructor(ctx.storedUser.role)) {
-      throw new UserError('lab.instructors_only', `user ${ctx.user.id} is not an instructor`);
-    }
     const arg = ctx.args.trim().split(/\s+/)[0] || undefined;
     const task = arg === undefined ? undefined : labTask(arg).id;
     const rows = (await services.labSubmissions?.listAll(ctx.platform, task)) ?? [];

@@ -146,6 +146,29 @@ describe('roles', () => {
     expect(admin.out.texts[0]).toContain('Admin commands:\n/grant');
   });
 
+  it("refuses a student's /submissions with its own advice and a log line, and lists it only to instructors", async () => {
+    const { core, store, lines } = setup();
+    const { ctx, out } = tg('9', '/submissions lenet');
+    await core.handle(ctx);
+    expect(out.texts).toEqual([
+      '/submissions is for instructors. Your own attempts are listed in /history.',
+    ]);
+    expect(lines.join('')).toContain('refused: role required');
+    expect(store.submissions.rows.at(-1)).toEqual(
+      expect.objectContaining({ command: 'submissions', errorCode: 'lab.instructors_only' }),
+    );
+    const line = "/submissions [task]: students' lab checks: the latest and the best per task";
+    const student = tg('9', '/help');
+    await core.handle(student.ctx);
+    expect(student.out.texts[0]).not.toContain('/submissions');
+    const admin = tg('1', '/help');
+    await core.handle(admin.ctx);
+    const instructors = (admin.out.texts[0] ?? '')
+      .split('Instructor commands:\n')[1]
+      ?.split('Admin commands:')[0];
+    expect(instructors).toContain(line);
+  });
+
   it('the web operator (vouched for by the adapter) is admin; other web users are students', async () => {
     const { core } = setup([]);
     const op = fakeContext({ text: '/grant student2 instructor', operator: true });
