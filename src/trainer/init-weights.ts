@@ -8,6 +8,9 @@ import { loadModel } from '../ml/model-io.ts';
 import { readModelMeta, type ModelMeta } from '../ml/model-meta.ts';
 import { hostWeights, type HostTensor } from './train.ts';
 
+/** What `meta.json` records of the model a run started from (`training.initFrom`). */
+export type InitFromRecord = NonNullable<NonNullable<ModelMeta['training']>['initFrom']>;
+
 /** A saved model's weights as host copies, with their digest and what its `meta.json` says. */
 export interface InitialWeights {
   /** The folder they were read from. */
@@ -16,8 +19,8 @@ export interface InitialWeights {
   readonly weights: readonly HostTensor[];
   /** SHA-256 (hex) of every weight's shape and float32 bytes, in order. */
   readonly sha256: string;
-  /** The folder's `meta.json`, when it has a valid one. */
-  readonly meta?: ModelMeta;
+  /** The record for the new model's `meta.json`: the digest, and what the folder's says. */
+  readonly record: InitFromRecord;
 }
 
 /**
@@ -45,8 +48,16 @@ export async function readInitialWeights(dir: string): Promise<InitialWeights> {
   const model = await loadModel(dir);
   try {
     const weights = await hostWeights(model.weights);
+    const sha256 = weightsDigest(weights);
     const meta = await readModelMeta(dir).catch(() => undefined);
-    return { dir, weights, sha256: weightsDigest(weights), ...(meta ? { meta } : {}) };
+    const t = meta?.training;
+    const record: InitFromRecord = {
+      sha256,
+      ...(meta?.testAccuracy !== undefined ? { testAccuracy: meta.testAccuracy } : {}),
+      ...(t ? { epochs: t.epochs, seconds: t.seconds } : {}),
+      ...(t?.command !== undefined ? { command: t.command } : {}),
+    };
+    return { dir, weights, sha256, record };
   } finally {
     model.dispose();
   }

@@ -34,7 +34,7 @@ import {
   type TrainingJobSpecInput,
   type TrainingSettings,
 } from './job-spec.ts';
-import { readInitialWeights } from './init-weights.ts';
+import { readInitialWeights, type InitFromRecord } from './init-weights.ts';
 import { RECIPES, SCHEDULES, type Recipe } from './recipes.ts';
 import {
   evaluateClassifier,
@@ -76,10 +76,10 @@ export interface TrainBeginInfo {
   /** The equivalent `bin/cnn-classroom train` command, as recorded in `meta.json`. */
   readonly command: string;
   /**
-   * The saved model whose weights start the run (`spec.initFrom`), with its test accuracy when
-   * its `meta.json` gives one. A resumed run goes on from its checkpoint's weights instead.
+   * The saved model whose weights start the run (`spec.initFrom`): its folder, and what the new
+   * `meta.json` will record of it. A resumed run goes on from its checkpoint's weights instead.
    */
-  readonly initFrom?: { readonly dir: string; readonly testAccuracy?: number };
+  readonly initFrom?: { readonly dir: string } & InitFromRecord;
   /** The checkpoint resumed, with the epochs it had done. */
   readonly resumed?: { readonly dir: string; readonly epochsDone: number };
   /** Why a checkpoint found in `checkpointDir` was not resumed (it is replaced after an epoch). */
@@ -431,16 +431,7 @@ export async function runTrainingJob(
       epochs,
       settings,
       command,
-      ...(init
-        ? {
-            initFrom: {
-              dir: init.dir,
-              ...(init.meta?.testAccuracy !== undefined
-                ? { testAccuracy: init.meta.testAccuracy }
-                : {}),
-            },
-          }
-        : {}),
+      ...(init ? { initFrom: { dir: init.dir, ...init.record } } : {}),
       ...(resume && checkpointDir
         ? { resumed: { dir: checkpointDir, epochsDone: resume.epochsDone } }
         : {}),
@@ -510,25 +501,7 @@ export async function runTrainingJob(
         ),
         workers,
         command,
-        ...(init
-          ? {
-              initFrom: {
-                sha256: init.sha256,
-                ...(init.meta?.testAccuracy !== undefined
-                  ? { testAccuracy: init.meta.testAccuracy }
-                  : {}),
-                ...(init.meta?.training
-                  ? {
-                      epochs: init.meta.training.epochs,
-                      seconds: init.meta.training.seconds,
-                      ...(init.meta.training.command !== undefined
-                        ? { command: init.meta.training.command }
-                        : {}),
-                    }
-                  : {}),
-              },
-            }
-          : {}),
+        ...(init ? { initFrom: init.record } : {}),
       },
       ...(quantization ? { quantization } : {}),
     };
