@@ -328,6 +328,19 @@ export async function runTrainingJob(
     );
   }
   const backend = await initBackend({ backend: options.backend });
+  // Starting weights are read and checked before any data is loaded: a wrong folder fails at once.
+  const init = job.initFrom === undefined ? undefined : await readInitialWeights(job.initFrom);
+  if (init) {
+    const probe = recipe.build(job.seed);
+    const mismatch = weightsMismatch(probe, init.weights, init.dir);
+    probe.dispose();
+    if (mismatch) {
+      throw new Error(
+        `invalid training job: the weights of ${init.dir} do not fit ${job.model} (${recipe.architecture}): ${mismatch}`,
+      );
+    }
+    signal?.throwIfAborted();
+  }
   const dataset = job.dataset ?? recipe.dataset;
   const locate = job.sharedDataDir === undefined ? {} : { sharedDataDir: job.sharedDataDir };
   let train = await loadDataset(dataset, 'train', job.dataDir, locate);
@@ -347,8 +360,6 @@ export async function runTrainingJob(
       .digest('hex');
     signal?.throwIfAborted();
   }
-  const init = job.initFrom === undefined ? undefined : await readInitialWeights(job.initFrom);
-  signal?.throwIfAborted();
   const augments = recipe.augment !== undefined;
   const hasOutliers = recipe.outliers !== undefined;
   const base: Omit<TrainingSettings, 'workers'> = {
@@ -403,15 +414,7 @@ export async function runTrainingJob(
         `invalid training job: ${dataset} images are ${train.height}x${train.width}x${train.channels}, ${job.model} takes ${h}x${w}x${c}`,
       );
     }
-    if (init) {
-      const mismatch = weightsMismatch(model, init.weights, init.dir);
-      if (mismatch) {
-        throw new Error(
-          `invalid training job: the weights of ${init.dir} do not fit ${job.model} (${recipe.architecture}): ${mismatch}`,
-        );
-      }
-      setHostWeights(model, init.weights); // a resumed checkpoint's weights replace them
-    }
+    if (init) setHostWeights(model, init.weights); // a resumed checkpoint's weights replace them
     const decision: ResumeDecision =
       job.resume && checkpointDir
         ? await resumableCheckpoint(checkpointDir, fingerprint, model, (other) => {

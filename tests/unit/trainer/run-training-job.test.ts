@@ -207,7 +207,7 @@ describe('runTrainingJob', () => {
     );
   });
 
-  it('refuses to start from a saved model of another architecture, before training, naming the weight that differs', async () => {
+  it('refuses to start from a saved model of another architecture, before loading any data, naming the weight that differs', async () => {
     const other = tf.sequential({
       layers: [tf.layers.dense({ inputShape: [4], units: 3, activation: 'softmax' })],
     });
@@ -216,7 +216,8 @@ describe('runTrainingJob', () => {
     other.dispose();
     const before = tf.memory().numTensors;
     const { events, callbacks } = recorder();
-    const spec = { ...lenetSpec('init-other', 1), initFrom: dir };
+    // No data where it points: the starting weights are refused before the data is looked for.
+    const spec = { ...lenetSpec('init-other', 1), initFrom: dir, dataDir: path.join(root, 'none') };
 
     await expect(runTrainingJob(spec, { onProgress: callbacks })).rejects.toThrow(
       `invalid training job: the weights of ${dir} do not fit lenet-mnist (lenet): ${dir} holds 2 weights, the model has 10`,
