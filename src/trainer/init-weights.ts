@@ -4,6 +4,7 @@
  * "SGDR"). Only the weights are taken; the optimizer's moments start afresh.
  */
 import { createHash } from 'node:crypto';
+import { UserError } from '../errors.ts';
 import { loadModel } from '../ml/model-io.ts';
 import { readModelMeta, type ModelMeta } from '../ml/model-meta.ts';
 import { hostWeights, type HostTensor } from './train.ts';
@@ -42,10 +43,20 @@ export function weightsDigest(weights: readonly HostTensor[]): string {
  *
  * @param dir a model folder holding `model.json` and its weight shards (`meta.json` optional).
  * @returns the weights, disposed of in the engine: only host copies remain.
- * @throws {Error} naming `dir` when the folder, `model.json` or a shard is missing or corrupt.
+ * @throws {UserError} `model.missing_files` naming `dir` and the file when the folder,
+ *   `model.json` or a shard is missing, unreadable or corrupt (a typed path, not a crash).
  */
 export async function readInitialWeights(dir: string): Promise<InitialWeights> {
-  const model = await loadModel(dir);
+  let model: Awaited<ReturnType<typeof loadModel>>;
+  try {
+    model = await loadModel(dir);
+  } catch (e) {
+    throw new UserError(
+      'model.missing_files',
+      `the starting weights cannot be read: ${(e as Error).message}`,
+      { model: dir },
+    );
+  }
   try {
     const weights = await hostWeights(model.weights);
     const sha256 = weightsDigest(weights);

@@ -9,6 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import type * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
+import { UserError } from '../errors.ts';
 import { renderLearningCurves } from '../imaging/curves.ts';
 import { logger } from '../logger.ts';
 import { initBackend, type BackendName } from '../ml/backend.ts';
@@ -304,7 +305,9 @@ export function parseTrainingJobSpec(input: TrainingJobSpecInput): TrainingJobSp
  * @returns the metrics and the model's folder.
  * @throws {Error} for an invalid spec (every problem named), an unknown model, a data set of
  *   another image shape than the model's, or extra data of unknown classes.
- * @throws {UserError} of the data set loaders (`dataset.missing`, `dataset.corrupt`...).
+ * @throws {UserError} of the data set loaders (`dataset.missing`, `dataset.corrupt`...);
+ *   `model.missing_files` when `spec.initFrom` cannot be read, `argument.invalid` when its
+ *   weights do not fit the model's architecture (both before any data is loaded).
  * @throws the signal's reason (an `AbortError` `DOMException` by default) when aborted.
  * @example
  * const { modelDir, metrics } = await runTrainingJob(
@@ -335,8 +338,10 @@ export async function runTrainingJob(
     const mismatch = weightsMismatch(probe, init.weights, init.dir);
     probe.dispose();
     if (mismatch) {
-      throw new Error(
+      throw new UserError(
+        'argument.invalid',
         `invalid training job: the weights of ${init.dir} do not fit ${job.model} (${recipe.architecture}): ${mismatch}`,
+        { value: init.dir, usage: `a saved ${recipe.architecture} model's folder` },
       );
     }
     signal?.throwIfAborted();

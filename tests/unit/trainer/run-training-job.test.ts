@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -219,15 +219,29 @@ describe('runTrainingJob', () => {
     // No data where it points: the starting weights are refused before the data is looked for.
     const spec = { ...lenetSpec('init-other', 1), initFrom: dir, dataDir: path.join(root, 'none') };
 
-    await expect(runTrainingJob(spec, { onProgress: callbacks })).rejects.toThrow(
-      `invalid training job: the weights of ${dir} do not fit lenet-mnist (lenet): ${dir} holds 2 weights, the model has 10`,
-    );
+    await expect(runTrainingJob(spec, { onProgress: callbacks })).rejects.toMatchObject({
+      name: 'UserError',
+      id: 'argument.invalid',
+      message: `invalid training job: the weights of ${dir} do not fit lenet-mnist (lenet): ${dir} holds 2 weights, the model has 10`,
+    });
     expect(events).toEqual([]);
     expect(tf.memory().numTensors).toBe(before);
     await expect(readdir(spec.checkpointDir!)).rejects.toMatchObject({ code: 'ENOENT' });
-    await expect(runTrainingJob({ ...spec, initFrom: path.join(root, 'nowhere') })).rejects.toThrow(
-      /nowhere/,
-    );
+    // A missing, empty or damaged folder is the user's input too: one clear error, no stack.
+    const nowhere = path.join(root, 'nowhere');
+    await expect(runTrainingJob({ ...spec, initFrom: nowhere })).rejects.toMatchObject({
+      name: 'UserError',
+      id: 'model.missing_files',
+      message: `the starting weights cannot be read: Cannot load model from ${nowhere}: ${path.join(nowhere, 'model.json')} does not exist.`,
+    });
+    const damaged = path.join(root, 'init-other', 'damaged');
+    await mkdir(damaged, { recursive: true });
+    await writeFile(path.join(damaged, 'model.json'), '{"modelTopology": ');
+    await expect(runTrainingJob({ ...spec, initFrom: damaged })).rejects.toMatchObject({
+      id: 'model.missing_files',
+      message: expect.stringContaining(path.join(damaged, 'model.json')) as unknown,
+    });
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('refuses an already aborted signal before loading anything', async () => {
