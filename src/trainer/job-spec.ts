@@ -187,6 +187,38 @@ export function parseSettingsFingerprint(fingerprint: string): TrainingSettings 
 }
 
 /**
+ * What differs between the settings of a checkpoint found (`theirs`) and those of this run
+ * (`ours`), in words, for the message that explains why the checkpoint is not resumed: the
+ * starting weights by digest (`<sha256 0123456789ab>`, or "fresh"), any other setting as
+ * `name X (now Y)`. Empty when they are equal.
+ */
+export function settingsDifference(theirs: TrainingSettings, ours: TrainingSettings): string {
+  const digest = (d: string | undefined): string =>
+    d === undefined ? 'fresh weights' : `the weights <sha256 ${d.slice(0, 12)}>`;
+  const keys = new Set([
+    ...Object.keys(theirs),
+    ...Object.keys(ours),
+  ] as (keyof TrainingSettings)[]);
+  const parts: string[] = [];
+  for (const key of keys) {
+    const [a, b] = [theirs[key], ours[key]];
+    if (a === b) continue;
+    if (key === 'initFrom') {
+      parts.push(
+        `it started from ${digest(a as string | undefined)}, this run from ${digest(b as string | undefined)}`,
+      );
+    } else if (key === 'extraData') {
+      parts.push(`other extra data`);
+    } else {
+      parts.push(
+        `${key} ${a === undefined ? 'unset' : String(a)} (now ${b === undefined ? 'unset' : String(b)})`,
+      );
+    }
+  }
+  return parts.join('; ');
+}
+
+/**
  * The `bin/cnn-classroom train` command line that trains with `s` (recorded in `meta.json`
  * as `training.command`, in the form earlier versions recorded it). Folders are left out; a run
  * with extra data or starting weights names them by digest only, as the command line cannot give

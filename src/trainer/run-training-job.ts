@@ -28,6 +28,7 @@ import { loadDataset } from './datasets/load.ts';
 import type { DatasetName } from './datasets/types.ts';
 import {
   parseSettingsFingerprint,
+  settingsDifference,
   settingsFingerprint,
   trainCommand,
   trainingJobSpecSchema,
@@ -424,7 +425,9 @@ export async function runTrainingJob(
       job.resume && checkpointDir
         ? await resumableCheckpoint(checkpointDir, fingerprint, model, (other) => {
             const s = parseSettingsFingerprint(other);
-            return s ? commandOf(s) : other;
+            if (!s) return other;
+            const why = settingsDifference(s, settings);
+            return why ? `${commandOf(s)}; ${why}` : commandOf(s);
           })
         : {};
     const resume = decision.checkpoint;

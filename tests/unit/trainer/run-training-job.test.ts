@@ -11,6 +11,7 @@ import { readInitialWeights } from '../../../src/trainer/init-weights.ts';
 import {
   runTrainingJob,
   trainingJobSpecSchema,
+  type TrainBeginInfo,
   type TrainingCallbacks,
   type TrainingJobSpecInput,
 } from '../../../src/trainer/run-training-job.ts';
@@ -205,6 +206,32 @@ describe('runTrainingJob', () => {
     expect(meta.training?.command).toBe(
       `bin/cnn-classroom train lenet-mnist --epochs 1 --batch 30 --lr 1e-12 --schedule cosine --patience 0 --seed 11 --validation-split 0.25 --workers 1 --no-augment --no-outliers --init-from <sha256 ${digest.slice(0, 12)}>`,
     );
+
+    // Other starting weights with the same checkpoint folder: that run's checkpoint is not
+    // resumed, and the reason names both starting points (stopped as soon as it is reported).
+    const freshDigest = (await readInitialWeights(fresh.modelDir)).sha256;
+    const stop = new AbortController();
+    let notResumed: TrainBeginInfo['notResumed'];
+    await expect(
+      runTrainingJob(
+        { ...lenetSpec('init-warm', 1), ...tiny, initFrom: fresh.modelDir },
+        {
+          signal: stop.signal,
+          onProgress: {
+            onTrainBegin: (i) => {
+              notResumed = i.notResumed;
+              stop.abort();
+            },
+          },
+        },
+      ),
+    ).rejects.toMatchObject({ name: 'AbortError' });
+    expect(notResumed).toEqual({
+      dir: lenetSpec('init-warm', 1).checkpointDir,
+      reason: 'other-settings',
+      detail: `${warm.command}; it started from the weights <sha256 ${digest.slice(0, 12)}>, this run from the weights <sha256 ${freshDigest.slice(0, 12)}>`,
+    });
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('refuses to start from a saved model of another architecture, before loading any data, naming the weight that differs', async () => {
