@@ -122,6 +122,8 @@ describe('train (CLI)', () => {
     expect(otherLr.stdout).toMatch(
       /not resuming .*mobilenet-fashion: it holds a run of other settings \(bin\/cnn-classroom train mobilenet-fashion --epochs 1 --batch 32 --lr 0\.003 /,
     );
+    // ...and what differs, so the user need not compare two command lines.
+    expect(otherLr.stdout).toMatch(/; learningRate 0\.003 \(now 0\.01\)\); it will be replaced/);
     expect(otherLr.stdout).toMatch(/^epoch 1:/m);
 
     // The same settings, but the checkpoint's weights are of another shape.
