@@ -46,6 +46,20 @@ interface TrainFlags {
   initFrom?: string;
 }
 
+/**
+ * What `train` says when Ctrl-C stopped it: nothing written when it stopped while loading; where the same command resumes from when this run
+ * has a checkpoint (resumed, or an epoch saved since), or that it has none yet: the same command
+ * then starts afresh (a checkpoint of another run found there is still that run's).
+ */
+export function stoppedMessage(
+  checkpointDir: string,
+  run: { readonly began: boolean; readonly checkpointed: boolean; readonly otherRunKept: boolean },
+): string {
+  if (!run.began) return 'stopped before training began; nothing was written';
+  if (run.checkpointed) return `stopped; the same command resumes from ${checkpointDir}`;
+  return `stopped before the first epoch ended: no checkpoint of this run to resume, the same command starts afresh${run.otherRunKept ? ` (${checkpointDir} still holds the other run's checkpoint)` : ''}`;
+}
+
 /** `train <model>`: trains a shipped model from scratch on its full data set. */
 export function registerTrain(program: Command, config: Config): void {
   program
@@ -126,9 +140,16 @@ export function registerTrain(program: Command, config: Config): void {
         Presets.shades_classic,
       );
       let epochs = 0;
+      // Whether this run has a checkpoint to resume (a resumed one, or an epoch saved since).
+      let began = false;
+      let checkpointed = false;
+      let otherRunKept = false;
       const progress: TrainingCallbacks = {
         onTrainBegin: (info) => {
           epochs = info.epochs;
+          began = true;
+          checkpointed = info.resumed !== undefined;
+          otherRunKept = info.notResumed?.reason === 'other-settings';
           if (info.workersIgnored) {
             console.log(
               `--workers ignored: worker threads run the wasm backend, not ${info.backend}`,
@@ -169,6 +190,9 @@ export function registerTrain(program: Command, config: Config): void {
         onEpochBegin: (p) =>
           bar.start(p.batches, 0, { epoch: p.epoch + 1, epochs, loss: '-', acc: '-' }),
         onBatchEnd: (p) => bar.update(p.batch, { loss: p.loss.toFixed(4), acc: p.acc.toFixed(4) }),
+        onCheckpoint: () => {
+          checkpointed = true;
+        },
         onEpochEnd: (r) => {
           bar.stop();
           console.log(
@@ -219,7 +243,11 @@ export function registerTrain(program: Command, config: Config): void {
       } catch (e) {
         if (abort.signal.aborted) {
           console.log(
-            `stopped; the same command resumes from ${path.join(flags.checkpointDir, id)}`,
+            stoppedMessage(path.join(flags.checkpointDir, id), {
+              began,
+              checkpointed,
+              otherRunKept,
+            }),
           );
           process.exitCode = 130;
           return;
