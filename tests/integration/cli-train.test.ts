@@ -171,6 +171,8 @@ describe('train (CLI)', () => {
         ['mobilenet-fashion', '--batch', '8', '--workers', '9'],
         /--workers 9 cannot split a batch of 8/,
       ],
+      // An empty path (an unset shell variable) is not a fresh start.
+      [['mobilenet-fashion', '--init-from', ''], /--init-from needs a saved model's folder/],
     ] as const;
     for (const [args, message] of bad) {
       const run = await train([...args]);

@@ -130,6 +130,10 @@ export function registerTrain(program: Command, config: Config): void {
           `error: --workers ${flags.workers} cannot split a batch of ${batchSize} (at most one worker per image)`,
         );
       }
+      if (flags.initFrom !== undefined && flags.initFrom.trim() === '') {
+        // An empty path (an unset shell variable) must not silently mean a fresh start.
+        cmd.error("error: --init-from needs a saved model's folder (one holding model.json)");
+      }
       const bar = new SingleBar(
         {
           format:
@@ -175,7 +179,7 @@ export function registerTrain(program: Command, config: Config): void {
           }
           if (info.resumed) {
             console.log(
-              `resuming from ${info.resumed.dir}: ${info.resumed.epochsDone} of ${info.epochs} epochs done`,
+              `resuming from ${info.resumed.dir}: ${info.resumed.epochsDone} of ${info.epochs} epochs done${info.initFrom ? ` (a run started from the weights of ${info.initFrom.dir})` : ''}`,
             );
           }
           if (info.extra) {
@@ -233,7 +237,7 @@ export function registerTrain(program: Command, config: Config): void {
             outputDir: path.join(flags.out ?? config.MODELS_DIR, id),
             checkpointDir: path.join(flags.checkpointDir, id),
             resume: flags.resume,
-            ...(flags.initFrom ? { initFrom: flags.initFrom } : {}),
+            ...(flags.initFrom !== undefined ? { initFrom: flags.initFrom } : {}),
             force: flags.force,
             quantizeAboveBytes: flags.quantize ? flags.quantizeAbove : null,
             ...(flags.extraData ? { extraData: { dir: flags.extraData } } : {}),
