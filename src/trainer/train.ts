@@ -453,6 +453,10 @@ export async function trainClassifier(
           loss: lossSum / seen,
           acc: accSum / seen,
         });
+        // On one thread a batch's awaits are microtasks only: let the event loop run once so an
+        // abort arriving as an event (SIGINT, a timer, a request) is seen after this batch, not
+        // at the end of the epoch. Costs microseconds a batch.
+        if (opt.signal) await new Promise<void>((resolve) => setImmediate(resolve));
         opt.signal?.throwIfAborted();
       }
       const seconds = (performance.now() - te) / 1000;

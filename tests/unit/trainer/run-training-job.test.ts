@@ -157,6 +157,20 @@ describe('runTrainingJob', () => {
     expect(resumed.metrics.testAccuracy).toBe(whole.metrics.testAccuracy);
   });
 
+  it('stops within a batch of an abort that arrives as an event (Ctrl-C, a timer) on one thread, not at the end of the epoch', async () => {
+    const spec = lenetSpec('abort-event', 2);
+    const controller = new AbortController();
+    // As SIGINT reaches the CLI: an event of the loop, not a call from inside the training loop.
+    const run = recorder((epoch, batch) => {
+      if (epoch === 0 && batch === 1) setImmediate(() => controller.abort());
+    });
+    await expect(
+      runTrainingJob(spec, { signal: controller.signal, onProgress: run.callbacks }),
+    ).rejects.toMatchObject({ name: 'AbortError' });
+    // Seen right after the batch during which it arrived (it was the first: 5 of 6 left undone).
+    expect(run.events.slice(1)).toEqual(['epoch-begin 0 of 2, 6', ...batchEvents(0, 1)]);
+  });
+
   it("starts from a saved model's weights (initFrom): too small a learning rate to move them keeps the saved model's weights and test accuracy", async () => {
     const source = await runTrainingJob(lenetSpec('init-source', 1));
     const sourceWeights = new Float32Array(
