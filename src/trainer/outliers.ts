@@ -121,12 +121,16 @@ export async function renderWords(count: number, seed: string): Promise<Buffer[]
  * CIFAR-10 *training* images (so their test sets stay held out for calibration) and rendered
  * words, all through the photo pipeline. Data sets that are not available are skipped with a
  * warning.
+ * @param signal checked between the steps (each data set, the words): Ctrl-C need not wait for
+ *   the whole set to be built.
+ * @throws the signal's reason (an `AbortError` `DOMException` by default) when aborted.
  */
 export async function buildDigitOutliers(
   dataDir: string,
   perSource: number,
   perBatch: number,
   locate: LocateOptions = {},
+  signal?: AbortSignal,
 ): Promise<OutlierSet> {
   const parts: Float32Array[] = [];
   const sources: [DatasetName, DatasetSplit][] = [
@@ -134,6 +138,8 @@ export async function buildDigitOutliers(
     ['cifar-10', 'train'],
   ];
   for (const [name, split] of sources) {
+    // Building takes a while (CIFAR-10 loaded, images through the pipeline): Ctrl-C between steps.
+    signal?.throwIfAborted();
     try {
       const data = await loadDataset(name, split, dataDir, locate);
       const p = await datasetThroughPipeline(data, perSource, `oe-${name}`);
@@ -146,6 +152,7 @@ export async function buildDigitOutliers(
       );
     }
   }
+  signal?.throwIfAborted();
   const words = await pngsThroughPipeline(await renderWords(perSource, 'oe-words'));
   parts.push(words.inputs);
   const count = parts.reduce((s, p) => s + p.length / 784, 0);

@@ -35,7 +35,11 @@ export interface Recipe {
   /** Augmenting batch filler, when the recipe augments. */
   readonly augment?: (data: LabelledImages) => BatchFiller;
   /** Outlier Exposure set, when the recipe trains with one (see `TrainOptions.outliers`). */
-  readonly outliers?: (dataDir: string, locate?: LocateOptions) => Promise<OutlierSet>;
+  readonly outliers?: (
+    dataDir: string,
+    locate?: LocateOptions,
+    signal?: AbortSignal,
+  ) => Promise<OutlierSet>;
   /** Whether `train` calibrates a "not one of the classes" criterion (digit models). */
   readonly calibrateOod?: boolean;
 }
@@ -129,7 +133,7 @@ export const RECIPES: Readonly<Record<string, Recipe>> = {
       schedule: 'cosine',
     },
     augment: digitAugment,
-    outliers: (dataDir, locate) => buildDigitOutliers(dataDir, 4000, 8, locate),
+    outliers: (dataDir, locate, signal) => buildDigitOutliers(dataDir, 4000, 8, locate, signal),
     calibrateOod: true,
   },
   /**
@@ -155,7 +159,7 @@ export const RECIPES: Readonly<Record<string, Recipe>> = {
       schedule: 'cosine',
     },
     augment: (data) => photoDigitFiller(data, WIDE_PHOTO_AUGMENT),
-    outliers: (dataDir) => buildDigitOutliers(dataDir, 4000, 16),
+    outliers: (dataDir, _locate, signal) => buildDigitOutliers(dataDir, 4000, 16, {}, signal),
     calibrateOod: true,
   },
   'alexnet-cifar10': {

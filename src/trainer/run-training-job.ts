@@ -449,7 +449,9 @@ export async function runTrainingJob(
       ...(!decision.checkpoint && decision.notResumed ? { notResumed: decision.notResumed } : {}),
     });
     const outliers =
-      settings.outliers && recipe.outliers ? await recipe.outliers(job.dataDir, locate) : undefined;
+      settings.outliers && recipe.outliers
+        ? await recipe.outliers(job.dataDir, locate, signal)
+        : undefined;
     signal?.throwIfAborted();
     const result = await trainClassifier(model, train, {
       epochs,
