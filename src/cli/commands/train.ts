@@ -47,9 +47,10 @@ interface TrainFlags {
 }
 
 /**
- * What `train` says when Ctrl-C stopped it: nothing written when it stopped while loading; where the same command resumes from when this run
- * has a checkpoint (resumed, or an epoch saved since), or that it has none yet: the same command
- * then starts afresh (a checkpoint of another run found there is still that run's).
+ * What `train` says when Ctrl-C stopped it: nothing written when it stopped while loading; where
+ * the same command resumes from when this run has a checkpoint (resumed, or an epoch saved
+ * since); or that it has none yet, so the same command starts afresh (a checkpoint of another run
+ * found there is still that run's).
  */
 export function stoppedMessage(
   checkpointDir: string,
