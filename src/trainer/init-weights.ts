@@ -18,9 +18,10 @@ export interface InitialWeights {
   readonly dir: string;
   /** Float32 host copies in `model.weights` order (trainable, then non-trainable). */
   readonly weights: readonly HostTensor[];
-  /** SHA-256 (hex) of every weight's shape and float32 bytes, in order. */
-  readonly sha256: string;
-  /** The record for the new model's `meta.json`: the digest, and what the folder's says. */
+  /**
+   * The record for the new model's `meta.json`: the digest ({@link weightsDigest}), and what the
+   * folder's `meta.json` says.
+   */
   readonly record: InitFromRecord;
 }
 
@@ -59,16 +60,15 @@ export async function readInitialWeights(dir: string): Promise<InitialWeights> {
   }
   try {
     const weights = await hostWeights(model.weights);
-    const sha256 = weightsDigest(weights);
     const meta = await readModelMeta(dir).catch(() => undefined);
     const t = meta?.training;
     const record: InitFromRecord = {
-      sha256,
+      sha256: weightsDigest(weights),
       ...(meta?.testAccuracy !== undefined ? { testAccuracy: meta.testAccuracy } : {}),
       ...(t ? { epochs: t.epochs, seconds: t.seconds } : {}),
       ...(t?.command !== undefined ? { command: t.command } : {}),
     };
-    return { dir, weights, sha256, record };
+    return { dir, weights, record };
   } finally {
     model.dispose();
   }

@@ -381,7 +381,7 @@ export async function runTrainingJob(
     augment: job.augment && augments,
     outliers: job.outliers && hasOutliers,
     ...(extraDigest !== undefined ? { extraData: extraDigest } : {}),
-    ...(init ? { initFrom: init.sha256 } : {}),
+    ...(init ? { initFrom: init.record.sha256 } : {}),
   };
   const commandOf = (s: TrainingSettings): string =>
     trainCommand(s, { dataset: recipe.dataset, augments, outliers: hasOutliers });

@@ -202,7 +202,7 @@ describe('runTrainingJob', () => {
 
     // The starting weights are part of the settings (a checkpoint of a fresh run is not resumed)
     // and of the record.
-    const digest = (await readInitialWeights(source.modelDir)).sha256;
+    const digest = (await readInitialWeights(source.modelDir)).record.sha256;
     expect(digest).toMatch(/^[0-9a-f]{64}$/);
     expect(warm.settings.initFrom).toBe(digest);
     expect(
@@ -223,7 +223,7 @@ describe('runTrainingJob', () => {
 
     // Other starting weights with the same checkpoint folder: that run's checkpoint is not
     // resumed, and the reason names both starting points (stopped as soon as it is reported).
-    const freshDigest = (await readInitialWeights(fresh.modelDir)).sha256;
+    const freshDigest = (await readInitialWeights(fresh.modelDir)).record.sha256;
     const stop = new AbortController();
     let notResumed: TrainBeginInfo['notResumed'];
     await expect(
